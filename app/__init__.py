@@ -1,0 +1,104 @@
+"""The application factory. The only module-level app object lives in wsgi.py."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from app.extensions import csrf, db, login_manager, migrate
+
+
+def create_app(config: str | dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app.
+
+    ``config`` is an environment name ("development", "test", "production"), a dict of
+    settings (merged over the test or development defaults by the caller), or None to
+    follow ``APP_ENV``.
+    """
+    from config import INSTANCE_DIR, config_for
+
+    app = Flask(
+        __name__,
+        template_folder="../templates",
+        static_folder="../static",
+        instance_path=str(INSTANCE_DIR),
+    )
+    if isinstance(config, dict):
+        base = config_for(config.get("ENV_NAME", "test"))
+        base.update(config)
+        app.config.from_mapping(base)
+    else:
+        app.config.from_mapping(config_for(config))
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_template_helpers(app)
+    register_commands(app)
+    from app.core.errors import register_error_handlers
+
+    register_error_handlers(app)
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extension singletons to ``app``."""
+    from app import models  # noqa: F401  (every table known before migrations or queries)
+
+    db.init_app(app)
+    with app.app_context():
+        _tune_sqlite(app)
+    migrate.init_app(app, db, render_as_batch=True)  # batch mode: SQLite can alter tables
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    from app.accounts.loading import configure_login
+
+    configure_login(login_manager)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount each area's blueprint."""
+    from app.accounts.views import bp as accounts_bp
+    from app.core.views import bp as core_bp
+    from app.admin import bp as admin_bp
+    from app.api import register_api
+    from app.shop.views import bp as shop_bp
+    from app.wechat.views import bp as wechat_bp
+
+    app.register_blueprint(core_bp)
+    app.register_blueprint(shop_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(wechat_bp)
+    register_api(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    """Filters and globals every template can use."""
+    from app.core.money import format_yuan
+
+    app.add_template_filter(format_yuan, "yuan")
+
+
+def register_commands(app: Flask) -> None:
+    """Attach the CLI commands of interfaces.md (``flask --app wsgi ...``)."""
+    from app.cli import register
+
+    register(app)
+
+
+def _tune_sqlite(app: Flask) -> None:
+    """SQLite only: enforce foreign keys and wait for locks instead of failing at once."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    @event.listens_for(db.engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()

@@ -1,0 +1,1 @@
+"""Customers (WeChat OAuth sign-in), merchant staff and Open API tokens."""

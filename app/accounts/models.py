@@ -1,0 +1,104 @@
+"""People who sign in: customers (WeChat fans) and merchant staff; Open API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import DateTime, String
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.core.time import utcnow
+from app.extensions import db
+
+STAFF_ROLES = ("owner", "staff")
+
+
+class User(UserMixin, db.Model):
+    """A customer, known by the openid WeChat OAuth gave us (and unionid when present)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), unique=True)
+    unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    nickname: Mapped[str] = mapped_column(String(64), default="")
+    avatar_url: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    is_staff = False
+
+    def get_id(self) -> str:
+        """Flask-Login id: prefixed, so a customer id never loads a staff account."""
+        return f"user:{self.id}"
+
+    @property
+    def display_name(self) -> str:
+        """The nickname, or a neutral name when WeChat gave none (snsapi_base)."""
+        return self.nickname or f"微信用户{self.id}"
+
+
+class Staff(UserMixin, db.Model):
+    """A merchant staff account for the admin site."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="staff")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    is_staff = True
+
+    def get_id(self) -> str:
+        """Flask-Login id, prefixed to keep staff and customers apart."""
+        return f"staff:{self.id}"
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive accounts
+        return self.active
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash of ``password`` (werkzeug's scrypt)."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Whether ``password`` matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+
+class ApiToken(db.Model):
+    """A bearer token for the merchant Open API. Only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @staticmethod
+    def hash(token: str) -> str:
+        """The stored form of a token."""
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, name: str) -> tuple[ApiToken, str]:
+        """Make a token row (added to the session, not committed) and return it with the secret."""
+        secret = "sk_" + secrets.token_urlsafe(32)
+        row = cls(name=name, token_hash=cls.hash(secret))
+        db.session.add(row)
+        return row, secret

@@ -1,0 +1,1 @@
+"""Categories, products, images and SKUs, and the services that change them."""

@@ -1,0 +1,70 @@
+"""CLI commands of interfaces.md: ``flask --app wsgi COMMAND``.
+
+Each command is an edge: it commits once, at the end, like a request does.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from app.extensions import db
+
+
+def register(app: Flask) -> None:
+    """Attach every command to ``app.cli``."""
+
+    @app.cli.command("create-staff")
+    @click.argument("username")
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--role", type=click.Choice(["owner", "staff"]), default="staff")
+    def create_staff(username: str, password: str, role: str) -> None:
+        """Add a merchant staff account (or reset its password and role)."""
+        from app.accounts.services import StaffError, upsert_staff
+
+        try:
+            staff, created = upsert_staff(username, password, role)
+        except StaffError as exc:
+            raise click.ClickException(str(exc)) from None
+        db.session.commit()
+        click.echo(f"{'created' if created else 'updated'} staff {staff.username} ({staff.role})")
+
+    @app.cli.command("create-api-token")
+    @click.argument("name")
+    def create_api_token(name: str) -> None:
+        """Print a new Open API bearer token (shown once; only its hash is stored)."""
+        from app.accounts.models import ApiToken
+
+        name = name.strip()
+        if not name or len(name) > 64:
+            raise click.ClickException("name must be 1-64 characters")
+        _, secret = ApiToken.issue(name)
+        db.session.commit()
+        click.echo(secret)
+
+    @app.cli.command("seed-demo")
+    def seed_demo() -> None:
+        """Load the demo shop (idempotent: running it twice changes nothing)."""
+        from app.catalog.demo import DEMO_OWNER, seed_demo_shop
+
+        summary = seed_demo_shop()
+        db.session.commit()
+        click.echo(summary)
+        click.echo(f"admin login: {DEMO_OWNER[0]} / {DEMO_OWNER[1]}")
+
+    @app.cli.command("worker")
+    @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+    def worker(burst: bool) -> None:
+        """Run an RQ worker on the app's queues, each job inside an app context."""
+        from jobs.worker import run_worker
+
+        run_worker(app, burst=burst)
+
+    @app.cli.command("wechat-sandbox")
+    @click.option("--port", default=5001, show_default=True, type=int)
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    def wechat_sandbox(port: int, host: str) -> None:
+        """Run the local WeChat stand-in (development and tests only)."""
+        from app.wechat.sandbox import run_sandbox
+
+        run_sandbox(app, host=host, port=port)

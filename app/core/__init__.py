@@ -1,0 +1,1 @@
+"""Small pieces every area uses: money formatting, time, Redis, errors."""

@@ -1,0 +1,4 @@
+"""Imports every area's models so SQLAlchemy and Alembic see the whole schema."""
+
+from app.accounts.models import ApiToken, Staff, User  # noqa: F401
+from app.catalog.models import Category, Product, ProductImage, Sku  # noqa: F401

@@ -1,0 +1,1 @@
+"""The customer-facing H5 shop pages."""

@@ -1,0 +1,1 @@
+"""Everything that speaks to WeChat: API clients, OAuth, the message server, the stand-in."""

@@ -1,0 +1,191 @@
+"""Configuration classes, read from the environment when the app is created.
+
+Nothing here runs at import time: each class reads ``os.environ`` in ``from_env`` so a
+test can set variables before building an app. The names are the public contract in
+shared/docs/interfaces.md; keep them exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+# Credentials of the local WeChat stand-in (app/wechat/sandbox). They are public test
+# values, used only when the environment gives none (development and tests).
+SANDBOX_APPID = "wx5andb0x00000001"
+SANDBOX_SECRET = "sandbox-secret-0123456789abcdef"
+SANDBOX_TOKEN = "sandboxtoken"
+SANDBOX_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+SANDBOX_MCHID = "1900000001"
+SANDBOX_APIV3_KEY = "sandboxapiv3key0123456789abcdefg"
+SANDBOX_ORIGIN = "http://127.0.0.1:5001"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _instance_secret_key() -> str:
+    """Return a secret key generated once into instance/ (development only)."""
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    ENV_NAME = "base"
+    TESTING = False
+    DEBUG = False
+
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    MAX_CONTENT_LENGTH = 8 * 1024 * 1024  # uploads: product images are checked again at 5 MB
+    MAX_IMAGE_BYTES = 5 * 1024 * 1024
+    WTF_CSRF_TIME_LIMIT = None  # tie CSRF tokens to the session instead of a clock
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    REMEMBER_COOKIE_HTTPONLY = True
+
+    # Outside WeChat, sign-in is refused with an "open in WeChat" page, except where the
+    # stand-in is used and the developer picks a test fan on its authorize page.
+    ALLOW_SIGNIN_OUTSIDE_WECHAT = False
+    RQ_QUEUES = ("default", "high", "low")
+    UPLOAD_DIR: str = str(INSTANCE_DIR / "uploads")
+
+    @classmethod
+    def from_env(cls) -> dict:
+        """Return this class's settings merged with what the environment says."""
+        settings = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+        settings.update(
+            SECRET_KEY=_env("SECRET_KEY"),
+            SQLALCHEMY_DATABASE_URI=_env("DATABASE_URL"),
+            REDIS_URL=_env("REDIS_URL"),
+            PUBLIC_BASE_URL=(_env("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            WECHAT_APPID=_env("WECHAT_APPID"),
+            WECHAT_SECRET=_env("WECHAT_SECRET"),
+            WECHAT_TOKEN=_env("WECHAT_TOKEN"),
+            WECHAT_AES_KEY=_env("WECHAT_AES_KEY"),
+            WECHAT_API_BASE=_env("WECHAT_API_BASE", "https://api.weixin.qq.com"),
+            WECHAT_OPEN_BASE=_env("WECHAT_OPEN_BASE", "https://open.weixin.qq.com"),
+            WECHAT_MP_BASE=_env("WECHAT_MP_BASE", "https://mp.weixin.qq.com"),
+            WECHAT_PAY_API_BASE=_env("WECHAT_PAY_API_BASE", "https://api.mch.weixin.qq.com"),
+            WECHAT_PAY_MCHID=_env("WECHAT_PAY_MCHID"),
+            WECHAT_PAY_APIV3_KEY=_env("WECHAT_PAY_APIV3_KEY"),
+            WECHAT_PAY_PRIVATE_KEY_PATH=_env("WECHAT_PAY_PRIVATE_KEY_PATH"),
+            WECHAT_PAY_CERT_SERIAL=_env("WECHAT_PAY_CERT_SERIAL"),
+            WECHAT_PAY_PUBLIC_KEY_PATH=_env("WECHAT_PAY_PUBLIC_KEY_PATH"),
+            WECHAT_PAY_PUBLIC_KEY_ID=_env("WECHAT_PAY_PUBLIC_KEY_ID"),
+            UPLOAD_DIR=_env("UPLOAD_DIR", cls.UPLOAD_DIR),
+        )
+        return settings
+
+
+class _SandboxDefaults(Config):
+    """Development and tests: the local WeChat stand-in answers for WeChat."""
+
+    ALLOW_SIGNIN_OUTSIDE_WECHAT = True
+
+    @classmethod
+    def from_env(cls) -> dict:
+        settings = super().from_env()
+        sandbox = _env("WECHAT_SANDBOX_ORIGIN", SANDBOX_ORIGIN)
+        defaults = {
+            "WECHAT_APPID": SANDBOX_APPID,
+            "WECHAT_SECRET": SANDBOX_SECRET,
+            "WECHAT_TOKEN": SANDBOX_TOKEN,
+            "WECHAT_AES_KEY": SANDBOX_AES_KEY,
+            "WECHAT_PAY_MCHID": SANDBOX_MCHID,
+            "WECHAT_PAY_APIV3_KEY": SANDBOX_APIV3_KEY,
+            "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+        }
+        for key, value in defaults.items():
+            settings[key] = settings.get(key) or value
+        for key in ("WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHAT_MP_BASE", "WECHAT_PAY_API_BASE"):
+            settings[key] = _env(key, sandbox)
+        return settings
+
+
+class DevelopmentConfig(_SandboxDefaults):
+    """``make dev``: SQLite file and an embedded Redis under instance/."""
+
+    ENV_NAME = "development"
+    DEBUG = True
+    SESSION_COOKIE_SECURE = False  # plain http on 127.0.0.1
+    REMEMBER_COOKIE_SECURE = False
+
+    @classmethod
+    def from_env(cls) -> dict:
+        settings = super().from_env()
+        settings["SECRET_KEY"] = settings["SECRET_KEY"] or _instance_secret_key()
+        settings["SQLALCHEMY_DATABASE_URI"] = settings["SQLALCHEMY_DATABASE_URI"] or (
+            f"sqlite:///{INSTANCE_DIR / 'shop.db'}"
+        )
+        return settings
+
+
+class TestConfig(_SandboxDefaults):
+    """pytest: the fixtures give DATABASE_URL and REDIS_URL."""
+
+    ENV_NAME = "test"
+    TESTING = True
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_SECURE = False
+
+    @classmethod
+    def from_env(cls) -> dict:
+        settings = super().from_env()
+        settings["SECRET_KEY"] = settings["SECRET_KEY"] or "test-secret-key"
+        settings["SQLALCHEMY_DATABASE_URI"] = settings["SQLALCHEMY_DATABASE_URI"] or "sqlite://"
+        return settings
+
+
+class ProductionConfig(Config):
+    """gunicorn behind HTTPS with PostgreSQL and Redis; every secret from the environment."""
+
+    ENV_NAME = "production"
+    REQUIRED = (
+        "SECRET_KEY",
+        "SQLALCHEMY_DATABASE_URI",
+        "REDIS_URL",
+        "PUBLIC_BASE_URL",
+        "WECHAT_APPID",
+        "WECHAT_SECRET",
+        "WECHAT_TOKEN",
+    )
+
+    @classmethod
+    def from_env(cls) -> dict:
+        settings = super().from_env()
+        missing = [k for k in cls.REQUIRED if not settings.get(k)]
+        if missing:
+            names = ", ".join("DATABASE_URL" if k == "SQLALCHEMY_DATABASE_URI" else k for k in missing)
+            raise RuntimeError(f"missing required environment variables: {names}")
+        return settings
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "test": TestConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_for(name: str | None = None) -> dict:
+    """Return settings for ``name`` (default: the ``APP_ENV`` variable, else development)."""
+    name = name or _env("APP_ENV", "development")
+    if name not in CONFIGS:
+        raise RuntimeError(f"unknown APP_ENV {name!r}; choose one of {', '.join(CONFIGS)}")
+    return CONFIGS[name].from_env()

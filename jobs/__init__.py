@@ -1,0 +1,1 @@
+"""RQ job functions: importable module functions that take ids, run under an app context."""

