@@ -1,0 +1,51 @@
+# The two commands of the README: `make dev` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := APP_ENV=development $(VENV)/bin/flask --app wsgi
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test test-sqlite test-postgresql install lint format bench clean
+
+## install: the virtualenv with runtime and test dependencies (re-run when requirements change)
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+## dev: migrate, seed the demo shop, run web + worker + WeChat stand-in (Ctrl-C stops all)
+dev: install
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo
+	$(PY) scripts/dev.py
+
+## test: the whole suite on SQLite, then the database-facing tests again on PostgreSQL
+test: install
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgresql
+
+test-sqlite: install
+	TEST_DB=sqlite $(PY) -m pytest -q -p no:cacheprovider
+
+test-postgresql: install
+	TEST_DB=postgresql $(PY) -m pytest -q -p no:cacheprovider -m "not browser"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) bench/pages.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
