@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from app.accounts.models import STAFF_ROLES, Staff
+from app.accounts.models import STAFF_ROLES, Staff, User
+from app.core.time import utcnow
 from app.extensions import db
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
@@ -37,3 +39,57 @@ def upsert_staff(username: str, password: str, role: str = "staff") -> tuple[Sta
     staff.set_password(password)
     db.session.flush()
     return staff, created
+
+
+class SignInError(ValueError):
+    """WeChat gave us an identity we cannot use (message in Chinese)."""
+
+
+def sign_in_wechat_user(
+    openid: str,
+    unionid: str | None = None,
+    nickname: str | None = None,
+    avatar_url: str | None = None,
+) -> User:
+    """Find or create the customer WeChat OAuth identified, and record this sign-in.
+
+    Found by openid, else by unionid (the same person through another app of the same
+    open platform). Nickname and avatar are updated only when given (snsapi_userinfo).
+    Two callbacks racing for a new openid both end with the same row: the loser's insert
+    hits the unique constraint inside a savepoint and re-reads the winner's row.
+    Flushes; the caller commits.
+    """
+    openid = (openid or "").strip()
+    unionid = (unionid or "").strip() or None
+    if not openid or len(openid) > 64 or (unionid and len(unionid) > 64):
+        raise SignInError("微信返回的用户标识无效")
+
+    user = _find_wechat_user(openid, unionid)
+    if user is None:
+        try:
+            with db.session.begin_nested():
+                user = User(openid=openid, unionid=unionid)
+                db.session.add(user)
+        except IntegrityError:
+            # Another request created this fan between our SELECT and INSERT.
+            user = _find_wechat_user(openid, unionid)
+            if user is None:
+                raise
+    if unionid and user.unionid is None:
+        taken = db.session.scalar(select(User.id).where(User.unionid == unionid))
+        if taken is None:
+            user.unionid = unionid
+    if nickname:
+        user.nickname = nickname.strip()[:64]
+    if avatar_url and avatar_url.startswith(("https://", "http://")) and len(avatar_url) <= 512:
+        user.avatar_url = avatar_url
+    user.last_login_at = utcnow()
+    db.session.flush()
+    return user
+
+
+def _find_wechat_user(openid: str, unionid: str | None) -> User | None:
+    user = db.session.scalar(select(User).where(User.openid == openid))
+    if user is None and unionid:
+        user = db.session.scalar(select(User).where(User.unionid == unionid))
+    return user

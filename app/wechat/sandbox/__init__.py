@@ -1,10 +1,101 @@
-"""The local WeChat stand-in: a separate small Flask app with WeChat's real paths."""
+"""The local WeChat stand-in: a separate small Flask app with WeChat's real paths.
 
-from flask import Flask
+The shop reaches it only through the origin variables (``WECHAT_API_BASE``,
+``WECHAT_OPEN_BASE``, ...), with the same client code as in production. Each WeChat area
+is a module with its own blueprint (``token``, ``oauth``; later Pay, QR codes, messages),
+all sharing one ``SandboxState`` (``state.py``).
+
+Settings (``create_sandbox_app(config)``):
+
+- ``SANDBOX_APPID`` / ``SANDBOX_SECRET``: the account's credentials (default: config.py's
+  SANDBOX_APPID / SANDBOX_SECRET, which the shop uses by default too);
+- ``SANDBOX_TOKEN``, ``SANDBOX_AES_KEY``, ``SANDBOX_MCHID``, ``SANDBOX_APIV3_KEY``: likewise,
+  for the message server and Pay (later issues);
+- ``PUBLIC_BASE_URL``: the stand-in's own origin (avatar URLs);
+- ``SHOP_BASE_URL``: the shop's origin, for links and for calling the shop back;
+- ``SANDBOX_OAUTH_DOMAINS``: if set, the hosts redirect_uri may point at (网页授权域名);
+- ``SANDBOX_UNIONID``: whether fans have a unionid (default True);
+- ``SANDBOX_CLOCK``: a ``time.time``-like callable (tests of expiry).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, request
+
+import config as shop_config
+from app.wechat.sandbox.state import SandboxState
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
 
 def create_sandbox_app(config: dict | None = None) -> Flask:
-    """Build the stand-in app. (Filled in by the WeChat work.)"""
-    app = Flask(__name__)
+    """Build the stand-in app from ``config`` (see the module docstring)."""
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=None)
+    app.config.update(
+        SANDBOX_APPID=shop_config.SANDBOX_APPID,
+        SANDBOX_SECRET=shop_config.SANDBOX_SECRET,
+        SANDBOX_TOKEN=shop_config.SANDBOX_TOKEN,
+        SANDBOX_AES_KEY=shop_config.SANDBOX_AES_KEY,
+        SANDBOX_MCHID=shop_config.SANDBOX_MCHID,
+        SANDBOX_APIV3_KEY=shop_config.SANDBOX_APIV3_KEY,
+        PUBLIC_BASE_URL=shop_config.SANDBOX_ORIGIN,
+        SHOP_BASE_URL=None,
+        SANDBOX_OAUTH_DOMAINS=None,
+        SANDBOX_UNIONID=True,
+        SANDBOX_CLOCK=None,
+    )
     app.config.update(config or {})
+    app.extensions["wechat_sandbox"] = SandboxState(
+        app.config["SANDBOX_APPID"],
+        app.config["SANDBOX_SECRET"],
+        clock=app.config["SANDBOX_CLOCK"],
+    )
+
+    from app.wechat.sandbox import oauth, token, tools
+
+    for module in (token, oauth, tools):
+        app.register_blueprint(module.bp)
+
+    @app.before_request
+    def _count_call():
+        app.extensions["wechat_sandbox"].count(request.path)
+
+    @app.errorhandler(404)
+    def _not_found(_err):
+        # WeChat answers unknown API paths with a JSON error, not an HTML page.
+        return {"errcode": 404, "errmsg": "invalid url"}, 404
+
     return app
+
+
+def run_sandbox(shop_app: Flask, host: str = "127.0.0.1", port: int = 5001) -> None:
+    """Serve the stand-in (threaded, werkzeug) with ``shop_app``'s WeChat credentials.
+
+    Both sides must agree on appid, secret and keys, so the stand-in takes them from the
+    shop's configuration rather than from its own defaults.
+    """
+    from werkzeug.serving import run_simple
+
+    cfg = shop_app.config
+    # Links the stand-in hands out (avatars) must be reachable: never 0.0.0.0.
+    public_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+    origin = f"http://{public_host}:{port}"
+    sandbox = create_sandbox_app(
+        {
+            "SANDBOX_APPID": cfg.get("WECHAT_APPID") or shop_config.SANDBOX_APPID,
+            "SANDBOX_SECRET": cfg.get("WECHAT_SECRET") or shop_config.SANDBOX_SECRET,
+            "SANDBOX_TOKEN": cfg.get("WECHAT_TOKEN") or shop_config.SANDBOX_TOKEN,
+            "SANDBOX_AES_KEY": cfg.get("WECHAT_AES_KEY") or shop_config.SANDBOX_AES_KEY,
+            "SANDBOX_MCHID": cfg.get("WECHAT_PAY_MCHID") or shop_config.SANDBOX_MCHID,
+            "SANDBOX_APIV3_KEY": cfg.get("WECHAT_PAY_APIV3_KEY") or shop_config.SANDBOX_APIV3_KEY,
+            "PUBLIC_BASE_URL": origin,
+            "SHOP_BASE_URL": cfg.get("PUBLIC_BASE_URL"),
+        }
+    )
+    print(f"WeChat stand-in on {origin}/ (appid {sandbox.config['SANDBOX_APPID']})")
+    for key in ("WECHAT_API_BASE", "WECHAT_OPEN_BASE"):
+        if (cfg.get(key) or "").rstrip("/") != origin:
+            print(f"warning: the shop's {key} is {cfg.get(key)!r}, not this stand-in ({origin})")
+    run_simple(host, port, sandbox, threaded=True, use_reloader=False, use_debugger=False)

@@ -1,0 +1,217 @@
+"""WeChat API clients bound to the app's configuration.
+
+The same code runs against WeChat and against the local stand-in: only the origins
+(``WECHAT_API_BASE``, ``WECHAT_OPEN_BASE``, ``WECHAT_MP_BASE``) change, the paths stay
+exactly WeChat's (interfaces.md).
+
+The base access token is shared by every process through Redis, and only one process
+refreshes it at a time (a Redis lock). wechatpy keeps the token's expiry in the process
+and lets every worker refetch at once when it goes stale (wechat-protocol.md §7, §9);
+WeChat's ``/cgi-bin/token`` also invalidates the previous token on each fetch, so a
+refresh storm logs everybody out. We use ``/cgi-bin/stable_token`` instead, which
+returns the same token while it is valid.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from flask import current_app, g
+from redis import Redis
+from wechatpy import WeChatClient as _WeChatClient
+from wechatpy import WeChatOAuth as _WeChatOAuth
+from wechatpy.exceptions import WeChatClientException
+from wechatpy.session.redisstorage import RedisStorage
+
+from app.core.redis import get_redis
+
+logger = logging.getLogger(__name__)
+
+# Seconds before WeChat's expiry at which we stop using a token: stable_token renews
+# 5 minutes early too, so this never asks for a token WeChat would not renew yet.
+TOKEN_SAFETY_MARGIN = 300
+HTTP_TIMEOUT = 10  # seconds; WeChat answers in well under a second when it answers at all
+
+# Origins wechatpy writes into some of its URLs; each is swapped for the configured one.
+_WECHAT_API_ORIGINS = (
+    "https://api.weixin.qq.com",
+    "http://api.weixin.qq.com",
+    "https://file.api.weixin.qq.com",
+)
+_WECHAT_MP_ORIGINS = ("https://mp.weixin.qq.com", "http://mp.weixin.qq.com")
+
+
+class WeChatClient(_WeChatClient):
+    """wechatpy's official-account client with configurable origins and a shared token.
+
+    ``api_base`` replaces ``https://api.weixin.qq.com`` (and ``mp_base`` replaces
+    ``https://mp.weixin.qq.com``) in every request, including the URLs wechatpy hard-codes.
+    """
+
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        *,
+        redis: Redis,
+        api_base: str,
+        mp_base: str | None = None,
+        timeout: float = HTTP_TIMEOUT,
+    ):
+        super().__init__(
+            appid,
+            secret,
+            session=RedisStorage(redis, prefix="wechat"),
+            timeout=timeout,
+        )
+        self.redis = redis
+        self.api_base = api_base.rstrip("/")
+        self.mp_base = (mp_base or self.api_base).rstrip("/")
+        # Per instance: the class attribute stays WeChat's for anyone else using wechatpy.
+        self.API_BASE_URL = f"{self.api_base}/cgi-bin/"
+
+    # --- origins ----------------------------------------------------------------------
+
+    def rewrite_url(self, url: str) -> str:
+        """Return ``url`` with WeChat's origin replaced by the configured one."""
+        for origin in _WECHAT_API_ORIGINS:
+            if url.startswith(origin):
+                return self.api_base + url[len(origin) :]
+        for origin in _WECHAT_MP_ORIGINS:
+            if url.startswith(origin):
+                return self.mp_base + url[len(origin) :]
+        return url
+
+    def _request(self, method, url_or_endpoint, **kwargs):
+        if url_or_endpoint.startswith(("http://", "https://")):
+            url_or_endpoint = self.rewrite_url(url_or_endpoint)
+        if kwargs.get("api_base_url"):
+            kwargs["api_base_url"] = self.rewrite_url(kwargs["api_base_url"])
+        return super()._request(method, url_or_endpoint, **kwargs)
+
+    # --- the shared access token ------------------------------------------------------
+
+    @property
+    def lock_key(self) -> str:
+        """Redis key of the lock held by whoever is refreshing this account's token."""
+        return f"wechat:{self.appid}_access_token:lock"
+
+    @property
+    def access_token(self) -> str:
+        """The account's access token: from Redis, or fetched by one process at a time."""
+        token = self.session.get(self.access_token_key)
+        if token:
+            return token
+        return self._refresh(stale=None)
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        """Refresh the token after WeChat refused it (wechatpy calls this on 40001/42001).
+
+        The token just refused is dropped unless another process has already replaced it.
+        """
+        stale = self.session.get(self.access_token_key)
+        token = self._refresh(stale=stale)
+        return {"access_token": token}
+
+    def _refresh(self, stale: str | None) -> str:
+        """Fetch a token under the Redis lock; waiters reuse what the holder stored."""
+        wait = HTTP_TIMEOUT * 3  # the holder gives up on WeChat well before this
+        with self.redis.lock(self.lock_key, timeout=wait, blocking_timeout=wait):
+            # Somebody may have refreshed while we waited for the lock.
+            token = self.session.get(self.access_token_key)
+            if token and token != stale:
+                return token
+            result = self._stable_token(force_refresh=False)
+            if stale and result["access_token"] == stale:
+                # WeChat still calls it valid but refused it (e.g. someone used
+                # /cgi-bin/token elsewhere): force a new one. Limited to 20 a day.
+                result = self._stable_token(force_refresh=True)
+            token = result["access_token"]
+            expires_in = int(result.get("expires_in", 7200))
+            self.session.set(
+                self.access_token_key, token, max(expires_in - TOKEN_SAFETY_MARGIN, 60)
+            )
+            return token
+
+    def _stable_token(self, force_refresh: bool) -> dict[str, Any]:
+        """POST /cgi-bin/stable_token and return its JSON, raising on an errcode."""
+        logger.info("fetching WeChat stable access token (force_refresh=%s)", force_refresh)
+        try:
+            res = self._http.post(
+                f"{self.api_base}/cgi-bin/stable_token",
+                json={
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self.secret,
+                    "force_refresh": force_refresh,
+                },
+                timeout=self.timeout,
+            )
+            res.raise_for_status()
+            result = res.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise WeChatClientException(None, f"stable_token failed: {exc}", client=self) from exc
+        if result.get("errcode"):
+            raise WeChatClientException(
+                result["errcode"], result.get("errmsg", ""), client=self, response=res
+            )
+        if not result.get("access_token"):
+            raise WeChatClientException(None, "stable_token returned no access_token", client=self)
+        return result
+
+
+class WeChatOAuth(_WeChatOAuth):
+    """wechatpy's web OAuth client with configurable origins and a request timeout."""
+
+    def __init__(
+        self,
+        app_id: str,
+        secret: str,
+        redirect_uri: str,
+        *,
+        api_base: str,
+        open_base: str,
+        scope: str = "snsapi_base",
+        state: str = "",
+        timeout: float = HTTP_TIMEOUT,
+    ):
+        super().__init__(app_id, secret, redirect_uri, scope=scope, state=state)
+        self.API_BASE_URL = f"{api_base.rstrip('/')}/"
+        self.OAUTH_BASE_URL = f"{open_base.rstrip('/')}/connect/"
+        self.timeout = timeout
+
+    def _request(self, method, url_or_endpoint, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        return super()._request(method, url_or_endpoint, **kwargs)
+
+
+def get_wechat_client() -> WeChatClient:
+    """The official-account API client for the current app (one per app context)."""
+    client = g.get("_wechat_client")
+    if client is None:
+        config = current_app.config
+        client = WeChatClient(
+            config["WECHAT_APPID"],
+            config["WECHAT_SECRET"],
+            redis=get_redis(),
+            api_base=config["WECHAT_API_BASE"],
+            mp_base=config.get("WECHAT_MP_BASE"),
+        )
+        g._wechat_client = client
+    return client
+
+
+def get_oauth(redirect_uri: str = "", scope: str = "snsapi_base", state: str = "") -> WeChatOAuth:
+    """A web OAuth client for the current app's official account."""
+    config = current_app.config
+    return WeChatOAuth(
+        config["WECHAT_APPID"],
+        config["WECHAT_SECRET"],
+        redirect_uri,
+        api_base=config["WECHAT_API_BASE"],
+        open_base=config["WECHAT_OPEN_BASE"],
+        scope=scope,
+        state=state,
+    )
