@@ -91,7 +91,15 @@ def register_commands(app: Flask) -> None:
 
 
 def _tune_sqlite(app: Flask) -> None:
-    """SQLite only: enforce foreign keys and wait for locks instead of failing at once."""
+    """SQLite only (development and tests): foreign keys, WAL, and waiting for locks.
+
+    pysqlite keeps its own transaction handling (it begins at the first write). Its one
+    quirk: a savepoint opened before any write commits when released. SQLAlchemy's recipe
+    that emits BEGIN itself fixes that but makes concurrent requests fail with "database
+    is locked" when a read transaction later writes, which is worse for development. So
+    once-only writes use unique keys with INSERT ... ON CONFLICT or conditional UPDATEs,
+    which behave the same on SQLite and PostgreSQL (production).
+    """
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
     from sqlalchemy import event
@@ -101,4 +109,6 @@ def _tune_sqlite(app: Flask) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        if app.config["SQLALCHEMY_DATABASE_URI"] != "sqlite://":
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
         cursor.close()
