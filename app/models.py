@@ -2,3 +2,13 @@
 
 from app.accounts.models import ApiToken, Staff, User  # noqa: F401
 from app.catalog.models import Category, Product, ProductImage, Sku  # noqa: F401
+from app.orders.models import (  # noqa: F401
+    Address,
+    CartItem,
+    Order,
+    OrderLine,
+    PaymentTransaction,
+    Refund,
+    ShopSettings,
+    StatusChange,
+)

@@ -1,0 +1,1 @@
+"""Cart, checkout, orders with their state machine, stock reservation and refunds."""

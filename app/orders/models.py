@@ -1,0 +1,255 @@
+"""Orders, their lines, addresses, cart, refunds, payments and the history of every status.
+
+Money columns are integers in fen. Each order copies what it needs (prices, titles, the
+receiver's address and district code) at placement, so later catalog edits never change a
+placed order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.time import utcnow
+from app.extensions import db
+
+# Order statuses (the state machine is in app/orders/states.py).
+PENDING_PAYMENT = "pending_payment"
+PAID = "paid"
+SHIPPED = "shipped"
+COMPLETED = "completed"
+CANCELLED = "cancelled"
+ORDER_STATUSES = (PENDING_PAYMENT, PAID, SHIPPED, COMPLETED, CANCELLED)
+
+# Refund statuses.
+REFUND_REQUESTED = "requested"
+REFUND_APPROVED = "approved"
+REFUND_REJECTED = "rejected"
+REFUND_REFUNDED = "refunded"
+REFUND_FAILED = "failed"
+REFUND_STATUSES = (
+    REFUND_REQUESTED,
+    REFUND_APPROVED,
+    REFUND_REJECTED,
+    REFUND_REFUNDED,
+    REFUND_FAILED,
+)
+OPEN_REFUND_STATUSES = (REFUND_REQUESTED, REFUND_APPROVED)
+
+
+class ShopSettings(db.Model):
+    """The shop's order settings: one row (id 1), created with defaults when first read."""
+
+    __tablename__ = "shop_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_name: Mapped[str] = mapped_column(String(64), default="分销商城")
+    shipping_fee_fen: Mapped[int] = mapped_column(default=1000)
+    free_shipping_over_fen: Mapped[int] = mapped_column(default=9900)  # 0 = never free
+    pay_timeout_minutes: Mapped[int] = mapped_column(default=30)
+    auto_complete_days: Mapped[int] = mapped_column(default=10)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Address(db.Model):
+    """A customer's delivery address; ``district_code`` is the 6-digit GB/T 2260 code."""
+
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    phone: Mapped[str] = mapped_column(String(20))
+    province: Mapped[str] = mapped_column(String(32))
+    city: Mapped[str] = mapped_column(String(32))
+    district: Mapped[str] = mapped_column(String(32))
+    district_code: Mapped[str] = mapped_column(String(6))
+    detail: Mapped[str] = mapped_column(String(200))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def full_text(self) -> str:
+        """One line for labels: 广东省 深圳市 南山区 科技园1号."""
+        return f"{self.province} {self.city} {self.district} {self.detail}"
+
+
+class CartItem(db.Model):
+    """A SKU in a customer's cart. Prices are never stored here: checkout reads them."""
+
+    __tablename__ = "cart_items"
+    __table_args__ = (
+        UniqueConstraint("user_id", "sku_id"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id", ondelete="CASCADE"))
+    quantity: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sku = relationship("Sku")
+
+
+class Order(db.Model):
+    """A placed order. ``status`` changes only through app/orders/states.py."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("total_fen >= 0", name="total_not_negative"),
+        CheckConstraint("refunded_fen >= 0", name="refunded_not_negative"),
+        CheckConstraint("refunded_fen <= paid_fen", name="refund_within_paid"),
+        Index("ix_orders_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=PENDING_PAYMENT)
+
+    items_fen: Mapped[int]  # sum of line amounts (after discounts)
+    shipping_fen: Mapped[int] = mapped_column(default=0)
+    total_fen: Mapped[int]  # what the customer pays: items + shipping
+    paid_fen: Mapped[int] = mapped_column(default=0)  # set once, from the payment notice
+    refunded_fen: Mapped[int] = mapped_column(default=0)
+
+    receiver_name: Mapped[str] = mapped_column(String(32))
+    receiver_phone: Mapped[str] = mapped_column(String(20))
+    province: Mapped[str] = mapped_column(String(32))
+    city: Mapped[str] = mapped_column(String(32))
+    district: Mapped[str] = mapped_column(String(32))
+    district_code: Mapped[str] = mapped_column(String(6), index=True)
+    address_detail: Mapped[str] = mapped_column(String(200))
+    remark: Mapped[str] = mapped_column(String(200), default="")
+
+    carrier: Mapped[str | None] = mapped_column(String(32))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    transaction_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    pay_deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"
+    )
+    user = relationship("User")
+
+    @property
+    def out_trade_no(self) -> str:
+        """WeChat Pay's merchant order number is our order number."""
+        return self.number
+
+    @property
+    def address_text(self) -> str:
+        return f"{self.province} {self.city} {self.district} {self.address_detail}"
+
+
+class OrderLine(db.Model):
+    """One SKU on an order, with the price and titles copied at placement."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("refunded_quantity <= quantity", name="refund_qty_within"),
+        CheckConstraint("refunded_fen <= amount_fen", name="refund_within_amount"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="SET NULL"))
+    sku_id: Mapped[int | None] = mapped_column(
+        ForeignKey("skus.id", ondelete="SET NULL"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(100))
+    spec_text: Mapped[str] = mapped_column(String(100), default="")
+    image_filename: Mapped[str | None] = mapped_column(String(128))
+    unit_price_fen: Mapped[int]
+    quantity: Mapped[int]
+    amount_fen: Mapped[int]  # what the customer pays for this line, after discounts
+    refunded_quantity: Mapped[int] = mapped_column(default=0)
+    refunded_fen: Mapped[int] = mapped_column(default=0)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class StatusChange(db.Model):
+    """Every transition of an order or a refund: who, when, from, to, why. Append-only."""
+
+    __tablename__ = "status_changes"
+    __table_args__ = (Index("ix_status_changes_subject", "subject", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(16))  # "order" or "refund"
+    subject_id: Mapped[int]
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(64))  # "user:3", "staff:1", "wechat", "system"
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Refund(db.Model):
+    """A refund of some quantity of one order line."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    out_refund_no: Mapped[str] = mapped_column(String(64), unique=True)
+    refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # WeChat's id
+    quantity: Mapped[int]
+    amount_fen: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=REFUND_REQUESTED)
+    review_note: Mapped[str] = mapped_column(String(200), default="")
+    restock: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    order: Mapped[Order] = relationship()
+    line: Mapped[OrderLine] = relationship()
+
+
+class PaymentTransaction(db.Model):
+    """One payment event (prepay, paid notice, query, refund...). Append-only.
+
+    The unique key (kind, external_id) makes a second "paid" row for the same WeChat
+    transaction impossible, whatever arrives twice.
+    """
+
+    __tablename__ = "payment_transactions"
+    __table_args__ = (UniqueConstraint("kind", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # prepay, paid, refund, refund_done, closed
+    external_id: Mapped[str] = mapped_column(String(64))  # prepay_id / transaction_id / refund_id
+    amount_fen: Mapped[int]
+    state: Mapped[str] = mapped_column(String(32), default="")
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

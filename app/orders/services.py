@@ -1,0 +1,315 @@
+"""Placing, paying, cancelling and completing orders. Services flush; the edge commits.
+
+Stock rule: stock is taken at placement by one conditional UPDATE per SKU
+(``stock >= n``), in ascending SKU id order so concurrent orders lock rows in the same
+order and cannot deadlock. It comes back exactly once: only the request that wins the
+``pending_payment -> cancelled`` transition releases it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import selectinload
+
+from app.catalog.models import Product, Sku
+from app.core.time import utcnow
+from app.extensions import db
+from app.orders.models import (
+    CANCELLED,
+    COMPLETED,
+    PAID,
+    PENDING_PAYMENT,
+    SHIPPED,
+    Address,
+    CartItem,
+    Order,
+    OrderLine,
+    PaymentTransaction,
+    ShopSettings,
+)
+from app.orders.states import InvalidTransition, move_order, record_creation
+
+MAX_LINES = 50
+MAX_QUANTITY = 999
+
+
+class OrderError(Exception):
+    """An order request that cannot be carried out: a code for JSON and a Chinese message."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    """One SKU and quantity the customer asks for."""
+
+    sku_id: int
+    quantity: int
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+def get_settings() -> ShopSettings:
+    """The shop's single settings row, created with defaults on first use (race-safe)."""
+    settings = db.session.get(ShopSettings, 1)
+    if settings is None:
+        insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(insert(ShopSettings).values(id=1).on_conflict_do_nothing())
+        settings = db.session.get(ShopSettings, 1)
+    return settings
+
+
+def shipping_fee_for(items_fen: int, settings: ShopSettings) -> int:
+    """Flat fee, free when the items reach the threshold (a threshold of 0 never frees)."""
+    if settings.free_shipping_over_fen and items_fen >= settings.free_shipping_over_fen:
+        return 0
+    return settings.shipping_fee_fen
+
+
+# --- placing ----------------------------------------------------------------------------
+
+
+def normalise_items(items: list[ItemRequest]) -> dict[int, int]:
+    """Validate the requested items and merge repeats: {sku_id: quantity}."""
+    if not items:
+        raise OrderError("empty_order", "请选择要购买的商品")
+    merged: dict[int, int] = {}
+    for item in items:
+        if not isinstance(item.quantity, int) or isinstance(item.quantity, bool):
+            raise OrderError("invalid_quantity", "购买数量不正确")
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            raise OrderError("invalid_quantity", f"购买数量需为 1-{MAX_QUANTITY} 件")
+        merged[item.sku_id] = merged.get(item.sku_id, 0) + item.quantity
+    if len(merged) > MAX_LINES:
+        raise OrderError("too_many_items", f"一次最多购买 {MAX_LINES} 种商品")
+    if any(q > MAX_QUANTITY for q in merged.values()):
+        raise OrderError("invalid_quantity", f"购买数量需为 1-{MAX_QUANTITY} 件")
+    return merged
+
+
+def new_order_number(now: datetime) -> str:
+    """A readable, unique-enough number: 20261126 233015 + 6 random digits (unique key)."""
+    return f"{now:%Y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
+
+
+def place_order(
+    user_id: int,
+    items: list[ItemRequest],
+    address_id: int,
+    remark: str = "",
+    *,
+    actor: str | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """Create an order for ``user_id``, taking stock for every line, or raise OrderError.
+
+    Prices come from the database, never from the request. On ``OrderError`` the caller
+    must roll back: stock already taken for earlier lines is undone with the transaction.
+    """
+    now = now or utcnow()
+    remark = (remark or "").strip()
+    if len(remark) > 200:
+        raise OrderError("invalid_remark", "备注最多 200 个字")
+    wanted = normalise_items(items)
+    address = db.session.get(Address, address_id) if isinstance(address_id, int) else None
+    if address is None or address.user_id != user_id:
+        raise OrderError("invalid_address", "请选择收货地址")
+
+    skus = {
+        sku.id: sku
+        for sku in db.session.scalars(
+            select(Sku)
+            .where(Sku.id.in_(wanted))
+            .options(selectinload(Sku.product).selectinload(Product.images))
+        )
+    }
+    for sku_id in sorted(wanted):
+        sku = skus.get(sku_id)
+        if sku is None or not sku.product.on_shelf:
+            raise OrderError("unavailable", "商品已下架或不存在", status=409)
+
+    # Take stock in ascending SKU id order (see module docstring).
+    for sku_id in sorted(wanted):
+        taken = db.session.execute(
+            update(Sku)
+            .where(Sku.id == sku_id, Sku.stock >= wanted[sku_id])
+            .values(stock=Sku.stock - wanted[sku_id])
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:
+            sku = skus[sku_id]
+            raise OrderError("sold_out", f"“{sku.product.title}”库存不足，已售罄", status=409)
+
+    settings = get_settings()
+    order = Order(
+        number=new_order_number(now),
+        user_id=user_id,
+        status=PENDING_PAYMENT,
+        receiver_name=address.name,
+        receiver_phone=address.phone,
+        province=address.province,
+        city=address.city,
+        district=address.district,
+        district_code=address.district_code,
+        address_detail=address.detail,
+        remark=remark,
+        created_at=now,
+        pay_deadline=now + timedelta(minutes=settings.pay_timeout_minutes),
+    )
+    for sku_id in wanted:
+        sku = skus[sku_id]
+        cover = sku.product.cover
+        order.lines.append(
+            OrderLine(
+                product_id=sku.product_id,
+                sku_id=sku.id,
+                title=sku.product.title,
+                spec_text=sku.spec_text if sku.specs else "",
+                image_filename=cover.filename if cover else None,
+                unit_price_fen=sku.price_fen,
+                quantity=wanted[sku_id],
+                amount_fen=sku.price_fen * wanted[sku_id],
+            )
+        )
+    order.items_fen = sum(line.amount_fen for line in order.lines)
+    order.shipping_fen = shipping_fee_for(order.items_fen, settings)
+    order.total_fen = order.items_fen + order.shipping_fen
+    if order.total_fen <= 0:
+        raise OrderError("invalid_total", "订单金额不正确")
+    db.session.add(order)
+    db.session.flush()
+    record_creation("order", order.id, PENDING_PAYMENT, actor or f"user:{user_id}", "下单")
+    # What was bought leaves the cart.
+    db.session.execute(
+        delete(CartItem).where(CartItem.user_id == user_id, CartItem.sku_id.in_(list(wanted)))
+    )
+    db.session.flush()
+    return order
+
+
+# --- cancelling and timers --------------------------------------------------------------
+
+
+def _release_stock(order: Order) -> None:
+    for line in sorted(order.lines, key=lambda line: line.sku_id or 0):
+        if line.sku_id is not None:
+            db.session.execute(
+                update(Sku)
+                .where(Sku.id == line.sku_id)
+                .values(stock=Sku.stock + line.quantity)
+                .execution_options(synchronize_session=False)
+            )
+
+
+def cancel_order(order: Order, actor: str, reason: str = "取消订单") -> None:
+    """Cancel an unpaid order and give its stock back (exactly once), or raise."""
+    if order.status != PENDING_PAYMENT:
+        raise InvalidTransition("order", order.status, CANCELLED)
+    move_order(order, CANCELLED, actor, reason, cancelled_at=utcnow())
+    _release_stock(order)
+    db.session.flush()
+
+
+def due_unpaid_order_ids(now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Ids of unpaid orders whose payment deadline has passed."""
+    now = now or utcnow()
+    return list(
+        db.session.scalars(
+            select(Order.id)
+            .where(Order.status == PENDING_PAYMENT, Order.pay_deadline < now)
+            .order_by(Order.id)
+            .limit(limit)
+        )
+    )
+
+
+def due_shipped_order_ids(now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Ids of shipped orders whose automatic receipt date has passed."""
+    now = now or utcnow()
+    days = get_settings().auto_complete_days
+    return list(
+        db.session.scalars(
+            select(Order.id)
+            .where(Order.status == SHIPPED, Order.shipped_at < now - timedelta(days=days))
+            .order_by(Order.id)
+            .limit(limit)
+        )
+    )
+
+
+# --- paying -----------------------------------------------------------------------------
+
+
+class PaymentMismatch(Exception):
+    """A payment that does not match its order (amount or order); nothing was changed."""
+
+
+def mark_paid(
+    order: Order,
+    *,
+    transaction_id: str,
+    amount_fen: int,
+    paid_at: datetime | None = None,
+    payload: dict | None = None,
+    source: str = "wechat",
+) -> bool:
+    """Record WeChat's word that ``order`` was paid. Returns True only the first time.
+
+    The order must be awaiting payment and the amount must equal its total, else
+    ``PaymentMismatch``. A repeat of the same transaction returns False and changes
+    nothing: the unique (kind, external_id) key and the conditional status UPDATE both
+    guard it, so concurrent notices are harmless.
+    """
+    if amount_fen != order.total_fen:
+        raise PaymentMismatch(f"amount {amount_fen} != order total {order.total_fen}")
+    if order.transaction_id == transaction_id and order.status != PENDING_PAYMENT:
+        return False
+    if order.status != PENDING_PAYMENT:
+        if order.status in (PAID, SHIPPED, COMPLETED):
+            raise PaymentMismatch(f"order already paid by {order.transaction_id}")
+        # Cancelled (timed out) before the money arrived: keep the record for staff.
+        raise PaymentMismatch(f"order is {order.status}")
+    try:
+        move_order(
+            order,
+            PAID,
+            source,
+            "微信支付成功",
+            paid_fen=amount_fen,
+            paid_at=paid_at or utcnow(),
+            transaction_id=transaction_id,
+        )
+    except InvalidTransition:
+        db.session.refresh(order)
+        if order.transaction_id == transaction_id:
+            return False  # a concurrent notice won the race
+        raise
+    db.session.add(
+        PaymentTransaction(
+            order_id=order.id,
+            kind="paid",
+            external_id=transaction_id,
+            amount_fen=amount_fen,
+            state="SUCCESS",
+            payload=payload or {},
+        )
+    )
+    db.session.flush()
+    return True
+
+
+def order_for_user(order_id: int, user_id: int) -> Order | None:
+    """The order if it belongs to ``user_id`` (customers only ever see their own)."""
+    order = db.session.get(Order, order_id)
+    return order if order is not None and order.user_id == user_id else None

@@ -1,0 +1,124 @@
+"""The order and refund state machines.
+
+A transition is one conditional UPDATE (``WHERE status = <from>``), so two requests, a
+notice and a timer, or two workers can never both move the same order: the loser sees
+zero rows and gets ``InvalidTransition``. Every successful transition writes a
+``StatusChange`` row. Services call these; nothing else assigns ``status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from app.extensions import db
+from app.orders.models import (
+    CANCELLED,
+    COMPLETED,
+    PAID,
+    PENDING_PAYMENT,
+    REFUND_APPROVED,
+    REFUND_FAILED,
+    REFUND_REFUNDED,
+    REFUND_REJECTED,
+    REFUND_REQUESTED,
+    SHIPPED,
+    Order,
+    Refund,
+    StatusChange,
+)
+
+ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING_PAYMENT: frozenset({PAID, CANCELLED}),
+    PAID: frozenset({SHIPPED, CANCELLED}),  # paid -> cancelled only when fully refunded
+    SHIPPED: frozenset({COMPLETED}),
+    COMPLETED: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
+    REFUND_REQUESTED: frozenset({REFUND_APPROVED, REFUND_REJECTED}),
+    REFUND_APPROVED: frozenset({REFUND_REFUNDED, REFUND_FAILED}),
+    REFUND_FAILED: frozenset({REFUND_APPROVED}),  # staff may retry a failed refund
+    REFUND_REJECTED: frozenset(),
+    REFUND_REFUNDED: frozenset(),
+}
+
+ORDER_STATUS_LABELS = {
+    PENDING_PAYMENT: "待付款",
+    PAID: "待发货",
+    SHIPPED: "待收货",
+    COMPLETED: "已完成",
+    CANCELLED: "已取消",
+}
+
+REFUND_STATUS_LABELS = {
+    REFUND_REQUESTED: "退款申请中",
+    REFUND_APPROVED: "退款处理中",
+    REFUND_REJECTED: "退款已拒绝",
+    REFUND_REFUNDED: "已退款",
+    REFUND_FAILED: "退款失败",
+}
+
+
+class InvalidTransition(Exception):
+    """A status change the state machine refuses (or another actor got there first)."""
+
+    def __init__(self, subject: str, current: str, wanted: str):
+        super().__init__(f"{subject} cannot go from {current} to {wanted}")
+        self.subject = subject
+        self.current = current
+        self.wanted = wanted
+
+
+def _move(model, row, table_transitions, subject: str, to: str, actor: str, reason: str,
+          **values: Any) -> None:
+    current = row.status
+    if to not in table_transitions.get(current, ()):
+        raise InvalidTransition(subject, current, to)
+    result = db.session.execute(
+        update(model)
+        .where(model.id == row.id, model.status == current)
+        .values(status=to, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.refresh(row)
+        raise InvalidTransition(subject, row.status, to)
+    db.session.add(
+        StatusChange(
+            subject=subject,
+            subject_id=row.id,
+            from_status=current,
+            to_status=to,
+            actor=actor,
+            reason=reason[:200],
+        )
+    )
+    db.session.flush()
+    db.session.refresh(row)
+
+
+def move_order(order: Order, to: str, actor: str, reason: str = "", **values: Any) -> None:
+    """Move ``order`` to status ``to`` (setting ``values`` in the same UPDATE), or raise."""
+    _move(Order, order, ORDER_TRANSITIONS, "order", to, actor, reason, **values)
+
+
+def move_refund(refund: Refund, to: str, actor: str, reason: str = "", **values: Any) -> None:
+    """Move ``refund`` to status ``to`` (setting ``values`` in the same UPDATE), or raise."""
+    _move(Refund, refund, REFUND_TRANSITIONS, "refund", to, actor, reason, **values)
+
+
+def record_creation(subject: str, subject_id: int, status: str, actor: str, reason: str) -> None:
+    """Write the first history row of a new order or refund."""
+    db.session.add(
+        StatusChange(
+            subject=subject,
+            subject_id=subject_id,
+            from_status=None,
+            to_status=status,
+            actor=actor,
+            reason=reason[:200],
+        )
+    )
