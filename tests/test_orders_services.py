@@ -79,7 +79,11 @@ def test_sold_out_refuses_and_takes_nothing(make):
 
 @pytest.mark.parametrize(
     ("items", "code"),
-    [([], "empty_order"), ([ItemRequest(1, 0)], "invalid_quantity"), ([ItemRequest(1, 1000)], "invalid_quantity")],
+    [
+        ([], "empty_order"),
+        ([ItemRequest(1, 0)], "invalid_quantity"),
+        ([ItemRequest(1, 1000)], "invalid_quantity"),
+    ],
 )
 def test_bad_items_are_refused(make, items, code):
     user = make.user()
@@ -147,8 +151,9 @@ def test_mark_paid_once_and_checks_amount(make):
 def test_due_unpaid_orders(make):
     user = make.user()
     sku = make.product().skus[0]
-    old = place_order(user.id, [ItemRequest(sku.id, 1)], _address(user).id,
-                      now=utcnow() - timedelta(minutes=31))
+    old = place_order(
+        user.id, [ItemRequest(sku.id, 1)], _address(user).id, now=utcnow() - timedelta(minutes=31)
+    )
     fresh = place_order(user.id, [ItemRequest(sku.id, 1)], _address(user).id)
     db.session.commit()
     assert due_unpaid_order_ids() == [old.id]

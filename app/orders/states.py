@@ -72,8 +72,9 @@ class InvalidTransition(Exception):
         self.wanted = wanted
 
 
-def _move(model, row, table_transitions, subject: str, to: str, actor: str, reason: str,
-          **values: Any) -> None:
+def _move(
+    model, row, table_transitions, subject: str, to: str, actor: str, reason: str, **values: Any
+) -> None:
     current = row.status
     if to not in table_transitions.get(current, ()):
         raise InvalidTransition(subject, current, to)
