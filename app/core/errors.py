@@ -70,7 +70,10 @@ def register_error_handlers(app: Flask) -> None:
         status = err.code or 500
         # Werkzeug's default descriptions are English; show only messages we wrote.
         description = err.description if err.description != type(err).description else None
-        return error_response(status, description)
+        body, status = error_response(status, description)
+        # Keep Werkzeug's own headers, e.g. 405's Allow (RFC 9110), but not its content type.
+        headers = [(k, v) for k, v in err.get_headers() if k.lower() != "content-type"]
+        return body, status, headers
 
     @app.errorhandler(Exception)
     def handle_unexpected(err: Exception):

@@ -1,0 +1,214 @@
+"""Merchant Open API for products, SKUs and stock (bearer token; see app.api.blueprints).
+
+Views validate (spectree), call app.catalog.services, and commit once at the end. A
+CatalogError becomes 422 with ``invalid_<field>`` and the service's Chinese message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import url_for
+from spectree import Response
+from sqlalchemy.exc import IntegrityError
+
+from app.api import present, queries
+from app.api.blueprints import admin_bp
+from app.api.schemas import (
+    AdminProduct,
+    AdminProductPage,
+    AdminProductQuery,
+    AdminSkuOut,
+    ErrorResponse,
+    ProductCreate,
+    ProductPatch,
+    SkuUpdate,
+    StockAdjust,
+    StockSet,
+)
+from app.api.spec import BEARER, spec
+from app.catalog.models import Product, Sku
+from app.catalog.services import (
+    MAX_STOCK,
+    CatalogError,
+    ProductInput,
+    SkuInput,
+    adjust_stock,
+    create_product,
+    set_stock,
+    update_product,
+)
+from app.core.errors import ApiError
+from app.extensions import db
+
+PRODUCT_ID = "<int:product_id>"  # ids past MAX_ID are simply not found (queries.py)
+SKU_ID = "<int:sku_id>"
+TAGS = ["admin-products"]
+SECURITY = {BEARER: []}
+# What every endpoint here may answer besides its success (documented in openapi.json).
+ERRORS = {"HTTP_401": ErrorResponse, "HTTP_404": ErrorResponse}
+BODY_ERRORS = {**ERRORS, "HTTP_400": ErrorResponse, "HTTP_415": ErrorResponse}
+
+
+@contextmanager
+def catalog_errors() -> Iterator[None]:
+    """Run a catalog change; refused input or a lost race rolls back and answers 4xx."""
+    try:
+        yield
+    except CatalogError as exc:
+        db.session.rollback()
+        code = f"invalid_{exc.field}" if exc.field else "validation_error"
+        detail = {"field": exc.field or "body", "code": "invalid", "message": exc.message}
+        raise ApiError(422, code, exc.message, [detail]) from None
+    except IntegrityError:
+        # The services check SKU codes first; only a concurrent write can get here.
+        db.session.rollback()
+        raise ApiError(409, "conflict", "数据已被其他请求修改（如 SKU 编码重复），请重试") from None
+
+
+def _product_or_404(product_id: int) -> Product:
+    found = queries.get_product(product_id, on_shelf_only=False)
+    if found is None:
+        raise ApiError(404, "not_found", "商品不存在")
+    return found
+
+
+def _sku_or_404(product_id: int, sku_id: int) -> Sku:
+    found = queries.get_sku(product_id, sku_id)
+    if found is None:
+        raise ApiError(404, "not_found", "SKU 不存在")
+    return found
+
+
+@admin_bp.get("/products")
+@spec.validate(resp=Response(HTTP_200=AdminProductPage, **ERRORS), tags=TAGS, security=SECURITY)
+def list_products(query: AdminProductQuery):
+    """All products, on or off the shelf, with SKUs; filter by category, text, shelf."""
+    rows, total = queries.list_products(
+        page=query.page,
+        per_page=query.per_page,
+        category_id=query.category_id,
+        q=query.q,
+        on_shelf=query.on_shelf,
+    )
+    return AdminProductPage(
+        items=[present.admin_product(p) for p in rows],
+        meta=present.page_meta(query.page, query.per_page, total),
+    )
+
+
+@admin_bp.post("/products")
+@spec.validate(resp=Response(HTTP_201=AdminProduct, **BODY_ERRORS), tags=TAGS, security=SECURITY)
+def create(json: ProductCreate):
+    """Create a product with its SKUs; 201 with the product."""
+    data = ProductInput(
+        title=json.title,
+        subtitle=json.subtitle,
+        description=json.description,
+        category_id=json.category_id,
+        spec_names=list(json.spec_names),
+        skus=[SkuInput(**sku.model_dump()) for sku in json.skus],
+        on_shelf=json.on_shelf,
+        featured=json.featured,
+        sort=json.sort,
+    )
+    with catalog_errors():
+        product = create_product(data)
+        db.session.commit()
+    location = url_for("api_admin.get_product", product_id=product.id)
+    return present.admin_product(product), 201, {"Location": location}
+
+
+@admin_bp.get(f"/products/{PRODUCT_ID}")
+@spec.validate(resp=Response(HTTP_200=AdminProduct, **ERRORS), tags=TAGS, security=SECURITY)
+def get_product(product_id: int):
+    """One product, on or off the shelf, with SKU codes."""
+    return present.admin_product(_product_or_404(product_id))
+
+
+@admin_bp.patch(f"/products/{PRODUCT_ID}")
+@spec.validate(resp=Response(HTTP_200=AdminProduct, **BODY_ERRORS), tags=TAGS, security=SECURITY)
+def patch_product(product_id: int, json: ProductPatch):
+    """Change only the fields given.
+
+    ``skus``, when given, is the product's whole SKU list: a SKU with an ``id`` is kept
+    (only its given fields change), one without is added, and the product's SKUs left out
+    are removed.
+    """
+    product = _product_or_404(product_id)
+    given = json.model_fields_set
+    current = {sku.id: sku for sku in product.skus}
+    skus = (
+        [_merge_sku(item, current.get(item.id)) for item in json.skus]
+        if "skus" in given
+        else [_merge_sku(SkuUpdate(id=sku.id), sku) for sku in product.skus]
+    )
+    data = ProductInput(
+        title=json.title if "title" in given else product.title,
+        subtitle=json.subtitle if "subtitle" in given else product.subtitle,
+        description=json.description if "description" in given else product.description,
+        category_id=json.category_id if "category_id" in given else product.category_id,
+        spec_names=list(json.spec_names if "spec_names" in given else product.spec_names),
+        skus=skus,
+        on_shelf=json.on_shelf if "on_shelf" in given else product.on_shelf,
+        featured=json.featured if "featured" in given else product.featured,
+        sort=json.sort if "sort" in given else product.sort,
+    )
+    with catalog_errors():
+        update_product(product, data)
+        db.session.commit()
+    return present.admin_product(product)
+
+
+def _merge_sku(item: SkuUpdate, sku: Sku | None) -> SkuInput:
+    """The SKU to save: the fields given, the rest from the existing SKU (or the defaults).
+
+    An ``id`` that is not this product's passes through so update_product refuses it.
+    """
+    given = item.model_fields_set
+
+    def pick(name: str, current: object, default: object) -> object:
+        if name in given:
+            return getattr(item, name)
+        return current if sku is not None else default
+
+    return SkuInput(
+        id=item.id,
+        specs=dict(pick("specs", sku and sku.specs, {}) or {}),
+        price_fen=pick("price_fen", sku and sku.price_fen, 0),
+        original_price_fen=pick("original_price_fen", sku and sku.original_price_fen, 0),
+        stock=pick("stock", sku and sku.stock, 0),
+        code=pick("code", sku and sku.code, None),
+    )
+
+
+@admin_bp.put(f"/products/{PRODUCT_ID}/skus/{SKU_ID}/stock")
+@spec.validate(resp=Response(HTTP_200=AdminSkuOut, **BODY_ERRORS), tags=TAGS, security=SECURITY)
+def put_stock(product_id: int, sku_id: int, json: StockSet):
+    """Set a SKU's stock to an absolute count (a stock-take)."""
+    sku = _sku_or_404(product_id, sku_id)
+    with catalog_errors():
+        set_stock(sku, json.stock)
+        db.session.commit()
+    return present.admin_sku(sku)
+
+
+@admin_bp.post(f"/products/{PRODUCT_ID}/skus/{SKU_ID}/stock/adjust")
+@spec.validate(
+    resp=Response(HTTP_200=AdminSkuOut, HTTP_409=ErrorResponse, **BODY_ERRORS),
+    tags=TAGS,
+    security=SECURITY,
+)
+def adjust(product_id: int, sku_id: int, json: StockAdjust):
+    """Add to (or take from) a SKU's stock in one conditional update; never below zero (409)."""
+    sku = _sku_or_404(product_id, sku_id)
+    try:
+        adjust_stock(sku, json.delta)
+    except CatalogError:
+        db.session.rollback()
+        if json.delta < 0:
+            raise ApiError(409, "insufficient_stock", "库存不足，无法减少这么多") from None
+        raise ApiError(409, "stock_limit_exceeded", f"库存不能超过 {MAX_STOCK}") from None
+    db.session.commit()
+    return present.admin_sku(sku)

@@ -1,0 +1,108 @@
+"""The two API blueprints and the checks every request on them passes first.
+
+``bp`` (``/api/v1``) is the customer side: the session cookie after WeChat OAuth, so
+CSRFProtect stays on for it and any future POST must carry the ``X-CSRFToken`` header.
+``admin_bp`` (``/api/v1/admin``) is the merchant Open API: a bearer token, never a
+cookie, so it is CSRF-exempt (in register_api) and every request must show a live token.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+from flask import Blueprint, current_app, g, request
+from sqlalchemy import select
+
+from app.accounts.models import ApiToken
+from app.api.spec import spec
+from app.core.errors import ApiError
+from app.core.time import utcnow
+from app.extensions import db
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+admin_bp = Blueprint("api_admin", __name__, url_prefix="/api/v1/admin")
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+MAX_TOKEN_LENGTH = 256
+# last_used_at is for the merchant's "is this token still used?" question; minute
+# precision is plenty and spares a write on every call of a busy integration.
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+class InvalidToken(ApiError):
+    """401 for a missing, unknown or revoked bearer token, with the RFC 6750 header."""
+
+    def __init__(self, message: str, given: bool):
+        super().__init__(401, "invalid_token", message)
+        challenge = 'Bearer realm="api"'
+        if given:
+            challenge += ', error="invalid_token"'
+        self.challenge = challenge
+
+    def to_response(self):
+        body, status = super().to_response()
+        return body, status, {"WWW-Authenticate": self.challenge}
+
+
+def require_json_object() -> None:
+    """A request body must be a JSON object sent as application/json.
+
+    An endpoint whose spectree metadata names a JSON model needs one; elsewhere a body is
+    optional, but when sent it follows the same rule. spectree itself reads bodies with
+    ``get_json(silent=True) or {}``, which would quietly turn broken JSON, a form post or
+    a missing body into an empty object; this check answers them instead.
+    """
+    if request.method not in BODY_METHODS:
+        return
+    has_body = bool(request.get_data(cache=True))
+    if not has_body and not _expects_json_body():
+        return
+    if not has_body:
+        raise ApiError(400, "invalid_json", "缺少 JSON 请求体")
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "请求体需为 JSON（Content-Type: application/json）"
+        )
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting: json raises this, not ValueError
+        payload = None
+    if payload is None:
+        raise ApiError(400, "invalid_json", "请求体不是有效的 JSON")
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_json", "请求体需为 JSON 对象")
+
+
+def _expects_json_body() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    metadata = spec.get_function_metadata(view) if view is not None else None
+    return bool(metadata and metadata.json)
+
+
+def require_api_token() -> None:
+    """Find the live ApiToken named by ``Authorization: Bearer sk_...`` or answer 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise InvalidToken("缺少 API 令牌（Authorization: Bearer ...）", given=bool(header))
+    token = None
+    if len(secret) <= MAX_TOKEN_LENGTH:
+        token = db.session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(secret))
+        )
+    if token is None or token.revoked_at is not None:
+        raise InvalidToken("API 令牌无效或已撤销", given=True)
+    now = utcnow()
+    last = token.last_used_at
+    if last is not None and last.tzinfo is None:  # SQLite returns naive UTC
+        last = last.replace(tzinfo=UTC)
+    if last is None or now - last >= TOUCH_INTERVAL:
+        token.last_used_at = now
+        db.session.commit()  # an edge of its own: the call is recorded even if it then fails
+    g.api_token = token
+
+
+admin_bp.before_request(require_api_token)  # auth first: no token, no body parsing
+admin_bp.before_request(require_json_object)
+bp.before_request(require_json_object)
