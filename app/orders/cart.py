@@ -1,0 +1,148 @@
+"""The cart: SKUs and quantities only. Prices, shelf and stock are re-read every time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import selectinload
+
+from app.catalog.models import Product, Sku
+from app.extensions import db
+from app.orders.models import CartItem
+from app.orders.services import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    OrderError,
+    get_settings,
+    shipping_fee_for,
+)
+
+
+@dataclass
+class CartLine:
+    """A cart row as shown: current price, availability and the line amount."""
+
+    item: CartItem
+    sku: Sku
+    available: bool  # on shelf and enough stock for the quantity
+    problem: str  # why not available, in Chinese ("" when available)
+
+    @property
+    def amount_fen(self) -> int:
+        return self.sku.price_fen * self.item.quantity
+
+
+@dataclass
+class CartView:
+    """The whole cart with totals over the available lines."""
+
+    lines: list[CartLine]
+    items_fen: int
+    shipping_fen: int
+
+    @property
+    def total_fen(self) -> int:
+        return self.items_fen + self.shipping_fen
+
+    @property
+    def count(self) -> int:
+        return sum(line.item.quantity for line in self.lines)
+
+
+def _check_quantity(quantity: int) -> None:
+    if not isinstance(quantity, int) or isinstance(quantity, bool):
+        raise OrderError("invalid_quantity", "购买数量不正确")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise OrderError("invalid_quantity", f"购买数量需为 1-{MAX_QUANTITY} 件")
+
+
+def _buyable_sku(sku_id: int) -> Sku:
+    sku = db.session.get(Sku, sku_id) if isinstance(sku_id, int) else None
+    if sku is None or not sku.product.on_shelf:
+        raise OrderError("unavailable", "商品已下架或不存在", status=409)
+    return sku
+
+
+def add_to_cart(user_id: int, sku_id: int, quantity: int) -> CartItem:
+    """Add ``quantity`` of a SKU (merging with what is there), within stock.
+
+    One atomic upsert (``quantity = quantity + n``) so two taps at once never lose one;
+    the result is checked afterwards and the caller rolls back on OrderError.
+    """
+    _check_quantity(quantity)
+    sku = _buyable_sku(sku_id)
+    lines = db.session.scalar(select(func.count(CartItem.id)).where(CartItem.user_id == user_id))
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(
+        insert(CartItem)
+        .values(user_id=user_id, sku_id=sku.id, quantity=quantity)
+        .on_conflict_do_update(
+            index_elements=["user_id", "sku_id"],
+            set_={"quantity": CartItem.quantity + quantity},
+        )
+    )
+    item = db.session.scalar(
+        select(CartItem)
+        .where(CartItem.user_id == user_id, CartItem.sku_id == sku.id)
+        .execution_options(populate_existing=True)
+    )
+    if item.quantity == quantity and lines >= MAX_LINES:
+        raise OrderError("too_many_items", f"购物车最多 {MAX_LINES} 种商品")
+    _check_quantity(item.quantity)
+    if item.quantity > sku.stock:
+        raise OrderError("sold_out", f"库存不足，仅剩 {sku.stock} 件", status=409)
+    return item
+
+
+def set_cart_quantity(user_id: int, sku_id: int, quantity: int) -> None:
+    """Set a cart row's quantity (0 removes it)."""
+    if quantity == 0:
+        remove_from_cart(user_id, sku_id)
+        return
+    _check_quantity(quantity)
+    item = db.session.scalar(
+        select(CartItem).where(CartItem.user_id == user_id, CartItem.sku_id == sku_id)
+    )
+    if item is None:
+        raise OrderError("not_found", "购物车里没有这件商品", status=404)
+    sku = _buyable_sku(sku_id)
+    if quantity > sku.stock:
+        raise OrderError("sold_out", f"库存不足，仅剩 {sku.stock} 件", status=409)
+    item.quantity = quantity
+    db.session.flush()
+
+
+def remove_from_cart(user_id: int, sku_id: int) -> None:
+    """Remove a SKU from the cart (nothing happens if it is not there)."""
+    db.session.execute(
+        delete(CartItem).where(CartItem.user_id == user_id, CartItem.sku_id == sku_id)
+    )
+    db.session.flush()
+
+
+def view_cart(user_id: int) -> CartView:
+    """The cart with current prices; unavailable lines are shown but not counted."""
+    items = db.session.scalars(
+        select(CartItem)
+        .where(CartItem.user_id == user_id)
+        .order_by(CartItem.id.desc())
+        .options(selectinload(CartItem.sku).selectinload(Sku.product).selectinload(Product.images))
+    ).all()
+    lines = []
+    for item in items:
+        sku = item.sku
+        if not sku.product.on_shelf:
+            problem = "已下架"
+        elif sku.stock == 0:
+            problem = "已售罄"
+        elif item.quantity > sku.stock:
+            problem = f"库存不足，仅剩 {sku.stock} 件"
+        else:
+            problem = ""
+        lines.append(CartLine(item=item, sku=sku, available=not problem, problem=problem))
+    items_fen = sum(line.amount_fen for line in lines if line.available)
+    shipping = shipping_fee_for(items_fen, get_settings()) if items_fen else 0
+    return CartView(lines=lines, items_fen=items_fen, shipping_fen=shipping)
