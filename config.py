@@ -115,6 +115,16 @@ class _SandboxDefaults(Config):
             settings[key] = settings.get(key) or value
         for key in ("WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHAT_MP_BASE", "WECHAT_PAY_API_BASE"):
             settings[key] = _env(key, sandbox)
+        pay_keys = ("WECHAT_PAY_PRIVATE_KEY_PATH", "WECHAT_PAY_PUBLIC_KEY_PATH")
+        if not all(settings[key] for key in pay_keys):
+            # The stand-in's Pay keys, generated once and shared with it (never in production).
+            from app.payments.sandbox_keys import ensure_sandbox_keys
+
+            keys = ensure_sandbox_keys(INSTANCE_DIR / "wechatpay-sandbox")
+            settings["WECHAT_PAY_PRIVATE_KEY_PATH"] = str(keys.merchant_private_path)
+            settings["WECHAT_PAY_CERT_SERIAL"] = keys.merchant_serial
+            settings["WECHAT_PAY_PUBLIC_KEY_PATH"] = str(keys.wechatpay_public_path)
+            settings["WECHAT_PAY_PUBLIC_KEY_ID"] = keys.public_key_id
         return settings
 
 

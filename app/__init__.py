@@ -65,6 +65,7 @@ def register_blueprints(app: Flask) -> None:
     from app.core.views import bp as core_bp
     from app.admin import bp as admin_bp
     from app.api import register_api
+    from app.payments.views import bp as payments_bp
     from app.shop.views import bp as shop_bp
     from app.wechat.views import bp as wechat_bp
 
@@ -73,6 +74,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(wechat_bp)
+    app.register_blueprint(payments_bp)
     register_api(app)
 
 

@@ -38,4 +38,9 @@ def run_worker(app: Flask, burst: bool = False) -> None:
     queues = app_queues(app)
     worker = AppWorker(queues, connection=queues[0].connection)
     worker.flask_app = app
+    if not burst:
+        from jobs.payments import schedule_timers
+
+        with app.app_context():
+            schedule_timers()  # the order timers reschedule themselves from then on
     worker.work(burst=burst, with_scheduler=True)

@@ -53,10 +53,11 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
         clock=app.config["SANDBOX_CLOCK"],
     )
 
-    from app.wechat.sandbox import oauth, token, tools
+    from app.wechat.sandbox import oauth, pay, token, tools
 
     for module in (token, oauth, tools):
         app.register_blueprint(module.bp)
+    pay.init_pay(app)  # Pay APIv3, its keys and notices (see pay.py)
 
     @app.before_request
     def _count_call():

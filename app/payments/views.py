@@ -1,0 +1,82 @@
+"""The doors WeChat Pay calls: ``POST /pay/notify`` and ``POST /pay/refund-notify``.
+
+Thin edges: read at most ``MAX_NOTICE_BYTES``, verify, apply, commit once, and only after
+the commit enqueue the follow-up job. Success is 204 with no body (WeChat stops retrying);
+a refusal is 4xx with the APIv3 failure body ``{"code": "FAIL", "message": ...}`` and
+nothing changed, so a forged or wrong notice never touches an order.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import csrf, db
+from app.payments.notices import (
+    MAX_NOTICE_BYTES,
+    NoticeRejected,
+    apply_payment,
+    apply_refund,
+    verify_notice,
+)
+
+bp = Blueprint("payments", __name__, url_prefix="/pay")
+
+
+def _fail(status: int, message: str):
+    return jsonify(code="FAIL", message=message), status
+
+
+def _read_body() -> bytes:
+    """The raw body, refusing anything larger than a notice can be before reading it."""
+    length = request.content_length
+    if length is not None and length > MAX_NOTICE_BYTES:
+        raise NoticeRejected(413, "通知内容过大")
+    body = request.stream.read(MAX_NOTICE_BYTES + 1)
+    if len(body) > MAX_NOTICE_BYTES:
+        raise NoticeRejected(413, "通知内容过大")
+    return body
+
+
+@bp.errorhandler(NoticeRejected)
+def _rejected(err: NoticeRejected):
+    db.session.rollback()
+    current_app.logger.warning("pay notice rejected on %s: %s", request.path, err.message)
+    return _fail(err.status, err.message)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(err: HTTPException):
+    return _fail(err.code or 400, "请求无效")
+
+
+@bp.errorhandler(Exception)
+def _unexpected(err: Exception):
+    # A 5xx makes WeChat retry later, which is what we want when e.g. the database is down.
+    db.session.rollback()
+    current_app.logger.exception("pay notice failed on %s", request.path)
+    return _fail(500, "系统繁忙")
+
+
+@bp.post("/notify")
+@csrf.exempt
+def notify():
+    """Payment notice (TRANSACTION.SUCCESS): mark the order paid once."""
+    notice = verify_notice(request.headers, _read_body())
+    order, first = apply_payment(notice.resource)
+    db.session.commit()
+    if first and order is not None:
+        from jobs.payments import enqueue_order_paid
+
+        enqueue_order_paid(order.id)
+    return "", 204
+
+
+@bp.post("/refund-notify")
+@csrf.exempt
+def refund_notify():
+    """Refund notice (REFUND.SUCCESS / CLOSED / ABNORMAL): complete or fail the refund once."""
+    notice = verify_notice(request.headers, _read_body())
+    apply_refund(notice.resource)
+    db.session.commit()
+    return "", 204

@@ -1,0 +1,174 @@
+"""Payment jobs: the follow-up of a paid order, and the order timers.
+
+Each job takes ids, runs under the worker's app context and commits per order, so one
+bad order never holds back the rest and a job run twice changes nothing the second time.
+
+Timers: ``run_timers`` cancels orders left unpaid past their deadline (after asking
+WeChat, which has the last word) and completes shipped orders after
+``ShopSettings.auto_complete_days``. The worker schedules it with RQ's scheduler
+(``enqueue_at``) once per time slot; the slot's job id is deterministic and claimed with
+``SET NX`` first, so several workers never schedule the same slot twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import current_app
+
+from app.core.redis import get_redis
+from app.core.time import utcnow
+from app.extensions import db
+from app.orders.models import COMPLETED, Order
+from app.orders.services import (
+    cancel_order,
+    due_shipped_order_ids,
+    due_unpaid_order_ids,
+)
+from app.orders.states import InvalidTransition, move_order
+from jobs.queues import get_queue
+
+log = logging.getLogger(__name__)
+
+PAID_COUNTER_KEY = "orders:paid:followups"
+TIMER_SECONDS = 60
+
+
+def order_paid_job_id(order_id: int) -> str:
+    """The one job id an order's follow-up can have."""
+    return f"order-paid-{order_id}"
+
+
+def enqueue_order_paid(order_id: int) -> None:
+    """Queue the follow-up of a newly paid order (call after the commit)."""
+    try:
+        get_queue("default").enqueue(
+            on_order_paid, order_id, job_id=order_paid_job_id(order_id), result_ttl=7 * 86400
+        )
+    except Exception:  # the payment is committed; a lost follow-up must not fail the notice
+        log.exception("could not enqueue the follow-up of paid order %s", order_id)
+
+
+def on_order_paid(order_id: int) -> bool:
+    """Work that follows a payment (issue 5 adds commissions). Idempotent: True once.
+
+    For now it counts paid orders in Redis; the ``SET NX`` marker makes a second run of
+    the same order's job a no-op.
+    """
+    redis = get_redis()
+    if not redis.set(f"orders:paid:done:{order_id}", 1, nx=True, ex=30 * 86400):
+        return False
+    redis.incr(PAID_COUNTER_KEY)
+    log.info("order %s paid: follow-up done", order_id)
+    return True
+
+
+# --- timers -------------------------------------------------------------------------------
+
+
+def expire_order(order_id: int) -> str:
+    """Settle one overdue unpaid order; return what happened (for logs and tests).
+
+    WeChat is asked first: a payment whose notice has not arrived yet marks the order paid
+    instead of cancelling it. Otherwise the order is closed at WeChat (so it can no longer
+    be paid) and cancelled, which gives its stock back once. If WeChat cannot be reached
+    nothing happens and the next run tries again.
+    """
+    from app.payments.client import PaymentError, close_order, query_order, record_transaction
+    from app.payments.notices import NoticeRejected, apply_payment
+
+    order = db.session.get(Order, order_id)
+    if order is None or order.status != "pending_payment":
+        return "skipped"
+    try:
+        state = query_order(order.out_trade_no)
+        trade_state = (state or {}).get("trade_state", "NOTPAY")
+        if trade_state == "SUCCESS":
+            try:
+                _order, first = apply_payment(state)
+            except NoticeRejected as err:
+                log.error("order %s: WeChat says paid but %s", order.number, err.message)
+                db.session.rollback()
+                return "mismatch"
+            db.session.commit()
+            if first:
+                enqueue_order_paid(order.id)
+            return "paid"
+        if trade_state == "USERPAYING":
+            return "waiting"  # the customer is entering a password right now
+        if state is not None and trade_state != "CLOSED":
+            close_order(order.out_trade_no)
+    except PaymentError as err:
+        log.warning("order %s: WeChat not reachable (%s); retry later", order.number, err.code)
+        db.session.rollback()
+        return "retry"
+    try:
+        if state is not None:
+            record_transaction(order.id, "closed", order.out_trade_no, 0, "CLOSED", {})
+        cancel_order(order, "system", "超时未支付，自动取消")
+    except InvalidTransition:
+        db.session.rollback()
+        return "skipped"
+    db.session.commit()
+    return "cancelled"
+
+
+def expire_unpaid_orders() -> dict[str, int]:
+    """Settle every unpaid order past its deadline; return counts by outcome."""
+    outcomes: dict[str, int] = {}
+    for order_id in due_unpaid_order_ids():
+        db.session.rollback()  # each order starts from a clean transaction
+        outcome = expire_order(order_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    db.session.rollback()
+    return outcomes
+
+
+def auto_complete_orders() -> int:
+    """Complete shipped orders whose receipt period has passed; return how many."""
+    done = 0
+    for order_id in due_shipped_order_ids():
+        order = db.session.get(Order, order_id)
+        try:
+            move_order(order, COMPLETED, "system", "超时自动确认收货", completed_at=utcnow())
+        except InvalidTransition:
+            db.session.rollback()
+            continue
+        db.session.commit()
+        done += 1
+    return done
+
+
+def timer_job_id(slot: int) -> str:
+    return f"payments-timers-{slot}"
+
+
+def _interval() -> int:
+    return int(current_app.config.get("PAYMENT_TIMER_SECONDS", TIMER_SECONDS))
+
+
+def schedule_timers(at: datetime | None = None) -> str | None:
+    """Schedule ``run_timers`` for the slot after ``at`` (default now), once per slot.
+
+    Returns the job id when this call scheduled it, None when another worker already had.
+    """
+    interval = _interval()
+    now = (at or utcnow()).timestamp()
+    slot = int(now // interval) + 1
+    claimed = get_redis().set(f"payments:timers:slot:{slot}", 1, nx=True, ex=interval * 10)
+    if not claimed:
+        return None
+    job_id = timer_job_id(slot)
+    get_queue("default").enqueue_at(
+        datetime.fromtimestamp(slot * interval, UTC), run_timers, job_id=job_id, result_ttl=3600
+    )
+    return job_id
+
+
+def run_timers() -> dict:
+    """The periodic job: schedule the next run first (a crash keeps the chain), then work."""
+    schedule_timers()
+    expired = expire_unpaid_orders()
+    completed = auto_complete_orders()
+    return {"expired": expired, "completed": completed}
