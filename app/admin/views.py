@@ -1,8 +1,6 @@
-"""Admin pages. (Filled in by the admin work.)"""
+"""Admin pages, one module per group; importing them attaches their routes to ``bp``."""
 
-from app.admin import bp
+from app.admin import auth, bp, catalog, dashboard, staff  # noqa: F401
+from app.admin.decorators import guard_blueprint
 
-
-@bp.get("/login")
-def login():
-    return "TODO", 501
+bp.before_request(guard_blueprint)

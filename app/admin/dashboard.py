@@ -1,0 +1,87 @@
+"""The admin home page: catalog counts, low stock, the worker's heartbeat."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from flask import render_template
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+
+from app.admin import bp
+from app.admin.catalog import LOW_STOCK
+from app.admin.decorators import staff_required
+from app.catalog.models import Category, Product, Sku
+from app.core.redis import get_redis
+from app.core.time import utcnow
+from app.extensions import db
+from jobs.maintenance import HEARTBEAT_KEY
+
+SHOP_TZ = ZoneInfo("Asia/Shanghai")  # merchants read times in Beijing time
+
+
+@bp.app_template_filter("admin_datetime")
+def admin_datetime(value: datetime | None) -> str:
+    """A stored (UTC) time as Beijing time, e.g. 2025-01-31 20:05; '' for None."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(SHOP_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def worker_status() -> dict:
+    """The worker's last heartbeat: {"ok": bool, "at": Beijing time text, "ago": text}."""
+    try:
+        raw = get_redis().get(HEARTBEAT_KEY)
+    except RedisError:
+        return {"ok": False, "at": None, "ago": None, "error": "无法连接 Redis"}
+    if raw is None:
+        return {"ok": False, "at": None, "ago": None, "error": None}
+    try:
+        stamp = datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError:
+        return {"ok": False, "at": None, "ago": None, "error": "心跳记录无法识别"}
+    minutes = max(0, int((utcnow() - stamp).total_seconds() // 60))
+    ago = "刚刚" if minutes < 1 else f"{minutes} 分钟前"
+    return {
+        "ok": True,
+        "at": stamp.astimezone(SHOP_TZ).strftime("%Y-%m-%d %H:%M:%S"),
+        "ago": ago,
+        "error": None,
+    }
+
+
+def _count(query) -> int:
+    return db.session.scalar(query) or 0
+
+
+@bp.get("/")
+@staff_required
+def dashboard():
+    """Counts, SKUs that ran out or run low, and whether the background worker runs."""
+    stats = {
+        "on_shelf": _count(select(func.count(Product.id)).where(Product.on_shelf.is_(True))),
+        "off_shelf": _count(select(func.count(Product.id)).where(Product.on_shelf.is_(False))),
+        "categories": _count(select(func.count(Category.id))),
+        "skus": _count(select(func.count(Sku.id))),
+        "out_of_stock": _count(select(func.count(Sku.id)).where(Sku.stock == 0)),
+        "low_stock": _count(
+            select(func.count(Sku.id)).where(Sku.stock > 0, Sku.stock <= LOW_STOCK)
+        ),
+    }
+    low = db.session.scalars(
+        select(Sku)
+        .join(Sku.product)
+        .where(Sku.stock <= LOW_STOCK)
+        .order_by(Sku.stock, Sku.id)
+        .limit(10)
+    ).all()
+    return render_template(
+        "admin/dashboard.html",
+        stats=stats,
+        low=low,
+        low_stock=LOW_STOCK,
+        worker=worker_status(),
+    )

@@ -1,0 +1,171 @@
+"""Every admin URL refuses anonymous visitors, customers and (where owner-only) plain staff."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.admin.decorators import ROLE_ATTR
+from app.catalog.models import ProductImage
+from app.extensions import db
+from tests.test_admin_support import csrf_token, fresh_client, text
+
+
+@pytest.fixture
+def client(app):
+    """Overrides conftest's client: a fresh ``g`` per request (see FreshClient)."""
+    return fresh_client(app)
+
+
+def admin_rules(app):
+    """(rule, method) for every admin URL except the login page."""
+    pairs = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("admin.") or rule.endpoint == "admin.login":
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            pairs.append((rule, method))
+    return pairs
+
+
+@pytest.fixture
+def world(app, make):
+    """Real rows for every URL argument, and the people who knock."""
+    category = make.category("测试分类")
+    product = make.product("测试商品", category=category, specs={"颜色": ["红", "蓝"]})
+    image = ProductImage(product_id=product.id, filename="none.png", width=100, height=100)
+    db.session.add(image)
+    db.session.commit()
+    staff = make.staff("clerk", role="staff")
+    owner = make.staff("boss", role="owner")
+    return {
+        "args": {
+            "category_id": category.id,
+            "product_id": product.id,
+            "image_id": image.id,
+            "sku_id": product.skus[0].id,
+            "staff_id": staff.id,
+        },
+        "customer": make.user(),
+        "staff": staff,
+        "owner": owner,
+    }
+
+
+def url_for_rule(app, rule, args) -> str:
+    missing = set(rule.arguments) - set(args)
+    assert not missing, f"test does not know how to fill {missing} for {rule.rule}"
+    with app.test_request_context():
+        from flask import url_for
+
+        return url_for(rule.endpoint, **{k: args[k] for k in rule.arguments})
+
+
+def owner_only(app, rule) -> bool:
+    return getattr(app.view_functions[rule.endpoint], ROLE_ATTR, None) == "owner"
+
+
+def test_there_are_admin_urls_to_check(app):
+    endpoints = {rule.endpoint for rule, _ in admin_rules(app)}
+    assert {
+        "admin.dashboard",
+        "admin.products",
+        "admin.product_edit",
+        "admin.staff_list",
+    } <= endpoints
+
+
+def test_every_admin_view_declares_who_may_use_it(app):
+    for rule, _ in admin_rules(app):
+        role = getattr(app.view_functions[rule.endpoint], ROLE_ATTR, None)
+        assert role in ("staff", "owner"), f"{rule.endpoint} has no staff_required/owner_required"
+
+
+def test_anonymous_is_sent_to_login_everywhere(app, client, world):
+    token = csrf_token(client, "/admin/login")
+    for rule, method in admin_rules(app):
+        url = url_for_rule(app, rule, world["args"])
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.open(url, method=method, data={"csrf_token": token})
+        assert response.status_code == 302, (method, url, response.status_code)
+        location = response.headers["Location"]
+        assert location.startswith("/admin/login?next="), (method, url, location)
+
+
+def test_anonymous_login_redirect_keeps_the_page(client, world):
+    response = client.get("/admin/products?q=abc")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/login?next=/admin/products?q%3Dabc"
+
+
+def test_customer_gets_a_chinese_403_everywhere(app, client, login_as, world):
+    login_as(client, world["customer"])
+    token = csrf_token(client, "/admin/login")  # the login page is open to everyone
+    for rule, method in admin_rules(app):
+        url = url_for_rule(app, rule, world["args"])
+        data = {"csrf_token": token} if method != "GET" else None
+        response = client.open(url, method=method, data=data)
+        assert response.status_code == 403, (method, url, response.status_code)
+        assert "仅限商家员工" in text(response)
+
+
+def test_staff_can_open_every_admin_page(app, client, login_as, world):
+    login_as(client, world["staff"])
+    checked = 0
+    for rule, method in admin_rules(app):
+        if method != "GET":
+            continue
+        url = url_for_rule(app, rule, world["args"])
+        response = client.get(url)
+        expected = 403 if owner_only(app, rule) else 200
+        assert response.status_code == expected, (url, response.status_code)
+        checked += 1
+    assert checked >= 5
+
+
+def test_owner_can_open_every_admin_page(app, client, login_as, world):
+    login_as(client, world["owner"])
+    for rule, method in admin_rules(app):
+        if method == "GET":
+            url = url_for_rule(app, rule, world["args"])
+            assert client.get(url).status_code == 200, url
+
+
+def test_plain_staff_is_refused_owner_only_posts(app, client, login_as, world):
+    login_as(client, world["staff"])
+    token = csrf_token(client, "/admin/")
+    owner_posts = [(r, m) for r, m in admin_rules(app) if m == "POST" and owner_only(app, r)]
+    assert owner_posts, "staff management should be owner-only"
+    for rule, _method in owner_posts:
+        url = url_for_rule(app, rule, world["args"])
+        response = client.post(
+            url,
+            data={
+                "csrf_token": token,
+                "username": "sneaky",
+                "password": "password123",
+                "role": "owner",
+            },
+        )
+        assert response.status_code == 403, url
+        assert "只有店主" in text(response)
+
+
+def test_deactivated_staff_is_refused_and_signed_out(app, client, login_as, world):
+    staff = world["staff"]
+    login_as(client, staff)
+    assert client.get("/admin/").status_code == 200
+    staff.active = False
+    db.session.commit()
+    response = client.get("/admin/")
+    assert response.status_code == 403
+    assert "已停用" in text(response)
+    # Signed out: the next visit is treated as anonymous.
+    assert client.get("/admin/").status_code == 302
+
+
+def test_unknown_admin_url_is_404_not_500(client, login_as, world):
+    login_as(client, world["staff"])
+    assert client.get("/admin/products/999999/edit").status_code == 404
+    assert client.get("/admin/no-such-page").status_code == 404
