@@ -1,10 +1,139 @@
-"""H5 shop pages. (Filled in by the shop work.)"""
+"""H5 shop pages for customers inside WeChat's browser: thin views over app.shop.queries."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, render_template, request
+from flask_login import current_user, login_required
+
+from app.shop import cache, queries
 
 bp = Blueprint("shop", __name__)
+bp.record_once(lambda _state: cache.install_listeners())
+
+DEFAULT_SHOP_NAME = "好物小店"
+
+
+@bp.context_processor
+def shop_globals() -> dict:
+    """Names every shop template may use."""
+    return {"shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME)}
+
+
+def _page_arg() -> int:
+    """The ?page= number; anything that is not a positive integer means page 1.
+
+    Pages past queries.MAX_PAGE are all the same empty page (one cache entry, not many).
+    """
+    raw = request.args.get("page", "1")
+    if not (raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0):
+        return 1
+    return min(int(raw), queries.MAX_PAGE + 1)
 
 
 @bp.get("/")
 def home():
-    return "TODO"
+    """Home: search box, category chips, featured products (page 1) and the product list.
+
+    Like the other catalog pages it is the same for every visitor, so it is cached per
+    catalog version (app/shop/cache.py).
+    """
+    page = _page_arg()
+    return cache.cached(
+        ("home", page),
+        lambda: render_template(
+            "shop/home.html",
+            categories=queries.list_categories(),
+            featured=queries.featured_products() if page == 1 else [],
+            listing=queries.list_products(page),
+            tab="home",
+        ),
+    )
+
+
+@bp.get("/categories")
+def categories():
+    """Every category with its count of products on the shelf."""
+    return cache.cached(
+        ("categories",),
+        lambda: render_template(
+            "shop/categories.html", categories=queries.categories_with_counts(), tab="categories"
+        ),
+    )
+
+
+def _render_category(category_id: int, page: int) -> str | None:
+    found = queries.get_category(category_id)
+    if found is None:
+        return None
+    return render_template(
+        "shop/category.html",
+        category=found,
+        categories=queries.list_categories(),
+        listing=queries.list_products(page, category_id=found.id),
+        tab="categories",
+    )
+
+
+@bp.get("/category/<int:category_id>")
+def category(category_id: int):
+    """One category's products on the shelf."""
+    page = _page_arg()
+    html = cache.cached(
+        ("category", category_id, page), lambda: _render_category(category_id, page)
+    )
+    if html is None:
+        abort(404, description="分类不存在")
+    return html
+
+
+@bp.get("/search")
+def search():
+    """Search titles and subtitles; an empty query shows the search page itself."""
+    q = queries.clean_search_query(request.args.get("q"))
+    return render_template(
+        "shop/search.html",
+        q=q,
+        listing=queries.search_products(q, _page_arg()),
+        categories=queries.list_categories() if not q else [],
+        tab="home",
+    )
+
+
+def _render_product_page(product_id: int) -> str | None:
+    """The whole product page as HTML, or None when the product is not for sale."""
+    found = queries.get_product(product_id)
+    if found is None or not found.skus:
+        return None
+    return render_template(
+        "shop/product.html",
+        product=found,
+        prices=queries.price_summary(found),
+        picker=queries.sku_picker_data(found),
+        total_stock=found.total_stock,
+    )
+
+
+@bp.get("/product/<int:product_id>")
+def product(product_id: int):
+    """Product detail with gallery, prices and the SKU picker. Off shelf or unknown: 404.
+
+    The page is the same for every visitor, so it is cached per catalog version
+    (app/shop/cache.py): the hot page of a shop shared in WeChat groups should not hit the
+    database and the template engine on every view. See bench/README.md.
+    """
+    html = cache.cached(("product", product_id), lambda: _render_product_page(product_id))
+    if html is None:
+        abort(404, description="商品不存在或已下架")
+    return html
+
+
+@bp.get("/my")
+@login_required
+def my():
+    """The customer's own page: profile, order shortcuts, distributor entry (placeholders)."""
+    person = current_user._get_current_object()
+    if getattr(person, "is_staff", False):  # a merchant previewing the shop while signed in
+        name, avatar = person.username, ""
+    else:
+        name, avatar = person.display_name, person.avatar_url
+    return render_template("shop/my.html", name=name, avatar=avatar, tab="my")

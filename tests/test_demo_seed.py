@@ -1,0 +1,94 @@
+"""``flask seed-demo`` through the CLI: a realistic demo shop, loaded once however often run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+from sqlalchemy import func, select
+
+from app.accounts.models import Staff
+from app.catalog.models import Category, Product, ProductImage, Sku
+from app.extensions import db
+
+
+def _counts() -> dict[str, int]:
+    return {
+        model.__name__: db.session.scalar(select(func.count()).select_from(model))
+        for model in (Category, Product, Sku, ProductImage, Staff)
+    }
+
+
+def test_seed_demo_twice(app, runner):
+    from app.catalog.demo import DEMO_OWNER
+
+    first = runner.invoke(args=["seed-demo"])
+    assert first.exit_code == 0, first.output
+    assert DEMO_OWNER[0] in first.output and DEMO_OWNER[1] in first.output
+
+    with app.app_context():
+        counts = _counts()
+        assert counts["Product"] >= 12
+        assert counts["Category"] >= 3
+        products = db.session.scalars(select(Product)).all()
+        multi = [p for p in products if len(p.skus) > 1]
+        assert len(multi) >= 3
+        assert any(len(p.spec_names) == 2 for p in multi)  # 颜色 x 尺码
+        assert any(not p.on_shelf for p in products)
+        assert any(p.featured for p in products)
+        assert any(s.stock == 0 for p in products for s in p.skus)
+        assert all(p.title and p.description and p.category for p in products)
+        codes = [s.code for p in products for s in p.skus]
+        assert all(codes) and len(codes) == len(set(codes))
+        for p in multi:  # each SKU has its own price, original price and stock
+            for sku in p.skus:
+                assert sku.price_fen > 0 and sku.original_price_fen >= sku.price_fen
+                assert set(sku.specs) == set(p.spec_names)
+
+        upload_dir = Path(app.config["UPLOAD_DIR"])
+        for image in db.session.scalars(select(ProductImage)):
+            path = upload_dir / image.filename
+            assert path.exists(), image.filename
+            assert path.stat().st_size < 60 * 1024
+            with Image.open(path) as picture:
+                assert picture.format == "JPEG"
+                assert picture.size == (750, 750) == (image.width, image.height)
+                picture.verify()
+        assert all(p.images for p in products)
+
+        owner = db.session.scalar(select(Staff).where(Staff.username == DEMO_OWNER[0]))
+        assert owner is not None and owner.role == "owner"
+        assert owner.check_password(DEMO_OWNER[1])
+        # The merchant changes the password; a re-seed must not undo it.
+        owner.set_password("changed-by-merchant")
+        db.session.commit()
+
+    second = runner.invoke(args=["seed-demo"])
+    assert second.exit_code == 0, second.output
+    with app.app_context():
+        assert _counts() == counts
+        owner = db.session.scalar(select(Staff).where(Staff.username == DEMO_OWNER[0]))
+        assert owner.check_password("changed-by-merchant")
+
+
+def test_seed_redraws_missing_images(app, runner):
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    with app.app_context():
+        image = db.session.scalars(select(ProductImage)).first()
+        path = Path(app.config["UPLOAD_DIR"]) / image.filename
+    path.unlink()
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    assert path.exists()
+
+
+def test_demo_images_are_served(app, runner, client):
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    with app.app_context():
+        product = db.session.scalars(select(Product).where(Product.on_shelf.is_(True))).first()
+        filename = product.images[0].filename
+        product_id = product.id
+    with client.get(f"/media/{filename}") as response:  # closes the streamed file
+        assert response.status_code == 200
+        assert response.mimetype == "image/jpeg"
+    page = client.get(f"/product/{product_id}").get_data(as_text=True)
+    assert f"/media/{filename}" in page
