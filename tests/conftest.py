@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from tests import factories
@@ -49,6 +50,20 @@ class ServerThread:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+
+class FreshContextClient(FlaskClient):
+    """A test client whose every request runs in its own app context.
+
+    Without this, a request made while the test holds an app context (the ``make`` and
+    ``app_ctx`` fixtures) reuses that context: ``g`` (Flask-Login's user, Flask-WTF's CSRF
+    token) and the database session leak from one request into the next, which no real
+    request ever sees.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 # --- real Redis -------------------------------------------------------------------------
@@ -137,6 +152,7 @@ def app(database_url, redis_url, sandbox, live_port, tmp_path_factory):
             "WECHAT_PAY_API_BASE": sandbox.url,
         }
     )
+    application.test_client_class = FreshContextClient
     with application.app_context():
         upgrade(directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     yield application
