@@ -145,7 +145,9 @@ def test_query_close_and_reprepay(app, make, sandbox):
 
 def test_unreachable_wechat_is_a_payment_error(app, make):
     order, _sku = new_order(make)
-    pay = build_pay(SimpleNamespace(config={**app.config, "WECHAT_PAY_API_BASE": "http://127.0.0.1:9"}))
+    pay = build_pay(
+        SimpleNamespace(config={**app.config, "WECHAT_PAY_API_BASE": "http://127.0.0.1:9"})
+    )
     with pytest.raises(PaymentError) as err:
         _call(pay.query, out_trade_no=order.number)
     assert err.value.code == "pay_unreachable"

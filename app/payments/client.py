@@ -121,7 +121,12 @@ def _call(fn, *args, **kwargs) -> tuple[int, Any]:
     if status >= 300:
         code = (data or {}).get("code", "SYSTEM_ERROR") if isinstance(data, dict) else "ERROR"
         detail = (data or {}).get("message", "") if isinstance(data, dict) else ""
-        message = WECHAT_MESSAGES.get(code) or (f"微信支付：{detail}" if detail else "微信支付出错")
+        if code in ("INVALID_REQUEST", "PARAM_ERROR") and detail:
+            message = f"微信支付：{detail}"  # WeChat's own words say what was wrong
+        else:
+            message = WECHAT_MESSAGES.get(code) or (
+                f"微信支付：{detail}" if detail else "微信支付出错"
+            )
         raise PaymentError(code, message, status=502 if status >= 500 else 409, http_status=status)
     return status, data
 
