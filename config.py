@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import ClassVar
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -17,8 +18,8 @@ INSTANCE_DIR = BASE_DIR / "instance"
 # Credentials of the local WeChat stand-in (app/wechat/sandbox). They are public test
 # values, used only when the environment gives none (development and tests).
 SANDBOX_APPID = "wx5andb0x00000001"
-SANDBOX_SECRET = "sandbox-secret-0123456789abcdef"
-SANDBOX_TOKEN = "sandboxtoken"
+SANDBOX_SECRET = "sandbox-secret-0123456789abcdef"  # noqa: S105 - public test value
+SANDBOX_TOKEN = "sandboxtoken"  # noqa: S105 - public test value
 SANDBOX_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 SANDBOX_MCHID = "1900000001"
 SANDBOX_APIV3_KEY = "sandboxapiv3key0123456789abcdefg"
@@ -48,7 +49,7 @@ class Config:
     DEBUG = False
 
     SQLALCHEMY_TRACK_MODIFICATIONS = False
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
     MAX_CONTENT_LENGTH = 8 * 1024 * 1024  # uploads: product images are checked again at 5 MB
     MAX_IMAGE_BYTES = 5 * 1024 * 1024
     WTF_CSRF_TIME_LIMIT = None  # tie CSRF tokens to the session instead of a clock
@@ -181,7 +182,9 @@ class ProductionConfig(Config):
         settings = super().from_env()
         missing = [k for k in cls.REQUIRED if not settings.get(k)]
         if missing:
-            names = ", ".join("DATABASE_URL" if k == "SQLALCHEMY_DATABASE_URI" else k for k in missing)
+            names = ", ".join(
+                "DATABASE_URL" if k == "SQLALCHEMY_DATABASE_URI" else k for k in missing
+            )
             raise RuntimeError(f"missing required environment variables: {names}")
         return settings
 

@@ -18,7 +18,7 @@ class AppWorker(Worker):
 
     flask_app: Flask
 
-    def perform_job(self, job, queue):  # noqa: D102 - RQ's hook
+    def perform_job(self, job, queue):
         with self.flask_app.app_context():
             db.engine.dispose(close=False)
             try:

@@ -24,7 +24,8 @@ from tests import factories
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 WECHAT_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) NetType/WIFI Language/zh_CN"
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) "
+    "NetType/WIFI Language/zh_CN"
 )
 
 
