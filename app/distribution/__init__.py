@@ -1,0 +1,1 @@
+"""Traditional distribution (传统分销): distributors, binding, commissions, ledger, payouts."""
