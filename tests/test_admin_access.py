@@ -7,6 +7,9 @@ import pytest
 from app.admin.decorators import ROLE_ATTR
 from app.catalog.models import ProductImage
 from app.extensions import db
+from app.orders.refunds import request_refund
+from app.orders.services import mark_paid
+from tests.pay_support import new_order
 from tests.test_admin_support import csrf_token, fresh_client, text
 
 
@@ -37,6 +40,11 @@ def world(app, make):
     db.session.commit()
     staff = make.staff("clerk", role="staff")
     owner = make.staff("boss", role="owner")
+    # A paid order with a refund request, for the order and refund URLs.
+    order, _sku_id = new_order(make)
+    mark_paid(order, transaction_id="4200000000000000000001", amount_fen=order.total_fen)
+    refund = request_refund(order, order.lines[0], 1, "不想要了", f"user:{order.user_id}")
+    db.session.commit()
     return {
         "args": {
             "category_id": category.id,
@@ -44,6 +52,8 @@ def world(app, make):
             "image_id": image.id,
             "sku_id": product.skus[0].id,
             "staff_id": staff.id,
+            "order_id": order.id,
+            "refund_id": refund.id,
         },
         "customer": make.user(),
         "staff": staff,

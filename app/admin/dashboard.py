@@ -1,4 +1,4 @@
-"""The admin home page: catalog counts, low stock, the worker's heartbeat."""
+"""The admin home page: today's orders, catalog counts, low stock, the worker's heartbeat."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from app.catalog.models import Category, Product, Sku
 from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
+from app.orders.models import PAID, REFUND_REQUESTED, Order, Refund
+from app.orders.search import today_bounds
 from jobs.maintenance import HEARTBEAT_KEY
 
 SHOP_TZ = ZoneInfo("Asia/Shanghai")  # merchants read times in Beijing time
@@ -57,6 +59,25 @@ def _count(query) -> int:
     return db.session.scalar(query) or 0
 
 
+def order_stats() -> dict[str, int]:
+    """Today's orders (Beijing day), money paid today, orders to ship, refunds to review."""
+    start, end = today_bounds()
+    return {
+        "orders_today": _count(
+            select(func.count(Order.id)).where(Order.created_at >= start, Order.created_at < end)
+        ),
+        "paid_today_fen": _count(
+            select(func.coalesce(func.sum(Order.paid_fen), 0)).where(
+                Order.paid_at >= start, Order.paid_at < end
+            )
+        ),
+        "to_ship": _count(select(func.count(Order.id)).where(Order.status == PAID)),
+        "refunds_open": _count(
+            select(func.count(Refund.id)).where(Refund.status == REFUND_REQUESTED)
+        ),
+    }
+
+
 @bp.get("/")
 @staff_required
 def dashboard():
@@ -70,6 +91,7 @@ def dashboard():
         "low_stock": _count(
             select(func.count(Sku.id)).where(Sku.stock > 0, Sku.stock <= LOW_STOCK)
         ),
+        **order_stats(),
     }
     low = db.session.scalars(
         select(Sku)
