@@ -34,7 +34,7 @@ from tests.pay_support import (
     sandbox_settings,
     wait_until,
 )
-from tests.test_admin_support import csrf_token, fresh_client, post, text
+from tests.test_admin_support import fresh_client, post, text
 
 _tx = iter(range(1, 10**6))
 
