@@ -12,3 +12,16 @@ from app.orders.models import (  # noqa: F401
     ShopSettings,
     StatusChange,
 )
+from app.distribution.models import (  # noqa: F401
+    Binding,
+    BindingEvent,
+    CommissionRule,
+    DistributionSettings,
+    Distributor,
+    DistributorPath,
+    Grade,
+    LedgerEntry,
+    OrderAttribution,
+    RefTouch,
+    Withdrawal,
+)
