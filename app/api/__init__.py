@@ -11,8 +11,7 @@ from flask import Flask
 
 def register_api(app: Flask) -> None:
     """Mount the API blueprints (their views are attached when the modules are imported)."""
-    from app.api import admin_products, customer  # noqa: F401  (routes register on import)
-    from app.api import admin_orders  # noqa: F401  (merchant orders and refunds)
+    from app.api import admin_orders, admin_products, customer  # noqa: F401  (routes register on import)
     from app.api.blueprints import admin_bp, bp
     from app.extensions import csrf
 
