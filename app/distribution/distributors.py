@@ -1,0 +1,177 @@
+"""Distributors: joining, approval, the tree (closure table) and moving a branch safely.
+
+Services flush; the edge commits. The tree lives in ``distributor_paths``: a row per
+(ancestor, descendant) with the depth between them, depth 0 being the distributor itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import Integer, delete, func, insert, literal, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.core.time import utcnow
+from app.distribution.models import (
+    DistributionSettings,
+    Distributor,
+    DistributorPath,
+)
+from app.extensions import db
+
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes are read aloud
+CODE_LENGTH = 8
+
+
+class DistributionError(Exception):
+    """A distribution request refused: a code for JSON and a Chinese message."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def get_distribution_settings() -> DistributionSettings:
+    """The single settings row, created with defaults on first use (race-safe)."""
+    settings = db.session.get(DistributionSettings, 1)
+    if settings is None:
+        insert_ = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(insert_(DistributionSettings).values(id=1).on_conflict_do_nothing())
+        settings = db.session.get(DistributionSettings, 1)
+    return settings
+
+
+def new_code() -> str:
+    """A random public referral code (unique key in the table is the final guard)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def distributor_for_user(user_id: int) -> Distributor | None:
+    """The user's distributor row, whatever its status."""
+    return db.session.scalar(select(Distributor).where(Distributor.user_id == user_id))
+
+
+def active_distributor_by_code(code: str) -> Distributor | None:
+    """An active distributor by public code (None for unknown, pending or disabled)."""
+    code = (code or "").strip().upper()
+    if not code or len(code) > 16:
+        return None
+    return db.session.scalar(
+        select(Distributor).where(Distributor.code == code, Distributor.status == "active")
+    )
+
+
+def create_distributor(
+    user_id: int, parent: Distributor | None, status: str = "active"
+) -> Distributor:
+    """Make ``user_id`` a distributor under ``parent`` and add its closure rows."""
+    if parent is not None and parent.user_id == user_id:
+        raise DistributionError("invalid_parent", "不能成为自己的下级")
+    distributor = Distributor(
+        user_id=user_id,
+        code=new_code(),
+        parent_id=parent.id if parent else None,
+        status=status,
+        approved_at=utcnow() if status == "active" else None,
+    )
+    db.session.add(distributor)
+    db.session.flush()
+    db.session.add(
+        DistributorPath(ancestor_id=distributor.id, descendant_id=distributor.id, depth=0)
+    )
+    if parent is not None:
+        db.session.execute(
+            insert(DistributorPath).from_select(
+                ["ancestor_id", "descendant_id", "depth"],
+                select(
+                    DistributorPath.ancestor_id,
+                    literal(distributor.id, Integer),
+                    DistributorPath.depth + 1,
+                ).where(DistributorPath.descendant_id == parent.id),
+            )
+        )
+    db.session.flush()
+    return distributor
+
+
+def is_descendant(candidate_id: int, of_id: int) -> bool:
+    """Whether ``candidate_id`` is ``of_id`` or anywhere below it."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(DistributorPath)
+            .where(
+                DistributorPath.ancestor_id == of_id,
+                DistributorPath.descendant_id == candidate_id,
+            )
+        )
+        > 0
+    )
+
+
+def set_parent(distributor: Distributor, new_parent: Distributor | None) -> None:
+    """Move ``distributor`` (with its whole branch) under ``new_parent``.
+
+    Refuses a parent that is the distributor itself or one of its descendants (a cycle).
+    The subtree's rows are locked first on PostgreSQL so two concurrent moves of
+    overlapping branches cannot both pass the check.
+    """
+    if new_parent is not None:
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(
+                select(Distributor.id)
+                .where(Distributor.id.in_([distributor.id, new_parent.id]))
+                .order_by(Distributor.id)
+                .with_for_update()
+            )
+        if is_descendant(new_parent.id, distributor.id):
+            raise DistributionError("cycle", "不能把分销员挂到自己或自己的下级下面")
+    subtree = select(DistributorPath.descendant_id).where(
+        DistributorPath.ancestor_id == distributor.id
+    )
+    # Cut the branch loose: drop paths from outside ancestors into the subtree.
+    db.session.execute(
+        delete(DistributorPath).where(
+            DistributorPath.descendant_id.in_(subtree),
+            DistributorPath.ancestor_id.not_in(subtree),
+        )
+    )
+    if new_parent is not None:
+        above = (
+            select(DistributorPath.ancestor_id, DistributorPath.depth)
+            .where(DistributorPath.descendant_id == new_parent.id)
+            .subquery()
+        )
+        below = (
+            select(DistributorPath.descendant_id, DistributorPath.depth)
+            .where(DistributorPath.ancestor_id == distributor.id)
+            .subquery()
+        )
+        db.session.execute(
+            insert(DistributorPath).from_select(
+                ["ancestor_id", "descendant_id", "depth"],
+                select(
+                    above.c.ancestor_id,
+                    below.c.descendant_id,
+                    above.c.depth + below.c.depth + 1,
+                ).select_from(above.join(below, true())),
+            )
+        )
+    distributor.parent_id = new_parent.id if new_parent else None
+    db.session.flush()
+
+
+def ancestors(distributor_id: int, max_depth: int) -> list[tuple[int, int]]:
+    """[(depth, ancestor_id)] above a distributor, nearest first, up to ``max_depth``."""
+    rows = db.session.execute(
+        select(DistributorPath.depth, DistributorPath.ancestor_id)
+        .where(
+            DistributorPath.descendant_id == distributor_id,
+            DistributorPath.depth.between(1, max_depth),
+        )
+        .order_by(DistributorPath.depth)
+    )
+    return [(depth, ancestor) for depth, ancestor in rows]
