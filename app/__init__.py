@@ -62,15 +62,17 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount each area's blueprint."""
     from app.accounts.views import bp as accounts_bp
-    from app.core.views import bp as core_bp
     from app.admin import bp as admin_bp
     from app.api import register_api
+    from app.core.views import bp as core_bp
+    from app.orders.views import bp as orders_bp
     from app.payments.views import bp as payments_bp
     from app.shop.views import bp as shop_bp
     from app.wechat.views import bp as wechat_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(shop_bp)
+    app.register_blueprint(orders_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(wechat_bp)

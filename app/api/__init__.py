@@ -11,7 +11,14 @@ from flask import Flask
 
 def register_api(app: Flask) -> None:
     """Mount the API blueprints (their views are attached when the modules are imported)."""
-    from app.api import admin_orders, admin_products, customer  # noqa: F401  (routes register on import)
+    from app.api import (  # noqa: F401  (routes register on import)
+        addresses,
+        admin_orders,
+        admin_products,
+        cart,
+        customer,
+        orders,
+    )
     from app.api.blueprints import admin_bp, bp
     from app.extensions import csrf
 

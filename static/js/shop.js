@@ -148,7 +148,11 @@
         var missing = specs.filter(function (s, i) { return selected[i] === null; });
         if (missing.length) { toast("请选择 " + missing[0].name); return; }
         if (maxQty === 0) { toast("该规格已售罄"); return; }
-        toast("下单功能即将上线");
+        // orders.js adds to the cart or goes to checkout (signing in first if needed).
+        var chosen = matching(-1).filter(function (s) { return s.stock > 0; })[0];
+        document.dispatchEvent(new CustomEvent("shop:buy", { detail: {
+          action: btn.getAttribute("data-buy"), sku_id: chosen.id, quantity: Number(qty.value) || 1, button: btn
+        } }));
       });
     });
 

@@ -1,0 +1,350 @@
+"""Customer H5 pages of the order flow: cart, checkout, addresses, pay, orders and refunds.
+
+Thin, uncached views (every page here belongs to one visitor). They read and render;
+every change goes through the JSON API (app/api/cart.py, addresses.py, orders.py) from
+static/js/orders.js with the ``X-CSRFToken`` header, so the rules live in one place.
+The catalog pages are cached for everybody, so they learn who is signed in (and get a
+CSRF token) from ``GET /cart/session`` instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import func, select
+
+from app.accounts.oauth import safe_next
+from app.catalog.models import Sku
+from app.extensions import db
+from app.orders.addresses import default_address, list_addresses
+from app.orders.cart import view_cart
+from app.orders.models import (
+    OPEN_REFUND_STATUSES,
+    PAID,
+    PENDING_PAYMENT,
+    SHIPPED,
+    Address,
+    Order,
+    OrderLine,
+    Refund,
+)
+from app.orders.services import MAX_QUANTITY, get_settings, shipping_fee_for
+from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
+
+bp = Blueprint("orders", __name__)
+
+CHINA_TZ = timezone(timedelta(hours=8))
+MAX_ID = 2**31 - 1
+PER_PAGE = 10
+# The tabs of /orders: (value of ?status=, label). "refund" lists orders with refunds.
+TABS = (
+    ("all", "全部"),
+    (PENDING_PAYMENT, "待付款"),
+    (PAID, "待发货"),
+    (SHIPPED, "待收货"),
+    ("completed", "已完成"),
+    ("refund", "退款"),
+)
+REFUND_REASONS = ("不想要了", "拍错/多拍", "商品质量问题", "商品与描述不符", "少件/漏发", "其他")
+
+
+@bp.context_processor
+def order_globals() -> dict:
+    """Names every order template may use."""
+    from app.shop.views import DEFAULT_SHOP_NAME
+
+    return {
+        "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
+        "order_labels": ORDER_STATUS_LABELS,
+        "refund_labels": REFUND_STATUS_LABELS,
+    }
+
+
+@bp.app_context_processor
+def my_order_counts_global() -> dict:
+    """``my_order_counts()`` for the shop's "my" page (computed only when called)."""
+    return {"my_order_counts": my_order_counts}
+
+
+@bp.app_template_filter("cn_time")
+def cn_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC time shown in China time (the shop's customers are there)."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:  # SQLite returns naive UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(CHINA_TZ).strftime(fmt)
+
+
+def my_order_counts() -> dict[str, int]:
+    """Counts for the "my" page shortcuts: per status, and orders with an open refund."""
+    person = current_user
+    if not getattr(person, "is_authenticated", False) or person.is_staff:
+        return {}
+    counts = dict(
+        db.session.execute(
+            select(Order.status, func.count(Order.id))
+            .where(Order.user_id == person.id)
+            .group_by(Order.status)
+        ).all()
+    )
+    counts["refund"] = db.session.scalar(
+        select(func.count(func.distinct(Refund.order_id)))
+        .join(Order, Order.id == Refund.order_id)
+        .where(Order.user_id == person.id, Refund.status.in_(OPEN_REFUND_STATUSES))
+    )
+    return counts
+
+
+def _customer_id() -> int:
+    """The signed-in customer; staff previewing the shop have no cart or orders."""
+    if current_user.is_staff:
+        abort(403, description="请使用微信登录顾客账号后再购物")
+    return current_user.id
+
+
+def _own_order(order_id: int) -> Order:
+    order = db.session.get(Order, order_id) if order_id <= MAX_ID else None
+    if order is None or order.user_id != _customer_id():
+        abort(404, description="订单不存在")
+    return order
+
+
+def _int_arg(name: str, default: int | None = None, high: int = MAX_ID) -> int | None:
+    raw = request.args.get(name, "")
+    if raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= high:
+        return int(raw)
+    return default
+
+
+# --- cart -----------------------------------------------------------------------------------
+
+
+@bp.get("/cart/session")
+def cart_session():
+    """Who is here, for cached pages: signed in?, a CSRF token, the cart count. Never cached."""
+    person = current_user
+    if not person.is_authenticated or person.is_staff:
+        body = {"signed_in": False}
+    else:
+        body = {
+            "signed_in": True,
+            "csrf_token": generate_csrf(),
+            "cart_count": view_cart(person.id).count,
+        }
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/cart")
+@login_required
+def cart():
+    """The cart: quantities, remove, unavailable lines greyed with why, totals and shipping."""
+    view = view_cart(_customer_id())
+    return render_template("orders/cart.html", cart=view, settings=get_settings())
+
+
+# --- checkout -------------------------------------------------------------------------------
+
+
+def _checkout_lines(user_id: int) -> tuple[list[dict], bool]:
+    """The lines to buy, with current prices: (lines, from_cart).
+
+    ``?sku_id=&quantity=`` is 立即购买 (one SKU); otherwise the cart's lines.
+    """
+    sku_id = _int_arg("sku_id")
+    if sku_id is not None:
+        quantity = _int_arg("quantity", 1, MAX_QUANTITY)
+        sku = db.session.get(Sku, sku_id)
+        if sku is None:
+            abort(404, description="商品不存在或已下架")
+        return [_line(sku, quantity)], False
+    return [_line(line.sku, line.item.quantity) for line in view_cart(user_id).lines], True
+
+
+def _line(sku: Sku, quantity: int) -> dict:
+    if not sku.product.on_shelf:
+        problem = "已下架"
+    elif sku.stock == 0:
+        problem = "已售罄"
+    elif quantity > sku.stock:
+        problem = f"库存不足，仅剩 {sku.stock} 件"
+    else:
+        problem = ""
+    return {
+        "sku": sku,
+        "quantity": quantity,
+        "amount_fen": sku.price_fen * quantity,
+        "problem": problem,
+    }
+
+
+@bp.get("/checkout")
+@login_required
+def checkout():
+    """Confirm the order: address, items at today's prices, shipping, total, remark.
+
+    Prices shown here are read now; placing the order reads them again on the server.
+    """
+    user_id = _customer_id()
+    lines, from_cart = _checkout_lines(user_id)
+    buyable = [line for line in lines if not line["problem"]]
+    items_fen = sum(line["amount_fen"] for line in buyable)
+    shipping_fen = shipping_fee_for(items_fen, get_settings()) if buyable else 0
+    address = None
+    address_id = _int_arg("address_id")
+    if address_id is not None:
+        address = db.session.get(Address, address_id)
+        if address is not None and address.user_id != user_id:
+            address = None
+    address = address or default_address(user_id)
+
+    # Where the address pages come back to: this page without its address choice.
+    args = {k: v for k, v in request.args.items() if k != "address_id"}
+    here = url_for("orders.checkout", **args)
+    return render_template(
+        "orders/checkout.html",
+        lines=lines,
+        buyable=buyable,
+        from_cart=from_cart,
+        items_fen=items_fen,
+        shipping_fen=shipping_fen,
+        total_fen=items_fen + shipping_fen,
+        settings=get_settings(),
+        address=address,
+        choose_url=url_for("orders.addresses", select=1, next=here),
+        new_address_url=url_for("orders.new_address", next=here),
+        payload=[{"sku_id": line["sku"].id, "quantity": line["quantity"]} for line in buyable],
+    )
+
+
+# --- addresses ------------------------------------------------------------------------------
+
+
+def _next_arg() -> str | None:
+    raw = request.args.get("next")
+    return safe_next(raw, default="") or None if raw else None
+
+
+@bp.get("/addresses")
+@login_required
+def addresses():
+    """The address book; with ``?select=1&next=PATH`` tapping one goes back to PATH with it."""
+    user_id = _customer_id()
+    next_path = _next_arg()
+    selecting = request.args.get("select") == "1" and next_path is not None
+    choices = {}
+    if selecting:
+        sep = "&" if "?" in next_path else "?"
+        choices = {
+            a.id: f"{next_path}{sep}{urlencode({'address_id': a.id})}"
+            for a in list_addresses(user_id)
+        }
+    return render_template(
+        "orders/addresses.html",
+        addresses=list_addresses(user_id),
+        selecting=selecting,
+        choices=choices,
+        next_path=next_path,
+    )
+
+
+@bp.get("/addresses/new")
+@login_required
+def new_address():
+    """Add an address with the province/city/district picker."""
+    _customer_id()
+    return render_template("orders/address_form.html", address=None, next_path=_next_arg())
+
+
+@bp.get("/addresses/<int:address_id>/edit")
+@login_required
+def edit_address(address_id: int):
+    """Edit one of the customer's addresses."""
+    user_id = _customer_id()
+    address = db.session.get(Address, address_id) if address_id <= MAX_ID else None
+    if address is None or address.user_id != user_id:
+        abort(404, description="地址不存在")
+    return render_template("orders/address_form.html", address=address, next_path=_next_arg())
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+@bp.get("/orders")
+@login_required
+def order_list():
+    """The customer's orders with status tabs (全部/待付款/待发货/待收货/已完成/退款)."""
+    from app.api.orders import customer_orders
+
+    user_id = _customer_id()
+    status = request.args.get("status", "all")
+    if status not in dict(TABS):
+        status = "all"
+    page = _int_arg("page", 1, 10_000)
+    rows, total = customer_orders(user_id, None if status == "all" else status, page, PER_PAGE)
+    return render_template(
+        "orders/list.html",
+        orders=rows,
+        tabs=TABS,
+        status=status,
+        page=page,
+        has_next=page * PER_PAGE < total,
+    )
+
+
+@bp.get("/orders/<int:order_id>")
+@login_required
+def order_detail(order_id: int):
+    """One order: status, address, lines (with refunds), amounts, actions, timeline."""
+    from app.api.orders import order_history, refundable_quantity, refunds_by_line
+
+    order = _own_order(order_id)
+    refunds = refunds_by_line([order.id])
+    return render_template(
+        "orders/detail.html",
+        order=order,
+        refunds=refunds,
+        refundable={
+            line.id: refundable_quantity(order, line, refunds.get(line.id, []))
+            for line in order.lines
+        },
+        history=list(reversed(order_history(order))),
+    )
+
+
+@bp.get("/orders/<int:order_id>/pay")
+@login_required
+def pay(order_id: int):
+    """Pay for an order (WeixinJSBridge, or the stand-in's cashier) and wait for WeChat's word."""
+    order = _own_order(order_id)
+    deadline = order.pay_deadline
+    if deadline.tzinfo is None:
+        deadline = deadline.replace(tzinfo=UTC)
+    return render_template(
+        "orders/pay.html",
+        order=order,
+        deadline_ts=int(deadline.timestamp()),
+        returned=request.args.get("pay_result"),
+    )
+
+
+@bp.get("/orders/<int:order_id>/lines/<int:line_id>/refund")
+@login_required
+def refund_form(order_id: int, line_id: int):
+    """Ask a refund of one line: how many, and why."""
+    from app.api.orders import refundable_quantity, refunds_by_line
+
+    order = _own_order(order_id)
+    line = db.session.get(OrderLine, line_id) if line_id <= MAX_ID else None
+    if line is None or line.order_id != order.id:
+        abort(404, description="订单中没有该商品")
+    left = refundable_quantity(order, line, refunds_by_line([order.id]).get(line.id, []))
+    return render_template(
+        "orders/refund.html", order=order, line=line, left=left, reasons=REFUND_REASONS
+    )
