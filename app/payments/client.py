@@ -158,8 +158,10 @@ def record_transaction(
             created_at=datetime.now(UTC),
         )
         .on_conflict_do_nothing(index_elements=["kind", "external_id"])
+        .returning(PaymentTransaction.id)
     )
-    return result.rowcount == 1
+    # RETURNING, not rowcount: an ORM-executed INSERT reports rowcount -1 on psycopg.
+    return result.scalar_one_or_none() is not None
 
 
 # --- payments -----------------------------------------------------------------------------
