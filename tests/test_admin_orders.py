@@ -551,3 +551,83 @@ def test_dashboard_counts_todays_orders(staff_client, make):
     body = text(staff_client.get("/admin/"))
     assert "今日订单" in body and "今日收款" in body and "待发货" in body
     assert "¥59.80" in body  # two paid orders of ¥29.90
+
+
+# --- in a real browser ----------------------------------------------------------------------
+
+DESKTOP_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36"
+)
+
+
+@pytest.fixture
+def desk(browser, live_server):
+    """A laptop-sized page (1366x900, desktop browser)."""
+    context = browser.new_context(
+        user_agent=DESKTOP_UA, viewport={"width": 1366, "height": 900}, locale="zh-CN"
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the "are you sure" confirmations
+    yield page
+    context.close()
+
+
+@pytest.mark.browser
+def test_order_detail_in_a_browser(desk, live_server, make, artifacts):
+    from app.orders.models import Address
+    from app.orders.services import ItemRequest, place_order
+
+    make.staff("clerk", password="clerk-password")
+    user = make.user(nickname="小林")
+    shirt = make.product("纯棉圆领T恤 夏季新款", price_fen=5900, specs={"颜色": ["白色", "黑色"]})
+    mug = make.product("陶瓷马克杯", price_fen=3500)
+    address = Address(
+        user_id=user.id,
+        name="王小明",
+        phone="13912345678",
+        province="浙江省",
+        city="杭州市",
+        district="西湖区",
+        district_code="330106",
+        detail="文三路 90 号东部软件园 3 号楼 501",
+    )
+    db.session.add(address)
+    db.session.commit()
+    order = place_order(
+        user.id,
+        [ItemRequest(shirt.skus[0].id, 2), ItemRequest(mug.skus[0].id, 1)],
+        address.id,
+        "请下午送货，谢谢",
+    )
+    db.session.commit()
+    mark_paid(order, transaction_id="4200000000202503010001", amount_fen=order.total_fen)
+    db.session.commit()
+    request_refund(order, order.lines[1], 1, "杯子有裂纹", f"user:{user.id}")
+    db.session.commit()
+
+    base = live_server.url
+    desk.goto(f"{base}/admin/orders/{order.id}")
+    desk.fill("#username", "clerk")
+    desk.fill("#password", "clerk-password")
+    desk.click("button[type=submit]")
+    desk.wait_for_url(f"{base}/admin/orders/{order.id}")
+    assert "杯子有裂纹" in desk.content()
+    desk.screenshot(path=str(artifacts / "admin-order-detail.png"), full_page=True)
+
+    desk.select_option("#carrier", "SF")
+    desk.fill("#tracking_number", "SF1402237788901")
+    desk.click("text=确认发货")
+    desk.wait_for_selector("text=已发货：顺丰速运 SF1402237788901")
+    desk.screenshot(path=str(artifacts / "admin-order-shipped.png"), full_page=True)
+    desk.goto(f"{base}/admin/orders")
+    desk.screenshot(path=str(artifacts / "admin-orders.png"), full_page=True)
+    assert order.number in desk.content()
+    desk.goto(f"{base}/admin/refunds")
+    desk.screenshot(path=str(artifacts / "admin-refunds.png"), full_page=True)
+    desk.fill("input[name=reason]", "裂纹为运输造成，已补发新杯子")
+    desk.click(".reject-form button")
+    desk.wait_for_selector("text=已拒绝退款申请")
+    desk.goto(f"{base}/admin/")
+    desk.screenshot(path=str(artifacts / "admin-dashboard-orders.png"), full_page=True)
