@@ -70,9 +70,9 @@ def test_browse_home_pick_sku(demo_shop, page, live_server, artifacts):
     expect(plus).to_be_disabled()
     page.screenshot(path=str(artifacts / "shop-product-picked.png"))
 
+    # Buying needs a signed-in customer: an anonymous visitor goes to WeChat sign-in first.
     page.get_by_role("button", name="立即购买").click()
-    expect(page.locator("#toast")).to_have_text("下单功能即将上线")
-    page.screenshot(path=str(artifacts / "shop-product-toast.png"), full_page=True)
+    page.wait_for_url(re.compile(r".*/connect/oauth2/authorize\?.*"))
 
 
 def test_other_pages_look_right(demo_shop, page, live_server, artifacts):

@@ -42,17 +42,17 @@ def sign_in(client, login_as, user) -> dict:
 
 
 def make_address(user_id: int, **fields) -> Address:
-    row = Address(
-        user_id=user_id,
-        name="张三",
-        phone="13800138000",
-        province="广东省",
-        city="深圳市",
-        district="南山区",
-        district_code="440305",
-        detail="科技园1号",
+    values = {
+        "name": "张三",
+        "phone": "13800138000",
+        "province": "广东省",
+        "city": "深圳市",
+        "district": "南山区",
+        "district_code": "440305",
+        "detail": "科技园1号",
         **fields,
-    )
+    }
+    row = Address(user_id=user_id, **values)
     db.session.add(row)
     db.session.commit()
     return row
