@@ -198,6 +198,17 @@ def test_list_tabs_counts_and_filters(staff_client, shop):
     )
 
 
+def test_refunding_tab_lists_orders_with_unfinished_refunds(staff_client, make):
+    quiet = paid(make)
+    asked = paid(make)
+    request_refund(asked, asked.lines[0], 1, "不想要了", "user:1")
+    db.session.commit()
+    response = staff_client.get("/admin/orders?status=refunding")
+    assert _numbers(response) == {asked.number}
+    assert "售后中" in text(response)
+    assert quiet.number in text(staff_client.get("/admin/orders?status=paid"))
+
+
 def test_bad_filters_are_a_message_not_an_error(staff_client, shop):
     for query in (
         "from=2025-13-01",

@@ -37,6 +37,7 @@ from app.orders.search import (
     FILTER_STATUSES,
     REFUNDING,
     SHOP_TZ,
+    UNFINISHED_REFUND_STATUSES,
     OrderFilter,
     order_query,
     parse_day,
@@ -116,7 +117,7 @@ def _open_refund_order_ids(order_ids: list[int]) -> set[int]:
         db.session.scalars(
             select(Refund.order_id).where(
                 Refund.order_id.in_(order_ids),
-                Refund.status.in_((REFUND_REQUESTED, REFUND_APPROVED, REFUND_FAILED)),
+                Refund.status.in_(UNFINISHED_REFUND_STATUSES),
             )
         )
     )

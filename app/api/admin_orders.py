@@ -45,7 +45,7 @@ FilterStatus = Literal[FILTER_STATUSES]  # type: ignore[valid-type]
 
 class AdminOrderQuery(PageQuery):
     status: FilterStatus | None = Field(
-        None, description="订单状态；refunding 表示有待处理退款（申请中或退款中）的订单"
+        None, description="订单状态；refunding 表示有未完结退款（待审核、退款中或退款失败）的订单"
     )
     created_from: date | None = Field(None, description="下单日期起（北京时间，含当天）")
     created_to: date | None = Field(None, description="下单日期止（北京时间，含当天）")

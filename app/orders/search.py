@@ -13,10 +13,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, func, or_, select
 
 from app.extensions import db
-from app.orders.models import OPEN_REFUND_STATUSES, ORDER_STATUSES, Order, Refund
+from app.orders.models import (
+    OPEN_REFUND_STATUSES,
+    ORDER_STATUSES,
+    REFUND_FAILED,
+    Order,
+    Refund,
+)
 
 SHOP_TZ = ZoneInfo("Asia/Shanghai")
-REFUNDING = "refunding"  # a tab of its own: orders with a refund awaiting review or money
+REFUNDING = "refunding"  # a tab of its own: orders with a refund staff or WeChat must finish
+# Refunds still needing someone: awaiting review, awaiting WeChat's money, or failed (retry).
+UNFINISHED_REFUND_STATUSES = (*OPEN_REFUND_STATUSES, REFUND_FAILED)
 FILTER_STATUSES = (*ORDER_STATUSES, REFUNDING)
 MAX_KEYWORD = 50
 
@@ -60,7 +68,7 @@ def _like(text: str) -> str:
 
 
 def _open_refund_orders():
-    return select(Refund.order_id).where(Refund.status.in_(OPEN_REFUND_STATUSES))
+    return select(Refund.order_id).where(Refund.status.in_(UNFINISHED_REFUND_STATUSES))
 
 
 def _where(query: Select, flt: OrderFilter, *, with_status: bool = True) -> Select:
