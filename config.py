@@ -65,6 +65,8 @@ class Config:
     ALLOW_SIGNIN_OUTSIDE_WECHAT = False
     RQ_QUEUES = ("default", "high", "low")
     UPLOAD_DIR: str = str(INSTANCE_DIR / "uploads")
+    # 商家转账 scene for withdrawals ("1000" 现金营销; "1005" 佣金报酬 if the merchant has it).
+    WECHAT_TRANSFER_SCENE_ID = "1000"
 
     @classmethod
     def from_env(cls) -> dict:
@@ -90,6 +92,7 @@ class Config:
             WECHAT_PAY_PUBLIC_KEY_PATH=_env("WECHAT_PAY_PUBLIC_KEY_PATH"),
             WECHAT_PAY_PUBLIC_KEY_ID=_env("WECHAT_PAY_PUBLIC_KEY_ID"),
             UPLOAD_DIR=_env("UPLOAD_DIR", cls.UPLOAD_DIR),
+            WECHAT_TRANSFER_SCENE_ID=_env("WECHAT_TRANSFER_SCENE_ID", cls.WECHAT_TRANSFER_SCENE_ID),
         )
         return settings
 

@@ -39,8 +39,12 @@ def run_worker(app: Flask, burst: bool = False) -> None:
     worker = AppWorker(queues, connection=queues[0].connection)
     worker.flask_app = app
     if not burst:
+        from jobs.commissions import schedule_settlement
         from jobs.payments import schedule_timers
+        from jobs.withdrawals import schedule_transfer_sync
 
         with app.app_context():
             schedule_timers()  # the order timers reschedule themselves from then on
+            schedule_settlement()  # so does commission settlement
+            schedule_transfer_sync()  # likewise the transfer bill sync
     worker.work(burst=burst, with_scheduler=True)

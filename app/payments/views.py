@@ -1,4 +1,4 @@
-"""The doors WeChat Pay calls: ``POST /pay/notify`` and ``POST /pay/refund-notify``.
+"""The doors WeChat Pay calls: ``/pay/notify``, ``/pay/refund-notify``, ``/pay/transfer-notify``.
 
 Thin edges: read at most ``MAX_NOTICE_BYTES``, verify, apply, commit once, and only after
 the commit enqueue the follow-up job. Success is 204 with no body (WeChat stops retrying);
@@ -78,5 +78,30 @@ def refund_notify():
     """Refund notice (REFUND.SUCCESS / CLOSED / ABNORMAL): complete or fail the refund once."""
     notice = verify_notice(request.headers, _read_body())
     apply_refund(notice.resource)
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/transfer-notify")
+@csrf.exempt
+def transfer_notify():
+    """Transfer bill notice (MCHTRANSFER.BILL.FINISHED): pay or fail the withdrawal once."""
+    from app.distribution.distributors import DistributionError
+    from app.distribution.withdrawals import complete_transfer
+
+    notice = verify_notice(request.headers, _read_body())
+    resource = notice.resource
+    if resource.get("mch_id") != current_app.config["WECHAT_PAY_MCHID"]:
+        raise NoticeRejected(400, "商户号不匹配")
+    out_bill_no, state = resource.get("out_bill_no"), resource.get("state")
+    if not isinstance(out_bill_no, str) or not isinstance(state, str):
+        raise NoticeRejected(400, "缺少转账单号或状态")
+    amount = resource.get("transfer_amount")
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise NoticeRejected(400, "金额格式错误")
+    try:
+        complete_transfer(out_bill_no, state, resource)
+    except DistributionError as err:
+        raise NoticeRejected(err.status, err.message) from None
     db.session.commit()
     return "", 204
