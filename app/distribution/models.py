@@ -12,7 +12,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     String,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.time import utcnow
+from app.core.time import UtcDateTime, utcnow
 from app.extensions import db
 
 JOIN_MODES = ("open", "apply", "threshold")
@@ -69,9 +68,7 @@ class DistributionSettings(db.Model):
     withdraw_fee_bp: Mapped[int] = mapped_column(default=0)
     withdraw_daily_limit: Mapped[int] = mapped_column(default=3)
     payout_channel: Mapped[str] = mapped_column(String(16), default="wechat")
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Grade(db.Model):
@@ -100,8 +97,8 @@ class Distributor(db.Model):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("distributors.id"), index=True)
     grade_id: Mapped[int | None] = mapped_column(ForeignKey("distributor_grades.id"))
     status: Mapped[str] = mapped_column(String(16), default="active")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     user = relationship("User")
     grade: Mapped[Grade | None] = relationship()
@@ -135,9 +132,9 @@ class Binding(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
     distributor_id: Mapped[int] = mapped_column(ForeignKey("distributors.id"), index=True)
     source: Mapped[str] = mapped_column(String(16))  # link, qr, staff
-    bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    protected_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    bound_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    protected_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     distributor: Mapped[Distributor] = relationship()
 
@@ -154,7 +151,7 @@ class BindingEvent(db.Model):
     action: Mapped[str] = mapped_column(String(16))  # bind, rebind, lapse, extend
     source: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class RefTouch(db.Model):
@@ -165,7 +162,7 @@ class RefTouch(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     distributor_id: Mapped[int] = mapped_column(ForeignKey("distributors.id"))
     source: Mapped[str] = mapped_column(String(16))
-    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class CommissionRule(db.Model):
@@ -227,9 +224,9 @@ class LedgerEntry(db.Model):
     withdrawal_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawals.id"), index=True)
     rule_source: Mapped[str] = mapped_column(String(64), default="")
     note: Mapped[str] = mapped_column(String(200), default="")
-    settle_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    settle_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Withdrawal(db.Model):
@@ -251,9 +248,9 @@ class Withdrawal(db.Model):
     transfer_bill_no: Mapped[str | None] = mapped_column(String(64))
     package_info: Mapped[str | None] = mapped_column(String(1024))
     review_note: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     @property
     def net_fen(self) -> int:

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import select
@@ -103,7 +103,7 @@ def verify_notice(headers: Mapping[str, str], body: bytes, now: float | None = N
 
 def _parse_time(value: object) -> datetime | None:
     try:
-        return datetime.fromisoformat(str(value))
+        return datetime.fromisoformat(str(value)).astimezone(UTC)
     except ValueError:
         return None
 
