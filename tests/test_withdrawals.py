@@ -265,9 +265,10 @@ def test_reject_gives_the_money_back_with_a_reversal(make):
     assert w.review_note == "账户信息有误"
     assert entries(d.id)[-2:] == [("withdrawal", -2_000, SETTLED), ("reversal", 2_000, SETTLED)]
     reversal = db.session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "reversal")).one()
-    assert reversal.reverses_id == db.session.scalars(
-        select(LedgerEntry.id).where(LedgerEntry.kind == "withdrawal")
-    ).one()
+    assert (
+        reversal.reverses_id
+        == db.session.scalars(select(LedgerEntry.id).where(LedgerEntry.kind == "withdrawal")).one()
+    )
     assert reversal.withdrawal_id == w.id
     assert balances(d.id).available_fen == 5_000
     assert history(w) == [REQUESTED, REJECTED]
@@ -339,3 +340,24 @@ def test_a_final_state_before_approval_is_not_ready(make):
     with pytest.raises(DistributionError) as err:
         complete_transfer(w.out_bill_no, "SUCCESS", {"transfer_amount": 999})
     assert err.value.code == "amount_mismatch"
+
+
+def test_manual_payout_can_be_cancelled_and_the_money_comes_back(make):
+    from app.distribution.withdrawals import FAILED, cancel_transfer
+
+    configure(withdraw_min_fen=100, payout_channel="manual")
+    d = earner(make, 5_000)
+    w = request_withdrawal(d, 1_200)
+    db.session.commit()
+    with pytest.raises(InvalidTransition):
+        cancel_transfer(w, "staff:1", "not approved yet")
+    approve_withdrawal(w, "staff:1")
+    cancel_transfer(w, "staff:1", "银行卡号有误")
+    db.session.commit()
+    assert w.status == FAILED
+    assert "银行卡号有误" in w.review_note
+    assert balances(d.id).available_fen == 5_000
+    assert history(w) == [REQUESTED, APPROVED, FAILED]
+    with pytest.raises(InvalidTransition):
+        cancel_transfer(w, "staff:1", "again")
+    assert_balances_are_sums(d.id)

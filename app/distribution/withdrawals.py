@@ -8,6 +8,8 @@ Services flush, the edge commits. Money follows the table in ``app.distribution.
 - rejected, failed, cancelled or expired: the entry stays and a positive ``reversal``
   entry (``reverses_id`` = the withdrawal entry, state ``settled``) gives the money back.
 
+So ``withdrawn_fen`` counts gross amounts (fee included), like the hold did.
+
 The fee is ``floor(amount × withdraw_fee_bp / 10000)`` (``rules.floor_commission``, the
 one rounding rule) and is kept by the merchant: the distributor receives ``net_fen``.
 
@@ -254,7 +256,8 @@ def reject_withdrawal(w: Withdrawal, actor: str, reason: str) -> Withdrawal:
 
     A reason is required (the distributor sees it). For the WeChat channel WeChat is asked
     first whether a bill exists for this out_bill_no (an approval whose commit was rolled
-    back after WeChat accepted it): if one may still be paid, the rejection is refused.
+    back after WeChat accepted it): if one may still be paid, the rejection is refused
+    (``transfer_exists``, 409); ``PaymentError`` if WeChat cannot be asked.
     Raises ``InvalidTransition`` unless the withdrawal is requested.
     """
     reason = (reason or "").strip()
@@ -413,15 +416,23 @@ def complete_transfer(out_bill_no: str, state: str, payload: dict) -> bool:
     return True
 
 
-def cancel_transfer(w: Withdrawal, actor: str, reason: str = "撤销转账") -> Withdrawal:
-    """Staff stop a WeChat payout the payee has not confirmed; the money comes back.
+def cancel_transfer(w: Withdrawal, actor: str, reason: str = "撤销打款") -> Withdrawal:
+    """Staff stop an approved payout that has not reached the distributor; money comes back.
 
-    WeChat is asked first: a bill that does not exist (creation never went through) fails
-    the withdrawal here; an existing bill is cancelled at WeChat and the answer (or, for
-    CANCELING, the later notice) fails it. A bill already paid is applied as paid.
+    Manual channel: an approved withdrawal fails at once. WeChat channel (approved or
+    awaiting_confirm): WeChat is asked first; a bill that does not exist (creation never
+    went through) fails the withdrawal here; an existing bill is cancelled at WeChat and
+    the answer (or, for CANCELING, the later notice) fails it; a bill the payee already
+    confirmed is applied as paid instead. ``PaymentError`` if WeChat cannot be reached
+    (nothing changed), ``InvalidTransition`` in any other status.
     """
     from app.payments.transfers import cancel_transfer_bill, query_transfer_bill
 
+    if w.channel == MANUAL and w.status == APPROVED:
+        note = f"已撤销打款：{reason}"[:200]
+        _move_withdrawal(w, FAILED, actor, note, review_note=note)
+        _return_money(w, f"提现退回：{note}")
+        return w
     if w.channel != WECHAT or w.status not in (APPROVED, AWAITING_CONFIRM):
         raise InvalidTransition("withdrawal", w.status, FAILED)
     bill = query_transfer_bill(w.out_bill_no)
