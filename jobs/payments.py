@@ -51,11 +51,15 @@ def enqueue_order_paid(order_id: int) -> None:
 
 
 def on_order_paid(order_id: int) -> bool:
-    """Work that follows a payment (issue 5 adds commissions). Idempotent: True once.
+    """Work that follows a payment. Idempotent: True once.
 
-    For now it counts paid orders in Redis; the ``SET NX`` marker makes a second run of
-    the same order's job a no-op.
+    Queues the commission job first (its deterministic id and unique ledger keys make a
+    repeat harmless, so a crash of this job never loses it), then counts paid orders in
+    Redis; the ``SET NX`` marker makes a second run of the same order's job a no-op.
     """
+    from jobs.commissions import enqueue_commissions
+
+    enqueue_commissions(order_id)
     redis = get_redis()
     if not redis.set(f"orders:paid:done:{order_id}", 1, nx=True, ex=30 * 86400):
         return False

@@ -21,11 +21,24 @@ So ``available = Σ amount where state in (settled, withdrawn)``,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 
-from app.distribution.models import PENDING, SETTLED, WITHDRAWN, LedgerEntry
+from app.accounts.models import User
+from app.core.time import utcnow
+from app.distribution.distributors import get_distribution_settings
+from app.distribution.models import PENDING, REVERSED, SETTLED, WITHDRAWN, LedgerEntry
 from app.extensions import db
+from app.orders.models import (
+    CANCELLED,
+    COMPLETED,
+    OPEN_REFUND_STATUSES,
+    PENDING_PAYMENT,
+    Order,
+    Refund,
+)
 
 
 @dataclass(frozen=True)
@@ -61,3 +74,121 @@ def balances(distributor_id: int) -> Balances:
         ).where(LedgerEntry.distributor_id == distributor_id)
     ).one()
     return Balances(int(pending), int(available), int(withdrawn))
+
+
+# --- the ledger list of the distributor centre and the admin --------------------------------
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # dates people read are China time
+PER_PAGE = 20
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """One ledger entry as the centre shows it."""
+
+    entry: LedgerEntry
+    order_number: str | None
+    buyer_name: str  # masked: 张** / 微信用户
+    reason_not_available: str  # "" when the money is available (or already paid out)
+
+
+def mask_name(nickname: str | None) -> str:
+    """A buyer's name as a distributor may see it: the first character, then ``**``."""
+    name = (nickname or "").strip()
+    return f"{name[0]}**" if name else "微信用户"
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    return moment
+
+
+def reason_not_available(
+    entry: LedgerEntry,
+    order: Order | None,
+    now: datetime,
+    *,
+    refund_open: bool | None = None,
+    hold_days: int | None = None,
+) -> str:
+    """Why ``entry`` cannot be withdrawn yet, in Chinese; "" when it counts as available.
+
+    待付款确认 (the order is not paid), 待确认收货 (paid or shipped), 售后期至 12月3日
+    (completed, inside the settlement hold; the date in China time), 退款处理中 (a refund of
+    the order is open), 结算中 (the hold has passed; the next settlement run makes it
+    available), 已失效: 已退款 (reversed). ``refund_open`` and ``hold_days`` may be passed
+    in to save queries when listing many entries.
+    """
+    if entry.state == REVERSED:
+        return "已失效: 已退款"
+    if entry.state != PENDING:
+        return ""
+    if order is None:
+        return "待结算"
+    if refund_open is None:
+        refund_open = (
+            db.session.scalar(
+                select(func.count())
+                .select_from(Refund)
+                .where(Refund.order_id == order.id, Refund.status.in_(OPEN_REFUND_STATUSES))
+            )
+            > 0
+        )
+    if refund_open:
+        return "退款处理中"
+    if order.status == PENDING_PAYMENT:
+        return "待付款确认"
+    if order.status == CANCELLED:
+        return "已失效: 已退款"
+    if order.status != COMPLETED or order.completed_at is None:
+        return "待确认收货"
+    if hold_days is None:
+        hold_days = get_distribution_settings().settlement_hold_days
+    until = _aware(order.completed_at) + timedelta(days=hold_days)
+    if until > now:
+        local = until.astimezone(SHANGHAI)
+        return f"售后期至 {local.month}月{local.day}日"
+    return "结算中"
+
+
+def entries_for(
+    distributor_id: int, page: int = 1, per_page: int = PER_PAGE, now: datetime | None = None
+) -> list[EntryRow]:
+    """A page of the distributor's ledger, newest first, with order number, masked buyer
+    and why each entry is not available yet (three queries per page)."""
+    now = now or utcnow()
+    page = max(1, page)
+    rows = db.session.execute(
+        select(LedgerEntry, Order, User.nickname)
+        .outerjoin(Order, Order.id == LedgerEntry.order_id)
+        .outerjoin(User, User.id == Order.user_id)
+        .where(LedgerEntry.distributor_id == distributor_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    order_ids = {order.id for _entry, order, _nick in rows if order is not None}
+    open_refunds = set(
+        db.session.scalars(
+            select(Refund.order_id).where(
+                Refund.order_id.in_(order_ids), Refund.status.in_(OPEN_REFUND_STATUSES)
+            )
+        )
+    )
+    hold_days = get_distribution_settings().settlement_hold_days
+    return [
+        EntryRow(
+            entry=entry,
+            order_number=order.number if order is not None else None,
+            buyer_name=mask_name(nickname) if order is not None else "",
+            reason_not_available=reason_not_available(
+                entry,
+                order,
+                now,
+                refund_open=order is not None and order.id in open_refunds,
+                hold_days=hold_days,
+            ),
+        )
+        for entry, order, nickname in rows
+    ]

@@ -161,6 +161,7 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
     Adds the refund to its line and order (bounded), returns stock if nothing was shipped,
     and cancels a paid order whose every line is now fully refunded.
     """
+    from app.distribution.commissions import reverse_for_refund
     from app.payments.client import record_transaction
 
     if amount_fen != refund.amount_fen:
@@ -222,6 +223,7 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
     record_transaction(
         order.id, "refund_done", refund_id or refund.out_refund_no, amount_fen, "SUCCESS", payload
     )
+    reverse_for_refund(refund, now)  # take back the refunded share of its commissions
     lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)).all()
     for each in lines:
         db.session.refresh(each)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
 from app.core.time import utcnow
+from app.distribution.attribution import attribute_order
 from app.extensions import db
 from app.orders.models import (
     CANCELLED,
@@ -193,6 +194,7 @@ def place_order(
         raise OrderError("invalid_total", "订单金额不正确")
     db.session.add(order)
     db.session.flush()
+    attribute_order(order)  # who earns commission is fixed now (issue 5); off = no rows
     record_creation("order", order.id, PENDING_PAYMENT, actor or f"user:{user_id}", "下单")
     # What was bought leaves the cart.
     db.session.execute(

@@ -1,0 +1,480 @@
+"""The commission engine: earnings on payment, reversals on refund, settlement.
+
+Services flush; the job (jobs/commissions.py) or the refund's edge commits.
+
+Earnings. When an order is paid, every attributed beneficiary (app/distribution/
+attribution.py) gets one ``pending`` entry per order line and level (kind ``level_1/2/3``),
+computed by ``rules.line_shares`` on what the customer paid for the line
+(``line.amount_fen``, after discounts, without shipping). Rates: SKU rule, then product
+rule, then the beneficiary's grade, then the shop default. The entries are inserted with
+``INSERT ... ON CONFLICT DO NOTHING`` on the unique (order_line_id, distributor_id, kind)
+key, so a job run twice, or two workers at once, write each commission exactly once.
+
+Refunds. Refunds that completed before the earnings were written are applied right after
+writing them, by the same reversal code as a refund that completes later, so the result
+never depends on which came first. A line refunded in full before payment follow-up earns
+nothing at all.
+
+Reversal rule (partial refunds), for an earning ``E`` of ``original`` fen on a line that
+cost ``line.amount_fen`` and of which ``remaining = line.amount_fen - line.refunded_fen``
+is still paid::
+
+    target   = floor(original × remaining / line.amount_fen)     (integer arithmetic)
+    reversal = target − (original + Σ earlier reversals of E)     (≤ 0, written if < 0)
+
+So after any sequence of refunds the earning nets to ``target``, rounded down like every
+commission: the merchant keeps the odd fen. A reversal is ``pending`` while ``E`` is
+pending (it settles with it) and ``settled`` when ``E`` has settled already (a refund after
+settlement: a negative entry against the available balance, which may go below zero). When
+the line is refunded in full before settlement (``target == 0``), ``E`` and its reversals
+are marked ``reversed`` and count for nothing. Reversals are unique per
+(reverses_id, refund_id).
+
+Concurrency. The earning job locks the order's lines first (a no-op UPDATE: row locks on
+PostgreSQL, the write lock on SQLite) and a completing refund holds its line's lock from
+its own UPDATE, so for one line they run one after the other and each sees what the other
+committed.
+
+Settlement. ``settle_due`` moves pending earnings and their pending reversals to
+``settled`` once the order is completed, ``completed_at + settlement_hold_days`` has
+passed and the order has no open refund: one set-based UPDATE per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from app.core.time import utcnow
+from app.distribution.attribution import attribute_order, attribution_for
+from app.distribution.binding import current_binding, extend_protection, on_first_payment
+from app.distribution.distributors import (
+    create_distributor,
+    distributor_for_user,
+    get_distribution_settings,
+)
+from app.distribution.models import (
+    LEVEL_KINDS,
+    PENDING,
+    REVERSED,
+    SETTLED,
+    WITHDRAWN,
+    CommissionRule,
+    Distributor,
+    Grade,
+    LedgerEntry,
+    OrderAttribution,
+)
+from app.distribution.rules import PERCENT, Beneficiary, Rule, line_shares
+from app.distribution.team import SALES_STATUSES, team_sales_fen
+from app.extensions import db
+from app.orders.models import (
+    COMPLETED,
+    OPEN_REFUND_STATUSES,
+    REFUND_REFUNDED,
+    Order,
+    OrderLine,
+    Refund,
+)
+
+REVERSAL = "reversal"
+SETTLEABLE_KINDS = (*LEVEL_KINDS, REVERSAL)
+
+
+def _insert():
+    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+
+
+def lock_order_lines(order_id: int) -> None:
+    """Serialise commission bookkeeping on an order's lines until the transaction ends."""
+    db.session.execute(
+        update(OrderLine)
+        .where(OrderLine.order_id == order_id)
+        .values(refunded_fen=OrderLine.refunded_fen)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- rules from the database ----------------------------------------------------------------
+
+
+def default_rule() -> Rule:
+    """The shop default rates (settings), as a rule."""
+    s = get_distribution_settings()
+    return Rule(PERCENT, (s.level1_bp, s.level2_bp, s.level3_bp), "店铺默认")
+
+
+def grade_rule(grade: Grade | None) -> Rule | None:
+    """A grade's rates as a rule (None for no grade)."""
+    if grade is None:
+        return None
+    return Rule(PERCENT, (grade.level1_bp, grade.level2_bp, grade.level3_bp), f"等级 {grade.name}")
+
+
+def product_rules(product_id: int | None, sku_id: int | None) -> tuple[Rule | None, Rule | None]:
+    """(SKU rule, product rule) set for a line's product and SKU."""
+    if product_id is None:
+        return None, None
+    sku_rule = product_rule = None
+    for row in db.session.scalars(
+        select(CommissionRule).where(CommissionRule.product_id == product_id)
+    ):
+        values = (row.level1, row.level2, row.level3)
+        if row.sku_id is None:
+            product_rule = Rule(row.mode, values, "商品规则")
+        elif row.sku_id == sku_id:
+            sku_rule = Rule(row.mode, values, "SKU 规则")
+    return sku_rule, product_rule
+
+
+def beneficiaries(rows: list[OrderAttribution]) -> list[Beneficiary]:
+    """The attributed distributors with the rates of their grade today."""
+    chain = []
+    for row in rows:
+        distributor = db.session.get(Distributor, row.distributor_id)
+        chain.append(Beneficiary(row.level, row.distributor_id, grade_rule(distributor.grade)))
+    return chain
+
+
+# --- earnings -------------------------------------------------------------------------------
+
+
+def write_earnings(order: Order) -> list[int]:
+    """Write the order's pending commission entries once; return the ids written now.
+
+    The caller has the order paid. Lines refunded in full earn nothing; refunds already
+    completed on a line are applied as reversals right away (see the module docstring).
+    """
+    rows = attribution_for(order.id)
+    if not rows:
+        return []
+    lock_order_lines(order.id)
+    settings = get_distribution_settings()
+    chain = beneficiaries(rows)
+    default = default_rule()
+    lines = db.session.scalars(
+        select(OrderLine)
+        .where(OrderLine.order_id == order.id)
+        .order_by(OrderLine.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    now = utcnow()
+    written: list[int] = []
+    for line in lines:
+        if line.amount_fen - line.refunded_fen <= 0:
+            continue
+        sku_rule, product_rule = product_rules(line.product_id, line.sku_id)
+        shares = line_shares(
+            paid_fen=line.amount_fen,
+            quantity=line.quantity,
+            chain=chain,
+            levels=settings.levels,
+            default_rule=default,
+            product_rule=product_rule,
+            sku_rule=sku_rule,
+        )
+        if not shares:
+            continue
+        values = [
+            {
+                "distributor_id": share.distributor_id,
+                "kind": f"level_{share.level}",
+                "amount_fen": share.amount_fen,
+                "state": PENDING,
+                "order_id": order.id,
+                "order_line_id": line.id,
+                "rule_source": share.source[:64],
+                "note": share.explanation[:200],
+                "created_at": now,
+            }
+            for share in shares
+        ]
+        # RETURNING rather than rowcount: psycopg reports -1 for ORM-executed inserts.
+        written += db.session.scalars(
+            _insert()(LedgerEntry)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["order_line_id", "distributor_id", "kind"])
+            .returning(LedgerEntry.id)
+        ).all()
+        if line.refunded_fen:
+            for refund_id in db.session.scalars(
+                select(Refund.id)
+                .where(Refund.order_line_id == line.id, Refund.status == REFUND_REFUNDED)
+                .order_by(Refund.id)
+            ):
+                _reverse_line(line, refund_id, now)
+    db.session.flush()
+    return written
+
+
+# --- reversals ------------------------------------------------------------------------------
+
+
+def reversal_target(original_fen: int, remaining_fen: int, line_amount_fen: int) -> int:
+    """What an earning is worth once part of its line is refunded (rounded down)."""
+    if line_amount_fen <= 0 or remaining_fen <= 0:
+        return 0
+    return original_fen * min(remaining_fen, line_amount_fen) // line_amount_fen
+
+
+def _reverse_line(line: OrderLine, refund_id: int, now: datetime) -> list[int]:
+    """Bring every earning on ``line`` down to its target after ``refund_id``."""
+    remaining = line.amount_fen - line.refunded_fen
+    earnings = db.session.scalars(
+        select(LedgerEntry)
+        .where(
+            LedgerEntry.order_line_id == line.id,
+            LedgerEntry.kind.in_(LEVEL_KINDS),
+            LedgerEntry.state != REVERSED,
+        )
+        .order_by(LedgerEntry.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    written: list[int] = []
+    for earning in earnings:
+        reversed_so_far = db.session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0)).where(
+                LedgerEntry.reverses_id == earning.id
+            )
+        )
+        target = reversal_target(earning.amount_fen, remaining, line.amount_fen)
+        delta = target - (earning.amount_fen + int(reversed_so_far))
+        settled = earning.state in (SETTLED, WITHDRAWN)
+        if delta < 0:
+            written += db.session.scalars(
+                _insert()(LedgerEntry)
+                .values(
+                    distributor_id=earning.distributor_id,
+                    kind=REVERSAL,
+                    amount_fen=delta,
+                    state=SETTLED if settled else PENDING,
+                    order_id=earning.order_id,
+                    order_line_id=None,  # the (line, beneficiary, kind) key is the earning's
+                    refund_id=refund_id,
+                    reverses_id=earning.id,
+                    rule_source="退款冲回",
+                    note=f"退款后剩余实付 {remaining} 分：佣金 {earning.amount_fen} → {target} 分",
+                    created_at=now,
+                    settled_at=now if settled else None,
+                )
+                .on_conflict_do_nothing(index_elements=["reverses_id", "refund_id"])
+                .returning(LedgerEntry.id)
+            ).all()
+        if target == 0 and not settled:
+            # Refunded in full before settlement: the earning and its reversals lapse.
+            db.session.execute(
+                update(LedgerEntry)
+                .where(
+                    (LedgerEntry.id == earning.id) | (LedgerEntry.reverses_id == earning.id),
+                    LedgerEntry.state == PENDING,
+                )
+                .values(state=REVERSED)
+                .execution_options(synchronize_session=False)
+            )
+    return written
+
+
+def reverse_for_refund(refund: Refund, now: datetime | None = None) -> list[int]:
+    """Take back the refunded share of every commission on the refund's line (flushes).
+
+    Called by ``complete_refund`` in its transaction, after the line's ``refunded_fen``
+    includes this refund. Returns the ids of the reversal entries written now (none when
+    the commissions are not written yet: the job applies the refund then).
+    """
+    # complete_refund holds this line's row lock already (its conditional UPDATE); locking
+    # the order's other lines too could deadlock two refunds of one order.
+    line = db.session.scalar(
+        select(OrderLine)
+        .where(OrderLine.id == refund.order_line_id)
+        .execution_options(populate_existing=True)
+    )
+    written = _reverse_line(line, refund.id, now or utcnow())
+    db.session.flush()
+    return written
+
+
+# --- settlement -----------------------------------------------------------------------------
+
+
+def _due_ids(now: datetime, limit: int):
+    hold = get_distribution_settings().settlement_hold_days
+    open_refund = exists().where(
+        Refund.order_id == LedgerEntry.order_id, Refund.status.in_(OPEN_REFUND_STATUSES)
+    )
+    due = (
+        select(LedgerEntry.id)
+        .join(Order, Order.id == LedgerEntry.order_id)
+        .where(
+            LedgerEntry.state == PENDING,
+            LedgerEntry.kind.in_(SETTLEABLE_KINDS),
+            Order.status == COMPLETED,
+            Order.completed_at <= now - timedelta(days=hold),
+            ~open_refund,
+        )
+        .limit(limit)
+    )
+    if db.engine.dialect.name != "postgresql":
+        return due  # (pysqlite reports no rowcount for a statement that starts WITH)
+    # Two settlement runs at once split the rows instead of waiting on each other. The CTE
+    # is MATERIALIZED so the LIMIT is applied once: a plain ``IN (subquery LIMIT n)`` may be
+    # re-run by the planner and settle more than one batch in a statement.
+    due = due.with_for_update(of=LedgerEntry, skip_locked=True).cte("due")
+    return select(due.prefix_with("MATERIALIZED").c.id)
+
+
+def settle_batch(now: datetime, limit: int) -> int:
+    """Settle up to ``limit`` due entries in one UPDATE; return how many (flushes)."""
+    result = db.session.execute(
+        update(LedgerEntry)
+        .where(LedgerEntry.id.in_(_due_ids(now, limit)), LedgerEntry.state == PENDING)
+        .values(state=SETTLED, settled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def settle_due(now: datetime | None = None, batch: int = 5000, after_batch=None) -> int:
+    """Settle every due entry, ``batch`` rows per UPDATE; return the total.
+
+    ``after_batch`` (e.g. ``db.session.commit`` from the job) runs after each batch so a
+    long run holds no lock for long; without it everything stays in one transaction.
+    """
+    now = now or utcnow()
+    total = 0
+    while True:
+        done = settle_batch(now, batch)
+        total += done
+        if after_batch is not None:
+            after_batch()
+        if done < batch:
+            return total
+
+
+# --- what follows a payment ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentFollowUp:
+    """What the commission job did for one paid order."""
+
+    entries: int
+    joined: bool
+    upgraded: tuple[int, ...]
+
+
+def paid_purchases_fen(user_id: int) -> int:
+    """What the customer has paid for goods on paid, shipped or completed orders, net of refunds."""
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(Order.paid_fen - Order.refunded_fen), 0)).where(
+            Order.user_id == user_id, Order.status.in_(SALES_STATUSES)
+        )
+    )
+    return int(total or 0)
+
+
+def join_by_threshold(user_id: int) -> Distributor | None:
+    """Threshold join mode: make the customer a distributor once their paid purchases
+    reach ``join_threshold_fen`` (never a fee: only real, unrefunded purchases count).
+
+    They join under the distributor they are bound to (if active). Returns the new
+    distributor, or None when nothing changed (already one, below the threshold, another
+    mode, or a concurrent job made them one first).
+    """
+    settings = get_distribution_settings()
+    if settings.join_mode != "threshold" or distributor_for_user(user_id) is not None:
+        return None
+    if paid_purchases_fen(user_id) < settings.join_threshold_fen:
+        return None
+    binding = current_binding(user_id)
+    parent = None
+    if binding is not None:
+        candidate = db.session.get(Distributor, binding.distributor_id)
+        parent = candidate if candidate is not None and candidate.status == "active" else None
+    try:
+        with db.session.begin_nested():
+            return create_distributor(user_id, parent)
+    except IntegrityError:  # another job of the same customer got there first
+        return None
+
+
+def upgrade_grade(distributor_id: int) -> Grade | None:
+    """Move a distributor up to the best grade whose condition they meet; never down.
+
+    A grade's condition is every threshold it sets (team sales per ``team.py``, active
+    direct sub-distributors); a grade with neither is assigned by staff only. The UPDATE
+    is conditional on the current grade ranking lower, so concurrent jobs never lower it.
+    """
+    grades = db.session.scalars(
+        select(Grade)
+        .where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
+        .order_by(Grade.rank.desc())
+    ).all()
+    distributor = db.session.get(Distributor, distributor_id)
+    if not grades or distributor is None or distributor.status != "active":
+        return None
+    current_rank = distributor.grade.rank if distributor.grade is not None else None
+    candidates = [g for g in grades if current_rank is None or g.rank > current_rank]
+    if not candidates:
+        return None
+    sales = team_sales_fen(distributor_id)
+    direct = db.session.scalar(
+        select(func.count())
+        .select_from(Distributor)
+        .where(Distributor.parent_id == distributor_id, Distributor.status == "active")
+    )
+    for grade in candidates:
+        if grade.upgrade_team_sales_fen and sales < grade.upgrade_team_sales_fen:
+            continue
+        if grade.upgrade_direct_count and direct < grade.upgrade_direct_count:
+            continue
+        lower = select(Grade.id).where(Grade.rank < grade.rank)
+        moved = db.session.execute(
+            update(Distributor)
+            .where(
+                Distributor.id == distributor_id,
+                Distributor.grade_id.is_(None) | Distributor.grade_id.in_(lower),
+            )
+            .values(grade_id=grade.id)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.refresh(distributor)
+        return grade if moved.rowcount == 1 else None
+    return None
+
+
+def follow_up_payment(order: Order, *, extend_protection_once: bool = True) -> PaymentFollowUp:
+    """Everything distribution does when ``order`` is paid; safe to run again (flushes).
+
+    In order: bind-on-first-payment, attribution taken now if that mode left the order
+    without one, the protection extension (only when the caller holds this order's
+    one-time claim: extending is not idempotent), the commission entries, joining by
+    threshold and grade upgrades. The order's lines are locked first, so two runs for
+    the same order go one after the other.
+    """
+    settings = get_distribution_settings()
+    if not settings.enabled or order.paid_at is None:
+        return PaymentFollowUp(0, False, ())
+    lock_order_lines(order.id)
+    if settings.bind_mode == "first_payment":
+        on_first_payment(order.user_id)
+        if not attribution_for(order.id):
+            attribute_order(order)
+    if extend_protection_once:
+        extend_protection(order.user_id)
+    written = write_earnings(order)
+    joined = join_by_threshold(order.user_id)
+    candidates = [row.distributor_id for row in attribution_for(order.id)]
+    if joined is not None and joined.parent_id is not None:
+        candidates.append(joined.parent_id)
+    upgraded = tuple(
+        distributor_id
+        for distributor_id in dict.fromkeys(candidates)
+        if upgrade_grade(distributor_id) is not None
+    )
+    db.session.flush()
+    return PaymentFollowUp(len(written), joined is not None, upgraded)

@@ -1,0 +1,120 @@
+"""Commission jobs: the follow-up of a paid order, and the periodic settlement.
+
+``compute_order_commissions`` is enqueued by ``on_order_paid`` with the deterministic
+job id ``commissions-<order id>`` and retries with backoff. It may still run twice (a
+re-enqueue, an abandoned job that RQ retries, two workers): every entry it writes is
+guarded by a unique key, and the one thing that is not idempotent, extending the
+customer's protection period, is claimed once per order in Redis (``SET NX``). If the
+worker dies between that claim and the commit, the extension of that one order is lost
+(never doubled); everything else is redone by the retry.
+
+``run_settlement`` settles due entries and schedules itself like the order timers
+(``jobs/payments.py``): one job per time slot, its id derived from the slot and claimed
+with ``SET NX`` so several workers never schedule the same slot twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import current_app
+from rq import Retry
+
+from app.core.redis import get_redis
+from app.core.time import utcnow
+from app.distribution.commissions import follow_up_payment, settle_due
+from app.extensions import db
+from app.orders.models import Order
+from jobs.queues import get_queue
+
+log = logging.getLogger(__name__)
+
+SETTLEMENT_SECONDS = 600
+RETRY_INTERVALS = [10, 60, 300, 900, 3600]  # backoff between attempts, seconds
+
+
+def commissions_job_id(order_id: int) -> str:
+    """The one job id an order's commission job can have."""
+    return f"commissions-{order_id}"
+
+
+def enqueue_commissions(order_id: int):
+    """Queue ``compute_order_commissions`` for a paid order (after the commit)."""
+    return get_queue("default").enqueue(
+        compute_order_commissions,
+        order_id,
+        job_id=commissions_job_id(order_id),
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        result_ttl=7 * 86400,
+    )
+
+
+def _protection_claim(order_id: int) -> str:
+    return f"commissions:protection-extended:{order_id}"
+
+
+def compute_order_commissions(order_id: int) -> dict:
+    """Write the commissions of a paid order (and bind, join, upgrade); commit once.
+
+    Returns a summary for logs and tests. Running it again writes nothing new.
+    """
+    order = db.session.get(Order, order_id)
+    if order is None or order.paid_at is None:
+        return {"order_id": order_id, "skipped": True}
+    redis = get_redis()
+    claim = _protection_claim(order_id)
+    extend = bool(redis.set(claim, 1, nx=True, ex=90 * 86400))
+    try:
+        done = follow_up_payment(order, extend_protection_once=extend)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        if extend:
+            redis.delete(claim)  # nothing was extended: let the retry do it
+        raise
+    log.info("order %s: %s commission entries written", order_id, done.entries)
+    return {
+        "order_id": order_id,
+        "entries": done.entries,
+        "joined": done.joined,
+        "upgraded": list(done.upgraded),
+    }
+
+
+# --- settlement ---------------------------------------------------------------------------
+
+
+def settlement_job_id(slot: int) -> str:
+    return f"commissions-settlement-{slot}"
+
+
+def _interval() -> int:
+    return int(current_app.config.get("SETTLEMENT_TIMER_SECONDS", SETTLEMENT_SECONDS))
+
+
+def schedule_settlement(at: datetime | None = None) -> str | None:
+    """Schedule ``run_settlement`` for the slot after ``at`` (default now), once per slot.
+
+    Returns the job id when this call scheduled it, None when another worker already had.
+    """
+    interval = _interval()
+    slot = int((at or utcnow()).timestamp() // interval) + 1
+    if not get_redis().set(f"commissions:settlement:slot:{slot}", 1, nx=True, ex=interval * 10):
+        return None
+    job_id = settlement_job_id(slot)
+    get_queue("low").enqueue_at(
+        datetime.fromtimestamp(slot * interval, UTC), run_settlement, job_id=job_id, result_ttl=3600
+    )
+    return job_id
+
+
+def run_settlement(batch: int = 5000) -> int:
+    """The periodic job: schedule the next run first (a crash keeps the chain), then settle.
+
+    Commits after every batch so no lock is held for long; returns how many settled.
+    """
+    schedule_settlement()
+    settled = settle_due(utcnow(), batch=batch, after_batch=db.session.commit)
+    log.info("settled %s commission entries", settled)
+    return settled
