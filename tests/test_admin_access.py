@@ -6,6 +6,10 @@ import pytest
 
 from app.admin.decorators import ROLE_ATTR
 from app.catalog.models import ProductImage
+from app.distribution.admin_services import save_grade
+from app.distribution.distributors import create_distributor
+from app.distribution.models import LedgerEntry
+from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
@@ -45,6 +49,17 @@ def world(app, make):
     mark_paid(order, transaction_id="4200000000000000000001", amount_fen=order.total_fen)
     refund = request_refund(order, order.lines[0], 1, "不想要了", f"user:{order.user_id}")
     db.session.commit()
+    # Distribution: a grade, a distributor with money and a withdrawal request.
+    grade = save_grade({"name": "金牌"})
+    distributor = create_distributor(make.user().id, None)
+    db.session.add(
+        LedgerEntry(
+            distributor_id=distributor.id, kind="task_reward", amount_fen=5000, state="settled"
+        )
+    )
+    db.session.flush()
+    withdrawal = request_withdrawal(distributor, 1000)
+    db.session.commit()
     return {
         "args": {
             "category_id": category.id,
@@ -54,6 +69,9 @@ def world(app, make):
             "staff_id": staff.id,
             "order_id": order.id,
             "refund_id": refund.id,
+            "grade_id": grade.id,
+            "distributor_id": distributor.id,
+            "withdrawal_id": withdrawal.id,
         },
         "customer": make.user(),
         "staff": staff,

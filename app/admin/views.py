@@ -1,6 +1,17 @@
 """Admin pages, one module per group; importing them attaches their routes to ``bp``."""
 
-from app.admin import auth, bp, catalog, dashboard, orders, settings, staff  # noqa: F401
+from app.admin import (  # noqa: F401
+    auth,
+    bp,
+    catalog,
+    dashboard,
+    distribution,
+    distribution_money,
+    distribution_simulator,
+    orders,
+    settings,
+    staff,
+)
 from app.admin.decorators import guard_blueprint
 
 bp.before_request(guard_blueprint)

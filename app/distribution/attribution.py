@@ -54,6 +54,21 @@ def _level_one(user_id: int, self_purchase: bool) -> tuple[Distributor | None, b
     return db.session.get(Distributor, binding.distributor_id), False
 
 
+def buyer_chain(
+    user_id: int, levels: int, self_purchase: bool
+) -> tuple[list[tuple[int, int]], bool]:
+    """[(level, distributor_id)] for an order ``user_id`` places now, whatever each
+    distributor's status, and whether level 1 is the buyer's own purchase. Reads only;
+    ``attribute_order`` and the commission simulator both use it."""
+    seller, own_purchase = _level_one(user_id, self_purchase)
+    if seller is None:
+        return [], False
+    chain: list[tuple[int, int]] = [(1, seller.id)]
+    above = ancestors(seller.id, levels - 1)
+    chain += [(depth + 1, ancestor) for depth, ancestor in above]
+    return chain, own_purchase
+
+
 def attribute_order(order: Order) -> list[OrderAttribution]:
     """Record who earns at each level of ``order``; return the rows (flushes).
 
@@ -66,12 +81,9 @@ def attribute_order(order: Order) -> list[OrderAttribution]:
     existing = attribution_for(order.id)
     if existing:
         return existing
-    seller, own_purchase = _level_one(order.user_id, settings.self_purchase)
-    if seller is None:
+    chain, own_purchase = buyer_chain(order.user_id, settings.levels, settings.self_purchase)
+    if not chain:
         return []
-    chain: list[tuple[int, int]] = [(1, seller.id)]
-    above = ancestors(seller.id, settings.levels - 1)
-    chain += [(depth + 1, ancestor) for depth, ancestor in above]
     statuses = dict(
         db.session.execute(
             select(Distributor.id, Distributor.status).where(

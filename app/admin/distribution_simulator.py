@@ -1,0 +1,114 @@
+"""Admin page of the commission simulator (app.distribution.simulator).
+
+A GET form: SKU, quantity, buyer or chain, and optionally rules not yet saved. The
+result is computed on the same request and the session rolled back, so nothing is ever
+written, whatever the input.
+"""
+
+from __future__ import annotations
+
+from flask import render_template, request
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from app.admin import bp
+from app.admin.decorators import staff_required
+from app.admin.distribution_forms import bp_text, parse_fen, parse_int, parse_percent
+from app.catalog.models import Product, Sku
+from app.distribution.admin_services import MODE_LABELS, SettingsError
+from app.distribution.distributors import DistributionError, get_distribution_settings
+from app.distribution.simulator import Preview, simulate
+from app.extensions import db
+
+MAX_SKU_CHOICES = 300
+
+
+def _preview(args) -> Preview:
+    """Unsaved rules from the form; empty boxes keep the saved values."""
+    levels = parse_int(args["levels"], "levels", "分销层级") if args.get("levels") else None
+    default_bp = None
+    if any(args.get(f"default{n}") for n in (1, 2, 3)):
+        default_bp = tuple(
+            parse_percent(args.get(f"default{n}") or "0", f"default{n}", f"预览{n}级比例")
+            for n in (1, 2, 3)
+        )
+    self_purchase = {"on": True, "off": False}.get(args.get("self_purchase", ""))
+    mode = args.get("rule_mode") or None
+    values = (0, 0, 0)
+    if mode is not None:
+        if mode not in MODE_LABELS:
+            raise SettingsError("rule_mode", "invalid_choice", "请选择分佣方式")
+        read = parse_percent if mode == "percent" else parse_fen
+        if mode != "none":
+            values = tuple(
+                read(args.get(f"rule{n}") or "0", f"rule{n}", f"预览规则{n}级") for n in (1, 2, 3)
+            )
+    return Preview(
+        levels=levels,
+        self_purchase=self_purchase,
+        default_bp=default_bp,
+        rule_mode=mode,
+        rule_values=values,
+        rule_for_sku=args.get("rule_scope") == "sku",
+    )
+
+
+def _chain(text: str) -> list[int]:
+    parts = [p for p in text.replace("，", ",").replace(" ", ",").split(",") if p]
+    if not parts or not all(p.isdigit() and len(p) < 10 for p in parts):
+        raise SettingsError("chain", "invalid_chain", "分销员链条请填写编号，用逗号分隔，如 12,5,3")
+    return [int(p) for p in parts]
+
+
+@bp.get("/distribution/simulator")
+@staff_required
+def distribution_simulator():
+    """Choose SKU, quantity, buyer or chain (and rules to preview) → the table per level."""
+    args = request.args
+    result, error, status = None, None, 200
+    if args.get("sku_id"):
+        try:
+            sku_id = parse_int(args["sku_id"], "sku_id", "SKU")
+            quantity = parse_int(args.get("quantity") or "1", "quantity", "数量")
+            paid = args.get("paid")
+            paid_fen = parse_fen(paid, "paid", "实付金额") if paid else None
+            who = args.get("who", "buyer")
+            buyer_id = chain = None
+            if who == "chain":
+                chain = _chain(args.get("chain", ""))
+            else:
+                buyer_id = parse_int(args.get("buyer_id", ""), "buyer_id", "买家编号")
+            result = simulate(
+                sku_id,
+                quantity,
+                buyer_id=buyer_id,
+                chain=chain,
+                paid_fen=paid_fen,
+                preview=_preview(args),
+            )
+        except DistributionError as exc:
+            error, status = exc.message, exc.status
+    settings = get_distribution_settings()
+    skus = db.session.scalars(
+        select(Sku)
+        .join(Sku.product)
+        .options(joinedload(Sku.product))
+        .order_by(Product.id.desc(), Sku.id)
+        .limit(MAX_SKU_CHOICES)
+    ).all()
+    page = render_template(
+        "admin/distribution/simulator.html",
+        args=args,
+        result=result,
+        error=error,
+        skus=skus,
+        settings=settings,
+        default_text=[
+            bp_text(settings.level1_bp),
+            bp_text(settings.level2_bp),
+            bp_text(settings.level3_bp),
+        ],
+        modes=MODE_LABELS,
+    )
+    db.session.rollback()  # a simulation never leaves anything behind
+    return page, status
