@@ -115,7 +115,7 @@ class DistributionSettingsPut(Body):
     payout_channel: Literal[PAYOUT_CHANNELS] = omitted()  # type: ignore[valid-type]
 
 
-class GradeOut(BaseModel):
+class AdminGrade(BaseModel):
     id: int
     name: str
     rank: int = Field(description="越大等级越高；只会自动升级，不会自动降级")
@@ -127,11 +127,11 @@ class GradeOut(BaseModel):
     distributors: int = Field(description="该等级的分销员人数")
 
 
-class GradeList(BaseModel):
-    items: list[GradeOut]
+class AdminGradeList(BaseModel):
+    items: list[AdminGrade]
 
 
-class GradeCreate(Body):
+class AdminGradeCreate(Body):
     name: Name = Field(min_length=1, max_length=32)
     rank: StrictInt = 0
     level1_bp: Bp = 0
@@ -141,12 +141,12 @@ class GradeCreate(Body):
     upgrade_direct_count: StrictInt = 0
 
 
-class DistributorQuery(PageQuery):
+class AdminDistributorQuery(PageQuery):
     status: Literal[DISTRIBUTOR_STATUSES] | None = None  # type: ignore[valid-type]
     q: QueryText | None = Field(None, max_length=50, description="昵称、推广码或编号")
 
 
-class DistributorOut(BaseModel):
+class AdminDistributor(BaseModel):
     id: int
     user_id: int
     nickname: str
@@ -163,25 +163,25 @@ class DistributorOut(BaseModel):
     withdrawn_fen: int
 
 
-class DistributorPage(BaseModel):
-    items: list[DistributorOut]
+class AdminDistributorPage(BaseModel):
+    items: list[AdminDistributor]
     meta: PageMeta
 
 
-class DistributorPatch(Body):
+class AdminDistributorPatch(Body):
     parent_id: Id | None = omitted(description="新上级的分销员编号；null 表示无上级")
     grade_id: Id | None = omitted(description="等级编号；null 表示无等级")
 
 
-class ReasonBody(Body):
+class AdminReasonBody(Body):
     reason: StrictStr = Field("", max_length=200, pattern=r"^[^\x00]*$")
 
 
-class RejectBody(Body):
+class AdminRejectBody(Body):
     reason: Name = Field(min_length=1, max_length=200, description="拒绝原因，对方可见")
 
 
-class LedgerQuery(PageQuery):
+class AdminLedgerQuery(PageQuery):
     distributor_id: QueryId | None = None
     kind: Literal[LEDGER_KINDS] | None = None  # type: ignore[valid-type]
     state: Literal["pending", "settled", "withdrawn", "reversed"] | None = None
@@ -190,7 +190,7 @@ class LedgerQuery(PageQuery):
     created_to: date | None = Field(None, description="日期止（北京时间，含当天）")
 
 
-class LedgerEntryOut(BaseModel):
+class AdminLedgerEntry(BaseModel):
     id: int
     distributor_id: int
     kind: str
@@ -208,18 +208,18 @@ class LedgerEntryOut(BaseModel):
     settled_at: datetime | None
 
 
-class LedgerPage(BaseModel):
-    items: list[LedgerEntryOut]
+class AdminLedgerPage(BaseModel):
+    items: list[AdminLedgerEntry]
     meta: PageMeta
     total_fen: int = Field(description="符合条件的明细金额合计")
 
 
-class WithdrawalQuery(PageQuery):
+class AdminWithdrawalQuery(PageQuery):
     status: Literal[tuple(wd.WITHDRAWAL_TRANSITIONS)] | None = None  # type: ignore[valid-type]
     distributor_id: QueryId | None = None
 
 
-class WithdrawalOut(BaseModel):
+class AdminWithdrawal(BaseModel):
     id: int
     distributor_id: int
     amount_fen: int = Field(description="提现金额（含手续费）")
@@ -238,8 +238,8 @@ class WithdrawalOut(BaseModel):
     paid_at: datetime | None
 
 
-class WithdrawalPage(BaseModel):
-    items: list[WithdrawalOut]
+class AdminWithdrawalPage(BaseModel):
+    items: list[AdminWithdrawal]
     meta: PageMeta
 
 
@@ -348,8 +348,8 @@ def _settings_out(result: svc.SettingsResult) -> DistributionSettingsOut:
     return DistributionSettingsOut(**svc.settings_values(result.settings), warnings=result.warnings)
 
 
-def _grade_out(grade: Grade, counts: dict[int, int]) -> GradeOut:
-    return GradeOut(
+def _grade_out(grade: Grade, counts: dict[int, int]) -> AdminGrade:
+    return AdminGrade(
         id=grade.id,
         name=grade.name,
         rank=grade.rank,
@@ -362,10 +362,10 @@ def _grade_out(grade: Grade, counts: dict[int, int]) -> GradeOut:
     )
 
 
-def _distributor_out(d: Distributor) -> DistributorOut:
+def _distributor_out(d: Distributor) -> AdminDistributor:
     level1, _level2, size = team_counts(d.id)
     money = balances(d.id)
-    return DistributorOut(
+    return AdminDistributor(
         id=d.id,
         user_id=d.user_id,
         nickname=d.user.nickname if d.user else "",
@@ -383,8 +383,8 @@ def _distributor_out(d: Distributor) -> DistributorOut:
     )
 
 
-def _entry_out(e: LedgerEntry) -> LedgerEntryOut:
-    return LedgerEntryOut(
+def _entry_out(e: LedgerEntry) -> AdminLedgerEntry:
+    return AdminLedgerEntry(
         id=e.id,
         distributor_id=e.distributor_id,
         kind=e.kind,
@@ -403,8 +403,8 @@ def _entry_out(e: LedgerEntry) -> LedgerEntryOut:
     )
 
 
-def _withdrawal_out(w: Withdrawal) -> WithdrawalOut:
-    return WithdrawalOut(
+def _withdrawal_out(w: Withdrawal) -> AdminWithdrawal:
+    return AdminWithdrawal(
         id=w.id,
         distributor_id=w.distributor_id,
         amount_fen=w.amount_fen,
@@ -468,21 +468,23 @@ def _grade_counts() -> dict[int, int]:
 
 @admin_bp.get("/distribution/grades")
 @spec.validate(
-    resp=Response(HTTP_200=GradeList, HTTP_401=ErrorResponse), tags=TAGS, security=SECURITY
+    resp=Response(HTTP_200=AdminGradeList, HTTP_401=ErrorResponse), tags=TAGS, security=SECURITY
 )
 def list_grades():
     """Every grade, lowest rank first."""
     counts = _grade_counts()
-    return GradeList(items=[_grade_out(g, counts) for g in svc.list_grades()])
+    return AdminGradeList(items=[_grade_out(g, counts) for g in svc.list_grades()])
 
 
 @admin_bp.post("/distribution/grades")
 @spec.validate(
-    resp=Response(HTTP_201=GradeOut, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS),
+    resp=Response(
+        HTTP_201=AdminGrade, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS
+    ),
     tags=TAGS,
     security=SECURITY,
 )
-def create_grade(json: GradeCreate):
+def create_grade(json: AdminGradeCreate):
     """Add a grade (name unique: 409 ``name_taken``)."""
     with distribution_errors():
         grade = svc.save_grade(json.model_dump())
@@ -495,11 +497,11 @@ def create_grade(json: GradeCreate):
 
 @admin_bp.get("/distributors")
 @spec.validate(
-    resp=Response(HTTP_200=DistributorPage, HTTP_401=ErrorResponse, HTTP_422=ErrorResponse),
+    resp=Response(HTTP_200=AdminDistributorPage, HTTP_401=ErrorResponse, HTTP_422=ErrorResponse),
     tags=TAGS,
     security=SECURITY,
 )
-def list_distributors(query: DistributorQuery):
+def list_distributors(query: AdminDistributorQuery):
     """Distributors, newest first, with team counts and balances; filter by status, search."""
     pagination = db.paginate(
         svc.distributor_query(query.status, query.q),
@@ -507,13 +509,13 @@ def list_distributors(query: DistributorQuery):
         per_page=query.per_page,
         error_out=False,
     )
-    return DistributorPage(
+    return AdminDistributorPage(
         items=[_distributor_out(d) for d in pagination.items],
         meta=page_meta(query.page, query.per_page, pagination.total or 0),
     )
 
 
-def _status_change(distributor_id: int, change) -> DistributorOut:
+def _status_change(distributor_id: int, change) -> AdminDistributor:
     d = _get(Distributor, distributor_id, "分销员")
     with distribution_errors():
         change(d)
@@ -522,7 +524,7 @@ def _status_change(distributor_id: int, change) -> DistributorOut:
 
 
 STATUS_RESP = Response(
-    HTTP_200=DistributorOut, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS
+    HTTP_200=AdminDistributor, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS
 )
 
 
@@ -535,7 +537,7 @@ def approve_distributor(distributor_id: int):
 
 @admin_bp.post(f"/distributors/{DISTRIBUTOR_ID}/reject")
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
-def reject_distributor(distributor_id: int, json: RejectBody):
+def reject_distributor(distributor_id: int, json: AdminRejectBody):
     """Refuse an application with a reason (pending → rejected)."""
     return _status_change(
         distributor_id, lambda d: svc.reject_distributor(d, _actor(), json.reason)
@@ -544,7 +546,7 @@ def reject_distributor(distributor_id: int, json: RejectBody):
 
 @admin_bp.post(f"/distributors/{DISTRIBUTOR_ID}/disable")
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
-def disable_distributor(distributor_id: int, json: ReasonBody):
+def disable_distributor(distributor_id: int, json: AdminReasonBody):
     """Stop a distributor earning (active → disabled)."""
     return _status_change(
         distributor_id, lambda d: svc.disable_distributor(d, _actor(), json.reason)
@@ -560,7 +562,7 @@ def enable_distributor(distributor_id: int):
 
 @admin_bp.patch(f"/distributors/{DISTRIBUTOR_ID}")
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
-def patch_distributor(distributor_id: int, json: DistributorPatch):
+def patch_distributor(distributor_id: int, json: AdminDistributorPatch):
     """Change the parent (the whole team moves; a cycle is 409 ``cycle``) or the grade."""
     d = _get(Distributor, distributor_id, "分销员")
     given = json.model_fields_set
@@ -580,11 +582,11 @@ def patch_distributor(distributor_id: int, json: DistributorPatch):
 
 @admin_bp.get("/ledger")
 @spec.validate(
-    resp=Response(HTTP_200=LedgerPage, HTTP_401=ErrorResponse, HTTP_422=ErrorResponse),
+    resp=Response(HTTP_200=AdminLedgerPage, HTTP_401=ErrorResponse, HTTP_422=ErrorResponse),
     tags=TAGS,
     security=SECURITY,
 )
-def list_ledger(query: LedgerQuery):
+def list_ledger(query: AdminLedgerQuery):
     """Every ledger entry, newest first; filter by distributor, kind, state, order, dates."""
     if query.created_from and query.created_to and query.created_from > query.created_to:
         raise ApiError(422, "validation_error", "created_from 不能晚于 created_to")
@@ -599,7 +601,7 @@ def list_ledger(query: LedgerQuery):
     pagination = db.paginate(
         svc.ledger_query(flt), page=query.page, per_page=query.per_page, error_out=False
     )
-    return LedgerPage(
+    return AdminLedgerPage(
         items=[_entry_out(e) for e in pagination.items],
         meta=page_meta(query.page, query.per_page, pagination.total or 0),
         total_fen=svc.ledger_totals(flt),
@@ -611,11 +613,11 @@ def list_ledger(query: LedgerQuery):
 
 @admin_bp.get("/withdrawals")
 @spec.validate(
-    resp=Response(HTTP_200=WithdrawalPage, HTTP_401=ErrorResponse, HTTP_422=ErrorResponse),
+    resp=Response(HTTP_200=AdminWithdrawalPage, HTTP_401=ErrorResponse, HTTP_422=ErrorResponse),
     tags=TAGS,
     security=SECURITY,
 )
-def list_withdrawals(query: WithdrawalQuery):
+def list_withdrawals(query: AdminWithdrawalQuery):
     """Withdrawals, those awaiting review first; filter by status and distributor."""
     pagination = db.paginate(
         svc.withdrawal_query(query.status, query.distributor_id),
@@ -623,14 +625,14 @@ def list_withdrawals(query: WithdrawalQuery):
         per_page=query.per_page,
         error_out=False,
     )
-    return WithdrawalPage(
+    return AdminWithdrawalPage(
         items=[_withdrawal_out(w) for w in pagination.items],
         meta=page_meta(query.page, query.per_page, pagination.total or 0),
     )
 
 
 WITHDRAWAL_RESP = Response(
-    HTTP_200=WithdrawalOut,
+    HTTP_200=AdminWithdrawal,
     HTTP_409=ErrorResponse,
     HTTP_422=ErrorResponse,
     HTTP_502=ErrorResponse,
@@ -658,7 +660,7 @@ def approve_withdrawal(withdrawal_id: int):
 
 @admin_bp.post(f"/withdrawals/{WITHDRAWAL_ID}/reject")
 @spec.validate(resp=WITHDRAWAL_RESP, tags=TAGS, security=SECURITY)
-def reject_withdrawal(withdrawal_id: int, json: RejectBody):
+def reject_withdrawal(withdrawal_id: int, json: AdminRejectBody):
     """Refuse a requested withdrawal with a reason; the money returns to the balance."""
     w = _get(Withdrawal, withdrawal_id, "提现")
     try:
@@ -673,7 +675,7 @@ def reject_withdrawal(withdrawal_id: int, json: RejectBody):
 
 @admin_bp.post(f"/withdrawals/{WITHDRAWAL_ID}/mark-paid")
 @spec.validate(resp=WITHDRAWAL_RESP, tags=TAGS, security=SECURITY)
-def mark_withdrawal_paid(withdrawal_id: int, json: ReasonBody):
+def mark_withdrawal_paid(withdrawal_id: int, json: AdminReasonBody):
     """An approved manual-channel withdrawal was paid outside the system (``reason``: a note)."""
     w = _get(Withdrawal, withdrawal_id, "提现")
     with distribution_errors():
