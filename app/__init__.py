@@ -65,12 +65,16 @@ def register_blueprints(app: Flask) -> None:
     from app.admin import bp as admin_bp
     from app.api import register_api
     from app.core.views import bp as core_bp
+    from app.distribution.referral import bp as referral_bp
+    from app.distribution.views import bp as distribution_bp
     from app.orders.views import bp as orders_bp
     from app.payments.views import bp as payments_bp
     from app.shop.views import bp as shop_bp
     from app.wechat.views import bp as wechat_bp
 
     app.register_blueprint(core_bp)
+    app.register_blueprint(referral_bp)  # ?ref=CODE on any page, before the cached ones
+    app.register_blueprint(distribution_bp)
     app.register_blueprint(shop_bp)
     app.register_blueprint(orders_bp)
     app.register_blueprint(accounts_bp)

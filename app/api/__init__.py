@@ -18,6 +18,7 @@ def register_api(app: Flask) -> None:
         admin_products,
         cart,
         customer,
+        distributor,
         orders,
     )
     from app.api.blueprints import admin_bp, bp
