@@ -421,3 +421,47 @@ def test_stand_in_refuses_bad_transfer_requests(app_ctx, stand_in):
     assert status == 404
     status, cancelled = pay.mch_transfer_bills_cancel(out_bill_no=base["out_bill_no"])
     assert status == 200 and '"CANCELLED"' in cancelled
+
+
+def test_sync_runs_in_a_real_worker(app, make, stand_in, database_url, redis_url, live_port):
+    """``flask worker --burst`` runs the transfer sync from Redis against the stand-in."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sqlalchemy import update
+
+    from jobs.queues import get_queue
+    from jobs.withdrawals import run_transfer_sync
+
+    w = approved(make, amount=1_000, fee_bp=0)
+    switch(stand_in, w.out_bill_no, "confirm")  # no live server: the notice is lost
+    db.session.execute(
+        update(Withdrawal)
+        .where(Withdrawal.id == w.id)
+        .values(reviewed_at=utcnow() - timedelta(hours=1))
+    )
+    db.session.commit()
+    job = get_queue("low").enqueue(run_transfer_sync, job_id="test-transfer-sync")
+    env = dict(
+        os.environ,
+        APP_ENV="test",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        WECHAT_PAY_API_BASE=stand_in.url,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{live_port}",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    job.refresh()
+    assert job.get_status() == "finished", job.exc_info
+    assert job.return_value() == {"success": 1}
+    assert fresh(Withdrawal, w.id).status == PAID
