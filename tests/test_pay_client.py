@@ -17,7 +17,7 @@ from app.extensions import db
 from app.orders.models import PaymentTransaction
 from app.payments.client import (
     PaymentError,
-    _call,
+    call_pay,
     build_pay,
     close_order,
     create_prepay,
@@ -103,11 +103,11 @@ def test_answers_with_a_bad_signature_are_refused(app, make, sandbox, tmp_path):
     pay = build_pay(SimpleNamespace(config={**app.config, "WECHAT_PAY_PUBLIC_KEY_PATH": str(path)}))
     assert pay._core._gate_way == sandbox.url
     with pytest.raises(PaymentError) as err:
-        _call(pay.query, out_trade_no=order.number)
+        call_pay(pay.query, out_trade_no=order.number)
     assert err.value.code in ("pay_bad_response", "ORDER_NOT_EXIST")
     prepay(order)  # now WeChat knows the order: a 200 whose signature cannot be verified
     with pytest.raises(PaymentError) as err:
-        _call(pay.query, out_trade_no=order.number)
+        call_pay(pay.query, out_trade_no=order.number)
     assert err.value.code == "pay_bad_response"
     assert "微信支付" in err.value.message
 
@@ -116,7 +116,7 @@ def test_same_order_number_with_another_amount_is_refused(app, make, sandbox):
     order, _sku = new_order(make)
     prepay(order)
     with pytest.raises(PaymentError) as err:
-        _call(
+        call_pay(
             get_pay().pay,
             description="改价",
             out_trade_no=order.number,
@@ -149,7 +149,7 @@ def test_unreachable_wechat_is_a_payment_error(app, make):
         SimpleNamespace(config={**app.config, "WECHAT_PAY_API_BASE": "http://127.0.0.1:9"})
     )
     with pytest.raises(PaymentError) as err:
-        _call(pay.query, out_trade_no=order.number)
+        call_pay(pay.query, out_trade_no=order.number)
     assert err.value.code == "pay_unreachable"
     assert err.value.message == "无法连接微信支付，请稍后再试"
 

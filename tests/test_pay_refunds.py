@@ -221,9 +221,9 @@ def test_wechat_refusing_the_refund_marks_it_failed(app, make, live_server, stan
     refund = request_refund(order, line, 1, "x", "user:1")
     db.session.commit()
     # WeChat already refunded the whole order elsewhere (e.g. in the merchant platform).
-    from app.payments.client import _call, get_pay
+    from app.payments.client import call_pay, get_pay
 
-    _call(
+    call_pay(
         get_pay().refund,
         out_refund_no="MANUAL1",
         amount={"refund": order.paid_fen, "total": order.paid_fen, "currency": "CNY"},

@@ -9,7 +9,7 @@ Audit trail:
 
 - distributor status changes (approve, reject, disable, enable) are ``StatusChange`` rows
   with subject ``"distributor"``, through the same conditional-UPDATE state machine as
-  orders (``app.orders.states._move``);
+  orders (``app.orders.states.move_status``);
 - a parent change is a ``StatusChange`` row with subject ``"dist_parent"``: the old and
   the new parent's distributor id in ``from_status`` / ``to_status`` ("none" for no
   parent), the people's version in ``reason``;
@@ -54,7 +54,7 @@ from app.distribution.rules import BP_DENOMINATOR, FIXED, MAX_LEVELS, NONE, PERC
 from app.extensions import db
 from app.orders.models import StatusChange
 from app.orders.search import day_start_utc
-from app.orders.states import _move, record_creation
+from app.orders.states import move_status, record_creation
 
 MAX_DAYS = 3650
 MAX_HOLD_DAYS = 365
@@ -370,7 +370,7 @@ def set_grade(distributor: Distributor, grade: Grade | None) -> None:
 
 
 def _move_distributor(d: Distributor, to: str, actor: str, reason: str, **values) -> None:
-    _move(Distributor, d, DISTRIBUTOR_TRANSITIONS, "distributor", to, actor, reason, **values)
+    move_status(Distributor, d, DISTRIBUTOR_TRANSITIONS, "distributor", to, actor, reason, **values)
 
 
 def approve_distributor(d: Distributor, actor: str) -> Distributor:

@@ -41,7 +41,7 @@ from app.distribution.ledger import balances
 from app.distribution.models import SETTLED, WITHDRAWN, Distributor, LedgerEntry, Withdrawal
 from app.distribution.rules import floor_commission
 from app.extensions import db
-from app.orders.states import InvalidTransition, _move, record_creation
+from app.orders.states import InvalidTransition, move_status, record_creation
 
 REQUESTED = "requested"
 APPROVED = "approved"
@@ -96,7 +96,7 @@ def preview_fee(amount_fen: int) -> FeePreview:
 
 
 def _move_withdrawal(w: Withdrawal, to: str, actor: str, reason: str = "", **values) -> None:
-    _move(Withdrawal, w, WITHDRAWAL_TRANSITIONS, "withdrawal", to, actor, reason, **values)
+    move_status(Withdrawal, w, WITHDRAWAL_TRANSITIONS, "withdrawal", to, actor, reason, **values)
 
 
 def _lock_distributor(distributor_id: int) -> None:

@@ -72,9 +72,15 @@ class InvalidTransition(Exception):
         self.wanted = wanted
 
 
-def _move(
+def move_status(
     model, row, table_transitions, subject: str, to: str, actor: str, reason: str, **values: Any
 ) -> None:
+    """Move ``row`` (any model with ``id`` and ``status``) along ``table_transitions``.
+
+    One conditional UPDATE plus a ``StatusChange`` row; raises ``InvalidTransition`` when
+    the move is not allowed or another actor moved the row first. Orders, refunds,
+    withdrawals and distributors all use it.
+    """
     current = row.status
     if to not in table_transitions.get(current, ()):
         raise InvalidTransition(subject, current, to)
@@ -103,12 +109,12 @@ def _move(
 
 def move_order(order: Order, to: str, actor: str, reason: str = "", **values: Any) -> None:
     """Move ``order`` to status ``to`` (setting ``values`` in the same UPDATE), or raise."""
-    _move(Order, order, ORDER_TRANSITIONS, "order", to, actor, reason, **values)
+    move_status(Order, order, ORDER_TRANSITIONS, "order", to, actor, reason, **values)
 
 
 def move_refund(refund: Refund, to: str, actor: str, reason: str = "", **values: Any) -> None:
     """Move ``refund`` to status ``to`` (setting ``values`` in the same UPDATE), or raise."""
-    _move(Refund, refund, REFUND_TRANSITIONS, "refund", to, actor, reason, **values)
+    move_status(Refund, refund, REFUND_TRANSITIONS, "refund", to, actor, reason, **values)
 
 
 def record_creation(subject: str, subject_id: int, status: str, actor: str, reason: str) -> None:

@@ -101,7 +101,7 @@ def get_pay() -> WeChatPay:
     return pay
 
 
-def _call(fn, *args, **kwargs) -> tuple[int, Any]:
+def call_pay(fn, *args, **kwargs) -> tuple[int, Any]:
     """Run a library call; return (status, parsed JSON or None) or raise ``PaymentError``."""
     try:
         status, body = fn(*args, **kwargs)
@@ -193,7 +193,7 @@ def create_prepay(order: Order, openid: str) -> str:
     if deadline.tzinfo is None:  # SQLite drops the zone; stored values are UTC
         deadline = deadline.replace(tzinfo=UTC)
     expire = max(deadline, datetime.now(UTC) + timedelta(minutes=1))
-    _status, data = _call(
+    _status, data = call_pay(
         get_pay().pay,
         description=_description(order),
         out_trade_no=order.out_trade_no,
@@ -231,7 +231,7 @@ def jsapi_params(prepay_id: str) -> dict[str, str]:
 def query_order(out_trade_no: str) -> dict | None:
     """WeChat's view of an order (trade_state, amount, transaction_id...), None if unknown."""
     try:
-        _status, data = _call(get_pay().query, out_trade_no=out_trade_no)
+        _status, data = call_pay(get_pay().query, out_trade_no=out_trade_no)
     except PaymentError as err:
         if err.code == "ORDER_NOT_EXIST":
             return None
@@ -241,14 +241,14 @@ def query_order(out_trade_no: str) -> dict | None:
 
 def close_order(out_trade_no: str) -> None:
     """Close an unpaid order at WeChat so it can no longer be paid."""
-    _call(get_pay().close, out_trade_no=out_trade_no)
+    call_pay(get_pay().close, out_trade_no=out_trade_no)
 
 
 def request_refund(refund: Refund) -> dict:
     """Ask WeChat to refund ``refund`` (idempotent by out_refund_no); return its answer."""
     order = refund.order
     cfg = current_app.config
-    _status, data = _call(
+    _status, data = call_pay(
         get_pay().refund,
         out_refund_no=refund.out_refund_no,
         amount={"refund": refund.amount_fen, "total": order.paid_fen, "currency": "CNY"},
@@ -263,7 +263,7 @@ def request_refund(refund: Refund) -> dict:
 
 def query_refund(out_refund_no: str) -> dict:
     """WeChat's view of a refund (status, amount, refund_id)."""
-    _status, data = _call(get_pay().query_refund, out_refund_no=out_refund_no)
+    _status, data = call_pay(get_pay().query_refund, out_refund_no=out_refund_no)
     return data or {}
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from flask import current_app
 
-from app.payments.client import PaymentError, _call, get_pay, uses_sandbox
+from app.payments.client import PaymentError, call_pay, get_pay, uses_sandbox
 
 DEFAULT_SCENE_ID = "1000"  # 现金营销
 REMARK = "分销佣金提现"  # the user sees it when receiving; at most 32 characters
@@ -88,7 +88,7 @@ def create_transfer_bill(
     scene = str(current_app.config.get("WECHAT_TRANSFER_SCENE_ID") or DEFAULT_SCENE_ID)
     reports, perception = SCENE_REPORTS.get(scene, ([], ""))
     try:
-        _status, data = _call(
+        _status, data = call_pay(
             get_pay().mch_transfer_bills,
             out_bill_no=out_bill_no,
             transfer_scene_id=scene,
@@ -109,7 +109,7 @@ def create_transfer_bill(
 def query_transfer_bill(out_bill_no: str) -> dict | None:
     """WeChat's view of a bill (``state``, ``transfer_amount``...), None if unknown."""
     try:
-        _status, data = _call(get_pay().mch_transfer_bills_query, out_bill_no=out_bill_no)
+        _status, data = call_pay(get_pay().mch_transfer_bills_query, out_bill_no=out_bill_no)
     except PaymentError as err:
         if err.code == "NOT_FOUND" or err.http_status == 404:
             return None
@@ -121,7 +121,7 @@ def cancel_transfer_bill(out_bill_no: str) -> dict:
     """Ask WeChat to cancel a bill the payee has not confirmed yet; return its answer
     (``state`` CANCELING or CANCELLED)."""
     try:
-        _status, data = _call(get_pay().mch_transfer_bills_cancel, out_bill_no=out_bill_no)
+        _status, data = call_pay(get_pay().mch_transfer_bills_cancel, out_bill_no=out_bill_no)
     except PaymentError as err:
         raise _translate(err) from None
     return data if isinstance(data, dict) else {}
