@@ -512,3 +512,17 @@ def test_grade_service_name_is_trimmed_and_unique(app_ctx):
     with pytest.raises(SettingsError) as err:
         save_grade({"name": "银牌"})
     assert err.value.status == 409
+
+
+def test_manual_withdrawal_can_be_cancelled_after_approval(signed_in, app_ctx, make):
+    configure(payout_channel="manual")
+    d = distributor(make)
+    money_for(d, 2000)
+    w = request_withdrawal(d, 2000)
+    db.session.commit()
+    post(signed_in, f"/admin/distribution/withdrawals/{w.id}/approve", {})
+    page = text(signed_in.get("/admin/distribution/withdrawals"))
+    assert "标记已打款" in page and "撤销" in page
+    post(signed_in, f"/admin/distribution/withdrawals/{w.id}/cancel", {})
+    assert fresh(Withdrawal, w.id).status == "failed"
+    assert balances(d.id).available_fen == 2000
