@@ -434,3 +434,14 @@ def test_awaiting_confirmation_gets_a_confirm_button(app, make, login_as, sandbo
     assert back.status_code == 303
     page = html(client.get(back.headers["Location"]))
     assert "已确认收款" in page and "已到账" in page and "¥30.00" in page
+
+
+def test_a_disabled_distributor_sees_its_money_but_no_share_link(app, make, login_as):
+    world = build_world(make)
+    world.a.status = "disabled"
+    db.session.commit()
+    client = signed_in(app, login_as, world.a.user)
+    page = html(client.get("/distributor"))
+    assert "资格已停用" in page and "¥9.98" in page
+    assert f"?ref={world.a.code}" not in page
+    assert world.a_order.number in html(client.get("/distributor/commissions"))
