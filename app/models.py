@@ -25,3 +25,10 @@ from app.distribution.models import (  # noqa: F401
     RefTouch,
     Withdrawal,
 )
+from app.wechat.models import (  # noqa: F401
+    DistributorQrcode,
+    NotificationSetting,
+    OutboundMessage,
+    WechatFan,
+    WechatMessageSeen,
+)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -171,6 +172,14 @@ class CommissionRule(db.Model):
     __tablename__ = "commission_rules"
     __table_args__ = (
         UniqueConstraint("product_id", "sku_id"),
+        # NULLs are distinct in a unique key: one product-level rule needs its own index.
+        Index(
+            "uq_commission_rules_product_level",
+            "product_id",
+            unique=True,
+            sqlite_where=text("sku_id IS NULL"),
+            postgresql_where=text("sku_id IS NULL"),
+        ),
         CheckConstraint("mode IN ('percent', 'fixed', 'none')", name="mode_known"),
     )
 
