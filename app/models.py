@@ -32,3 +32,4 @@ from app.wechat.models import (  # noqa: F401
     WechatFan,
     WechatMessageSeen,
 )
+from app.posters.models import PosterTemplate  # noqa: F401

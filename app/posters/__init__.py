@@ -1,0 +1,1 @@
+"""Promotion posters: per-distributor shop posters and per-product posters with QR codes."""
