@@ -139,6 +139,20 @@ def test_me_signed_in(client, make, login_as):
     }
 
 
+def test_me_says_whether_an_active_distributor(client, make, login_as):
+    from app.distribution.distributors import create_distributor
+    from app.extensions import db
+
+    user = make.user()
+    distributor = create_distributor(user.id, None)
+    db.session.commit()
+    login_as(client, user)
+    assert client.get("/api/v1/me").get_json()["is_distributor"] is True
+    distributor.status = "disabled"
+    db.session.commit()
+    assert client.get("/api/v1/me").get_json()["is_distributor"] is False
+
+
 def test_me_needs_a_customer(client, make, login_as):
     _error(client.get("/api/v1/me"), 401, "unauthorized")
     login_as(client, make.staff())

@@ -19,6 +19,7 @@ from app.api.schemas import (
 )
 from app.api.spec import COOKIE, openapi_document, spec
 from app.core.errors import ApiError
+from app.distribution.distributors import distributor_for_user
 
 PRODUCT_ID = "<int:product_id>"  # ids past MAX_ID are simply not found (queries.py)
 
@@ -78,5 +79,11 @@ def me():
         openid=person.openid,
         nickname=person.nickname,
         avatar_url=person.avatar_url,
-        is_distributor=False,  # the distribution issue fills this in
+        is_distributor=is_active_distributor(person.id),
     )
+
+
+def is_active_distributor(user_id: int) -> bool:
+    """Whether the user is an active distributor (pending or disabled ones are not)."""
+    distributor = distributor_for_user(user_id)
+    return distributor is not None and distributor.status == "active"
