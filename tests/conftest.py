@@ -129,7 +129,11 @@ def sandbox(sandbox_port, live_port, tmp_path_factory) -> Iterator[ServerThread]
     from app.wechat.sandbox import create_sandbox_app
 
     sandbox_app = create_sandbox_app(
-        {"TESTING": True, "PUBLIC_BASE_URL": f"http://127.0.0.1:{sandbox_port}"}
+        {
+            "TESTING": True,
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{sandbox_port}",
+            "SHOP_BASE_URL": f"http://127.0.0.1:{live_port}",  # pushes to the shop's /wechat
+        }
     )
     server = ServerThread(sandbox_app, sandbox_port).start()
     yield server

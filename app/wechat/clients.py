@@ -15,6 +15,7 @@ returns the same token while it is valid.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import requests
@@ -33,6 +34,17 @@ logger = logging.getLogger(__name__)
 # 5 minutes early too, so this never asks for a token WeChat would not renew yet.
 TOKEN_SAFETY_MARGIN = 300
 HTTP_TIMEOUT = 10  # seconds; WeChat answers in well under a second when it answers at all
+# invalid credential, invalid access_token, access_token expired: refresh and retry once
+TOKEN_ERRORS = (40001, 40014, 42001)
+TICKET_SAFETY_MARGIN = 300  # the jsapi_ticket is renewed 5 minutes before WeChat's expiry
+
+
+def _errcode(result: dict) -> int:
+    try:
+        return int(result.get("errcode") or 0)
+    except (TypeError, ValueError):
+        return -1
+
 
 # Origins wechatpy writes into some of its URLs; each is swapped for the configured one.
 _WECHAT_API_ORIGINS = (
@@ -67,6 +79,8 @@ class WeChatClient(_WeChatClient):
             timeout=timeout,
         )
         self.redis = redis
+        self._refused_token: str | None = None
+        self._retrying = threading.local()
         self.api_base = api_base.rstrip("/")
         self.mp_base = (mp_base or self.api_base).rstrip("/")
         # Per instance: the class attribute stays WeChat's for anyone else using wechatpy.
@@ -109,11 +123,32 @@ class WeChatClient(_WeChatClient):
     def fetch_access_token(self) -> dict[str, Any]:
         """Refresh the token after WeChat refused it (wechatpy calls this on 40001/42001).
 
-        The token just refused is dropped unless another process has already replaced it.
+        The stale token is the one the refused request carried, not what Redis holds now:
+        when 20 callers are refused at once, the first refreshes and the other 19 find a
+        different token in Redis and reuse it (no stampede, no forced refresh).
         """
-        stale = self.session.get(self.access_token_key)
+        stale = self._refused_token or self.session.get(self.access_token_key)
+        self._refused_token = None
         token = self._refresh(stale=stale)
         return {"access_token": token}
+
+    def _handle_result(self, res, method=None, url=None, result_processor=None, **kwargs):
+        # Remember which token WeChat refused before wechatpy asks for a new one, and
+        # allow one refresh per request: a token refused right after a refresh is an
+        # account problem (secret changed, IP not whitelisted), not a stale token.
+        result = res if isinstance(res, dict) else self._decode_result(res)
+        if isinstance(result, dict) and _errcode(result) in TOKEN_ERRORS:
+            params = kwargs.get("params") or {}
+            refused = params.get("access_token") if isinstance(params, dict) else None
+            if getattr(self._retrying, "active", False):
+                raise WeChatClientException(_errcode(result), result.get("errmsg", ""), client=self)
+            self._refused_token = refused
+            self._retrying.active = True
+            try:
+                return super()._handle_result(res, method, url, result_processor, **kwargs)
+            finally:
+                self._retrying.active = False
+        return super()._handle_result(res, method, url, result_processor, **kwargs)
 
     def _refresh(self, stale: str | None) -> str:
         """Fetch a token under the Redis lock; waiters reuse what the holder stored."""
@@ -160,6 +195,42 @@ class WeChatClient(_WeChatClient):
         if not result.get("access_token"):
             raise WeChatClientException(None, "stable_token returned no access_token", client=self)
         return result
+
+    # --- the shared JS-SDK ticket ----------------------------------------------------------
+
+    @property
+    def jsapi_ticket_key(self) -> str:
+        """Redis key of the cached jsapi_ticket (survives restarts, shared by processes)."""
+        return f"wechat:{self.appid}_jsapi_ticket"
+
+    def get_jsapi_ticket(self) -> str:
+        """The JS-SDK jsapi_ticket: from Redis, or fetched by one process at a time.
+
+        Like the access token: 7200 s, daily quota, and every process shares one
+        (wechat-protocol.md §3). The lock's waiters reuse what the holder stored.
+        """
+        ticket = self.redis.get(self.jsapi_ticket_key)
+        if ticket:
+            return ticket.decode()
+        lock_key = f"{self.jsapi_ticket_key}:lock"
+        wait = HTTP_TIMEOUT * 3
+        with self.redis.lock(lock_key, timeout=wait, blocking_timeout=wait):
+            ticket = self.redis.get(self.jsapi_ticket_key)
+            if ticket:
+                return ticket.decode()
+            result = self.get("ticket/getticket", params={"type": "jsapi"})
+            value = result.get("ticket") if isinstance(result, dict) else None
+            if not value:
+                raise WeChatClientException(None, "getticket returned no ticket", client=self)
+            expires_in = int(result.get("expires_in", 7200))
+            self.redis.set(
+                self.jsapi_ticket_key, value, ex=max(expires_in - TICKET_SAFETY_MARGIN, 60)
+            )
+            return value
+
+    def drop_jsapi_ticket(self) -> None:
+        """Forget the cached ticket (WeChat said it is invalid: 40097/42001 on a signature)."""
+        self.redis.delete(self.jsapi_ticket_key)
 
 
 class WeChatOAuth(_WeChatOAuth):
@@ -215,3 +286,8 @@ def get_oauth(redirect_uri: str = "", scope: str = "snsapi_base", state: str = "
         scope=scope,
         state=state,
     )
+
+
+def get_jsapi_ticket() -> str:
+    """The current app's JS-SDK jsapi_ticket (cached in Redis, one locked refresher)."""
+    return get_wechat_client().get_jsapi_ticket()

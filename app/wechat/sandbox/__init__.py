@@ -53,12 +53,13 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
         clock=app.config["SANDBOX_CLOCK"],
     )
 
-    from app.wechat.sandbox import oauth, pay, token, tools, transfer
+    from app.wechat.sandbox import fans, oauth, pay, token, tools, transfer
 
     for module in (token, oauth, tools):
         app.register_blueprint(module.bp)
     pay.init_pay(app)  # Pay APIv3, its keys and notices (see pay.py)
     transfer.init_transfer(app)  # 商家转账 transfer bills (see transfer.py)
+    fans.init_fans(app)  # QR codes, user info, the act-as-a-fan page (see fans.py)
 
     @app.before_request
     def _count_call():

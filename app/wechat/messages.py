@@ -1,0 +1,269 @@
+"""The official account's message server: decoding what WeChat pushes and answering it.
+
+WeChat POSTs XML to ``/wechat`` (wechat-protocol.md §1):
+
+1. ``decode_request`` checks the query signature first (``sha1(sorted[token, timestamp,
+   nonce])``), caps the body, refuses any ``<!DOCTYPE``/``<!ENTITY`` (XXE, billion laughs)
+   before an XML parser sees it, and in safe mode (``encrypt_type=aes``) checks
+   ``msg_signature`` and decrypts with the EncodingAESKey; the plaintext is checked again.
+2. ``handle_message`` records the message once (``wechat_messages_seen``: INSERT ... ON
+   CONFLICT DO NOTHING RETURNING; messages by MsgId, events by FromUserName + CreateTime
+   + event) and does only the fast work inline: the fan row, the customer, the binding.
+   A retry or duplicate finds the key taken and gets the same reply without side
+   effects. Slow work (``/cgi-bin/user/info``) is returned as ``Outcome.after_commit`` for
+   the edge to enqueue once it has committed.
+3. ``encode_reply`` wraps a passive reply in the request's mode.
+
+WeChat waits 5 s and then retries up to three times; everything here is a few queries.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from xml.parsers.expat import ExpatError
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from wechatpy import create_reply, parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.utils import check_signature
+
+from app.accounts.models import User
+from app.core.time import utcnow
+from app.distribution.binding import current_binding, record_ref
+from app.distribution.centre import share_url
+from app.distribution.distributors import distributor_for_user
+from app.distribution.models import Distributor
+from app.extensions import db
+from app.wechat import fans
+from app.wechat.models import WechatMessageSeen
+from app.wechat.qrcodes import distributor_for_scene
+
+MAX_BODY = 64 * 1024  # WeChat's messages are a few hundred bytes; encrypted ones ~1 KB
+# Anything the XML spec opens with "<!" except CDATA: DOCTYPE, ENTITY, comments. WeChat
+# sends none of them, and refusing them before parsing shuts out XXE and entity bombs.
+_UNSAFE_XML = re.compile(rb"<!(?!\[CDATA\[)")
+_UNSAFE_NAME = re.compile(r"[<>&\]\"]")
+POSTER_KEYWORD = "海报"
+POSTER_CLICK_KEY = "POSTER"
+
+
+class MessageRejected(Exception):
+    """A push we refuse: HTTP ``status`` and a short reason (logged, never shown)."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The message server's settings: token, EncodingAESKey (None = no safe mode), appid."""
+
+    token: str
+    aes_key: str | None
+    appid: str
+
+
+@dataclass
+class Decoded:
+    """A verified push: its plaintext XML and, in safe mode, the crypto to reply with."""
+
+    xml: bytes
+    crypto: WeChatCrypto | None = None
+    nonce: str = ""
+    timestamp: str = ""
+
+
+@dataclass
+class Outcome:
+    """What the message server answers and what to queue after the commit."""
+
+    reply: str | None = None  # passive reply text; None = "success"
+    first: bool = True  # False for a retry or duplicate
+    after_commit: list[tuple[str, str]] = field(default_factory=list)  # (job name, arg)
+
+
+# --- signatures and decoding ---------------------------------------------------------------
+
+
+def verify_signature(token: str, args) -> bool:
+    """Whether the query's ``signature`` is sha1(sorted[token, timestamp, nonce])."""
+    signature, timestamp, nonce = (args.get(k) or "" for k in ("signature", "timestamp", "nonce"))
+    if not (signature and timestamp and nonce) or max(map(len, (timestamp, nonce))) > 64:
+        return False
+    try:
+        check_signature(token, signature, timestamp, nonce)
+    except InvalidSignatureException:
+        return False
+    return True
+
+
+def refuse_unsafe_xml(body: bytes) -> None:
+    """Raise ``MessageRejected`` (400) for a DOCTYPE, ENTITY or other ``<!`` declaration."""
+    if _UNSAFE_XML.search(body):
+        raise MessageRejected(400, "xml declarations are not accepted")
+
+
+def decode_request(args, body: bytes, creds: Credentials) -> Decoded:
+    """Verify a push and return its plaintext XML (see the module docstring)."""
+    if not verify_signature(creds.token, args):
+        raise MessageRejected(403, "bad signature")
+    if len(body) > MAX_BODY:
+        raise MessageRejected(413, "body too large")
+    if not body.strip():
+        raise MessageRejected(400, "empty body")
+    refuse_unsafe_xml(body)
+    encrypt_type = (args.get("encrypt_type") or "raw").lower()
+    if encrypt_type == "raw":
+        return Decoded(body)
+    if encrypt_type != "aes":
+        raise MessageRejected(400, "unknown encrypt_type")
+    if not creds.aes_key:
+        raise MessageRejected(400, "safe mode is not configured")
+    crypto = WeChatCrypto(creds.token, creds.aes_key, creds.appid)
+    timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+    try:
+        plain = crypto.decrypt_message(body, args.get("msg_signature") or "", timestamp, nonce)
+    except InvalidSignatureException as err:
+        raise MessageRejected(403, "bad msg_signature") from err
+    except InvalidAppIdException as err:
+        raise MessageRejected(403, "message for another appid") from err
+    except (ExpatError, KeyError, TypeError, ValueError) as err:
+        raise MessageRejected(400, f"undecryptable body: {type(err).__name__}") from err
+    plain_bytes = plain.encode() if isinstance(plain, str) else plain
+    refuse_unsafe_xml(plain_bytes)
+    return Decoded(plain_bytes, crypto, nonce, timestamp)
+
+
+def encode_reply(decoded: Decoded, reply_xml: str) -> str:
+    """The passive reply in the request's mode (encrypted in safe mode)."""
+    if decoded.crypto is None:
+        return reply_xml
+    return decoded.crypto.encrypt_message(reply_xml, decoded.nonce, decoded.timestamp)
+
+
+def parse(xml: bytes):
+    """wechatpy's message object for verified, declaration-free XML (400 when malformed)."""
+    try:
+        message = parse_message(xml.decode("utf-8"))
+    except (ExpatError, KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
+        raise MessageRejected(400, f"malformed message: {type(err).__name__}") from err
+    if message is None:
+        raise MessageRejected(400, "empty message")
+    openid = message.source or ""
+    if not openid or len(openid) > 64 or not str(message._data.get("CreateTime", "")).isdigit():
+        raise MessageRejected(400, "missing FromUserName or CreateTime")
+    return message
+
+
+# --- handling ------------------------------------------------------------------------------
+
+
+def dedupe_key(message) -> str:
+    """``msg:<MsgId>`` for messages; ``event:<openid>:<CreateTime>:<event>`` for events."""
+    if message.type != "event" and message.id:
+        return f"msg:{message.id}"
+    kind = getattr(message, "event", None) or message.type
+    return f"event:{message.source}:{message._data['CreateTime']}:{kind}"[:160]
+
+
+def claim(key: str, openid: str, kind: str, now: datetime) -> bool:
+    """Record a push once; True for the first delivery, False for a retry or duplicate.
+
+    RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+    A concurrent duplicate waits on the unique key until the first one commits.
+    """
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    row = db.session.execute(
+        insert(WechatMessageSeen)
+        .values(dedupe_key=key, openid=openid, kind=kind[:32], received_at=now)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(WechatMessageSeen.id)
+    )
+    return row.scalar_one_or_none() is not None
+
+
+def handle_message(message, base_url: str, now: datetime | None = None) -> Outcome:
+    """Handle one verified message or event; flushes, the caller commits.
+
+    ``base_url`` is the shop's public origin, for the links in replies.
+    """
+    now = now or utcnow()
+    kind = getattr(message, "event", None) or message.type
+    first = claim(dedupe_key(message), message.source, kind, now)
+    outcome = Outcome(first=first)
+    openid = message.source
+    if message.type == "event":
+        event = message.event
+        if event in ("subscribe", "subscribe_scan"):
+            scene = message.scene_id if event == "subscribe_scan" else ""
+            user = fans.customer_for_openid(openid, create=first)
+            if first and user is not None:
+                fans.record_follow(openid, user.id, scene or "", now)
+                outcome.after_commit.append(("fan_info", openid))
+            outcome.reply = _welcome(user, scene, base_url, first, now, returning=False)
+        elif event == "scan":
+            user = fans.customer_for_openid(openid, create=first)
+            outcome.reply = _welcome(user, message.scene_id, base_url, first, now, returning=True)
+        elif event == "unsubscribe":
+            if first:
+                fans.record_unfollow(openid, now)
+        elif event == "click" and (message.key or "") == POSTER_CLICK_KEY:
+            outcome.reply = poster_reply(fans.customer_for_openid(openid, create=first), base_url)
+    elif message.type == "text" and (message.content or "").strip() == POSTER_KEYWORD:
+        outcome.reply = poster_reply(fans.customer_for_openid(openid, create=first), base_url)
+    return outcome
+
+
+def reply_xml(message, text: str) -> str:
+    """A passive text reply to ``message`` (source and target swapped)."""
+    return create_reply(text, message, render=True)
+
+
+# --- replies -------------------------------------------------------------------------------
+
+
+def _shop_link(base_url: str, code: str | None) -> str:
+    return share_url(base_url, code) if code else f"{base_url.rstrip('/')}/"
+
+
+def _welcome(
+    user: User | None,
+    scene: str | None,
+    base_url: str,
+    first: bool,
+    now: datetime,
+    *,
+    returning: bool,
+) -> str:
+    """Bind through the QR's distributor (first delivery only) and say who invited."""
+    greeting = "欢迎回来！" if returning else "欢迎关注！"
+    scanned = distributor_for_scene(scene) if scene else None
+    inviter: Distributor | None = None
+    if user is not None and scanned is not None:
+        binding = record_ref(user.id, scanned, "qr", now) if first else current_binding(user.id)
+        if binding is not None:
+            inviter = db.session.get(Distributor, binding.distributor_id)
+        elif scanned.user_id != user.id:
+            inviter = scanned  # remembered for bind-on-first-payment, or binding is off
+    if inviter is None:
+        return f'{greeting}<a href="{_shop_link(base_url, None)}">进入商城</a>'
+    # Nicknames are the fan's own text: nothing that could close the CDATA or add markup.
+    name = _UNSAFE_NAME.sub("", db.session.get(User, inviter.user_id).display_name)
+    link = _shop_link(base_url, inviter.code)
+    return f'{greeting}你由 {name} 推荐，<a href="{link}">进入商城</a>'
+
+
+def poster_reply(user: User | None, base_url: str) -> str:
+    """The answer to 海报 / the POSTER menu: the fan's share link (posters come later)."""
+    distributor = distributor_for_user(user.id) if user is not None else None
+    if distributor is None or distributor.status != "active":
+        join = f"{base_url.rstrip('/')}/distributor"
+        return f'你还不是推广员，<a href="{join}">申请成为推广员</a>后即可获得专属推广海报。'
+    link = share_url(base_url, distributor.code)
+    return f'你的专属推广链接：<a href="{link}">{link}</a>\n分享给好友，好友下单你可获得佣金。'
