@@ -20,6 +20,7 @@ def register_api(app: Flask) -> None:
         customer,
         distributor,
         orders,
+        wechat,
     )
     from app.api.blueprints import admin_bp, bp
     from app.extensions import csrf

@@ -60,6 +60,9 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
     pay.init_pay(app)  # Pay APIv3, its keys and notices (see pay.py)
     transfer.init_transfer(app)  # 商家转账 transfer bills (see transfer.py)
     fans.init_fans(app)  # QR codes, user info, the act-as-a-fan page (see fans.py)
+    from app.wechat.sandbox import messages
+
+    messages.init_messages(app)  # menu, template/custom messages, media, log (messages.py)
 
     @app.before_request
     def _count_call():
