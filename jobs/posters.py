@@ -1,0 +1,90 @@
+"""Poster jobs: render a distributor's poster into the cache while the page shows a spinner,
+and send a fan their poster on the official account (海报 keyword, POSTER menu click).
+
+Job ids are deterministic (``poster-<cache key>``; ``poster-fan-<openid>-<CreateTime>``),
+so a page polling twice, or WeChat delivering the same message again, queues one job.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.distribution.models import Distributor
+from app.extensions import db
+from app.posters import services
+from jobs.queues import get_queue
+
+log = logging.getLogger(__name__)
+
+
+def poster_job_id(key: str) -> str:
+    """The one job id that renders the poster with cache key ``key``."""
+    return f"poster-{key}"
+
+
+def enqueue_poster(key: str, distributor_id: int, kind: str, product_id: int | None):
+    """Queue ``render_poster`` (after the caller's commit). A job already queued or
+    running under the same id is left alone."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    queue = get_queue("high")
+    job_id = poster_job_id(key)
+    try:
+        job = Job.fetch(job_id, connection=queue.connection)
+        if job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED):
+            return job
+    except NoSuchJobError:
+        pass
+    return queue.enqueue(
+        render_poster,
+        distributor_id,
+        kind,
+        product_id,
+        job_id=job_id,
+        result_ttl=600,
+        failure_ttl=600,
+        job_timeout=60,
+    )
+
+
+def render_poster(distributor_id: int, kind: str, product_id: int | None = None) -> str:
+    """Render a distributor's poster into the cache; returns its key (or why not)."""
+    distributor = db.session.get(Distributor, distributor_id)
+    if distributor is None:
+        return "no distributor"
+    try:
+        key, _data = services.poster_for_distributor(distributor, kind, product_id)
+    except services.PosterError as err:
+        db.session.rollback()
+        return err.code
+    db.session.commit()  # a QR ticket made on the way
+    return key
+
+
+def fan_poster_job_id(openid: str, create_time: int) -> str:
+    return f"poster-fan-{openid}-{create_time}"
+
+
+def enqueue_fan_poster(openid: str, create_time: int):
+    """Queue ``send_fan_poster`` for one 海报 message or POSTER click (after the commit)."""
+    return get_queue("high").enqueue(
+        send_fan_poster,
+        openid,
+        job_id=fan_poster_job_id(openid, create_time),
+        result_ttl=86400,
+        job_timeout=60,
+    )
+
+
+def send_fan_poster(openid: str) -> str:
+    """Render (or take from the cache) the fan's shop poster, upload it as temporary media
+    and send it as a customer-service image message. Returns what happened."""
+    from app.wechat.notify import send_image_bytes
+
+    data = services.poster_for_fan(openid)
+    db.session.commit()  # a QR ticket made on the way
+    if data is None:
+        return "not a distributor"
+    send_image_bytes(openid, data, filename="poster.jpg")
+    return "sent"
