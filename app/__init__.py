@@ -69,12 +69,14 @@ def register_blueprints(app: Flask) -> None:
     from app.distribution.views import bp as distribution_bp
     from app.orders.views import bp as orders_bp
     from app.payments.views import bp as payments_bp
+    from app.posters.views import bp as posters_bp
     from app.shop.views import bp as shop_bp
     from app.wechat.views import bp as wechat_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(referral_bp)  # ?ref=CODE on any page, before the cached ones
     app.register_blueprint(distribution_bp)
+    app.register_blueprint(posters_bp)
     app.register_blueprint(shop_bp)
     app.register_blueprint(orders_bp)
     app.register_blueprint(accounts_bp)

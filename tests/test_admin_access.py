@@ -13,6 +13,7 @@ from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
+from app.posters.models import PosterTemplate
 from tests.pay_support import new_order
 from tests.test_admin_support import csrf_token, fresh_client, text
 
@@ -59,6 +60,8 @@ def world(app, make):
     )
     db.session.flush()
     withdrawal = request_withdrawal(distributor, 1000)
+    poster_template = PosterTemplate(kind="shop", name="测试模板", layout="classic")
+    db.session.add(poster_template)
     db.session.commit()
     return {
         "args": {
@@ -72,6 +75,7 @@ def world(app, make):
             "grade_id": grade.id,
             "distributor_id": distributor.id,
             "withdrawal_id": withdrawal.id,
+            "poster_template_id": poster_template.id,
         },
         "customer": make.user(),
         "staff": staff,

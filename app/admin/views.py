@@ -9,6 +9,7 @@ from app.admin import (  # noqa: F401
     distribution_money,
     distribution_simulator,
     orders,
+    posters,
     settings,
     staff,
 )

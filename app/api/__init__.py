@@ -20,6 +20,7 @@ def register_api(app: Flask) -> None:
         customer,
         distributor,
         orders,
+        posters,
         wechat,
     )
     from app.api.blueprints import admin_bp, bp
