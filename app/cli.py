@@ -13,6 +13,9 @@ from app.extensions import db
 
 def register(app: Flask) -> None:
     """Attach every command to ``app.cli``."""
+    from app.wechat.menu import menu_cli
+
+    app.cli.add_command(menu_cli)  # wechat-menu publish
 
     @app.cli.command("create-staff")
     @click.argument("username")

@@ -26,6 +26,7 @@ from app.core.time import utcnow
 from app.distribution.commissions import follow_up_payment, settle_due
 from app.extensions import db
 from app.orders.models import Order
+from app.wechat.notify import notify_commissions_earned, notify_commissions_settled
 from jobs.queues import get_queue
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def compute_order_commissions(order_id: int) -> dict:
     extend = bool(redis.set(claim, 1, nx=True, ex=90 * 86400))
     try:
         done = follow_up_payment(order, extend_protection_once=extend)
+        notify_commissions_earned(order_id)  # once per distributor and order (dedupe key)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -115,6 +117,10 @@ def run_settlement(batch: int = 5000) -> int:
     Commits after every batch so no lock is held for long; returns how many settled.
     """
     schedule_settlement()
-    settled = settle_due(utcnow(), batch=batch, after_batch=db.session.commit)
+    now = utcnow()
+    settled = settle_due(now, batch=batch, after_batch=db.session.commit)
+    if settled:
+        notify_commissions_settled(now)  # the entries stamped settled_at = now
+        db.session.commit()
     log.info("settled %s commission entries", settled)
     return settled

@@ -60,6 +60,12 @@ def on_order_paid(order_id: int) -> bool:
     from jobs.commissions import enqueue_commissions
 
     enqueue_commissions(order_id)
+    order = db.session.get(Order, order_id)
+    if order is not None and order.paid_at is not None:
+        from app.wechat.notify import notify_order_paid
+
+        notify_order_paid(order)  # once per order and recipient (dedupe keys)
+        db.session.commit()
     redis = get_redis()
     if not redis.set(f"orders:paid:done:{order_id}", 1, nx=True, ex=30 * 86400):
         return False

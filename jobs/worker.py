@@ -40,6 +40,7 @@ def run_worker(app: Flask, burst: bool = False) -> None:
     worker.flask_app = app
     if not burst:
         from jobs.commissions import schedule_settlement
+        from jobs.notifications import schedule_outbox_sweep
         from jobs.payments import schedule_timers
         from jobs.withdrawals import schedule_transfer_sync
 
@@ -47,4 +48,5 @@ def run_worker(app: Flask, burst: bool = False) -> None:
             schedule_timers()  # the order timers reschedule themselves from then on
             schedule_settlement()  # so does commission settlement
             schedule_transfer_sync()  # likewise the transfer bill sync
+            schedule_outbox_sweep()  # and the WeChat outbox sweep
     worker.work(burst=burst, with_scheduler=True)

@@ -82,6 +82,10 @@ def _event(user_id, distributor_id, previous_id, action, source, actor) -> None:
             actor=actor,
         )
     )
+    if action in ("bind", "rebind") and distributor_id is not None:
+        from app.wechat.notify import notify_member_bound
+
+        notify_member_bound(user_id, distributor_id, source)  # sent after the commit
 
 
 def bind(

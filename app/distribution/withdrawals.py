@@ -97,6 +97,10 @@ def preview_fee(amount_fen: int) -> FeePreview:
 
 def _move_withdrawal(w: Withdrawal, to: str, actor: str, reason: str = "", **values) -> None:
     move_status(Withdrawal, w, WITHDRAWAL_TRANSITIONS, "withdrawal", to, actor, reason, **values)
+    if to in (APPROVED, PAID):
+        from app.wechat.notify import notify_withdrawal
+
+        notify_withdrawal(w, to)  # outbox row in this transaction, sent after the commit
 
 
 def _lock_distributor(distributor_id: int) -> None:

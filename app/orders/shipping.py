@@ -155,6 +155,9 @@ def ship_order(order: Order, carrier: str, tracking_number: str, actor: str) -> 
         tracking_number=number,
         shipped_at=utcnow(),
     )
+    from app.wechat.notify import notify_order_shipped
+
+    notify_order_shipped(order)  # outbox row in this transaction, sent after the commit
     return order
 
 

@@ -1,0 +1,462 @@
+"""Template-message notifications (模板消息): an outbox in the database, sent by RQ jobs.
+
+Who gets what (``KINDS``): staff hear of paid orders, buyers of shipments, distributors of
+commissions earned and settled, of their withdrawals approved and paid, and of customers
+bound to them. Each kind has a template id and an on/off switch (``NotificationSetting``,
+admin 公众号 page); a kind that is off or has no template id records nothing.
+
+How a notification travels (the outbox):
+
+1. Where the event happens, inside the caller's transaction, ``queue_notification``
+   inserts an ``OutboundMessage`` with ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING
+   RETURNING id``: the dedupe key (e.g. ``order_shipped:42``) makes "notify once" a unique
+   key, however often a job or a notice runs. Services may call it: it only flushes, and
+   the row commits or rolls back with the event it reports.
+2. After that transaction commits (a SQLAlchemy ``after_commit`` hook on the session), the
+   new ids are queued as ``jobs.notifications.send_outbound_message`` RQ jobs. A rollback
+   queues nothing. Enqueuing never raises into the request: if Redis is down, the row
+   stays ``pending``.
+3. The job posts the stored payload to ``/cgi-bin/message/template/send``. Failures are
+   recorded (``attempts``, ``last_error``) and retried with backoff (rq ``Retry``); after
+   the last try, or at once for errors a retry cannot fix (bad openid or template, not a
+   follower), the row is ``failed``. A periodic sweep (``jobs.notifications.sweep_outbox``)
+   re-queues ``pending`` rows whose job was lost.
+
+Staff recipients of ``order_paid`` are openids the owner types on the admin page. The
+table has no column for a list, so they are kept as extra ``NotificationSetting`` rows,
+kind ``staff_openid:<n>`` with the openid in ``template_id`` (see ``set_staff_openids``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.core.money import format_yuan
+from app.core.time import utcnow
+from app.extensions import db
+from app.wechat.models import NotificationSetting, OutboundMessage
+
+log = logging.getLogger(__name__)
+
+CHINA_TZ = timezone(timedelta(hours=8))
+STAFF_OPENID_PREFIX = "staff_openid:"
+MAX_STAFF_OPENIDS = 20
+OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+TEMPLATE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PENDING_KEY = "wechat_outbox_pending"
+_HOOKED_KEY = "wechat_outbox_hooked"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One notification kind: who receives it and the template fields it fills."""
+
+    label: str
+    to: str
+    fields: tuple[tuple[str, str], ...]  # (template keyword, what it holds)
+
+
+# Field names follow WeChat's typed keywords (thing ≤ 20 chars, character_string ≤ 32,
+# amount, time): choose a template in the account's library with these keywords.
+KINDS: dict[str, Kind] = {
+    "order_paid": Kind(
+        "新订单付款",
+        "商家员工",
+        (
+            ("character_string1", "订单号"),
+            ("amount2", "实付金额"),
+            ("thing3", "商品"),
+            ("time4", "付款时间"),
+        ),
+    ),
+    "order_shipped": Kind(
+        "订单已发货",
+        "买家",
+        (
+            ("character_string1", "订单号"),
+            ("thing2", "快递公司"),
+            ("character_string3", "快递单号"),
+            ("time4", "发货时间"),
+        ),
+    ),
+    "commission_earned": Kind(
+        "获得佣金",
+        "分销员",
+        (
+            ("character_string1", "订单号"),
+            ("amount2", "佣金金额"),
+            ("thing3", "说明"),
+            ("time4", "时间"),
+        ),
+    ),
+    "commission_settled": Kind(
+        "佣金已结算",
+        "分销员",
+        (("amount1", "结算金额"), ("thing2", "说明"), ("time3", "结算时间")),
+    ),
+    "withdrawal_approved": Kind(
+        "提现审核通过",
+        "分销员",
+        (("amount1", "提现金额"), ("thing2", "说明"), ("time3", "审核时间")),
+    ),
+    "withdrawal_paid": Kind(
+        "提现已到账",
+        "分销员",
+        (("amount1", "到账金额"), ("thing2", "说明"), ("time3", "到账时间")),
+    ),
+    "member_bound": Kind(
+        "新客户绑定",
+        "分销员",
+        (("thing1", "客户"), ("thing2", "来源"), ("time3", "绑定时间")),
+    ),
+}
+BIND_SOURCES = {"link": "通过您的推广链接", "qr": "扫描您的推广二维码", "staff": "商家为您调整"}
+# WeChat's limits on keyword values, by type prefix (longer values are refused with 47003).
+_LIMITS = {"thing": 20, "character_string": 32, "phrase": 5, "name": 10, "car_number": 8}
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+def notification_settings() -> dict[str, NotificationSetting]:
+    """Every kind's settings row, created (flushed, off) where missing."""
+    rows = {
+        row.kind: row
+        for row in db.session.scalars(
+            select(NotificationSetting).where(NotificationSetting.kind.in_(KINDS))
+        )
+    }
+    for kind in KINDS:
+        if kind not in rows:
+            rows[kind] = NotificationSetting(kind=kind, template_id="", enabled=False)
+            db.session.add(rows[kind])
+    db.session.flush()
+    return rows
+
+
+def save_setting(kind: str, template_id: str, enabled: bool) -> NotificationSetting:
+    """Set one kind's template id and switch (flushes). Raises ValueError in Chinese."""
+    if kind not in KINDS:
+        raise ValueError("未知的通知类型")
+    template_id = (template_id or "").strip()
+    if template_id and not TEMPLATE_ID_RE.match(template_id):
+        raise ValueError(f"{KINDS[kind].label}：模板 ID 只能包含字母、数字、- 和 _，最长 64 位")
+    if enabled and not template_id:
+        raise ValueError(f"{KINDS[kind].label}：开启前请填写模板 ID")
+    row = notification_settings()[kind]
+    row.template_id = template_id
+    row.enabled = enabled
+    db.session.flush()
+    return row
+
+
+def staff_openids() -> list[str]:
+    """The openids that receive ``order_paid``, in the order the owner typed them."""
+    rows = db.session.scalars(
+        select(NotificationSetting).where(
+            NotificationSetting.kind.startswith(STAFF_OPENID_PREFIX, autoescape=True)
+        )
+    ).all()
+    ordered = sorted(rows, key=lambda r: int(r.kind[len(STAFF_OPENID_PREFIX) :] or 0))
+    return [row.template_id for row in ordered if row.enabled and row.template_id]
+
+
+def parse_openids(text: str) -> list[str]:
+    """Openids from what the owner typed (one per line, or separated by commas/spaces).
+
+    Raises ValueError (Chinese) for a malformed openid or more than MAX_STAFF_OPENIDS.
+    """
+    found: list[str] = []
+    for item in re.split(r"[\s,，;；]+", text or ""):
+        if not item:
+            continue
+        if not OPENID_RE.match(item):
+            raise ValueError(f"openid 格式不正确：{item[:40]}")
+        if item not in found:
+            found.append(item)
+    if len(found) > MAX_STAFF_OPENIDS:
+        raise ValueError(f"最多填写 {MAX_STAFF_OPENIDS} 个接收人")
+    return found
+
+
+def set_staff_openids(openids: list[str]) -> None:
+    """Replace the staff recipients of ``order_paid`` (flushes)."""
+    db.session.execute(
+        delete(NotificationSetting).where(
+            NotificationSetting.kind.startswith(STAFF_OPENID_PREFIX, autoescape=True)
+        )
+    )
+    for n, openid in enumerate(openids, start=1):
+        db.session.add(
+            NotificationSetting(kind=f"{STAFF_OPENID_PREFIX}{n}", template_id=openid, enabled=True)
+        )
+    db.session.flush()
+
+
+# --- the outbox ---------------------------------------------------------------------------
+
+
+def _insert():
+    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+
+
+def _fit(keyword: str, value: object) -> str:
+    text = str(value)
+    for prefix, limit in _LIMITS.items():
+        if keyword.startswith(prefix) and len(text) > limit:
+            return text[: limit - 1] + "…"
+    return text
+
+
+def china_time(moment: datetime | None = None) -> str:
+    """A ``time`` keyword value: Beijing time to the minute."""
+    return (moment or utcnow()).astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def queue_notification(
+    kind: str, openid: str | None, data: dict[str, object], dedupe_key: str, url: str = ""
+) -> int | None:
+    """Record a template message for ``openid`` once per ``dedupe_key``; send after commit.
+
+    Returns the new outbox row's id, or None when nothing was recorded: the kind is off or
+    has no template id, there is no openid, or ``dedupe_key`` was recorded before. Flushes
+    only; the caller commits (see the module docstring for what happens then).
+    """
+    setting = db.session.scalar(select(NotificationSetting).where(NotificationSetting.kind == kind))
+    if setting is None or not setting.enabled or not setting.template_id or not openid:
+        return None
+    payload = {
+        "touser": openid,
+        "template_id": setting.template_id,
+        "data": {key: {"value": _fit(key, value)} for key, value in data.items()},
+        # WeChat's anti-reentry id: the same openid + id within 10 minutes is sent once.
+        "client_msg_id": hashlib.sha1(dedupe_key.encode()).hexdigest()[:32],  # noqa: S324
+    }
+    if url:
+        payload["url"] = url
+    message_id = db.session.scalar(
+        _insert()(OutboundMessage)
+        .values(
+            dedupe_key=dedupe_key[:160],
+            kind=kind,
+            openid=openid,
+            payload=json.dumps(payload, ensure_ascii=False),
+            status="pending",
+            attempts=0,
+            last_error="",
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        # RETURNING rather than rowcount: psycopg reports -1 for ORM-executed inserts.
+        .returning(OutboundMessage.id)
+    )
+    if message_id is not None:
+        _send_after_commit(message_id)
+    return message_id
+
+
+def _send_after_commit(message_id: int) -> None:
+    """Queue the send job for ``message_id`` once the session's transaction commits."""
+    session = db.session()
+    session.info.setdefault(_PENDING_KEY, []).append(message_id)
+    if not session.info.get(_HOOKED_KEY):
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_rollback", _after_rollback)
+        session.info[_HOOKED_KEY] = True
+
+
+def _after_commit(session) -> None:
+    ids = session.info.pop(_PENDING_KEY, [])
+    if not ids:
+        return
+    from jobs.notifications import enqueue_send
+
+    for message_id in ids:
+        enqueue_send(message_id)
+
+
+def _after_rollback(session) -> None:
+    session.info.pop(_PENDING_KEY, None)  # the rows are gone with the transaction
+
+
+# --- the events ---------------------------------------------------------------------------
+
+
+def _site(path: str) -> str:
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
+
+
+def _openid_of_user(user_id: int | None) -> str | None:
+    from app.accounts.models import User
+
+    user = db.session.get(User, user_id) if user_id else None
+    return user.openid if user is not None else None
+
+
+def _openid_of_distributor(distributor_id: int) -> str | None:
+    from app.distribution.models import Distributor
+
+    distributor = db.session.get(Distributor, distributor_id)
+    return _openid_of_user(distributor.user_id) if distributor is not None else None
+
+
+def notify_order_paid(order) -> int:
+    """Tell every staff recipient that ``order`` was paid; return how many were recorded."""
+    lines = list(order.lines)
+    goods = lines[0].title if lines else "商品"
+    units = sum(line.quantity for line in lines)
+    if len(lines) > 1 or units > 1:
+        goods = f"{goods[:12]}等{units}件"
+    data = {
+        "character_string1": order.number,
+        "amount2": format_yuan(order.paid_fen or order.total_fen),
+        "thing3": goods,
+        "time4": china_time(order.paid_at),
+    }
+    url = _site(f"/admin/orders/{order.id}")
+    recorded = 0
+    for openid in staff_openids():
+        if queue_notification("order_paid", openid, data, f"order_paid:{order.id}:{openid}", url):
+            recorded += 1
+    return recorded
+
+
+def notify_order_shipped(order) -> int | None:
+    """Tell the buyer that ``order`` has shipped, with carrier and tracking number."""
+    return queue_notification(
+        "order_shipped",
+        _openid_of_user(order.user_id),
+        {
+            "character_string1": order.number,
+            "thing2": order.carrier or "快递",
+            "character_string3": order.tracking_number or "-",
+            "time4": china_time(order.shipped_at),
+        },
+        f"order_shipped:{order.id}",
+        _site(f"/orders/{order.id}"),
+    )
+
+
+def notify_commissions_earned(order_id: int) -> int:
+    """Tell each distributor what they earn on ``order_id`` (one message per distributor)."""
+    from app.distribution.models import LEVEL_KINDS, LedgerEntry
+    from app.orders.models import Order
+
+    order = db.session.get(Order, order_id)
+    if order is None:
+        return 0
+    totals = db.session.execute(
+        select(LedgerEntry.distributor_id, func.sum(LedgerEntry.amount_fen))
+        .where(LedgerEntry.order_id == order_id, LedgerEntry.kind.in_(LEVEL_KINDS))
+        .group_by(LedgerEntry.distributor_id)
+        .order_by(LedgerEntry.distributor_id)
+    ).all()
+    recorded = 0
+    for distributor_id, amount in totals:
+        if not amount or amount <= 0:
+            continue
+        if queue_notification(
+            "commission_earned",
+            _openid_of_distributor(distributor_id),
+            {
+                "character_string1": order.number,
+                "amount2": format_yuan(int(amount)),
+                "thing3": "待结算，订单完成后可提现",
+                "time4": china_time(),
+            },
+            f"commission_earned:{order_id}:{distributor_id}",
+            _site("/distributor/commissions"),
+        ):
+            recorded += 1
+    return recorded
+
+
+def notify_commissions_settled(settled_at: datetime) -> int:
+    """Tell each distributor how much settled in the run stamped ``settled_at``.
+
+    ``settle_due(now)`` stamps every entry it settles with ``settled_at = now``, so the run's
+    entries are exactly those; the smallest entry id of each distributor's share keys the
+    message, so running this again for the same run records nothing new.
+    """
+    from app.distribution.commissions import SETTLEABLE_KINDS
+    from app.distribution.models import LedgerEntry
+
+    rows = db.session.execute(
+        select(
+            LedgerEntry.distributor_id,
+            func.sum(LedgerEntry.amount_fen),
+            func.count(LedgerEntry.id),
+            func.min(LedgerEntry.id),
+        )
+        .where(LedgerEntry.settled_at == settled_at, LedgerEntry.kind.in_(SETTLEABLE_KINDS))
+        .group_by(LedgerEntry.distributor_id)
+        .order_by(LedgerEntry.distributor_id)
+    ).all()
+    recorded = 0
+    for distributor_id, amount, count, first_id in rows:
+        if not amount or amount <= 0:
+            continue
+        if queue_notification(
+            "commission_settled",
+            _openid_of_distributor(distributor_id),
+            {
+                "amount1": format_yuan(int(amount)),
+                "thing2": f"{count}笔佣金已结算，可申请提现",
+                "time3": china_time(settled_at),
+            },
+            f"commission_settled:{distributor_id}:{first_id}",
+            _site("/distributor"),
+        ):
+            recorded += 1
+    return recorded
+
+
+def notify_withdrawal(withdrawal, status: str) -> int | None:
+    """Tell the distributor their withdrawal was approved (``approved``) or paid (``paid``)."""
+    if status == "approved":
+        kind = "withdrawal_approved"
+        note = "请在微信中确认收款" if withdrawal.channel == "wechat" else "商家将尽快为您打款"
+        when = withdrawal.reviewed_at
+    elif status == "paid":
+        kind = "withdrawal_paid"
+        note = "已转入微信零钱" if withdrawal.channel == "wechat" else "商家已为您打款"
+        when = withdrawal.paid_at
+    else:
+        return None
+    return queue_notification(
+        kind,
+        _openid_of_distributor(withdrawal.distributor_id),
+        {"amount1": format_yuan(withdrawal.net_fen), "thing2": note, "time3": china_time(when)},
+        f"{kind}:{withdrawal.id}",
+        _site("/distributor/withdraw"),
+    )
+
+
+def notify_member_bound(user_id: int, distributor_id: int, source: str) -> int | None:
+    """Tell a distributor that a customer is now bound to them."""
+    from app.accounts.models import User
+
+    user = db.session.get(User, user_id)
+    if user is None:
+        return None
+    return queue_notification(
+        "member_bound",
+        _openid_of_distributor(distributor_id),
+        {
+            "thing1": user.display_name,
+            "thing2": BIND_SOURCES.get(source, "新客户"),
+            "time3": china_time(),
+        },
+        f"member_bound:{distributor_id}:{user_id}",
+        _site("/distributor/customers"),
+    )

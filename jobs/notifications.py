@@ -1,0 +1,218 @@
+"""Sending the outbox (app/wechat/notify.py) to WeChat: one job per message, and a sweep.
+
+``send_outbound_message`` posts one ``OutboundMessage``'s payload to
+``/cgi-bin/message/template/send``. It is queued after the commit that recorded the row,
+with the job id ``outbound-<id>`` and ``Retry`` backoff (``WECHAT_NOTIFY_RETRY_INTERVALS``,
+default 30 s, 2 min, 10 min). Each failure is written to the row (``attempts``,
+``last_error``) and raised so RQ retries; the last try, or an error a retry cannot fix,
+marks the row ``failed`` and returns normally (the row is the record, not RQ's failed
+registry).
+
+Once: a row is sent only while ``pending``, and a Redis lock per row keeps two workers
+from sending it at the same moment. A worker that dies after WeChat accepted the message
+but before the commit leaves it ``pending``; the retry then sends it again with the same
+``client_msg_id``, which WeChat uses to drop repeats within 10 minutes.
+
+``sweep_outbox`` re-queues ``pending`` rows older than a few minutes whose job is gone (Redis
+was down at commit time, a job expired); the worker schedules it like the other periodic
+jobs, one run per time slot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from rq import Retry, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from sqlalchemy import select, update
+from wechatpy.exceptions import WeChatClientException
+
+from app.core.redis import get_redis
+from app.core.time import utcnow
+from app.extensions import db
+from app.wechat.models import OutboundMessage
+from jobs.queues import get_queue
+
+log = logging.getLogger(__name__)
+
+RETRY_INTERVALS = (30, 120, 600)  # seconds between tries after the first
+# WeChat errors a retry cannot fix: bad openid, bad template, not a follower, bad data,
+# template deleted or the account lacks the permission.
+PERMANENT_ERRCODES = frozenset({40003, 40036, 40037, 43004, 43019, 47001, 47003, 48001})
+SWEEP_SECONDS = 300
+SWEEP_MIN_AGE = timedelta(minutes=5)
+SWEEP_MAX_AGE = timedelta(days=3)
+SWEEP_MAX_ATTEMPTS = 10
+LIVE_JOB_STATES = ("queued", "started", "scheduled", "deferred")
+
+
+class SendFailed(Exception):
+    """A send that failed and will be retried by RQ."""
+
+
+def outbound_job_id(message_id: int) -> str:
+    """The one job id a message's send can have."""
+    return f"outbound-{message_id}"
+
+
+def _intervals() -> list[int]:
+    return list(current_app.config.get("WECHAT_NOTIFY_RETRY_INTERVALS", RETRY_INTERVALS))
+
+
+def enqueue_send(message_id: int) -> None:
+    """Queue the send of one outbox row (after the commit that recorded it). Never raises:
+    a row left ``pending`` is picked up by ``sweep_outbox``."""
+    intervals = _intervals()
+    try:
+        get_queue("default").enqueue(
+            send_outbound_message,
+            message_id,
+            job_id=outbound_job_id(message_id),
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+            result_ttl=86400,
+            failure_ttl=7 * 86400,
+        )
+    except Exception:  # the event itself is committed; the sweep will queue it later
+        log.exception("could not queue outbound message %s", message_id)
+
+
+def _describe(err: Exception) -> tuple[int | None, str]:
+    if isinstance(err, WeChatClientException):
+        if err.errcode is None:
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            return None, f"HTTP {status}" if status else "无法连接微信接口"
+        return err.errcode, f"{err.errcode} {err.errmsg or ''}".strip()
+    return None, f"{type(err).__name__}: {err}"
+
+
+def _is_last_try() -> bool:
+    job = get_current_job()
+    return job is None or not job.retries_left
+
+
+def send_outbound_message(message_id: int) -> str:
+    """Send one outbox row; return ``sent``, ``failed`` or why nothing was done.
+
+    Raises ``SendFailed`` after recording a failure that RQ will retry.
+    """
+    from app.wechat.clients import get_wechat_client
+
+    lock = get_redis().lock(f"wechat:outbound:{message_id}:sending", timeout=120)
+    if not lock.acquire(blocking=False):
+        return "busy"  # another worker is sending it right now
+    try:
+        row = db.session.scalar(
+            select(OutboundMessage)
+            .where(OutboundMessage.id == message_id)
+            .execution_options(populate_existing=True)
+        )
+        if row is None:
+            return "missing"
+        if row.status != "pending":
+            return row.status
+        payload = json.loads(row.payload)
+        db.session.rollback()  # hold no transaction open while WeChat answers
+        try:
+            get_wechat_client().post("message/template/send", data=payload)
+        except (WeChatClientException, OSError) as err:
+            errcode, text = _describe(err)
+            final = errcode in PERMANENT_ERRCODES or _is_last_try()
+            _record(message_id, "failed" if final else "pending", text)
+            log.warning(
+                "outbound message %s (%s) failed%s: %s",
+                message_id,
+                payload.get("touser"),
+                "" if final else ", will retry",
+                text,
+            )
+            if not final:
+                raise SendFailed(text) from None
+            return "failed"
+        _record(message_id, "sent", "")
+        return "sent"
+    finally:
+        try:
+            lock.release()
+        except Exception:  # expired under a very slow send: nothing to release
+            log.debug("outbound lock %s already gone", message_id)
+
+
+def _record(message_id: int, status: str, error: str) -> None:
+    values: dict = {
+        "status": status,
+        "attempts": OutboundMessage.attempts + 1,
+        "last_error": error[:300],
+    }
+    if status == "sent":
+        values["sent_at"] = utcnow()
+    db.session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == message_id, OutboundMessage.status == "pending")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+# --- the sweep ----------------------------------------------------------------------------
+
+
+def _job_alive(message_id: int) -> bool:
+    try:
+        job = Job.fetch(outbound_job_id(message_id), connection=get_redis())
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) in LIVE_JOB_STATES
+
+
+def sweep_outbox(now: datetime | None = None) -> int:
+    """Queue again every ``pending`` row a few minutes old whose job is gone; return how many."""
+    now = now or utcnow()
+    ids = db.session.scalars(
+        select(OutboundMessage.id)
+        .where(
+            OutboundMessage.status == "pending",
+            OutboundMessage.created_at <= now - SWEEP_MIN_AGE,
+            OutboundMessage.created_at >= now - SWEEP_MAX_AGE,
+            OutboundMessage.attempts < SWEEP_MAX_ATTEMPTS,
+        )
+        .order_by(OutboundMessage.id)
+        .limit(1000)
+    ).all()
+    db.session.rollback()
+    queued = 0
+    for message_id in ids:
+        if not _job_alive(message_id):
+            enqueue_send(message_id)
+            queued += 1
+    return queued
+
+
+def sweep_job_id(slot: int) -> str:
+    return f"outbox-sweep-{slot}"
+
+
+def schedule_outbox_sweep(at: datetime | None = None) -> str | None:
+    """Schedule ``run_outbox_sweep`` for the slot after ``at`` (default now), once per slot."""
+    interval = int(current_app.config.get("OUTBOX_SWEEP_SECONDS", SWEEP_SECONDS))
+    slot = int((at or utcnow()).timestamp() // interval) + 1
+    if not get_redis().set(f"wechat:outbox:sweep:slot:{slot}", 1, nx=True, ex=interval * 10):
+        return None
+    job_id = sweep_job_id(slot)
+    get_queue("low").enqueue_at(
+        datetime.fromtimestamp(slot * interval, UTC),
+        run_outbox_sweep,
+        job_id=job_id,
+        result_ttl=3600,
+    )
+    return job_id
+
+
+def run_outbox_sweep() -> int:
+    """The periodic job: schedule the next run first (a crash keeps the chain), then sweep."""
+    schedule_outbox_sweep()
+    return sweep_outbox()

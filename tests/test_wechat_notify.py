@@ -1,0 +1,432 @@
+"""Template-message notifications reach the stand-in's message log after the real flows
+that trigger them, once each, and failures are retried and recorded.
+
+Jobs run in real RQ workers: ``flask --app wsgi worker --burst`` in a subprocess for the
+payment flow, and the same ``AppWorker`` in this process (``SimpleWorker``: no fork) for
+the rest, which is quicker and lets a test change the app's retry intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from rq import Queue, SimpleWorker
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import select, update
+
+from app.core.redis import redis_for
+from app.core.time import utcnow
+from app.distribution.binding import bind
+from app.distribution.models import LedgerEntry
+from app.distribution.withdrawals import (
+    approve_withdrawal,
+    mark_paid_manually,
+    request_withdrawal,
+)
+from app.extensions import db
+from app.orders.models import Order
+from app.orders.states import move_order
+from app.wechat.models import OutboundMessage
+from app.wechat.notify import (
+    KINDS,
+    notification_settings,
+    parse_openids,
+    queue_notification,
+    save_setting,
+    set_staff_openids,
+    staff_openids,
+)
+from jobs.commissions import compute_order_commissions, run_settlement
+from jobs.notifications import send_outbound_message, sweep_outbox
+from jobs.payments import on_order_paid
+from jobs.worker import AppWorker
+from tests.pay_support import fresh, new_order, notice_for, post_notice, transaction_resource
+from tests.test_admin_support import csrf_token, fresh_client, text
+from tests.test_commissions import configure, customer_of, distributor
+
+ROOT = Path(__file__).resolve().parent.parent
+STAFF_OPENIDS = ["oStaffBoss000000000000000001", "oStaffClerk00000000000000002"]
+
+
+class InProcessWorker(AppWorker, SimpleWorker):
+    """The app's worker (an app context per job) without forking a work horse."""
+
+
+def work(app) -> None:
+    """Run every queued job (and immediate retries) until the queues are empty."""
+    queues = [Queue(name, connection=redis_for(app)) for name in ("high", "default", "low")]
+    worker = InProcessWorker(queues, connection=queues[0].connection)
+    worker.flask_app = app
+    worker.work(burst=True, with_scheduler=False)
+    db.session.rollback()  # see what the jobs committed
+
+
+def subprocess_worker(database_url, redis_url, sandbox) -> None:
+    env = dict(
+        os.environ,
+        APP_ENV="test",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        WECHAT_SANDBOX_ORIGIN=sandbox.url,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def sent(sandbox, kind: str | None = None) -> list[dict]:
+    """Template messages in the stand-in's log, oldest first (optionally of one template)."""
+    rows = requests.get(f"{sandbox.url}/_sandbox/messages", timeout=5).json()["messages"]
+    rows = [r for r in reversed(rows) if r["kind"] == "template"]
+    return [r for r in rows if kind is None or r["template_id"] == f"TPL_{kind}"]
+
+
+def stand_in_settings(sandbox, **values) -> dict:
+    res = requests.post(f"{sandbox.url}/_sandbox/messages/settings", json=values, timeout=5)
+    res.raise_for_status()
+    return res.json()
+
+
+@pytest.fixture
+def log(sandbox):
+    """The stand-in's message log, emptied first; its switches reset afterwards."""
+    requests.post(f"{sandbox.url}/_sandbox/messages/clear", timeout=5)
+    yield sandbox
+    stand_in_settings(sandbox, fail_errcode=None, templates=[])
+
+
+@pytest.fixture
+def enabled(app_ctx):
+    """Every kind on with template id TPL_<kind>; two staff openids for paid orders."""
+    for kind in KINDS:
+        save_setting(kind, f"TPL_{kind}", True)
+    set_staff_openids(STAFF_OPENIDS)
+    db.session.commit()
+
+
+@pytest.fixture
+def quick_retries(app, monkeypatch):
+    """Retries without waiting (RQ re-queues at once for a zero interval)."""
+    monkeypatch.setitem(app.config, "WECHAT_NOTIFY_RETRY_INTERVALS", [0, 0])
+
+
+def outbox(kind: str | None = None) -> list[OutboundMessage]:
+    db.session.rollback()
+    query = select(OutboundMessage).order_by(OutboundMessage.id)
+    if kind:
+        query = query.where(OutboundMessage.kind == kind)
+    return list(db.session.scalars(query))
+
+
+def pay_by_notice(sandbox, live_server, order: Order) -> None:
+    """WeChat Pay's signed notice marks the order paid (the real door, over HTTP)."""
+    headers, body = notice_for(sandbox, transaction_resource(sandbox, order))
+    assert post_notice(live_server.url, headers, body).status_code in (200, 204)
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+def test_settings_rows_and_staff_openids(app_ctx):
+    rows = notification_settings()
+    assert set(rows) == set(KINDS)
+    assert not any(row.enabled for row in rows.values())
+    with pytest.raises(ValueError, match="开启前请填写模板 ID"):
+        save_setting("order_paid", "", True)
+    with pytest.raises(ValueError, match="模板 ID"):
+        save_setting("order_paid", "bad id!", False)
+    assert parse_openids("oA1234567, oB1234567\noA1234567") == ["oA1234567", "oB1234567"]
+    with pytest.raises(ValueError, match="openid 格式不正确"):
+        parse_openids("<script>")
+    with pytest.raises(ValueError, match="最多"):
+        parse_openids(" ".join(f"oStaff{n:06d}" for n in range(21)))
+    set_staff_openids(["oB1234567", "oA1234567"])
+    assert staff_openids() == ["oB1234567", "oA1234567"]
+    set_staff_openids([])
+    assert staff_openids() == []
+
+
+# --- every kind after its real flow --------------------------------------------------------
+
+
+def test_paid_order_notifies_staff_once(
+    app, make, live_server, log, enabled, database_url, redis_url
+):
+    """Signed payment notice → on_order_paid job (a real worker) → one message per staff."""
+    order, _ = new_order(make, price_fen=1234)
+    pay_by_notice(log, live_server, order)
+    subprocess_worker(database_url, redis_url, log)
+
+    messages = sent(log, "order_paid")
+    assert sorted(m["touser"] for m in messages) == sorted(STAFF_OPENIDS)
+    paid = fresh(Order, order.id)
+    assert messages[0]["data"]["character_string1"] == paid.number
+    assert messages[0]["data"]["amount2"] == f"¥{paid.total_fen // 100}.{paid.total_fen % 100:02d}"
+    assert messages[0]["url"].endswith(f"/admin/orders/{order.id}")
+    assert {m.status for m in outbox("order_paid")} == {"sent"}
+
+    # The job again (a retry, a second worker), and the send again: nothing new.
+    on_order_paid(order.id)
+    for row in outbox("order_paid"):
+        assert send_outbound_message(row.id) == "sent"
+    work(app)
+    assert len(sent(log, "order_paid")) == 2
+    assert len(outbox("order_paid")) == 2
+
+
+def test_shipping_in_the_admin_notifies_the_buyer(app, make, log, enabled):
+    buyer = make.user(openid="oBuyer0000000000000000000001")
+    order, _ = new_order(make, user=buyer)
+    from app.orders.services import mark_paid
+
+    mark_paid(order, transaction_id="4200000000000000000777", amount_fen=order.total_fen)
+    db.session.commit()
+    make.staff("clerk", role="staff")
+    client = fresh_client(app)
+    token = csrf_token(client, "/admin/login")
+    client.post(
+        "/admin/login", data={"username": "clerk", "password": "password123", "csrf_token": token}
+    )
+    token = csrf_token(client, f"/admin/orders/{order.id}")
+    response = client.post(
+        f"/admin/orders/{order.id}/ship",
+        data={"carrier": "SF", "tracking_number": "SF1234567890", "csrf_token": token},
+    )
+    assert response.status_code == 302, text(response)
+    assert [m.status for m in outbox("order_shipped")] == ["pending"]  # sent by a job
+    work(app)
+    [message] = sent(log, "order_shipped")
+    assert message["touser"] == buyer.openid
+    assert message["data"]["thing2"] == "顺丰速运"
+    assert message["data"]["character_string3"] == "SF1234567890"
+    assert message["url"].endswith(f"/orders/{order.id}")
+
+
+def test_commissions_earned_and_settled_reach_the_distributors(app, make, log, enabled):
+    configure(levels=2, settlement_hold_days=7)
+    parent = distributor(make, nickname="上级")
+    seller = distributor(make, parent, nickname="分销员")
+    buyer = customer_of(make, seller)
+    order, _ = new_order(make, price_fen=10000, user=buyer)
+    from app.orders.services import mark_paid
+
+    mark_paid(order, transaction_id="4200000000000000000888", amount_fen=order.total_fen)
+    db.session.commit()
+    compute_order_commissions(order.id)
+    compute_order_commissions(order.id)  # a retry or a second worker writes nothing new
+    work(app)
+    earned = sent(log, "commission_earned")
+    by_user = {m["touser"]: m["data"]["amount2"] for m in earned}
+    assert by_user == {seller.user.openid: "¥10.00", parent.user.openid: "¥5.00"}
+    assert earned[0]["data"]["character_string1"] == order.number
+
+    # Completed long ago: the settlement job settles and tells each of them once.
+    order = fresh(Order, order.id)
+    move_order(order, "shipped", "test", "发货", shipped_at=utcnow())
+    move_order(order, "completed", "test", "完成", completed_at=utcnow() - timedelta(days=8))
+    db.session.commit()
+    assert run_settlement() == 2
+    assert run_settlement() == 0
+    work(app)
+    settled = sent(log, "commission_settled")
+    assert {m["touser"]: m["data"]["amount1"] for m in settled} == by_user
+    assert settled[0]["data"]["thing2"] == "1笔佣金已结算，可申请提现"
+
+
+def test_withdrawal_approved_and_paid(app, make, log, enabled):
+    configure(payout_channel="manual", withdraw_min_fen=100, withdraw_fee_bp=0)
+    seller = distributor(make)
+    db.session.add(
+        LedgerEntry(distributor_id=seller.id, kind="task_reward", amount_fen=5000, state="settled")
+    )
+    db.session.commit()
+    withdrawal = request_withdrawal(seller, 3000)
+    db.session.commit()
+    approve_withdrawal(withdrawal, "staff:1")
+    db.session.commit()
+    mark_paid_manually(withdrawal, "staff:1", "银行转账")
+    db.session.commit()
+    work(app)
+    approved, paid = sent(log, "withdrawal_approved"), sent(log, "withdrawal_paid")
+    assert [(m["touser"], m["data"]["amount1"]) for m in approved] == [
+        (seller.user.openid, "¥30.00")
+    ]
+    assert [m["data"]["thing2"] for m in paid] == ["商家已为您打款"]
+
+
+def test_a_customer_arriving_by_link_is_announced_to_the_distributor(
+    app, make, log, enabled, login_as
+):
+    configure(bind_mode="first_visit")
+    seller = distributor(make)
+    customer = make.user(nickname="韩梅梅")
+    client = app.test_client()
+    login_as(client, customer)
+    assert client.get(f"/?ref={seller.code}").status_code in (200, 302)
+    client.get(f"/?ref={seller.code}")  # the same link again binds nothing new
+    work(app)
+    [message] = sent(log, "member_bound")
+    assert message["touser"] == seller.user.openid
+    assert message["data"]["thing1"] == "韩梅梅"
+    assert message["data"]["thing2"] == "通过您的推广链接"
+
+
+def test_disabled_kinds_send_nothing(app, make, log, enabled):
+    save_setting("member_bound", "TPL_member_bound", False)
+    db.session.commit()
+    configure(bind_mode="first_visit")
+    seller = distributor(make)
+    bind(make.user().id, seller, "link")
+    db.session.commit()
+    work(app)
+    assert outbox("member_bound") == []
+    assert sent(log) == []
+
+
+def test_a_rolled_back_event_queues_nothing(app, make, log, enabled):
+    seller = distributor(make)
+    assert queue_notification("member_bound", seller.user.openid, {"thing1": "x"}, "k:1")
+    db.session.rollback()
+    assert Queue("default", connection=redis_for(app)).count == 0
+    assert outbox() == []
+
+
+# --- failures -----------------------------------------------------------------------------
+
+
+def test_a_failing_send_is_retried_then_recorded_as_failed(app, make, log, enabled, quick_retries):
+    stand_in_settings(log, fail_errcode=-1)  # "system error": worth retrying
+    seller = distributor(make)
+    message_id = queue_notification(
+        "member_bound", seller.user.openid, {"thing1": "李雷"}, "member_bound:test"
+    )
+    db.session.commit()
+    work(app)
+    [row] = outbox()
+    assert row.id == message_id
+    assert (row.status, row.attempts) == ("failed", 3)  # the first try and two retries
+    assert row.last_error.startswith("-1 system error")
+    assert sent(log) == []
+
+    # WeChat is back: a failed row stays failed (the admin log shows it), nothing resent.
+    stand_in_settings(log, fail_errcode=None)
+    assert send_outbound_message(message_id) == "failed"
+    assert sent(log) == []
+
+
+def test_a_transient_failure_then_success(app, make, log, enabled, quick_retries):
+    stand_in_settings(log, fail_errcode=45009, fail_times=1)
+    seller = distributor(make)
+    queue_notification("member_bound", seller.user.openid, {"thing1": "李雷"}, "member_bound:t2")
+    db.session.commit()
+    work(app)
+    [row] = outbox()
+    assert (row.status, row.attempts, row.last_error) == ("sent", 2, "")
+    assert len(sent(log)) == 1
+
+
+def test_retries_wait_with_backoff_by_default(app, make, log, enabled):
+    stand_in_settings(log, fail_errcode=-1)
+    seller = distributor(make)
+    message_id = queue_notification(
+        "member_bound", seller.user.openid, {"thing1": "李雷"}, "member_bound:t3"
+    )
+    db.session.commit()
+    work(app)
+    [row] = outbox()
+    assert (row.status, row.attempts) == ("pending", 1)
+    registry = ScheduledJobRegistry("default", connection=redis_for(app))
+    assert f"outbound-{message_id}" in registry.get_job_ids()
+    retry_at = registry.get_scheduled_time(f"outbound-{message_id}")
+    assert timedelta(seconds=20) < retry_at - utcnow() <= timedelta(seconds=31)
+
+
+def test_an_unknown_template_fails_at_once(app, make, log, enabled, quick_retries):
+    stand_in_settings(log, templates=["TPL_other"])  # the account knows other templates only
+    seller = distributor(make)
+    queue_notification("member_bound", seller.user.openid, {"thing1": "李雷"}, "member_bound:t4")
+    db.session.commit()
+    work(app)
+    [row] = outbox()
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.last_error.startswith("40037")
+
+
+def test_the_sweep_sends_what_lost_its_job(app, make, log, enabled):
+    seller = distributor(make)
+    message_id = queue_notification(
+        "member_bound", seller.user.openid, {"thing1": "李雷"}, "member_bound:t5"
+    )
+    db.session.commit()
+    Queue("default", connection=redis_for(app)).empty()  # as if Redis lost the job
+    db.session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == message_id)
+        .values(created_at=utcnow() - timedelta(minutes=10))
+    )
+    db.session.commit()
+    assert sweep_outbox() == 1
+    assert sweep_outbox() == 0  # its job is queued now
+    work(app)
+    assert [m["touser"] for m in sent(log)] == [seller.user.openid]
+
+
+def test_values_are_fitted_to_wechats_limits(app_ctx, make, enabled):
+    seller = distributor(make)
+    message_id = queue_notification(
+        "member_bound", seller.user.openid, {"thing1": "很" * 30, "time3": "2026"}, "fit:1"
+    )
+    db.session.commit()
+    payload = json.loads(db.session.get(OutboundMessage, message_id).payload)
+    assert payload["data"]["thing1"]["value"] == "很" * 19 + "…"
+    assert payload["template_id"] == "TPL_member_bound"
+    assert len(payload["client_msg_id"]) == 32
+
+
+# --- the admin page -------------------------------------------------------------------------
+
+
+def test_owner_saves_settings_and_sees_the_log(app, make, log):
+    make.staff("boss", role="owner")
+    client = fresh_client(app)
+    token = csrf_token(client, "/admin/login")
+    client.post(
+        "/admin/login", data={"username": "boss", "password": "password123", "csrf_token": token}
+    )
+    token = csrf_token(client, "/admin/wechat")
+    form = {f"template_id_{kind}": f"TPL_{kind}" for kind in KINDS}
+    form.update(enabled_order_shipped="1", staff_openids="oStaff0000001\noStaff0000002")
+    response = client.post("/admin/wechat", data={**form, "csrf_token": token})
+    assert response.status_code == 302
+    db.session.rollback()
+    settings = notification_settings()
+    assert settings["order_shipped"].enabled and settings["order_shipped"].template_id
+    assert not settings["order_paid"].enabled
+    assert staff_openids() == ["oStaff0000001", "oStaff0000002"]
+
+    bad = client.post(
+        "/admin/wechat",
+        data={**form, "enabled_order_paid": "1", "template_id_order_paid": "", "csrf_token": token},
+    )
+    assert bad.status_code == 422
+    assert "开启前请填写模板 ID" in text(bad)
+
+    queue_notification("order_shipped", "oBuyer00000001", {"thing2": "顺丰"}, "admin:1")
+    db.session.commit()
+    page = client.get("/admin/wechat/messages")
+    assert page.status_code == 200
+    assert "订单已发货" in text(page) and "待发送" in text(page)
+    assert client.get("/admin/wechat/messages?status=failed").status_code == 200
