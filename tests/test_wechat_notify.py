@@ -430,3 +430,71 @@ def test_owner_saves_settings_and_sees_the_log(app, make, log):
     assert page.status_code == 200
     assert "订单已发货" in text(page) and "待发送" in text(page)
     assert client.get("/admin/wechat/messages?status=failed").status_code == 200
+
+
+# --- the stand-in's other message APIs ------------------------------------------------------
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "#07c160").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_media_upload_and_customer_service_messages(app, log):
+    """Our real wechatpy client: upload an image, send it and a text; the log shows both."""
+    import io
+
+    from wechatpy.exceptions import WeChatClientException
+
+    from app.wechat.clients import get_wechat_client
+
+    with app.app_context():
+        client = get_wechat_client()
+        uploaded = client.media.upload("image", ("poster.png", io.BytesIO(_png())))
+        assert uploaded["type"] == "image" and uploaded["media_id"]
+        client.message.send_image("oFan0000000000000000000001", uploaded["media_id"])
+        client.message.send_text("oFan0000000000000000000001", "您的推广海报已生成")
+        with pytest.raises(WeChatClientException) as bad_media:
+            client.message.send_image("oFan0000000000000000000001", "no-such-media")
+        with pytest.raises(WeChatClientException) as not_image:
+            client.media.upload("image", ("x.txt", io.BytesIO(b"hello")))
+    assert bad_media.value.errcode == 40007
+    assert not_image.value.errcode == 40005
+    rows = requests.get(f"{log.url}/_sandbox/messages", timeout=5).json()["messages"]
+    assert [r["kind"] for r in rows] == ["text", "image"]
+    assert rows[0]["content"] == "您的推广海报已生成"
+    assert rows[1]["media_id"] == uploaded["media_id"]
+    page = requests.get(f"{log.url}/sandbox/messages", timeout=5)
+    assert page.status_code == 200
+    assert "您的推广海报已生成" in page.text
+    assert f"/_sandbox/media/{uploaded['media_id']}" in page.text
+    image = requests.get(f"{log.url}/_sandbox/media/{uploaded['media_id']}", timeout=5)
+    assert image.headers["Content-Type"] == "image/png"
+
+
+@pytest.mark.parametrize(
+    ("body", "errcode"),
+    [
+        ({"template_id": "T", "data": {}}, 40003),
+        ({"touser": "oFan0001", "data": {}}, 40037),
+        ({"touser": "oFan0001", "template_id": "T", "data": {"a": "plain"}}, 47001),
+        ({"touser": "oFan0001", "template_id": "T", "data": {}, "url": "ftp://x"}, 47001),
+    ],
+)
+def test_template_send_checks_like_wechat(app, log, body, errcode):
+    with app.app_context():
+        from app.wechat.clients import get_wechat_client
+
+        token = get_wechat_client().access_token
+    answer = requests.post(
+        f"{log.url}/cgi-bin/message/template/send",
+        params={"access_token": token},
+        json=body,
+        timeout=5,
+    ).json()
+    assert answer["errcode"] == errcode
