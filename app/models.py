@@ -33,3 +33,12 @@ from app.wechat.models import (  # noqa: F401
     WechatMessageSeen,
 )
 from app.posters.models import PosterTemplate  # noqa: F401
+from app.cloud.models import (  # noqa: F401
+    AgentProductRate,
+    CloudSettings,
+    MerchantLevel,
+    MerchantOrder,
+    MerchantSkuPrice,
+    OrderingMerchant,
+    RegionAgent,
+)

@@ -1,0 +1,1 @@
+"""Cloud distribution (云分销): regional agents, ordering merchants and 级差."""
