@@ -83,7 +83,10 @@ from app.orders.models import (
 )
 
 REVERSAL = "reversal"
-SETTLEABLE_KINDS = (*LEVEL_KINDS, REVERSAL)
+# Every per-line earning: commissions, regional dividends and price differences all
+# reverse proportionally on refund and settle the same way.
+LINE_EARNING_KINDS = (*LEVEL_KINDS, "region_dividend", "price_difference")
+SETTLEABLE_KINDS = (*LINE_EARNING_KINDS, REVERSAL)
 
 
 def _insert():
@@ -229,7 +232,7 @@ def _reverse_line(line: OrderLine, refund_id: int, now: datetime) -> list[int]:
         select(LedgerEntry)
         .where(
             LedgerEntry.order_line_id == line.id,
-            LedgerEntry.kind.in_(LEVEL_KINDS),
+            LedgerEntry.kind.in_(LINE_EARNING_KINDS),
             LedgerEntry.state != REVERSED,
         )
         .order_by(LedgerEntry.id)
