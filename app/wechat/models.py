@@ -73,6 +73,8 @@ class NotificationSetting(db.Model):
     kind: Mapped[str] = mapped_column(String(32), unique=True)  # order_paid, order_shipped, ...
     template_id: Mapped[str] = mapped_column(String(64), default="")
     enabled: Mapped[bool] = mapped_column(default=False)
+    # Extra recipients, one openid per line (staff who get "new order paid").
+    recipients: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class OutboundMessage(db.Model):

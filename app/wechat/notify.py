@@ -22,9 +22,8 @@ How a notification travels (the outbox):
    follower), the row is ``failed``. A periodic sweep (``jobs.notifications.sweep_outbox``)
    re-queues ``pending`` rows whose job was lost.
 
-Staff recipients of ``order_paid`` are openids the owner types on the admin page. The
-table has no column for a list, so they are kept as extra ``NotificationSetting`` rows,
-kind ``staff_openid:<n>`` with the openid in ``template_id`` (see ``set_staff_openids``).
+Staff recipients of ``order_paid`` are openids the owner types on the admin page, kept
+one per line in the ``order_paid`` row's ``recipients``.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -49,7 +48,6 @@ from app.wechat.models import NotificationSetting, OutboundMessage
 log = logging.getLogger(__name__)
 
 CHINA_TZ = timezone(timedelta(hours=8))
-STAFF_OPENID_PREFIX = "staff_openid:"
 MAX_STAFF_OPENIDS = 20
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 TEMPLATE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -162,13 +160,8 @@ def save_setting(kind: str, template_id: str, enabled: bool) -> NotificationSett
 
 def staff_openids() -> list[str]:
     """The openids that receive ``order_paid``, in the order the owner typed them."""
-    rows = db.session.scalars(
-        select(NotificationSetting).where(
-            NotificationSetting.kind.startswith(STAFF_OPENID_PREFIX, autoescape=True)
-        )
-    ).all()
-    ordered = sorted(rows, key=lambda r: int(r.kind[len(STAFF_OPENID_PREFIX) :] or 0))
-    return [row.template_id for row in ordered if row.enabled and row.template_id]
+    row = notification_settings()["order_paid"]
+    return [line for line in (row.recipients or "").splitlines() if line]
 
 
 def parse_openids(text: str) -> list[str]:
@@ -191,15 +184,7 @@ def parse_openids(text: str) -> list[str]:
 
 def set_staff_openids(openids: list[str]) -> None:
     """Replace the staff recipients of ``order_paid`` (flushes)."""
-    db.session.execute(
-        delete(NotificationSetting).where(
-            NotificationSetting.kind.startswith(STAFF_OPENID_PREFIX, autoescape=True)
-        )
-    )
-    for n, openid in enumerate(openids, start=1):
-        db.session.add(
-            NotificationSetting(kind=f"{STAFF_OPENID_PREFIX}{n}", template_id=openid, enabled=True)
-        )
+    notification_settings()["order_paid"].recipients = "\n".join(openids)
     db.session.flush()
 
 
