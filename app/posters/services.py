@@ -346,16 +346,23 @@ def poster_for_distributor(
     return plan.key, poster_bytes(plan)
 
 
-def poster_for_fan(openid: str) -> bytes | None:
-    """The shop poster of the fan with ``openid`` if they are an active distributor,
-    else None (the official account then replies with how to join).
-
-    For the 海报 keyword and the POSTER menu click. Flushes; the caller commits.
-    """
+def fan_poster(openid: str) -> tuple[str, bytes] | None:
+    """(ETag, bytes) of the shop poster of the fan with ``openid`` if they are an active
+    distributor, else None. Flushes; the caller commits."""
     user = db.session.scalar(select(User).where(User.openid == openid))
     if user is None:
         return None
     distributor = distributor_for_user(user.id)
     if distributor is None or distributor.status != "active":
         return None
-    return poster_for_distributor(distributor, "shop")[1]
+    return poster_for_distributor(distributor, "shop")
+
+
+def poster_for_fan(openid: str) -> bytes | None:
+    """The shop poster of the fan with ``openid`` if they are an active distributor,
+    else None (the official account then replies with how to join).
+
+    For the 海报 keyword and the POSTER menu click. Flushes; the caller commits.
+    """
+    found = fan_poster(openid)
+    return found[1] if found is not None else None

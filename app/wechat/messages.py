@@ -214,10 +214,20 @@ def handle_message(message, base_url: str, now: datetime | None = None) -> Outco
             if first:
                 fans.record_unfollow(openid, now)
         elif event == "click" and (message.key or "") == POSTER_CLICK_KEY:
-            outcome.reply = poster_reply(fans.customer_for_openid(openid, create=first), base_url)
+            _answer_poster(outcome, fans.customer_for_openid(openid, create=first), base_url)
     elif message.type == "text" and (message.content or "").strip() == POSTER_KEYWORD:
-        outcome.reply = poster_reply(fans.customer_for_openid(openid, create=first), base_url)
+        _answer_poster(outcome, fans.customer_for_openid(openid, create=first), base_url)
     return outcome
+
+
+def _answer_poster(outcome: Outcome, user: User | None, base_url: str) -> None:
+    """Reply to 海报 / POSTER; a distributor's poster image follows as a customer-service
+    message from an RQ job (jobs.posters): rendering and uploading may take longer than
+    WeChat's 5 s, and only the first delivery queues it."""
+    outcome.reply = poster_reply(user, base_url)
+    distributor = distributor_for_user(user.id) if user is not None else None
+    if outcome.first and distributor is not None and distributor.status == "active":
+        outcome.after_commit.append(("poster", user.openid))
 
 
 def reply_xml(message, text: str) -> str:
@@ -260,10 +270,14 @@ def _welcome(
 
 
 def poster_reply(user: User | None, base_url: str) -> str:
-    """The answer to 海报 / the POSTER menu: the fan's share link (posters come later)."""
+    """The answer to 海报 / the POSTER menu: the poster is on its way (with the share link
+    meanwhile), or how to become a distributor."""
     distributor = distributor_for_user(user.id) if user is not None else None
     if distributor is None or distributor.status != "active":
         join = f"{base_url.rstrip('/')}/distributor"
         return f'你还不是推广员，<a href="{join}">申请成为推广员</a>后即可获得专属推广海报。'
     link = share_url(base_url, distributor.code)
-    return f'你的专属推广链接：<a href="{link}">{link}</a>\n分享给好友，好友下单你可获得佣金。'
+    return (
+        "你的专属推广海报正在生成，马上发给你，长按海报即可保存或转发。\n"
+        f'也可以直接分享推广链接：<a href="{link}">{link}</a>'
+    )

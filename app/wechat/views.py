@@ -75,10 +75,13 @@ def receive():
 
 def _enqueue(job: str, arg: str, message) -> None:
     """Queue slow follow-up work; a lost job must not fail WeChat's push (it would retry)."""
+    from jobs.posters import enqueue_fan_poster
     from jobs.wechat import enqueue_fan_info
 
     try:
         if job == "fan_info":
             enqueue_fan_info(arg, int(message.time))
+        elif job == "poster":
+            enqueue_fan_poster(arg, int(message.time))
     except Exception:
         log.exception("could not queue %s for %s", job, arg)
