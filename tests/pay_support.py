@@ -143,3 +143,13 @@ def post_notice(base_url: str, headers: dict, body: str | bytes, path: str = "/p
     """Send a notice to the shop's real door over HTTP, as WeChat does."""
     data = body.encode() if isinstance(body, str) else body
     return requests.post(f"{base_url}{path}", data=data, headers=headers, timeout=30)
+
+
+def wait_for_paid_follow_up(app, order_id: int) -> None:
+    """Wait until the order's follow-up job is queued (it is enqueued just after the commit
+    that marks the order paid, so "paid" in the database can come a moment earlier)."""
+    from rq.job import Job
+
+    from app.core.redis import redis_for
+
+    wait_until(lambda: Job.exists(f"order-paid-{order_id}", connection=redis_for(app)))

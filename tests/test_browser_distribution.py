@@ -23,7 +23,7 @@ from app.distribution.binding import current_binding
 from app.distribution.distributors import active_distributor_by_code, distributor_for_user
 from app.orders.models import Order
 from tests.conftest import WECHAT_UA
-from tests.pay_support import fresh
+from tests.pay_support import fresh, wait_for_paid_follow_up
 from tests.test_commissions import configure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +127,7 @@ def test_share_link_friend_buys_distributor_sees_pending_commission(
         assert current_binding(order.user_id).distributor_id == seller.id
 
     # The payment notice queued the commission job; a real worker runs it.
+    wait_for_paid_follow_up(app, order_id)
     run_worker(database_url, redis_url)
 
     page.goto(f"{base}/distributor")

@@ -39,7 +39,14 @@ from app.orders.refunds import complete_refund, request_refund
 from app.orders.services import ItemRequest, mark_paid, place_order
 from app.orders.shipping import complete_order, ship_order
 from jobs.commissions import commissions_job_id, compute_order_commissions
-from tests.pay_support import address_for, fresh, prepay, sandbox_pay, wait_until
+from tests.pay_support import (
+    address_for,
+    fresh,
+    prepay,
+    sandbox_pay,
+    wait_for_paid_follow_up,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -578,12 +585,7 @@ def test_end_to_end_notice_over_http_and_a_real_worker(
     prepay(order)
     sandbox_pay(sandbox, order.number)  # the stand-in sends a signed notice to /pay/notify
     wait_until(lambda: fresh(Order, order.id).status == "paid")
-    from rq.job import Job
-
-    from app.core.redis import redis_for
-
-    # The follow-up job is enqueued just after the commit: wait for it, not only the row.
-    wait_until(lambda: Job.exists(f"order-paid-{order.id}", connection=redis_for(app)))
+    wait_for_paid_follow_up(app, order.id)
     env = dict(os.environ, APP_ENV="test", DATABASE_URL=database_url, REDIS_URL=redis_url)
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
@@ -595,6 +597,10 @@ def test_end_to_end_notice_over_http_and_a_real_worker(
     )
     assert result.returncode == 0, result.stderr
     assert earned(order.id) == {f"level_1@{seller.id}": 998, f"level_2@{parent.id}": 499}
+    from rq.job import Job
+
+    from app.core.redis import redis_for
+
     job = Job.fetch(commissions_job_id(order.id), connection=redis_for(app))
     assert job.get_status() == "finished"
     assert job.return_value()["entries"] == 2
