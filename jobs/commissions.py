@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from flask import current_app
 from rq import Retry
 
+from app.cloud.dividends import write_region_dividends
 from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.distribution.commissions import follow_up_payment, settle_due
@@ -68,6 +69,7 @@ def compute_order_commissions(order_id: int) -> dict:
     extend = bool(redis.set(claim, 1, nx=True, ex=90 * 86400))
     try:
         done = follow_up_payment(order, extend_protection_once=extend)
+        write_region_dividends(order)  # regional agents (issue 8); a no-op when switched off
         notify_commissions_earned(order_id)  # once per distributor and order (dedupe key)
         db.session.commit()
     except Exception:

@@ -1,0 +1,341 @@
+"""Regional dividends (区域分红): what agents earn on orders shipped into their regions,
+and the order and sales figures of regions.
+
+Earning rule. For each paid order line and each *active* agent whose region contains the
+order's shipping district (``Order.district_code``, copied from the address when the order
+was placed): a district agent's code equals it, a city agent's code is the district's city
+(``regions.resolve``), a province agent's code is its province. Province, city and
+district agents of one address all earn, each at its own rate::
+
+    dividend = floor(line.amount_fen × rate_bp / 10000)      (rules.floor_commission)
+
+``line.amount_fen`` is what the customer paid for the line (after discounts, without
+shipping). The rate is the product's override for the agent's level, else the shop's rate
+for the level. Refunds already completed on the line are then applied as reversals by the
+commission engine's own ``_reverse_line`` (the same proportional rule as commissions:
+the dividend nets to ``floor(dividend × remaining / line.amount_fen)``), so the result does
+not depend on whether the refund came before or after this job.
+
+Entries are kind ``region_dividend``, ``pending``, inserted with ``ON CONFLICT DO NOTHING``
+on the ledger's unique (order_line_id, distributor_id, kind) key and ``RETURNING`` (never
+rowcount: psycopg reports -1), so a job run twice writes each dividend once. One user
+holding two nested regions (say 深圳市 and 南山区) gets one entry per line with both
+dividends added, because the key allows one ``region_dividend`` per line and beneficiary.
+Settlement, reversal and withdrawal are the commission services' (``LINE_EARNING_KINDS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import aliased
+
+from app import regions
+from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp
+from app.cloud.models import AgentProductRate, RegionAgent
+from app.core.time import utcnow
+from app.distribution.commissions import _insert, _reverse_line, lock_order_lines
+from app.distribution.ledger import mask_name
+from app.distribution.models import PENDING, REVERSED, LedgerEntry
+from app.distribution.rules import floor_commission, format_bp
+from app.distribution.team import SALES_STATUSES
+from app.extensions import db
+from app.orders.models import REFUND_REFUNDED, Order, OrderLine, Refund
+
+REGION_DIVIDEND = "region_dividend"
+
+
+def region_codes_of(district_code: str) -> dict[str, str] | None:
+    """{level: code} of the province, city and district containing a district code."""
+    resolved = regions.resolve(district_code)
+    if resolved is None:
+        return None
+    return {
+        "province": resolved.province.code,
+        "city": resolved.city.code,
+        "district": resolved.district.code,
+    }
+
+
+def agents_for_district(district_code: str) -> list[RegionAgent]:
+    """The active agents whose region contains ``district_code`` (province first)."""
+    codes = region_codes_of(district_code)
+    if codes is None:
+        return []
+    rank = {"province": 0, "city": 1, "district": 2}
+    rows = db.session.scalars(
+        select(RegionAgent).where(
+            RegionAgent.status == "active",
+            or_(
+                *(
+                    and_(RegionAgent.level == level, RegionAgent.region_code == code)
+                    for level, code in codes.items()
+                )
+            ),
+        )
+    ).all()
+    return sorted(rows, key=lambda a: rank[a.level])
+
+
+def write_region_dividends(order: Order) -> list[int]:
+    """Write the order's pending ``region_dividend`` entries once; return the ids written now.
+
+    Nothing when agents are switched off, the order is not paid, or no active agent's
+    region contains its district. Flushes; the job commits.
+    """
+    settings = get_cloud_settings()
+    if not settings.agents_enabled or order.paid_at is None:
+        return []
+    agents = agents_for_district(order.district_code)
+    if not agents:
+        return []
+    lock_order_lines(order.id)  # one after the other with refunds of these lines
+    lines = db.session.scalars(
+        select(OrderLine)
+        .where(OrderLine.order_id == order.id)
+        .order_by(OrderLine.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    product_ids = {line.product_id for line in lines if line.product_id is not None}
+    overrides = {
+        (row.product_id, row.level): row.rate_bp
+        for row in db.session.scalars(
+            select(AgentProductRate).where(AgentProductRate.product_id.in_(product_ids))
+        )
+    }
+    now = utcnow()
+    written: list[int] = []
+    for line in lines:
+        if line.amount_fen - line.refunded_fen <= 0:
+            continue
+        by_distributor: dict[int, dict] = {}
+        for agent in agents:
+            override = overrides.get((line.product_id, agent.level))
+            rate = override if override is not None else level_rate_bp(settings, agent.level)
+            amount = floor_commission(line.amount_fen, rate)
+            if amount <= 0:
+                continue
+            source = "商品分红比例" if override is not None else "店铺默认"
+            note = f"{agent.region_name} {LEVEL_LABELS[agent.level]} {format_bp(rate)}"
+            row = by_distributor.setdefault(
+                agent.distributor_id,
+                {
+                    "distributor_id": agent.distributor_id,
+                    "kind": REGION_DIVIDEND,
+                    "amount_fen": 0,
+                    "state": PENDING,
+                    "order_id": order.id,
+                    "order_line_id": line.id,
+                    "rule_source": source,
+                    "note": "",
+                    "created_at": now,
+                },
+            )
+            row["amount_fen"] += amount
+            row["note"] = f"{row['note']}；{note}" if row["note"] else note
+        if not by_distributor:
+            continue
+        values = [{**v, "note": v["note"][:200]} for v in by_distributor.values()]
+        written += db.session.scalars(
+            _insert()(LedgerEntry)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["order_line_id", "distributor_id", "kind"])
+            .returning(LedgerEntry.id)
+        ).all()
+        if line.refunded_fen:
+            for refund_id in db.session.scalars(
+                select(Refund.id)
+                .where(Refund.order_line_id == line.id, Refund.status == REFUND_REFUNDED)
+                .order_by(Refund.id)
+            ):
+                _reverse_line(line, refund_id, now)
+    db.session.flush()
+    return written
+
+
+# --- what the agent centre and the admin read ----------------------------------------------
+
+
+def _district_filter(agent: RegionAgent):
+    """SQL condition: the order shipped into the agent's region."""
+    if agent.level == "province":
+        return Order.district_code.like(agent.region_code[:2] + "%")
+    if agent.level == "city":
+        codes = [d.code for d in regions.districts(agent.region_code)]
+        return Order.district_code.in_(codes or [agent.region_code])
+    return Order.district_code == agent.region_code
+
+
+def region_order_filter(agents: list[RegionAgent]):
+    """SQL condition: paid orders shipped into one of ``agents``' regions while active.
+
+    An agent sees the orders of its region from when it became the agent, never earlier
+    ones (they belong to whoever held the region then).
+    """
+    parts = [
+        and_(_district_filter(a), Order.paid_at >= a.approved_at)
+        for a in agents
+        if a.approved_at is not None
+    ]
+    return and_(Order.paid_at.is_not(None), or_(*parts)) if parts else None
+
+
+@dataclass(frozen=True)
+class RegionOrderRow:
+    """An order shipped into my region, as an agent may see it (buyer masked)."""
+
+    order_id: int
+    number: str
+    buyer_name: str
+    district_code: str
+    region_text: str  # 广东省 深圳市 南山区
+    status: str
+    amount_fen: int  # goods paid, less refunds
+    dividend_fen: int  # what I earned on it, net of reversals (0 when nothing)
+    carrier: str | None
+    tracking_number: str | None
+    paid_at: datetime
+
+
+def dividends_by_order(distributor_id: int, order_ids: list[int]) -> dict[int, int]:
+    """My net region dividend per order: dividends plus their reversals, lapsed ones not
+    counted (one query)."""
+    if not order_ids:
+        return {}
+    earning = aliased(LedgerEntry)
+    rows = db.session.execute(
+        select(LedgerEntry.order_id, func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
+        .outerjoin(earning, earning.id == LedgerEntry.reverses_id)
+        .where(
+            LedgerEntry.distributor_id == distributor_id,
+            LedgerEntry.order_id.in_(order_ids),
+            LedgerEntry.state != REVERSED,
+            or_(
+                LedgerEntry.kind == REGION_DIVIDEND,
+                and_(LedgerEntry.kind == "reversal", earning.kind == REGION_DIVIDEND),
+            ),
+        )
+        .group_by(LedgerEntry.order_id)
+    ).all()
+    return {order_id: int(total) for order_id, total in rows}
+
+
+def region_orders(
+    agents: list[RegionAgent], distributor_id: int, page: int = 1, per_page: int = 20
+) -> list[RegionOrderRow]:
+    """A page of paid orders shipped into the agents' regions, newest payment first."""
+    from app.accounts.models import User
+
+    condition = region_order_filter(agents)
+    if condition is None:
+        return []
+    rows = db.session.execute(
+        select(Order, User.nickname)
+        .join(User, User.id == Order.user_id)
+        .where(condition)
+        .order_by(Order.paid_at.desc(), Order.id.desc())
+        .limit(per_page)
+        .offset((max(page, 1) - 1) * per_page)
+    ).all()
+    dividends = dividends_by_order(distributor_id, [o.id for o, _n in rows])
+    return [
+        RegionOrderRow(
+            order_id=o.id,
+            number=o.number,
+            buyer_name=mask_name(nickname),
+            district_code=o.district_code,
+            region_text=" ".join(dict.fromkeys([o.province, o.city, o.district])),
+            status=o.status,
+            amount_fen=o.items_fen - o.refunded_fen,
+            dividend_fen=dividends.get(o.id, 0),
+            carrier=o.carrier,
+            tracking_number=o.tracking_number,
+            paid_at=o.paid_at,
+        )
+        for o, nickname in rows
+    ]
+
+
+def region_sales(agents: list[RegionAgent]) -> tuple[int, int]:
+    """(orders, goods sold less refunds) shipped into the agents' regions while they held
+    them, on paid, shipped or completed orders."""
+    condition = region_order_filter(agents)
+    if condition is None:
+        return 0, 0
+    count, total = db.session.execute(
+        select(
+            func.count(Order.id),
+            func.coalesce(func.sum(Order.items_fen - Order.refunded_fen), 0),
+        ).where(condition, Order.status.in_(SALES_STATUSES))
+    ).one()
+    return int(count), int(total)
+
+
+def dividend_totals(distributor_id: int) -> dict[str, int]:
+    """My region dividends in fen: earned (net of refunds), of which pending and settled."""
+    earning = aliased(LedgerEntry)
+    is_dividend = or_(
+        LedgerEntry.kind == REGION_DIVIDEND,
+        and_(LedgerEntry.kind == "reversal", earning.kind == REGION_DIVIDEND),
+    )
+    amount = LedgerEntry.amount_fen
+    earned, pending = db.session.execute(
+        select(
+            func.coalesce(func.sum(amount), 0),
+            func.coalesce(func.sum(case((LedgerEntry.state == PENDING, amount), else_=0)), 0),
+        )
+        .outerjoin(earning, earning.id == LedgerEntry.reverses_id)
+        .where(
+            LedgerEntry.distributor_id == distributor_id,
+            LedgerEntry.state != REVERSED,
+            is_dividend,
+        )
+    ).one()
+    return {"earned_fen": int(earned), "pending_fen": int(pending)}
+
+
+@dataclass
+class RegionSales:
+    """Sales shipped into one region (district, city or province)."""
+
+    code: str
+    name: str
+    level: str
+    orders: int = 0
+    sales_fen: int = 0
+
+
+def sales_by_district() -> dict[str, tuple[int, int]]:
+    """{district code: (orders, goods sold less refunds)} over paid, shipped and completed
+    orders: one GROUP BY in SQL."""
+    rows = db.session.execute(
+        select(
+            Order.district_code,
+            func.count(Order.id),
+            func.coalesce(func.sum(Order.items_fen - Order.refunded_fen), 0),
+        )
+        .where(Order.status.in_(SALES_STATUSES))
+        .group_by(Order.district_code)
+    ).all()
+    return {code: (int(n), int(total)) for code, n, total in rows}
+
+
+def sales_rollup() -> dict[tuple[str, str], RegionSales]:
+    """Sales per (level, code) for every province, city and district with sales: the
+    district totals from SQL, added up the GB/T 2260 tree."""
+    out: dict[tuple[str, str], RegionSales] = {}
+    for district_code, (n, total) in sales_by_district().items():
+        resolved = regions.resolve(district_code)
+        if resolved is None:
+            continue
+        for level, region in (
+            ("province", resolved.province),
+            ("city", resolved.city),
+            ("district", resolved.district),
+        ):
+            row = out.setdefault((level, region.code), RegionSales(region.code, region.name, level))
+            row.orders += n
+            row.sales_fen += total
+    return out
