@@ -420,7 +420,7 @@ def find_cjk_font() -> str | None:
     return None
 
 
-def _load_font(path: str | None, size: int) -> ImageFont.FreeTypeFont | None:
+def load_font(path: str | None, size: int) -> ImageFont.FreeTypeFont | None:
     """The Simplified Chinese face of ``path`` (a .ttc holds JP, KR, SC, TC... faces)."""
     if path is None:
         return None
@@ -471,8 +471,8 @@ def draw_product_card(item: DemoProduct, n: int, target: Path, font_path: str | 
     for i, (dx, dy, r) in enumerate(dots if n == 1 else dots[:2]):  # keep the label clear
         _shape(draw, shape, size // 2 + dx, size // 2 + dy, r, (*white, 60 + 25 * i))
 
-    font = _load_font(font_path, 92 if len(item.short) <= 4 else 76)
-    small = _load_font(font_path, 34)
+    font = load_font(font_path, 92 if len(item.short) <= 4 else 76)
+    small = load_font(font_path, 34)
     if font is not None:
         text = item.short
         box = draw.textbbox((0, 0), text, font=font)

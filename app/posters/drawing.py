@@ -17,7 +17,7 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from qrcode.constants import ERROR_CORRECT_M
 
-from app.catalog.demo import _load_font, find_cjk_font
+from app.catalog.demo import find_cjk_font, load_font
 
 Colour = tuple[int, int, int]
 Box = tuple[int, int, int, int]  # left, top, right, bottom
@@ -87,7 +87,7 @@ def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.Im
     """The Simplified Chinese face at ``size`` px (Pillow's default font when none is
     installed: posters still render, without Chinese)."""
     regular, heavy = font_paths()
-    face = _load_font(heavy if bold else regular, size)
+    face = load_font(heavy if bold else regular, size)
     return face if face is not None else ImageFont.load_default(size)
 
 
