@@ -152,10 +152,16 @@ def write_earnings(order: Order) -> list[int]:
 
     The caller has the order paid. Lines refunded in full earn nothing; refunds already
     completed on a line are applied as reversals right away (see the module docstring).
+    An order through an ordering merchant may earn price differences instead of (or as
+    well as) commissions: ``earnings_plan`` is the one place that decides.
     """
-    rows = attribution_for(order.id)
+    from app.cloud.price_difference import earnings_plan, write_price_differences
+
+    plan = earnings_plan(order)
+    written: list[int] = write_price_differences(order, plan)
+    rows = attribution_for(order.id) if plan.commissions else []
     if not rows:
-        return []
+        return written
     lock_order_lines(order.id)
     settings = get_distribution_settings()
     chain = beneficiaries(rows)
@@ -167,7 +173,6 @@ def write_earnings(order: Order) -> list[int]:
         .execution_options(populate_existing=True)
     ).all()
     now = utcnow()
-    written: list[int] = []
     for line in lines:
         if line.amount_fen - line.refunded_fen <= 0:
             continue

@@ -9,6 +9,7 @@ order and cannot deadlock. It comes back exactly once: only the request that win
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -108,6 +109,32 @@ def new_order_number(now: datetime) -> str:
     return f"{now:%Y%m%d%H%M%S}{secrets.randbelow(10**8):08d}"
 
 
+@dataclass(frozen=True)
+class Receiver:
+    """Who receives an order and where (copied onto the order at placement)."""
+
+    name: str
+    phone: str
+    province: str
+    city: str
+    district: str
+    district_code: str
+    detail: str
+
+    @classmethod
+    def of(cls, address: Address) -> Receiver:
+        """The receiver of a saved address."""
+        return cls(
+            address.name,
+            address.phone,
+            address.province,
+            address.city,
+            address.district,
+            address.district_code,
+            address.detail,
+        )
+
+
 def place_order(
     user_id: int,
     items: list[ItemRequest],
@@ -122,15 +149,44 @@ def place_order(
     Prices come from the database, never from the request. On ``OrderError`` the caller
     must roll back: stock already taken for earlier lines is undone with the transaction.
     """
-    now = now or utcnow()
-    remark = (remark or "").strip()
-    if len(remark) > 200:
-        raise OrderError("invalid_remark", "备注最多 200 个字")
+    remark = check_remark(remark)
     wanted = normalise_items(items)
     address = db.session.get(Address, address_id) if isinstance(address_id, int) else None
     if address is None or address.user_id != user_id:
         raise OrderError("invalid_address", "请选择收货地址")
+    order = create_order(user_id, wanted, Receiver.of(address), remark, actor=actor, now=now)
+    # What was bought leaves the cart.
+    db.session.execute(
+        delete(CartItem).where(CartItem.user_id == user_id, CartItem.sku_id.in_(list(wanted)))
+    )
+    db.session.flush()
+    return order
 
+
+def check_remark(remark: str | None) -> str:
+    """The remark stripped, or OrderError when too long."""
+    remark = (remark or "").strip()
+    if len(remark) > 200:
+        raise OrderError("invalid_remark", "备注最多 200 个字")
+    return remark
+
+
+def create_order(
+    user_id: int,
+    wanted: dict[int, int],
+    receiver: Receiver,
+    remark: str,
+    *,
+    price_of: Callable[[Sku], int] | None = None,
+    actor: str | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """The placement itself, for validated ``wanted`` {sku_id: quantity} (flushes).
+
+    ``price_of`` gives a SKU's unit price (default: its retail ``price_fen``); ordering
+    merchants order at their level price through it (app/cloud/merchants.py).
+    """
+    now = now or utcnow()
     skus = {
         sku.id: sku
         for sku in db.session.scalars(
@@ -161,13 +217,13 @@ def place_order(
         number=new_order_number(now),
         user_id=user_id,
         status=PENDING_PAYMENT,
-        receiver_name=address.name,
-        receiver_phone=address.phone,
-        province=address.province,
-        city=address.city,
-        district=address.district,
-        district_code=address.district_code,
-        address_detail=address.detail,
+        receiver_name=receiver.name,
+        receiver_phone=receiver.phone,
+        province=receiver.province,
+        city=receiver.city,
+        district=receiver.district,
+        district_code=receiver.district_code,
+        address_detail=receiver.detail,
         remark=remark,
         created_at=now,
         pay_deadline=now + timedelta(minutes=settings.pay_timeout_minutes),
@@ -175,6 +231,7 @@ def place_order(
     for sku_id in wanted:
         sku = skus[sku_id]
         cover = sku.product.cover
+        unit = sku.price_fen if price_of is None else price_of(sku)
         order.lines.append(
             OrderLine(
                 product_id=sku.product_id,
@@ -182,9 +239,9 @@ def place_order(
                 title=sku.product.title,
                 spec_text=sku.spec_text if sku.specs else "",
                 image_filename=cover.filename if cover else None,
-                unit_price_fen=sku.price_fen,
+                unit_price_fen=unit,
                 quantity=wanted[sku_id],
-                amount_fen=sku.price_fen * wanted[sku_id],
+                amount_fen=unit * wanted[sku_id],
             )
         )
     order.items_fen = sum(line.amount_fen for line in order.lines)
@@ -196,10 +253,6 @@ def place_order(
     db.session.flush()
     attribute_order(order)  # who earns commission is fixed now (issue 5); off = no rows
     record_creation("order", order.id, PENDING_PAYMENT, actor or f"user:{user_id}", "下单")
-    # What was bought leaves the cart.
-    db.session.execute(
-        delete(CartItem).where(CartItem.user_id == user_id, CartItem.sku_id.in_(list(wanted)))
-    )
     db.session.flush()
     return order
 

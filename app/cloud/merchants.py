@@ -1,0 +1,345 @@
+"""Ordering merchants (订货商): who they are, their level and their parent.
+
+An ordering merchant is a distributor (so its links ``?ref=CODE``, QR codes and customer
+bindings are the distribution core's) with an ``OrderingMerchant`` row: a level 1-5 and
+a parent ordering merchant. The merchant tree obeys two rules, checked on every change:
+
+- the parent's level is numerically smaller (higher) than the child's: an L3 may sit
+  under an L2 or an L1, never under another L3 or an L4;
+- no cycles: the new parent's chain is walked up under row locks (``FOR UPDATE`` on
+  PostgreSQL) and refused if it reaches the merchant itself. (The level rule already makes
+  a cycle impossible; the walk is the guard should levels ever be edited out of order.)
+
+Every status, parent and level change is written to ``status_changes`` with subject
+``merchant``. Services flush; the edge commits.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.cloud.models import MerchantLevel, OrderingMerchant
+from app.cloud.pricing import MAX_LEVEL, MerchantError, level_label
+from app.distribution.distributors import create_distributor, distributor_for_user
+from app.distribution.models import Distributor
+from app.extensions import db
+from app.orders.models import StatusChange
+from app.orders.states import move_status, record_creation
+
+SUBJECT = "merchant"
+MERCHANT_STATUSES = ("pending", "active", "disabled")
+MERCHANT_TRANSITIONS = {
+    "pending": frozenset({"active", "disabled"}),
+    "active": frozenset({"disabled"}),
+    "disabled": frozenset({"active"}),
+}
+MERCHANT_STATUS_LABELS = {"pending": "待审核", "active": "正常", "disabled": "已停用"}
+
+
+def merchant_for_user(user_id: int) -> OrderingMerchant | None:
+    """The user's ordering-merchant row (any status), or None."""
+    return db.session.scalar(
+        select(OrderingMerchant)
+        .join(Distributor, Distributor.id == OrderingMerchant.distributor_id)
+        .where(Distributor.user_id == user_id)
+    )
+
+
+def merchant_for_distributor(distributor_id: int) -> OrderingMerchant | None:
+    return db.session.scalar(
+        select(OrderingMerchant).where(OrderingMerchant.distributor_id == distributor_id)
+    )
+
+
+def is_active(merchant: OrderingMerchant | None) -> bool:
+    """Active as a merchant and as a distributor (a disabled distributor earns nothing)."""
+    return (
+        merchant is not None
+        and merchant.status == "active"
+        and merchant.distributor is not None
+        and merchant.distributor.status == "active"
+    )
+
+
+def chain_up(merchant: OrderingMerchant) -> list[OrderingMerchant]:
+    """The merchant, then its parent, grandparent, … up to the top (at most 5 + guard)."""
+    found = [merchant]
+    seen = {merchant.id}
+    current = merchant
+    while current.parent_id is not None and len(found) <= MAX_LEVEL + 1:
+        parent = db.session.get(OrderingMerchant, current.parent_id)
+        if parent is None or parent.id in seen:
+            break
+        found.append(parent)
+        seen.add(parent.id)
+        current = parent
+    return found
+
+
+def children_of(merchant_id: int) -> list[OrderingMerchant]:
+    """Direct children, lowest level number first."""
+    return list(
+        db.session.scalars(
+            select(OrderingMerchant)
+            .where(OrderingMerchant.parent_id == merchant_id)
+            .order_by(OrderingMerchant.level, OrderingMerchant.id)
+        )
+    )
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def _check_level(level: object) -> int:
+    if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= MAX_LEVEL:
+        raise MerchantError("invalid_level", "等级需为 1 到 5", field="level")
+    if db.session.scalar(select(MerchantLevel.id).where(MerchantLevel.level == level)) is None:
+        raise MerchantError("unknown_level", f"没有{level}级，请先在等级设置中添加", field="level")
+    return level
+
+
+def _locked(merchant_id: int) -> OrderingMerchant | None:
+    return db.session.scalar(
+        select(OrderingMerchant)
+        .where(OrderingMerchant.id == merchant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _check_parent(merchant_id: int | None, parent_id: int | None, level: int) -> None:
+    """Parent's level must be higher (smaller); walking up from it must not meet us."""
+    if parent_id is None:
+        return
+    parent = _locked(parent_id)
+    if parent is None:
+        raise MerchantError("unknown_parent", "上级订货商不存在", 404, field="parent_id")
+    if parent.id == merchant_id:
+        raise MerchantError("cycle", "不能把自己设为上级", 409, field="parent_id")
+    if parent.level >= level:
+        raise MerchantError(
+            "parent_level",
+            f"上级的等级需高于{level_label(level)}（等级数字更小），"
+            f"所选上级是{level_label(parent.level)}",
+            field="parent_id",
+        )
+    # Walk up under row locks: a concurrent re-parenting of an ancestor waits for us.
+    seen = {parent.id}
+    current = parent
+    while current.parent_id is not None:
+        if current.parent_id == merchant_id:
+            raise MerchantError(
+                "cycle", "不能设为自己下级的下级：会形成循环", 409, field="parent_id"
+            )
+        if current.parent_id in seen:
+            break  # an old cycle in the data; refusing here would not fix it
+        seen.add(current.parent_id)
+        current = _locked(current.parent_id)
+        if current is None:
+            break
+
+
+def _audit(merchant: OrderingMerchant, old: str, new: str, actor: str, reason: str) -> None:
+    db.session.add(
+        StatusChange(
+            subject=SUBJECT,
+            subject_id=merchant.id,
+            from_status=old[:20],
+            to_status=new[:20],
+            actor=actor[:64],
+            reason=reason[:200],
+        )
+    )
+
+
+# --- changes --------------------------------------------------------------------------------
+
+
+def create_merchant(
+    user_id: int,
+    level: int,
+    parent_id: int | None,
+    actor: str,
+    status: str = "active",
+) -> OrderingMerchant:
+    """Make ``user_id`` an ordering merchant of ``level`` under ``parent_id`` (flushes).
+
+    The user becomes a distributor first if they are not one (under the parent merchant's
+    distributor), so links and QR codes work at once. ``status`` ``pending`` is an
+    application staff approve later.
+    """
+    if status not in ("pending", "active"):
+        raise MerchantError("invalid_status", "状态需为 pending 或 active", field="status")
+    level = _check_level(level)
+    if merchant_for_user(user_id) is not None:
+        raise MerchantError("already_merchant", "该用户已经是订货商", 409, field="user_id")
+    _check_parent(None, parent_id, level)
+    distributor = distributor_for_user(user_id)
+    if distributor is None:
+        parent = db.session.get(OrderingMerchant, parent_id) if parent_id else None
+        distributor = create_distributor(user_id, parent.distributor if parent else None)
+    elif distributor.status != "active":
+        raise MerchantError(
+            "distributor_inactive", "该用户的分销员资格未生效，请先审核或启用", 409, field="user_id"
+        )
+    merchant = OrderingMerchant(
+        distributor_id=distributor.id, level=level, parent_id=parent_id, status=status
+    )
+    db.session.add(merchant)
+    db.session.flush()
+    record_creation(SUBJECT, merchant.id, status, actor, f"成为订货商：{level_label(level)}")
+    db.session.flush()
+    return merchant
+
+
+def move_merchant(merchant: OrderingMerchant, to: str, actor: str, reason: str = "") -> None:
+    """Approve (pending → active), disable or re-enable, audited; raises InvalidTransition."""
+    move_status(OrderingMerchant, merchant, MERCHANT_TRANSITIONS, SUBJECT, to, actor, reason or to)
+
+
+def approve_merchant(merchant: OrderingMerchant, actor: str) -> None:
+    """Approve a pending merchant."""
+    move_merchant(merchant, "active", actor, "审核通过")
+
+
+def change_merchant(
+    merchant: OrderingMerchant,
+    actor: str,
+    *,
+    level: int | None = None,
+    parent_id: int | None = None,
+    set_parent: bool = False,
+) -> OrderingMerchant:
+    """Change the level and/or the parent (``set_parent`` True to change the parent,
+    ``parent_id`` None for none), both checked together; each change audited (flushes).
+
+    A new level must stay below the parent's and above every child's.
+    """
+    merchant = _locked(merchant.id) or merchant
+    new_level = merchant.level if level is None else _check_level(level)
+    new_parent = parent_id if set_parent else merchant.parent_id
+    _check_parent(merchant.id, new_parent, new_level)
+    if new_level != merchant.level:
+        for child in children_of(merchant.id):
+            if child.level <= new_level:
+                raise MerchantError(
+                    "child_level",
+                    f"下级中有{level_label(child.level)}，等级不能调到{level_label(new_level)}",
+                    field="level",
+                )
+        _audit(
+            merchant,
+            f"level:{merchant.level}",
+            f"level:{new_level}",
+            actor,
+            f"等级 {level_label(merchant.level)} → {level_label(new_level)}",
+        )
+        merchant.level = new_level
+    if new_parent != merchant.parent_id:
+        _audit(
+            merchant,
+            f"parent:{merchant.parent_id or '-'}",
+            f"parent:{new_parent or '-'}",
+            actor,
+            f"上级 #{merchant.parent_id or '无'} → #{new_parent or '无'}",
+        )
+        merchant.parent_id = new_parent
+    db.session.flush()
+    return merchant
+
+
+def history(merchant_id: int) -> list[StatusChange]:
+    """The merchant's audited changes, newest first."""
+    return list(
+        db.session.scalars(
+            select(StatusChange)
+            .where(StatusChange.subject == SUBJECT, StatusChange.subject_id == merchant_id)
+            .order_by(StatusChange.id.desc())
+        )
+    )
+
+
+# --- orders at level price ------------------------------------------------------------------
+
+
+def place_merchant_order(
+    merchant: OrderingMerchant,
+    items: list,
+    *,
+    name: str,
+    phone: str,
+    district_code: str,
+    detail: str,
+    remark: str = "",
+    now=None,
+):
+    """An order ``merchant`` places for its customer at its level price (flushes).
+
+    The merchant is the buyer (it pays with WeChat Pay through the usual pay flow); the
+    customer is the receiver. Stock is taken from headquarters' one stock number by the
+    same conditional UPDATEs as any order (``create_order``): nothing moves to the
+    merchant, headquarters ships (drop shipping). A ``MerchantOrder`` row marks it, so
+    the payment follow-up pays the ancestors' 级差 and M nothing on its own purchase.
+    Raises ``OrderError`` (bad input, sold out) or ``MerchantError`` (not active).
+    """
+    from app import regions
+    from app.cloud.models import MerchantOrder
+    from app.cloud.pricing import price_for
+    from app.orders.addresses import PHONE_RE
+    from app.orders.services import (
+        OrderError,
+        Receiver,
+        check_remark,
+        create_order,
+        normalise_items,
+    )
+
+    if not is_active(merchant):
+        raise MerchantError("merchant_inactive", "订货商资格未生效或已停用，不能下单", 403)
+    remark = check_remark(remark)
+    wanted = normalise_items(items)
+    name = (name or "").strip()
+    phone = "".join((phone or "").replace("-", "").split())
+    detail = (detail or "").strip()
+    if not 1 <= len(name) <= 32:
+        raise OrderError("invalid_name", "请填写客户姓名（最多 32 个字）")
+    if not PHONE_RE.match(phone):
+        raise OrderError("invalid_phone", "请填写客户的 11 位手机号码")
+    resolved = regions.resolve(str(district_code or ""))
+    if resolved is None:
+        raise OrderError("invalid_district", "请选择正确的省市区")
+    if not 2 <= len(detail) <= 200:
+        raise OrderError("invalid_detail", "请填写详细地址（2-200 个字）")
+    receiver = Receiver(
+        name,
+        phone,
+        resolved.province.name,
+        resolved.city.name,
+        resolved.district.name,
+        resolved.district.code,
+        detail,
+    )
+
+    def at_level_price(sku) -> int:
+        price = price_for(merchant.level, sku)
+        if price is None:
+            raise MerchantError("unknown_level", "你的等级暂无订货价，请联系商家", 409)
+        return price
+
+    user_id = merchant.distributor.user_id
+    order = create_order(
+        user_id,
+        wanted,
+        receiver,
+        remark,
+        price_of=at_level_price,
+        actor=f"user:{user_id}",
+        now=now,
+    )
+    db.session.add(
+        MerchantOrder(
+            order_id=order.id, merchant_id=merchant.id, level=merchant.level, customer_name=name
+        )
+    )
+    db.session.flush()
+    return order
