@@ -42,3 +42,10 @@ from app.cloud.models import (  # noqa: F401
     OrderingMerchant,
     RegionAgent,
 )
+from app.incentives.models import (  # noqa: F401
+    AuditLog,
+    GradeChange,
+    IncentiveSettings,
+    LeaderboardOptIn,
+    Task,
+)

@@ -1,0 +1,1 @@
+"""Incentives: tasks, invite rewards, grade upgrades, leaderboards; and the audit log."""
