@@ -231,6 +231,9 @@ class LedgerEntry(db.Model):
     refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     withdrawal_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawals.id"), index=True)
+    # Once-only key for earnings without an order line: "task:<task>:<distributor>",
+    # "invite:<invitee distributor>". NULL for everything else (NULLs never clash).
+    reward_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     rule_source: Mapped[str] = mapped_column(String(64), default="")
     note: Mapped[str] = mapped_column(String(200), default="")
     settle_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
