@@ -244,7 +244,7 @@ def test_precedence_modes(app, make, mode, expect_differences, expect_commission
     configure(levels=2)
     levels()
     precedence(mode)
-    top, middle, low = three_level_chain(make)
+    _top, middle, low = three_level_chain(make)
     order = place(make, customer_of(make, low.distributor), price_fen=10000)
     pay(order)
     assert bool(differences(order.id)) is expect_differences
@@ -348,7 +348,7 @@ def test_price_differences_settle_like_commissions(app, make):
     from app.distribution.commissions import settle_due
 
     levels()
-    top, middle, low = three_level_chain(make)
+    top, _middle, low = three_level_chain(make)
     order = place(make, customer_of(make, low.distributor), price_fen=10000)
     pay(order)
     finish(order, days_ago=30)
@@ -434,7 +434,7 @@ def test_parent_must_be_a_higher_level_and_no_cycles(app, make):
 
 def test_cycle_walk_catches_data_whose_levels_were_edited(app, make):
     levels()
-    top, middle, low = three_level_chain(make)
+    top, _middle, low = three_level_chain(make)
     # Bypass the service to make levels inconsistent, as an old import might.
     db.session.get(OrderingMerchant, top.id).level = 4
     db.session.commit()

@@ -19,6 +19,7 @@ def register_api(app: Flask) -> None:
         cart,
         customer,
         distributor,
+        merchants,
         orders,
         posters,
         wechat,

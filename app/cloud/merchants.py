@@ -16,6 +16,8 @@ Every status, parent and level change is written to ``status_changes`` with subj
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
 from app.cloud.models import MerchantLevel, OrderingMerchant
@@ -343,3 +345,74 @@ def place_merchant_order(
     )
     db.session.flush()
     return order
+
+
+# --- what the merchant centre lists ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    """An order as its merchant sees it: its own order (full receiver) or a bound
+    customer's (masked buyer), with shipping status and tracking."""
+
+    order: object
+    own: bool
+    customer: str
+
+
+def orders_query(merchant: OrderingMerchant):
+    """Orders ``merchant`` may see: those it placed at level price, and its bound
+    customers' orders (level-1 attribution) once paid. Keyed by the merchant only."""
+    from sqlalchemy import or_
+
+    from app.cloud.models import MerchantOrder
+    from app.distribution.models import OrderAttribution
+    from app.orders.models import CANCELLED, PENDING_PAYMENT, Order
+
+    own = select(MerchantOrder.order_id).where(MerchantOrder.merchant_id == merchant.id)
+    bound = select(OrderAttribution.order_id).where(
+        OrderAttribution.level == 1, OrderAttribution.distributor_id == merchant.distributor_id
+    )
+    return select(Order).where(
+        or_(
+            Order.id.in_(own),
+            Order.id.in_(bound) & Order.status.not_in((PENDING_PAYMENT, CANCELLED)),
+        )
+    )
+
+
+def orders_of(
+    merchant: OrderingMerchant, page: int = 1, per_page: int = 20
+) -> tuple[list[OrderRow], int]:
+    """A page of the merchant's orders, newest first, and the total."""
+    from sqlalchemy import func
+
+    from app.accounts.models import User
+    from app.cloud.models import MerchantOrder
+    from app.distribution.ledger import mask_name
+    from app.orders.models import Order
+
+    query = orders_query(merchant)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    orders = db.session.scalars(
+        query.order_by(Order.id.desc()).limit(per_page).offset((max(page, 1) - 1) * per_page)
+    ).all()
+    mine = {
+        row.order_id: row
+        for row in db.session.scalars(
+            select(MerchantOrder).where(MerchantOrder.order_id.in_([o.id for o in orders]))
+        )
+    }
+    names = dict(
+        db.session.execute(
+            select(User.id, User.nickname).where(User.id.in_({o.user_id for o in orders}))
+        ).all()
+    )
+    rows = []
+    for order in orders:
+        row = mine.get(order.id)
+        if row is not None and row.merchant_id == merchant.id:
+            rows.append(OrderRow(order, True, row.customer_name or order.receiver_name))
+        else:
+            rows.append(OrderRow(order, False, mask_name(names.get(order.user_id))))
+    return rows, int(total)

@@ -1,0 +1,147 @@
+"""The ordering-merchant centre (订货商中心): H5 pages under /merchant for the signed-in user.
+
+Thin views over app.cloud.merchants and pricing. Every page reads the merchant row of the
+signed-in user only (no URL takes a merchant, distributor or order id), so a merchant
+never sees another merchant's orders, team or earnings. Placing an order goes through
+the JSON API (``POST /api/v1/merchant/orders``) from static/js/merchant.js and then the
+shop's own pay page; withdrawals are the distributor centre's (same ledger).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, render_template, request
+from flask_login import current_user, login_required
+
+from app.cloud import merchants as svc
+from app.cloud.models import OrderingMerchant
+from app.cloud.pricing import level_label, level_names, price_table
+from app.distribution.centre import STATE_LABELS, entry_label, share_url
+from app.distribution.ledger import balances, entries_for
+from app.orders.services import MAX_QUANTITY
+from app.orders.states import ORDER_STATUS_LABELS
+
+bp = Blueprint("merchant", __name__, url_prefix="/merchant")
+
+PER_PAGE = 20
+
+
+@bp.context_processor
+def merchant_globals() -> dict:
+    """Names every merchant template may use."""
+    from app.shop.views import DEFAULT_SHOP_NAME
+
+    return {
+        "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
+        "order_status_labels": ORDER_STATUS_LABELS,
+        "merchant_status_labels": svc.MERCHANT_STATUS_LABELS,
+        "state_labels": STATE_LABELS,
+        "entry_label": entry_label,
+        "level_label": level_label,
+    }
+
+
+def _me() -> OrderingMerchant | None:
+    if current_user.is_staff:  # a merchant's staff previewing the shop: no centre here
+        abort(403, description="请使用微信登录顾客账号后再进入订货商中心")
+    return svc.merchant_for_user(current_user.id)
+
+
+def _active_me() -> OrderingMerchant:
+    me = _me()
+    if me is None:
+        abort(404, description="你还不是订货商")
+    return me
+
+
+def _page() -> int:
+    raw = request.args.get("page", "")
+    return int(raw) if raw.isdigit() and 0 < len(raw) <= 5 and int(raw) > 0 else 1
+
+
+@bp.get("")
+@login_required
+def index():
+    """My level, parent, money and the menu; a short note for everyone else."""
+    me = _me()
+    if me is None:
+        return render_template("cloud/merchant_none.html")
+    names = level_names()
+    return render_template(
+        "cloud/merchant_centre.html",
+        me=me,
+        names=names,
+        parent=me.parent,
+        money=balances(me.distributor_id),
+        children=len(svc.children_of(me.id)),
+        share=share_url(current_app.config["PUBLIC_BASE_URL"], me.distributor.code),
+        active=svc.is_active(me),
+    )
+
+
+@bp.get("/prices")
+@login_required
+def prices():
+    """My price list: every SKU on sale, retail, my price, my margin, headquarters' stock."""
+    me = _active_me()
+    rows = [r for r in price_table(on_shelf_only=True) if me.level in r.prices]
+    return render_template("cloud/merchant_prices.html", me=me, rows=rows, names=level_names())
+
+
+@bp.get("/team")
+@login_required
+def team():
+    """My direct children (their level and status)."""
+    me = _active_me()
+    return render_template(
+        "cloud/merchant_team.html", me=me, children=svc.children_of(me.id), names=level_names()
+    )
+
+
+@bp.get("/earnings")
+@login_required
+def earnings():
+    """My ledger (级差 and anything else), each with its reason."""
+    me = _active_me()
+    page = _page()
+    rows = entries_for(me.distributor_id, page, PER_PAGE)
+    return render_template(
+        "cloud/merchant_earnings.html",
+        me=me,
+        rows=rows,
+        money=balances(me.distributor_id),
+        page=page,
+        has_next=len(rows) == PER_PAGE,
+    )
+
+
+@bp.get("/orders")
+@login_required
+def orders():
+    """Orders I placed and my customers' orders, with shipping status and tracking."""
+    me = _active_me()
+    page = _page()
+    rows, total = svc.orders_of(me, page, PER_PAGE)
+    return render_template(
+        "cloud/merchant_orders.html",
+        me=me,
+        rows=rows,
+        page=page,
+        has_next=page * PER_PAGE < total,
+    )
+
+
+@bp.get("/orders/new")
+@login_required
+def new_order():
+    """Order for a customer at my level price; stock shown is headquarters' own."""
+    me = _active_me()
+    if not svc.is_active(me):
+        abort(403, description="订货商资格未生效或已停用，暂不能下单")
+    rows = [r for r in price_table(on_shelf_only=True) if me.level in r.prices]
+    return render_template(
+        "cloud/merchant_order_new.html",
+        me=me,
+        rows=rows,
+        names=level_names(),
+        max_quantity=MAX_QUANTITY,
+    )
