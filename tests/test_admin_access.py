@@ -6,6 +6,8 @@ import pytest
 
 from app.admin.decorators import ROLE_ATTR
 from app.catalog.models import ProductImage
+from app.cloud.merchants import create_merchant
+from app.cloud.pricing import save_levels
 from app.distribution.admin_services import save_grade
 from app.distribution.distributors import create_distributor
 from app.distribution.models import LedgerEntry
@@ -63,6 +65,10 @@ def world(app, make):
     poster_template = PosterTemplate(kind="shop", name="测试模板", layout="classic")
     db.session.add(poster_template)
     db.session.commit()
+    # Cloud: an ordering merchant (levels first).
+    save_levels([{"level": 1, "name": "总代", "discount_bp": 4000}])
+    merchant = create_merchant(make.user().id, 1, None, "staff:1")
+    db.session.commit()
     return {
         "args": {
             "category_id": category.id,
@@ -76,6 +82,7 @@ def world(app, make):
             "distributor_id": distributor.id,
             "withdrawal_id": withdrawal.id,
             "poster_template_id": poster_template.id,
+            "merchant_id": merchant.id,
         },
         "customer": make.user(),
         "staff": staff,

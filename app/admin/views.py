@@ -8,6 +8,7 @@ from app.admin import (  # noqa: F401
     distribution,
     distribution_money,
     distribution_simulator,
+    merchants,
     notifications,
     orders,
     posters,
