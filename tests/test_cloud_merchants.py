@@ -455,3 +455,32 @@ def test_pending_merchant_earns_nothing_until_approved(app, make):
     second = place(make, customer_of(make, shop.distributor), price_fen=10000)
     pay(second)
     assert differences(second.id) == {shop.distributor_id: 500}
+
+
+# --- the simulator --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["price_difference", "commission", "both"])
+def test_simulator_shows_price_differences_under_the_precedence(app, make, mode):
+    from app.distribution.simulator import simulate
+
+    configure(levels=2)
+    levels()
+    precedence(mode)
+    _top, _middle, low = three_level_chain(make)
+    customer = customer_of(make, low.distributor)
+    sku_id = make.product(price_fen=10000).skus[0].id
+    result = simulate(sku_id, 1, buyer_id=customer.id)
+    db.session.rollback()
+    pd = result.price_differences
+    assert [r.amount_fen for r in pd.rows] == (
+        [0, 0, 0] if mode == "commission" else [2000, 1000, 1000]
+    )
+    assert pd.headquarters_unit_fen == 6000
+    commission = [r.amount_fen for r in result.rows]
+    assert commission == ([0, 0] if mode == "price_difference" else [1000, 500])
+    assert result.merchant_keeps_fen == 10000 - sum(commission) - pd.total_fen
+    assert any("级差" in note or "佣金" in note for note in result.notes)
+    # Not through a merchant: no price differences at all.
+    plain = simulate(sku_id, 1, chain=[distributor(make).id])
+    assert plain.price_differences is None

@@ -109,3 +109,21 @@ def test_merchants_page_add_approve_move(app, make, staff_client):
     assert any(a.startswith("staff:") for a in actors)
     res = post(staff_client, page, {"user_id": "999999", "level": "5"}, token_from=page)
     assert res.status_code == 404 and "用户不存在" in text(res)
+
+
+def test_simulator_page_shows_price_differences(app, make, staff_client):
+    from tests.test_commissions import customer_of
+
+    levels()
+    top = merchant(make, 1)
+    low = merchant(make, 3, top)
+    customer = customer_of(make, low.distributor)
+    sku_id = make.product(price_fen=10000).skus[0].id
+    res = staff_client.get(
+        f"/admin/distribution/simulator?sku_id={sku_id}&quantity=1&who=buyer&buyer_id={customer.id}"
+    )
+    page = text(res)
+    assert res.status_code == 200, page
+    assert "订货商级差" in page and "级差优先" in page
+    assert "零售价 ¥100.00 − 市代价 ¥80.00 = ¥20.00 × 1 件" in page
+    assert "市代价 ¥80.00 − 总代价 ¥60.00 = ¥20.00 × 1 件" in page

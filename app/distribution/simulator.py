@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app.catalog.models import Sku
+from app.cloud.price_difference import DifferencePreview, simulate_differences
 from app.distribution.attribution import buyer_chain
 from app.distribution.binding import may_bind
 from app.distribution.commissions import default_rule, grade_rule, product_rules
@@ -86,6 +87,8 @@ class Simulation:
     chain_source: str  # how level 1 was found, in words
     rows: list[SimulatedLevel]
     notes: list[str] = field(default_factory=list)
+    # 级差 when level 1 is an ordering merchant (app/cloud/price_difference.py), else None.
+    price_differences: DifferencePreview | None = None
 
     @property
     def total_fen(self) -> int:
@@ -93,9 +96,14 @@ class Simulation:
         return sum(row.amount_fen for row in self.rows)
 
     @property
+    def price_difference_fen(self) -> int:
+        """Σ price differences paid under the current precedence."""
+        return self.price_differences.total_fen if self.price_differences else 0
+
+    @property
     def merchant_keeps_fen(self) -> int:
         """What stays with the merchant of the line's paid amount."""
-        return self.paid_fen - self.total_fen
+        return self.paid_fen - self.total_fen - self.price_difference_fen
 
 
 def _label(d: Distributor | None) -> str:
@@ -248,6 +256,20 @@ def simulate(
             why = "该级固定佣金为 0"
         rows.append(SimulatedLevel(level, who.id, _label(who), 0, rule.source, why))
 
+    # Cloud distribution: through an ordering merchant, precedence may drop the commissions.
+    differences = simulate_differences(sku, quantity, base, ids[0] if ids else None)
+    if differences is not None:
+        notes.append(differences.note)
+        if not differences.plan.commissions:
+            rows = [
+                SimulatedLevel(
+                    r.level, r.distributor_id, r.distributor, 0, r.rule_source, "级差优先，不计佣金"
+                )
+                if r.amount_fen
+                else r
+                for r in rows
+            ]
+
     return Simulation(
         sku_id=sku.id,
         product_id=sku.product_id,
@@ -258,4 +280,5 @@ def simulate(
         chain_source=chain_source,
         rows=rows,
         notes=notes,
+        price_differences=differences,
     )
