@@ -32,6 +32,7 @@ from app.catalog.services import (
     update_product,
 )
 from app.extensions import db
+from app.incentives.audit import PRODUCT_WITH_SKUS, audited, row
 
 PER_PAGE = 20
 LOW_STOCK = 5
@@ -196,6 +197,7 @@ def product_create():
 
 @bp.route("/products/<int:product_id>/edit", methods=["GET", "POST"])
 @staff_required
+@audited("product.update", PRODUCT_WITH_SKUS)
 def product_edit(product_id: int):
     """Edit a product; its images are managed on the same page."""
     product = db.get_or_404(Product, product_id)
@@ -386,6 +388,7 @@ def _render_stock(error: str | None = None, error_id: int | None = None, status:
 
 @bp.post("/skus/<int:sku_id>/stock")
 @staff_required
+@audited("sku.set_stock", row(Sku, "sku_id"))
 def sku_stock(sku_id: int):
     """Set one SKU's stock to an absolute count."""
     sku = db.get_or_404(Sku, sku_id)

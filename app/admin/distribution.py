@@ -25,9 +25,16 @@ from app.admin.orders import actor_label
 from app.distribution import admin_services as svc
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
-from app.distribution.models import DISTRIBUTOR_STATUSES, Distributor, Grade, LedgerEntry
+from app.distribution.models import (
+    DISTRIBUTOR_STATUSES,
+    DistributionSettings,
+    Distributor,
+    Grade,
+    LedgerEntry,
+)
 from app.distribution.team import team_stats
 from app.extensions import db
+from app.incentives.audit import BINDING_OF_FORM_USER, audited, row, rows
 from app.orders.states import InvalidTransition
 
 PER_PAGE = 20
@@ -90,6 +97,7 @@ def distribution_settings():
 
 @bp.post("/distribution/settings")
 @owner_required
+@audited("distribution_settings.update", rows(DistributionSettings, "distribution_settings"))
 def distribution_settings_save():
     """Save the settings; a bad value re-shows the form with the reason."""
     typed = dict(request.form.items())
@@ -144,6 +152,7 @@ def distribution_grades():
 
 @bp.post("/distribution/grades")
 @staff_required
+@audited("grade.create", rows(Grade, "grade"))
 def distribution_grade_create():
     """Add a grade."""
     try:
@@ -161,6 +170,7 @@ def distribution_grade_create():
 
 @bp.post("/distribution/grades/<int:grade_id>")
 @staff_required
+@audited("grade.update", rows(Grade, "grade"))
 def distribution_grade_update(grade_id: int):
     """Change a grade's name, rates or conditions."""
     grade = db.get_or_404(Grade, grade_id)
@@ -179,6 +189,7 @@ def distribution_grade_update(grade_id: int):
 
 @bp.post("/distribution/grades/<int:grade_id>/delete")
 @staff_required
+@audited("grade.delete", rows(Grade, "grade"))
 def distribution_grade_delete(grade_id: int):
     """Delete a grade nobody holds."""
     grade = db.get_or_404(Grade, grade_id)
@@ -316,6 +327,7 @@ def _status_action(distributor_id: int, action, done: str):
 
 @bp.post("/distributors/<int:distributor_id>/approve")
 @staff_required
+@audited("distributor.approve", row(Distributor, "distributor_id"))
 def distributor_approve(distributor_id: int):
     """Approve an application."""
     return _status_action(
@@ -325,6 +337,7 @@ def distributor_approve(distributor_id: int):
 
 @bp.post("/distributors/<int:distributor_id>/reject")
 @staff_required
+@audited("distributor.reject", row(Distributor, "distributor_id"))
 def distributor_reject(distributor_id: int):
     """Refuse an application with a reason."""
     reason = request.form.get("reason", "")[:200]
@@ -335,6 +348,7 @@ def distributor_reject(distributor_id: int):
 
 @bp.post("/distributors/<int:distributor_id>/disable")
 @staff_required
+@audited("distributor.disable", row(Distributor, "distributor_id"))
 def distributor_disable(distributor_id: int):
     """Stop a distributor earning."""
     reason = request.form.get("reason", "")[:200]
@@ -345,6 +359,7 @@ def distributor_disable(distributor_id: int):
 
 @bp.post("/distributors/<int:distributor_id>/enable")
 @staff_required
+@audited("distributor.enable", row(Distributor, "distributor_id"))
 def distributor_enable(distributor_id: int):
     """Let a disabled distributor earn again."""
     return _status_action(distributor_id, lambda d: svc.enable_distributor(d, _actor()), "已恢复")
@@ -352,6 +367,7 @@ def distributor_enable(distributor_id: int):
 
 @bp.post("/distributors/<int:distributor_id>/parent")
 @staff_required
+@audited("distributor.change_parent", row(Distributor, "distributor_id"))
 def distributor_parent(distributor_id: int):
     """Move a distributor (and their team) under another parent, or to the top."""
     d = db.get_or_404(Distributor, distributor_id)
@@ -374,6 +390,7 @@ def distributor_parent(distributor_id: int):
 
 @bp.post("/distributors/<int:distributor_id>/grade")
 @staff_required
+@audited("distributor.set_grade", row(Distributor, "distributor_id"))
 def distributor_grade(distributor_id: int):
     """Give a distributor a grade by hand (or none)."""
     d = db.get_or_404(Distributor, distributor_id)
@@ -441,6 +458,7 @@ def distribution_bindings():
 
 @bp.post("/distribution/bindings")
 @staff_required
+@audited("binding.rebind", BINDING_OF_FORM_USER)
 def distribution_rebind():
     """Bind a customer to a distributor by hand (over the protection period); audited."""
     form = dict(request.form.items())

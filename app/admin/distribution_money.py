@@ -29,6 +29,7 @@ from app.distribution import withdrawals as wd
 from app.distribution.distributors import DistributionError
 from app.distribution.models import LEDGER_KINDS, Distributor, LedgerEntry, Withdrawal
 from app.extensions import db
+from app.incentives.audit import RULES_OF_PRODUCT, audited, row
 from app.orders.models import Order
 from app.orders.search import SHOP_TZ, parse_day
 from app.orders.states import InvalidTransition
@@ -287,6 +288,7 @@ def _withdrawal_action(withdrawal_id: int, action, done):
 
 @bp.post("/distribution/withdrawals/<int:withdrawal_id>/approve")
 @staff_required
+@audited("withdrawal.approve", row(Withdrawal, "withdrawal_id"))
 def distribution_withdrawal_approve(withdrawal_id: int):
     """Approve: WeChat transfer started at once, or (manual channel) to be paid by hand."""
 
@@ -302,6 +304,7 @@ def distribution_withdrawal_approve(withdrawal_id: int):
 
 @bp.post("/distribution/withdrawals/<int:withdrawal_id>/reject")
 @staff_required
+@audited("withdrawal.reject", row(Withdrawal, "withdrawal_id"))
 def distribution_withdrawal_reject(withdrawal_id: int):
     """Refuse with a reason the distributor sees; the money returns to their balance."""
     reason = (request.form.get("reason") or "")[:200]
@@ -314,6 +317,7 @@ def distribution_withdrawal_reject(withdrawal_id: int):
 
 @bp.post("/distribution/withdrawals/<int:withdrawal_id>/paid")
 @staff_required
+@audited("withdrawal.mark_paid", row(Withdrawal, "withdrawal_id"))
 def distribution_withdrawal_paid(withdrawal_id: int):
     """An approved manual withdrawal was paid outside the system."""
     note = (request.form.get("note") or "")[:200]
@@ -326,6 +330,7 @@ def distribution_withdrawal_paid(withdrawal_id: int):
 
 @bp.post("/distribution/withdrawals/<int:withdrawal_id>/cancel")
 @staff_required
+@audited("withdrawal.cancel", row(Withdrawal, "withdrawal_id"))
 def distribution_withdrawal_cancel(withdrawal_id: int):
     """Stop a WeChat payout the distributor has not confirmed; the money comes back."""
     return _withdrawal_action(
@@ -366,6 +371,7 @@ def commission_rule_helpers():
 
 @bp.post("/products/<int:product_id>/commission-rule")
 @staff_required
+@audited("commission_rule.save", RULES_OF_PRODUCT)
 def product_commission_rule(product_id: int):
     """Save or remove the product's (or one SKU's) commission rule."""
     product = db.get_or_404(Product, product_id)

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from app.admin import bp
 from app.admin.decorators import owner_required, staff_required
 from app.extensions import db
+from app.incentives.audit import audited, rows
 from app.wechat.menu import MenuError, menu_definition, publish_menu
-from app.wechat.models import OutboundMessage
+from app.wechat.models import NotificationSetting, OutboundMessage
 from app.wechat.notify import (
     KINDS,
     notification_settings,
@@ -56,6 +57,7 @@ def wechat_settings():
 
 @bp.post("/wechat")
 @owner_required
+@audited("notification_settings.update", rows(NotificationSetting, "notification_settings"))
 def wechat_settings_save():
     """Save every kind's template id and switch and the staff openids, all or nothing."""
     form = request.form

@@ -22,6 +22,7 @@ from app.admin.order_csv import csv_lines
 from app.admin.order_forms import RejectRefundForm, ShipForm
 from app.core.money import format_yuan
 from app.extensions import db
+from app.incentives.audit import audited, row
 from app.orders.models import (
     REFUND_APPROVED,
     REFUND_FAILED,
@@ -272,6 +273,7 @@ def order_detail(order_id: int):
 
 @bp.post("/orders/<int:order_id>/ship")
 @staff_required
+@audited("order.ship", row(Order, "order_id"))
 def order_ship(order_id: int):
     """Ship a paid order with a carrier and tracking number."""
     order = db.get_or_404(Order, order_id)
@@ -371,6 +373,7 @@ def _back_to(refund: Refund) -> str:
 
 @bp.post("/refunds/<int:refund_id>/approve")
 @staff_required
+@audited("refund.approve", row(Refund, "refund_id"))
 def refund_approve(refund_id: int):
     """Approve a refund: WeChat Pay is asked to pay it back (the notice completes it)."""
     refund = db.get_or_404(Refund, refund_id)
@@ -404,6 +407,7 @@ def refund_approve(refund_id: int):
 
 @bp.post("/refunds/<int:refund_id>/reject")
 @staff_required
+@audited("refund.reject", row(Refund, "refund_id"))
 def refund_reject(refund_id: int):
     """Refuse a refund with a reason the customer will see."""
     refund = db.get_or_404(Refund, refund_id)

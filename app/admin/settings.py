@@ -9,6 +9,8 @@ from app.admin.decorators import owner_required
 from app.admin.order_forms import OrderSettingsForm
 from app.core.money import format_yuan
 from app.extensions import db
+from app.incentives.audit import audited, rows
+from app.orders.models import ShopSettings
 from app.orders.services import get_settings
 
 
@@ -32,6 +34,7 @@ def settings_orders():
 
 @bp.post("/settings/orders")
 @owner_required
+@audited("order_settings.update", rows(ShopSettings, "order_settings"))
 def settings_orders_save():
     """Save the order settings; a bad value re-shows the form with the reason."""
     form = OrderSettingsForm()

@@ -1,6 +1,7 @@
 """Admin pages, one module per group; importing them attaches their routes to ``bp``."""
 
 from app.admin import (  # noqa: F401
+    audit,
     auth,
     bp,
     catalog,
@@ -12,6 +13,7 @@ from app.admin import (  # noqa: F401
     notifications,
     orders,
     posters,
+    reports,
     settings,
     staff,
 )

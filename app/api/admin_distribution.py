@@ -46,6 +46,7 @@ from app.distribution.models import (
     JOIN_MODES,
     LEDGER_KINDS,
     PAYOUT_CHANNELS,
+    DistributionSettings,
     Distributor,
     Grade,
     LedgerEntry,
@@ -54,6 +55,7 @@ from app.distribution.models import (
 from app.distribution.simulator import Preview, simulate
 from app.distribution.team import team_counts
 from app.extensions import db
+from app.incentives.audit import audited, row, rows
 from app.orders.states import InvalidTransition
 from app.payments.client import PaymentError
 
@@ -441,6 +443,7 @@ def get_settings():
 
 
 @admin_bp.put("/distribution/settings")
+@audited("distribution_settings.update", rows(DistributionSettings, "distribution_settings"))
 @spec.validate(
     resp=Response(HTTP_200=DistributionSettingsOut, HTTP_422=ErrorResponse, **BODY_ERRORS),
     tags=TAGS,
@@ -477,6 +480,7 @@ def list_grades():
 
 
 @admin_bp.post("/distribution/grades")
+@audited("grade.create", rows(Grade, "grade"))
 @spec.validate(
     resp=Response(
         HTTP_201=AdminGrade, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS
@@ -529,6 +533,7 @@ STATUS_RESP = Response(
 
 
 @admin_bp.post(f"/distributors/{DISTRIBUTOR_ID}/approve")
+@audited("distributor.approve", row(Distributor, "distributor_id"))
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
 def approve_distributor(distributor_id: int):
     """Approve an application (pending or rejected → active)."""
@@ -536,6 +541,7 @@ def approve_distributor(distributor_id: int):
 
 
 @admin_bp.post(f"/distributors/{DISTRIBUTOR_ID}/reject")
+@audited("distributor.reject", row(Distributor, "distributor_id"))
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
 def reject_distributor(distributor_id: int, json: AdminRejectBody):
     """Refuse an application with a reason (pending → rejected)."""
@@ -545,6 +551,7 @@ def reject_distributor(distributor_id: int, json: AdminRejectBody):
 
 
 @admin_bp.post(f"/distributors/{DISTRIBUTOR_ID}/disable")
+@audited("distributor.disable", row(Distributor, "distributor_id"))
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
 def disable_distributor(distributor_id: int, json: AdminReasonBody):
     """Stop a distributor earning (active → disabled)."""
@@ -554,6 +561,7 @@ def disable_distributor(distributor_id: int, json: AdminReasonBody):
 
 
 @admin_bp.post(f"/distributors/{DISTRIBUTOR_ID}/enable")
+@audited("distributor.enable", row(Distributor, "distributor_id"))
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
 def enable_distributor(distributor_id: int):
     """Let a disabled distributor earn again (disabled → active)."""
@@ -561,6 +569,7 @@ def enable_distributor(distributor_id: int):
 
 
 @admin_bp.patch(f"/distributors/{DISTRIBUTOR_ID}")
+@audited("distributor.update", row(Distributor, "distributor_id"))
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
 def patch_distributor(distributor_id: int, json: AdminDistributorPatch):
     """Change the parent (the whole team moves; a cycle is 409 ``cycle``) or the grade."""
@@ -641,6 +650,7 @@ WITHDRAWAL_RESP = Response(
 
 
 @admin_bp.post(f"/withdrawals/{WITHDRAWAL_ID}/approve")
+@audited("withdrawal.approve", row(Withdrawal, "withdrawal_id"))
 @spec.validate(resp=WITHDRAWAL_RESP, tags=TAGS, security=SECURITY)
 def approve_withdrawal(withdrawal_id: int):
     """Approve: channel wechat starts the WeChat transfer at once (usually
@@ -659,6 +669,7 @@ def approve_withdrawal(withdrawal_id: int):
 
 
 @admin_bp.post(f"/withdrawals/{WITHDRAWAL_ID}/reject")
+@audited("withdrawal.reject", row(Withdrawal, "withdrawal_id"))
 @spec.validate(resp=WITHDRAWAL_RESP, tags=TAGS, security=SECURITY)
 def reject_withdrawal(withdrawal_id: int, json: AdminRejectBody):
     """Refuse a requested withdrawal with a reason; the money returns to the balance."""
@@ -674,6 +685,7 @@ def reject_withdrawal(withdrawal_id: int, json: AdminRejectBody):
 
 
 @admin_bp.post(f"/withdrawals/{WITHDRAWAL_ID}/mark-paid")
+@audited("withdrawal.mark_paid", row(Withdrawal, "withdrawal_id"))
 @spec.validate(resp=WITHDRAWAL_RESP, tags=TAGS, security=SECURITY)
 def mark_withdrawal_paid(withdrawal_id: int, json: AdminReasonBody):
     """An approved manual-channel withdrawal was paid outside the system (``reason``: a note)."""

@@ -23,6 +23,7 @@ from app.api.schemas import MAX_ID, Body, ErrorResponse, Name, PageMeta, PageQue
 from app.api.spec import BEARER, spec
 from app.core.errors import ApiError
 from app.extensions import db
+from app.incentives.audit import audited, row
 from app.orders.models import Order, OrderLine, PaymentTransaction, Refund, StatusChange
 from app.orders.refunds import approve_refund, reject_refund
 from app.orders.search import FILTER_STATUSES, OrderFilter, order_query
@@ -358,6 +359,7 @@ def get_order(order_id: int):
 
 
 @admin_bp.post(f"/orders/{ORDER_ID}/ship")
+@audited("order.ship", row(Order, "order_id"))
 @spec.validate(
     resp=Response(
         HTTP_200=AdminOrderDetail, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS
@@ -382,6 +384,7 @@ def ship(order_id: int, json: ShipBody):
 
 
 @admin_bp.post(f"/refunds/{REFUND_ID}/approve")
+@audited("refund.approve", row(Refund, "refund_id"))
 @spec.validate(
     resp=Response(
         HTTP_200=AdminRefund, HTTP_409=ErrorResponse, HTTP_502=ErrorResponse, **BODY_ERRORS
@@ -412,6 +415,7 @@ def approve(refund_id: int):
 
 
 @admin_bp.post(f"/refunds/{REFUND_ID}/reject")
+@audited("refund.reject", row(Refund, "refund_id"))
 @spec.validate(
     resp=Response(
         HTTP_200=AdminRefund, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS

@@ -41,6 +41,7 @@ from app.catalog.services import (
 )
 from app.core.errors import ApiError
 from app.extensions import db
+from app.incentives.audit import PRODUCT_WITH_SKUS, audited, row
 
 PRODUCT_ID = "<int:product_id>"  # ids past MAX_ID are simply not found (queries.py)
 SKU_ID = "<int:sku_id>"
@@ -128,6 +129,7 @@ def get_product(product_id: int):
 
 
 @admin_bp.patch(f"/products/{PRODUCT_ID}")
+@audited("product.update", PRODUCT_WITH_SKUS)
 @spec.validate(resp=Response(HTTP_200=AdminProduct, **BODY_ERRORS), tags=TAGS, security=SECURITY)
 def patch_product(product_id: int, json: ProductPatch):
     """Change only the fields given.
@@ -184,6 +186,7 @@ def _merge_sku(item: SkuUpdate, sku: Sku | None) -> SkuInput:
 
 
 @admin_bp.put(f"/products/{PRODUCT_ID}/skus/{SKU_ID}/stock")
+@audited("sku.set_stock", row(Sku, "sku_id"))
 @spec.validate(resp=Response(HTTP_200=AdminSkuOut, **BODY_ERRORS), tags=TAGS, security=SECURITY)
 def put_stock(product_id: int, sku_id: int, json: StockSet):
     """Set a SKU's stock to an absolute count (a stock-take)."""
@@ -195,6 +198,7 @@ def put_stock(product_id: int, sku_id: int, json: StockSet):
 
 
 @admin_bp.post(f"/products/{PRODUCT_ID}/skus/{SKU_ID}/stock/adjust")
+@audited("sku.adjust_stock", row(Sku, "sku_id"))
 @spec.validate(
     resp=Response(HTTP_200=AdminSkuOut, HTTP_409=ErrorResponse, **BODY_ERRORS),
     tags=TAGS,

@@ -1,0 +1,1 @@
+"""Merchant reports: sales, commission, products, distributors, customers over time."""
