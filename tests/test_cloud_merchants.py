@@ -484,3 +484,48 @@ def test_simulator_shows_price_differences_under_the_precedence(app, make, mode)
     # Not through a merchant: no price differences at all.
     plain = simulate(sku_id, 1, chain=[distributor(make).id])
     assert plain.price_differences is None
+
+
+# --- demo data ------------------------------------------------------------------------------
+
+
+def test_demo_seed_has_five_levels_and_a_three_level_chain(app, runner):
+    from app.accounts.models import User
+    from app.cloud.merchants import chain_up, merchant_for_user
+    from app.cloud.pricing import list_levels
+
+    for _ in range(2):  # idempotent
+        result = runner.invoke(args=["seed-demo"])
+        assert result.exit_code == 0, result.output
+    assert "ordering merchants: 5 levels" in result.output
+    with app.app_context():
+        assert [(r.level, r.name) for r in list_levels()] == [
+            (1, "总代"),
+            (2, "省代"),
+            (3, "市代"),
+            (4, "县代"),
+            (5, "店主"),
+        ]
+        low = merchant_for_user(
+            db.session.scalar(select(User.id).where(User.openid == "o_demo_merchant_l3"))
+        )
+        assert [m.level for m in chain_up(low)] == [3, 2, 1]
+        assert db.session.query(OrderingMerchant).count() == 3
+        # A purchase through the demo 市代 pays each of the chain its 级差.
+        from app.catalog.models import Product
+        from tests import factories
+
+        product = db.session.scalars(
+            select(Product)
+            .where(Product.on_shelf.is_(True), Product.skus.any(Sku.stock > 0))
+            .order_by(Product.id)
+        ).first()
+        product.skus.sort(key=lambda s: -s.stock)  # place() buys skus[0]
+        customer = customer_of(factories, low.distributor)
+        order = place(factories, customer, product=product)
+        pay(order)
+        got = differences(order.id)
+        line = fresh(Order, order.id).lines[0]
+        retail = line.unit_price_fen
+        assert got[low.distributor_id] == retail - retail * 8000 // 10000
+        assert len(got) == 3 and all(v > 0 for v in got.values())
