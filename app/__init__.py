@@ -64,6 +64,7 @@ def register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.admin import bp as admin_bp
     from app.api import register_api
+    from app.cloud.views_agent import bp as agent_bp
     from app.cloud.views_merchant import bp as merchant_bp
     from app.core.views import bp as core_bp
     from app.distribution.referral import bp as referral_bp
@@ -77,6 +78,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(core_bp)
     app.register_blueprint(referral_bp)  # ?ref=CODE on any page, before the cached ones
     app.register_blueprint(distribution_bp)
+    app.register_blueprint(agent_bp)
     app.register_blueprint(merchant_bp)
     app.register_blueprint(posters_bp)
     app.register_blueprint(shop_bp)

@@ -6,6 +6,7 @@ import pytest
 
 from app.admin.decorators import ROLE_ATTR
 from app.catalog.models import ProductImage
+from app.cloud.agents import apply_for_region
 from app.cloud.merchants import create_merchant
 from app.cloud.pricing import save_levels
 from app.distribution.admin_services import save_grade
@@ -65,6 +66,8 @@ def world(app, make):
     poster_template = PosterTemplate(kind="shop", name="测试模板", layout="classic")
     db.session.add(poster_template)
     db.session.commit()
+    agent = apply_for_region(make.user().id, "district", "440305")
+    db.session.commit()
     # Cloud: an ordering merchant (levels first).
     save_levels([{"level": 1, "name": "总代", "discount_bp": 4000}])
     merchant = create_merchant(make.user().id, 1, None, "staff:1")
@@ -83,6 +86,7 @@ def world(app, make):
             "withdrawal_id": withdrawal.id,
             "poster_template_id": poster_template.id,
             "merchant_id": merchant.id,
+            "agent_id": agent.id,
         },
         "customer": make.user(),
         "staff": staff,

@@ -438,3 +438,18 @@ def test_region_orders_and_sales_rollup(app_ctx, make):
     assert rollup[("city", SHENZHEN)].sales_fen == 30000
     assert rollup[("province", GUANGDONG)].orders == 2
     assert rollup[("city", "110100")].sales_fen == 40000
+
+
+def test_demo_agents_are_seeded_once(app_ctx, make):
+    from app.cloud.demo_agents import seed_demo_agents
+
+    assert seed_demo_agents().startswith("demo agents: 3 added")
+    db.session.commit()
+    assert seed_demo_agents().startswith("demo agents: 0 added")
+    db.session.commit()
+    held = db.session.execute(
+        select(RegionAgent.level, RegionAgent.region_code).where(RegionAgent.status == "active")
+    ).all()
+    assert sorted(held) == [("city", SHENZHEN), ("district", NANSHAN), ("province", GUANGDONG)]
+    order = pay(order_to(make, NANSHAN, price_fen=10000))
+    assert sorted(dividends(order.id).values()) == [100, 200, 300]

@@ -382,13 +382,17 @@ def seed_demo_shop() -> str:
     if added_owner:  # never reset a password the merchant may have changed
         upsert_staff(username, password, "owner")
 
+    from app.cloud.demo_agents import seed_demo_agents
+
+    agents_summary = seed_demo_agents()
     from app.cloud.demo_merchants import seed_demo_merchants
 
     merchants_summary = seed_demo_merchants()
     return (
         f"demo shop: {added_categories} categories and {added_products} products added "
         f"({len(CATEGORIES)} categories, {len(PRODUCTS)} products in the demo); "
-        f"owner account {'created' if added_owner else 'already there'}; {merchants_summary}"
+        f"owner account {'created' if added_owner else 'already there'}; {agents_summary}; "
+        f"{merchants_summary}"
     )
 
 

@@ -339,3 +339,57 @@ def sales_rollup() -> dict[tuple[str, str], RegionSales]:
             row.orders += n
             row.sales_fen += total
     return out
+
+
+def dividend_entries(
+    distributor_id: int, page: int = 1, per_page: int = 20, now: datetime | None = None
+):
+    """A page of my region dividends and their refund reversals, newest first, as the
+    ledger list shows them (order number, masked buyer, why not withdrawable yet)."""
+    from app.accounts.models import User
+    from app.distribution.distributors import get_distribution_settings
+    from app.distribution.ledger import EntryRow, reason_not_available
+    from app.orders.models import OPEN_REFUND_STATUSES
+
+    now = now or utcnow()
+    earning = aliased(LedgerEntry)
+    rows = db.session.execute(
+        select(LedgerEntry, Order, User.nickname)
+        .outerjoin(earning, earning.id == LedgerEntry.reverses_id)
+        .outerjoin(Order, Order.id == LedgerEntry.order_id)
+        .outerjoin(User, User.id == Order.user_id)
+        .where(
+            LedgerEntry.distributor_id == distributor_id,
+            or_(
+                LedgerEntry.kind == REGION_DIVIDEND,
+                and_(LedgerEntry.kind == "reversal", earning.kind == REGION_DIVIDEND),
+            ),
+        )
+        .order_by(LedgerEntry.id.desc())
+        .limit(per_page)
+        .offset((max(page, 1) - 1) * per_page)
+    ).all()
+    order_ids = {order.id for _e, order, _n in rows if order is not None}
+    open_refunds = set(
+        db.session.scalars(
+            select(Refund.order_id).where(
+                Refund.order_id.in_(order_ids), Refund.status.in_(OPEN_REFUND_STATUSES)
+            )
+        )
+    )
+    hold_days = get_distribution_settings().settlement_hold_days
+    return [
+        EntryRow(
+            entry=entry,
+            order_number=order.number if order is not None else None,
+            buyer_name=mask_name(nickname) if order is not None else "",
+            reason_not_available=reason_not_available(
+                entry,
+                order,
+                now,
+                refund_open=order is not None and order.id in open_refunds,
+                hold_days=hold_days,
+            ),
+        )
+        for entry, order, nickname in rows
+    ]
