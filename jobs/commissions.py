@@ -26,6 +26,7 @@ from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.distribution.commissions import follow_up_payment, settle_due
 from app.extensions import db
+from app.incentives.events import after_payment
 from app.orders.models import Order
 from app.wechat.notify import notify_commissions_earned, notify_commissions_settled
 from jobs.queues import get_queue
@@ -70,6 +71,7 @@ def compute_order_commissions(order_id: int) -> dict:
     try:
         done = follow_up_payment(order, extend_protection_once=extend)
         write_region_dividends(order)  # regional agents (issue 8); a no-op when switched off
+        after_payment(order)  # tasks and invite rewards (app/incentives/events.py)
         notify_commissions_earned(order_id)  # once per distributor and order (dedupe key)
         db.session.commit()
     except Exception:

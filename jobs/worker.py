@@ -40,6 +40,7 @@ def run_worker(app: Flask, burst: bool = False) -> None:
     worker.flask_app = app
     if not burst:
         from jobs.commissions import schedule_settlement
+        from jobs.incentives import schedule_incentives
         from jobs.notifications import schedule_outbox_sweep
         from jobs.payments import schedule_timers
         from jobs.withdrawals import schedule_transfer_sync
@@ -49,4 +50,5 @@ def run_worker(app: Flask, burst: bool = False) -> None:
             schedule_settlement()  # so does commission settlement
             schedule_transfer_sync()  # likewise the transfer bill sync
             schedule_outbox_sweep()  # and the WeChat outbox sweep
+            schedule_incentives()  # and the incentives pass (tasks, rewards, leaderboards)
     worker.work(burst=burst, with_scheduler=True)

@@ -302,6 +302,9 @@ def reverse_for_refund(refund: Refund, now: datetime | None = None) -> list[int]
         .execution_options(populate_existing=True)
     )
     written = _reverse_line(line, refund.id, now or utcnow())
+    from app.incentives.events import after_refund  # task and invite rewards fall back
+
+    after_refund(refund)
     db.session.flush()
     return written
 
@@ -479,10 +482,8 @@ def follow_up_payment(order: Order, *, extend_protection_once: bool = True) -> P
     candidates = [row.distributor_id for row in attribution_for(order.id)]
     if joined is not None and joined.parent_id is not None:
         candidates.append(joined.parent_id)
-    upgraded = tuple(
-        distributor_id
-        for distributor_id in dict.fromkeys(candidates)
-        if upgrade_grade(distributor_id) is not None
-    )
+    from app.incentives.grades import upgrade_many  # upgrade_grade + history + notice
+
+    upgraded = upgrade_many(candidates, "付款后业绩达标")
     db.session.flush()
     return PaymentFollowUp(len(written), joined is not None, upgraded)

@@ -117,6 +117,11 @@ KINDS: dict[str, Kind] = {
         "分销员",
         (("thing1", "客户"), ("thing2", "来源"), ("time3", "绑定时间")),
     ),
+    "grade_upgraded": Kind(
+        "分销员等级提升",
+        "分销员",
+        (("thing1", "新等级"), ("thing2", "说明"), ("time3", "升级时间")),
+    ),
 }
 BIND_SOURCES = {"link": "通过您的推广链接", "qr": "扫描您的推广二维码", "staff": "商家为您调整"}
 # WeChat's limits on keyword values, by type prefix (longer values are refused with 47003).

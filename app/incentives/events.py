@@ -1,0 +1,117 @@
+"""Where incentives hear of the events that move them (each called inside the event's
+own transaction; everything here flushes, the edge commits):
+
+- ``after_payment(order)``: from the paid-order follow-up job (jobs/commissions.py),
+  after the commissions are written: tasks of the people the order counts for, the
+  invite reward of a buyer who is someone's invitee (grade upgrades run inside
+  ``follow_up_payment`` through app/incentives/grades.py);
+- ``after_refund(refund)``: from ``reverse_for_refund`` when a refund completes: invite
+  rewards of a purchase now refunded in full, tasks that fall back below target, grades.
+
+Both mark the distributors whose leaderboard figures may have moved; once the
+transaction commits, their scores are recomputed and written to Redis
+(app/incentives/leaderboards.py). A rollback forgets them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import event, select, update
+
+from app.distribution.models import Distributor, LedgerEntry, OrderAttribution
+from app.extensions import db
+from app.incentives import invites, tasks
+from app.incentives.grades import upgrade_many
+from app.orders.models import Order, Refund
+
+log = logging.getLogger(__name__)
+
+_PENDING_KEY = "incentives_leaderboard_ids"
+_HOOKED_KEY = "incentives_leaderboard_hooked"
+
+
+def _lock_distributors(ids: set[int]) -> None:
+    """Serialise task evaluation per distributor until the transaction ends (a no-op
+    UPDATE: row locks on PostgreSQL), so two orders reaching a target together are
+    counted by whichever evaluation comes second."""
+    if ids:
+        db.session.execute(
+            update(Distributor)
+            .where(Distributor.id.in_(sorted(ids)))
+            .values(status=Distributor.status)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _order_people(order: Order) -> set[int]:
+    """Everyone whose figures an order touches: attributed levels, ledger beneficiaries,
+    the buyer's inviter and binding."""
+    ids = set(tasks.affected_by_order(order))
+    ids.update(
+        db.session.scalars(
+            select(OrderAttribution.distributor_id).where(OrderAttribution.order_id == order.id)
+        )
+    )
+    ids.update(
+        db.session.scalars(
+            select(LedgerEntry.distributor_id).where(LedgerEntry.order_id == order.id).distinct()
+        )
+    )
+    return ids
+
+
+def after_payment(order: Order) -> dict:
+    """Tasks and invite rewards after ``order``'s commissions are written (flushes)."""
+    if order.paid_at is None:
+        return {"tasks": [], "invite": None}
+    people = tasks.affected_by_order(order)
+    _lock_distributors(people)
+    written = tasks.evaluate_for(people, order.paid_at)
+    invite = invites.on_order_paid(order)
+    mark_for_leaderboards(_order_people(order))
+    return {"tasks": written, "invite": invite}
+
+
+def after_refund(refund: Refund) -> dict:
+    """Reverse what a completed refund takes back (flushes)."""
+    order = db.session.get(Order, refund.order_id)
+    if order is None or order.paid_at is None:
+        return {"tasks": [], "invites": []}
+    reversed_invites = invites.on_refund(order, refund.id)
+    people = tasks.affected_by_order(order)
+    written = tasks.evaluate_for(people, order.paid_at, refund_id=refund.id)
+    upgrade_many(sorted(people), "退款后复核")  # never lowers a grade
+    mark_for_leaderboards(_order_people(order))
+    return {"tasks": written, "invites": reversed_invites}
+
+
+# --- leaderboards after the commit -----------------------------------------------------------
+
+
+def mark_for_leaderboards(distributor_ids) -> None:
+    """Sync these distributors' leaderboard scores once the transaction commits."""
+    session = db.session()
+    session.info.setdefault(_PENDING_KEY, set()).update(distributor_ids)
+    if not session.info.get(_HOOKED_KEY):
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_rollback", _after_rollback)
+        session.info[_HOOKED_KEY] = True
+
+
+def _after_commit(session) -> None:
+    ids = session.info.pop(_PENDING_KEY, set())
+    if not ids:
+        return
+    from app.incentives.leaderboards import sync_members
+
+    try:
+        # The session cannot run SQL inside after_commit: read on a connection of its own.
+        with db.engine.connect() as conn:
+            sync_members(ids, conn=conn)
+    except Exception:  # Redis down: the money is committed; the periodic rebuild catches up
+        log.exception("leaderboard sync failed for %s", sorted(ids))
+
+
+def _after_rollback(session) -> None:
+    session.info.pop(_PENDING_KEY, None)
