@@ -69,6 +69,7 @@ def register_blueprints(app: Flask) -> None:
     from app.core.views import bp as core_bp
     from app.distribution.referral import bp as referral_bp
     from app.distribution.views import bp as distribution_bp
+    from app.incentives.views import bp as incentives_bp
     from app.orders.views import bp as orders_bp
     from app.payments.views import bp as payments_bp
     from app.posters.views import bp as posters_bp
@@ -78,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(core_bp)
     app.register_blueprint(referral_bp)  # ?ref=CODE on any page, before the cached ones
     app.register_blueprint(distribution_bp)
+    app.register_blueprint(incentives_bp)
     app.register_blueprint(agent_bp)
     app.register_blueprint(merchant_bp)
     app.register_blueprint(posters_bp)

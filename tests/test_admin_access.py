@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from app.admin.decorators import ROLE_ATTR
@@ -9,11 +11,13 @@ from app.catalog.models import ProductImage
 from app.cloud.agents import apply_for_region
 from app.cloud.merchants import create_merchant
 from app.cloud.pricing import save_levels
+from app.core.time import utcnow
 from app.distribution.admin_services import save_grade
 from app.distribution.distributors import create_distributor
 from app.distribution.models import LedgerEntry
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
+from app.incentives.models import Task
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
 from app.posters.models import PosterTemplate
@@ -72,8 +76,19 @@ def world(app, make):
     save_levels([{"level": 1, "name": "总代", "discount_bp": 4000}])
     merchant = create_merchant(make.user().id, 1, None, "staff:1")
     db.session.commit()
+    task = Task(
+        name="测试任务",
+        target_kind="paid_orders",
+        target_value=3,
+        reward_fen=100,
+        starts_at=utcnow(),
+        ends_at=utcnow() + timedelta(days=1),
+    )
+    db.session.add(task)
+    db.session.commit()
     return {
         "args": {
+            "task_id": task.id,
             "category_id": category.id,
             "product_id": product.id,
             "image_id": image.id,

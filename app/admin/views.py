@@ -17,6 +17,7 @@ from app.admin import (  # noqa: F401
     reports,
     settings,
     staff,
+    tasks,
 )
 from app.admin.decorators import guard_blueprint
 

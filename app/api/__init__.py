@@ -20,6 +20,7 @@ def register_api(app: Flask) -> None:
         cart,
         customer,
         distributor,
+        incentives,
         merchants,
         orders,
         posters,
