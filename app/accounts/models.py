@@ -27,7 +27,7 @@ class User(UserMixin, db.Model):
     unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
     nickname: Mapped[str] = mapped_column(String(64), default="")
     avatar_url: Mapped[str] = mapped_column(String(512), default="")
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     is_staff = False

@@ -101,8 +101,8 @@ def reports():
 @bp.get("/reports/export")
 @staff_required
 def report_export():
-    """One report (``?report=sales``...) of the range as a CSV download."""
-    key = request.args.get("report", "")
+    """One report (``?report=sales``..., sales when not given) of the range as CSV."""
+    key = request.args.get("report") or "sales"
     build = queries.REPORTS.get(key)
     if build is None:
         abort(404)

@@ -140,10 +140,22 @@ def _category(kind) -> object:
     )
 
 
+def _kind_or_reversed_kind():
+    """SQL: an entry's kind, or for a reversal the kind of the entry it reverses.
+
+    The lookup is a subquery guarded by the CASE, so it runs (by primary key) for reversal
+    rows only; an outer join would hash the whole ledger on every page view.
+    """
+    original = aliased(LedgerEntry)
+    reversed_kind = (
+        select(original.kind).where(original.id == LedgerEntry.reverses_id).scalar_subquery()
+    )
+    return case((LedgerEntry.kind == "reversal", reversed_kind), else_=LedgerEntry.kind)
+
+
 def commission(rng: Range) -> Report:
     """Commission, dividends and rewards (pending / settled) and payouts per period."""
-    original = aliased(LedgerEntry)
-    kind = func.coalesce(original.kind, LedgerEntry.kind)
+    kind = _kind_or_reversed_kind()
     amount = LedgerEntry.amount_fen
     bucket = period_start(LedgerEntry.created_at, rng.grain)
     category = _category(kind)
@@ -168,7 +180,6 @@ def commission(rng: Range) -> Report:
                 0,
             ),
         )
-        .outerjoin(original, original.id == LedgerEntry.reverses_id)
         .where(rng.within(LedgerEntry.created_at))
         .group_by(bucket, category)
     ).all()
@@ -350,15 +361,13 @@ def top_distributors(rng: Range, limit: int = TOP_N) -> Report:
             .where(Distributor.id.in_(ids))
         ).all()
     )
-    original = aliased(LedgerEntry)
     earned = dict(
         db.session.execute(
             select(LedgerEntry.distributor_id, func.sum(LedgerEntry.amount_fen))
-            .outerjoin(original, original.id == LedgerEntry.reverses_id)
             .where(
                 LedgerEntry.distributor_id.in_(ids),
                 # payouts and their returns are not earnings
-                func.coalesce(original.kind, LedgerEntry.kind) != "withdrawal",
+                _kind_or_reversed_kind() != "withdrawal",
                 LedgerEntry.state != REVERSED,
                 rng.within(LedgerEntry.created_at),
             )
