@@ -430,3 +430,22 @@ def test_audit_page_lists_and_filters(app_ctx, world, owner_client, app, make):
     with staff_client.session_transaction() as session:
         session["_user_id"] = clerk.get_id()
     assert staff_client.get("/admin/audit").status_code == 403
+
+
+def test_agent_and_merchant_actions_are_audited(app_ctx, world, owner_client, make):
+    from app.cloud.agents import apply_for_region
+    from app.cloud.merchants import create_merchant
+    from app.cloud.pricing import save_levels
+
+    agent = apply_for_region(make.user().id, "district", "440305")
+    save_levels([{"level": 1, "name": "总代", "discount_bp": 4000}])
+    merchant = create_merchant(make.user().id, 1, None, "staff:1", status="pending")
+    db.session.commit()
+    assert post(owner_client, f"/admin/agents/{agent.id}/approve").status_code == 302
+    row = _only_row("agent.approve")
+    assert (row.subject, row.subject_id) == ("region_agent", str(agent.id))
+    assert (row.before["status"], row.after["status"]) == ("pending", "active")
+    response = post(owner_client, f"/admin/cloud/merchants/{merchant.id}/status", {"to": "active"})
+    assert response.status_code in (200, 302)
+    row = _only_row("merchant.status")
+    assert (row.before["status"], row.after["status"]) == ("pending", "active")

@@ -21,11 +21,12 @@ from app.admin.orders import _actor_names, actor_label
 from app.catalog.models import Product
 from app.cloud import agents as svc
 from app.cloud import dividends as div
-from app.cloud.models import AGENT_LEVELS, RegionAgent
+from app.cloud.models import AGENT_LEVELS, AgentProductRate, CloudSettings, RegionAgent
 from app.distribution.ledger import balances
 from app.distribution.models import Distributor
 from app.distribution.rules import format_bp
 from app.extensions import db
+from app.incentives.audit import audited, form_int, row, rows
 from app.orders.models import StatusChange
 from app.orders.states import InvalidTransition
 
@@ -129,6 +130,14 @@ def region_table(held: list[RegionAgent]) -> list[RegionRow]:
         return rows
 
     return ordered(roots)
+
+
+# The agent rates of the product named by the form (audit target).
+AGENT_RATES_OF_FORM_PRODUCT = rows(
+    AgentProductRate,
+    "agent_product_rate",
+    where=lambda **_: AgentProductRate.product_id == form_int("product_id"),
+)
 
 
 @bp.get("/agents")
@@ -260,6 +269,7 @@ def _decide(agent_id: int, action, done: str):
 
 @bp.post("/agents/<int:agent_id>/approve")
 @staff_required
+@audited("agent.approve", row(RegionAgent, "agent_id"))
 def agent_approve(agent_id: int):
     """Approve an application: the agent earns on orders paid from now on."""
     return _decide(agent_id, lambda a: svc.approve(a, _actor()), "已通过审核")
@@ -267,6 +277,7 @@ def agent_approve(agent_id: int):
 
 @bp.post("/agents/<int:agent_id>/reject")
 @staff_required
+@audited("agent.reject", row(RegionAgent, "agent_id"))
 def agent_reject(agent_id: int):
     """Refuse an application with a reason the applicant sees."""
     reason = request.form.get("reason", "")[:200]
@@ -275,6 +286,7 @@ def agent_reject(agent_id: int):
 
 @bp.post("/agents/<int:agent_id>/revoke")
 @staff_required
+@audited("agent.revoke", row(RegionAgent, "agent_id"))
 def agent_revoke(agent_id: int):
     """Revoke an active agent (earned dividends stay); the region is free again."""
     reason = request.form.get("reason", "")[:200]
@@ -283,6 +295,7 @@ def agent_revoke(agent_id: int):
 
 @bp.post("/agents/<int:agent_id>/transfer")
 @staff_required
+@audited("agent.transfer", row(RegionAgent, "agent_id"))
 def agent_transfer(agent_id: int):
     """Hand the region to another customer (user id or distributor code)."""
     target = find_user(request.form.get("to", "")[:20])
@@ -298,6 +311,7 @@ def agent_transfer(agent_id: int):
 
 @bp.post("/agents/assign")
 @staff_required
+@audited("agent.assign", rows(RegionAgent, "region_agent"))
 def agent_assign():
     """Make a customer the active agent of a region directly."""
     user = find_user(request.form.get("user", "")[:20])
@@ -353,6 +367,7 @@ def _bp_field(name: str) -> int:
 
 @bp.post("/agents/settings")
 @owner_required
+@audited("cloud_settings.update", rows(CloudSettings, "cloud_settings"))
 def agent_settings_save():
     """Save the rates and the on/off switch."""
     try:
@@ -373,6 +388,7 @@ def agent_settings_save():
 
 @bp.post("/agents/rates")
 @owner_required
+@audited("agent_rate.save", AGENT_RATES_OF_FORM_PRODUCT)
 def agent_rate_save():
     """Set or (empty rate) remove a product's dividend rate for one level."""
     raw_product = (request.form.get("product_id") or "").strip()

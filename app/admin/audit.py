@@ -43,6 +43,17 @@ ACTION_LABELS = {
     "product.update": "商品修改",
     "sku.set_stock": "设置库存",
     "sku.adjust_stock": "调整库存",
+    "agent.approve": "区域代理通过",
+    "agent.reject": "区域代理驳回",
+    "agent.revoke": "区域代理撤销",
+    "agent.transfer": "区域代理转让",
+    "agent.assign": "指定区域代理",
+    "cloud_settings.update": "代理分红设置",
+    "agent_rate.save": "商品代理分红",
+    "merchant_levels.save": "订货商等级与价格",
+    "merchant.create": "新增订货商",
+    "merchant.status": "订货商状态",
+    "merchant.update": "修改订货商",
 }
 
 

@@ -14,7 +14,13 @@ from sqlalchemy import select
 from app.admin import bp
 from app.admin.decorators import staff_required
 from app.cloud import merchants as svc
-from app.cloud.models import PRECEDENCE, OrderingMerchant
+from app.cloud.models import (
+    PRECEDENCE,
+    CloudSettings,
+    MerchantLevel,
+    MerchantSkuPrice,
+    OrderingMerchant,
+)
 from app.cloud.pricing import (
     MAX_LEVEL,
     PRECEDENCE_LABELS,
@@ -29,6 +35,7 @@ from app.cloud.pricing import (
 from app.core.money import parse_yuan
 from app.distribution.ledger import balances
 from app.extensions import db
+from app.incentives.audit import audited, combined, row, rows
 from app.orders.states import InvalidTransition
 
 MAX_ID = 2**31 - 1
@@ -61,6 +68,15 @@ def _render_levels(error: str | None = None, status: int = 200, form: dict | Non
         ),
         status,
     )
+
+
+# Levels, level prices and the precedence setting, saved together (audit target).
+MERCHANT_PRICING = combined(
+    rows(MerchantLevel, "level"),
+    rows(MerchantSkuPrice, "price"),
+    rows(CloudSettings, "settings"),
+    subject="merchant_pricing",
+)
 
 
 @bp.get("/cloud/merchant-levels")
@@ -113,6 +129,7 @@ def _levels_from_form(form) -> tuple[list[dict], list[dict]]:
 
 @bp.post("/cloud/merchant-levels")
 @staff_required
+@audited("merchant_levels.save", MERCHANT_PRICING)
 def merchant_levels_save():
     """Save levels, set prices and precedence together (every SKU is validated)."""
     try:
@@ -162,6 +179,7 @@ def merchants():
 
 @bp.post("/cloud/merchants")
 @staff_required
+@audited("merchant.create", rows(OrderingMerchant, "ordering_merchant"))
 def merchant_create():
     """Make a user an ordering merchant (by user id) at a level under a parent."""
     form = request.form
@@ -195,6 +213,7 @@ def _merchant(merchant_id: int) -> OrderingMerchant:
 
 @bp.post("/cloud/merchants/<int:merchant_id>/status")
 @staff_required
+@audited("merchant.status", row(OrderingMerchant, "merchant_id"))
 def merchant_status(merchant_id: int):
     """Approve, disable or re-enable (audited)."""
     merchant = _merchant(merchant_id)
@@ -214,6 +233,7 @@ def merchant_status(merchant_id: int):
 
 @bp.post("/cloud/merchants/<int:merchant_id>")
 @staff_required
+@audited("merchant.update", row(OrderingMerchant, "merchant_id"))
 def merchant_update(merchant_id: int):
     """Change level and parent together (parent higher, no cycles), audited."""
     merchant = _merchant(merchant_id)

@@ -257,13 +257,6 @@ def _product_target() -> Target:
     return row(Product, "product_id", extra=_sku_values)
 
 
-def _form_user_id() -> int | None:
-    from flask import request
-
-    raw = (request.form.get("user_id") or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 10 else None
-
-
 def _rules_target() -> Target:
     from app.distribution.models import CommissionRule
 
@@ -277,7 +270,7 @@ def _rules_target() -> Target:
 def _binding_target() -> Target:
     from app.distribution.models import Binding
 
-    return rows(Binding, "binding", where=lambda **_: Binding.user_id == _form_user_id())
+    return rows(Binding, "binding", where=lambda **_: Binding.user_id == form_int("user_id"))
 
 
 # A product with its SKUs' prices and stock as "sku.<id>" keys.
@@ -286,3 +279,11 @@ PRODUCT_WITH_SKUS = _product_target()
 RULES_OF_PRODUCT = _rules_target()
 # The binding of the customer named by the form's user_id (manual rebind).
 BINDING_OF_FORM_USER = _binding_target()
+
+
+def form_int(name: str) -> int | None:
+    """The posted form field ``name`` as an id, or None (for targets named by the form)."""
+    from flask import request
+
+    raw = (request.form.get(name) or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
