@@ -449,3 +449,17 @@ def test_agent_and_merchant_actions_are_audited(app_ctx, world, owner_client, ma
     assert response.status_code in (200, 302)
     row = _only_row("merchant.status")
     assert (row.before["status"], row.after["status"]) == ("pending", "active")
+
+
+def test_open_api_agent_approval_is_audited(app_ctx, world, client, token, make):
+    from app.cloud.agents import apply_for_region
+
+    agent = apply_for_region(make.user().id, "district", "440305")
+    db.session.commit()
+    token_id, secret = token
+    response = client.post(
+        f"/api/v1/admin/agents/{agent.id}/approve", headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    row = _only_row("agent.approve")
+    assert row.actor == f"api:{token_id}" and row.after["status"] == "active"

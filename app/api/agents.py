@@ -37,11 +37,19 @@ from app.api.schemas import (
 from app.api.spec import BEARER, COOKIE, spec
 from app.cloud import agents as svc
 from app.cloud import dividends as div
-from app.cloud.models import AGENT_LEVELS, AGENT_STATUSES, PRECEDENCE, RegionAgent
+from app.cloud.models import (
+    AGENT_LEVELS,
+    AGENT_STATUSES,
+    PRECEDENCE,
+    AgentProductRate,
+    CloudSettings,
+    RegionAgent,
+)
 from app.core.errors import ApiError
 from app.distribution.centre import STATE_LABELS, entry_label
 from app.distribution.ledger import balances
 from app.extensions import db
+from app.incentives.audit import audited, row, rows
 from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
 
 AGENT_ID = "<int:agent_id>"
@@ -439,6 +447,7 @@ def admin_agents(query: AdminAgentQuery):
 
 
 @admin_bp.post("/agents")
+@audited("agent.assign", rows(RegionAgent, "region_agent"))
 @spec.validate(
     resp=Response(HTTP_201=AdminAgent, **ADMIN_BODY_ERRORS),
     tags=ADMIN_TAGS,
@@ -463,6 +472,7 @@ def _decide(agent_id: int, action):
 
 
 @admin_bp.post(f"/agents/{AGENT_ID}/approve")
+@audited("agent.approve", row(RegionAgent, "agent_id"))
 @spec.validate(resp=AGENT_RESP, tags=ADMIN_TAGS, security=ADMIN_SECURITY)
 def admin_approve_agent(agent_id: int):
     """Approve an application (pending → active). No body."""
@@ -470,6 +480,7 @@ def admin_approve_agent(agent_id: int):
 
 
 @admin_bp.post(f"/agents/{AGENT_ID}/reject")
+@audited("agent.reject", row(RegionAgent, "agent_id"))
 @spec.validate(resp=AGENT_RESP, tags=ADMIN_TAGS, security=ADMIN_SECURITY)
 def admin_reject_agent(agent_id: int, json: AdminAgentReason):
     """Refuse an application with a reason (pending → rejected); the region is free."""
@@ -477,6 +488,7 @@ def admin_reject_agent(agent_id: int, json: AdminAgentReason):
 
 
 @admin_bp.post(f"/agents/{AGENT_ID}/revoke")
+@audited("agent.revoke", row(RegionAgent, "agent_id"))
 @spec.validate(resp=AGENT_RESP, tags=ADMIN_TAGS, security=ADMIN_SECURITY)
 def admin_revoke_agent(agent_id: int, json: AdminAgentReason):
     """Revoke an active agent (active → revoked); earned dividends stay."""
@@ -484,6 +496,7 @@ def admin_revoke_agent(agent_id: int, json: AdminAgentReason):
 
 
 @admin_bp.post(f"/agents/{AGENT_ID}/transfer")
+@audited("agent.transfer", row(RegionAgent, "agent_id"))
 @spec.validate(resp=AGENT_RESP, tags=ADMIN_TAGS, security=ADMIN_SECURITY)
 def admin_transfer_agent(agent_id: int, json: AdminAgentTransfer):
     """Hand an active agent's region to another customer; answers the new agent row."""
@@ -506,6 +519,7 @@ def admin_cloud_settings():
 
 
 @admin_bp.put("/cloud/settings")
+@audited("cloud_settings.update", rows(CloudSettings, "cloud_settings"))
 @spec.validate(
     resp=Response(HTTP_200=CloudSettingsOut, **ADMIN_BODY_ERRORS),
     tags=ADMIN_TAGS,
@@ -540,6 +554,7 @@ def _rates_out() -> ProductRateList:
 
 
 @admin_bp.put("/agents/product-rates")
+@audited("agent_rate.save", rows(AgentProductRate, "agent_product_rate"))
 @spec.validate(
     resp=Response(HTTP_200=ProductRateList, **ADMIN_BODY_ERRORS),
     tags=ADMIN_TAGS,

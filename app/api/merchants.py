@@ -39,7 +39,7 @@ from app.api.schemas import (
 )
 from app.api.spec import BEARER, COOKIE, spec
 from app.cloud import merchants as svc
-from app.cloud.models import OrderingMerchant
+from app.cloud.models import CloudSettings, MerchantLevel, MerchantSkuPrice, OrderingMerchant
 from app.cloud.pricing import (
     MerchantError,
     get_cloud_settings,
@@ -53,6 +53,7 @@ from app.core.errors import ApiError
 from app.distribution.centre import share_url
 from app.distribution.ledger import balances
 from app.extensions import db
+from app.incentives.audit import audited, combined, row, rows
 from app.orders.services import MAX_LINES, MAX_QUANTITY, ItemRequest
 from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
 
@@ -370,6 +371,15 @@ def _levels_out() -> AdminLevelsOut:
     )
 
 
+# Levels, level prices and the precedence setting, saved together (audit target).
+MERCHANT_PRICING = combined(
+    rows(MerchantLevel, "level"),
+    rows(MerchantSkuPrice, "price"),
+    rows(CloudSettings, "settings"),
+    subject="merchant_pricing",
+)
+
+
 @admin_bp.get("/merchant-levels")
 @spec.validate(
     resp=Response(HTTP_200=AdminLevelsOut, HTTP_401=ErrorResponse),
@@ -384,6 +394,7 @@ def admin_levels():
 
 
 @admin_bp.put("/merchant-levels")
+@audited("merchant_levels.save", MERCHANT_PRICING)
 @spec.validate(
     resp=Response(HTTP_200=AdminLevelsOut, **BODY_ERRORS), tags=ADMIN_TAGS, security=SECURITY
 )
@@ -454,6 +465,7 @@ def admin_merchants(query: AdminMerchantQuery):
 
 
 @admin_bp.post("/merchants")
+@audited("merchant.create", rows(OrderingMerchant, "ordering_merchant"))
 @spec.validate(
     resp=Response(HTTP_201=AdminMerchant, **BODY_ERRORS), tags=ADMIN_TAGS, security=SECURITY
 )
@@ -470,6 +482,7 @@ def admin_create_merchant(json: AdminMerchantCreate):
 
 
 @admin_bp.post("/merchants/<int:merchant_id>/approve")
+@audited("merchant.status", row(OrderingMerchant, "merchant_id"))
 @spec.validate(
     resp=Response(HTTP_200=AdminMerchant, **BODY_ERRORS), tags=ADMIN_TAGS, security=SECURITY
 )
@@ -483,6 +496,7 @@ def admin_approve_merchant(merchant_id: int):
 
 
 @admin_bp.patch("/merchants/<int:merchant_id>")
+@audited("merchant.update", row(OrderingMerchant, "merchant_id"))
 @spec.validate(
     resp=Response(HTTP_200=AdminMerchant, **BODY_ERRORS), tags=ADMIN_TAGS, security=SECURITY
 )
