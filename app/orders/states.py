@@ -84,13 +84,16 @@ def move_status(
     current = row.status
     if to not in table_transitions.get(current, ()):
         raise InvalidTransition(subject, current, to)
-    result = db.session.execute(
+    # RETURNING the row with populate_existing refreshes ``row`` (status, the values, any
+    # onupdate column) from the UPDATE itself: no second SELECT, as a refresh would cost.
+    moved = db.session.execute(
         update(model)
         .where(model.id == row.id, model.status == current)
         .values(status=to, **values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+        .returning(model)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()
+    if moved is None:
         db.session.refresh(row)
         raise InvalidTransition(subject, row.status, to)
     db.session.add(
@@ -104,7 +107,6 @@ def move_status(
         )
     )
     db.session.flush()
-    db.session.refresh(row)
 
 
 def move_order(order: Order, to: str, actor: str, reason: str = "", **values: Any) -> None:
