@@ -64,11 +64,14 @@ def notify():
     """Payment notice (TRANSACTION.SUCCESS): mark the order paid once."""
     notice = verify_notice(request.headers, _read_body())
     order, first = apply_payment(notice.resource)
+    # Read the id before the commit: afterwards the order is expired and ``order.id``
+    # would cost a SELECT.
+    order_id = order.id if first and order is not None else None
     db.session.commit()
-    if first and order is not None:
+    if order_id is not None:
         from jobs.payments import enqueue_order_paid
 
-        enqueue_order_paid(order.id)
+        enqueue_order_paid(order_id)
     return "", 204
 
 
