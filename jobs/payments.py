@@ -43,9 +43,18 @@ def order_paid_job_id(order_id: int) -> str:
 def enqueue_order_paid(order_id: int) -> None:
     """Queue the follow-up of a newly paid order (call after the commit)."""
     try:
-        get_queue("default").enqueue(
-            on_order_paid, order_id, job_id=order_paid_job_id(order_id), result_ttl=7 * 86400
-        )
+        queue = get_queue("default")
+        # One pipeline: RQ then sends the queue registration and the job in one round trip
+        # (MULTI/EXEC) instead of two.
+        with queue.connection.pipeline() as pipe:
+            queue.enqueue_call(
+                on_order_paid,
+                args=(order_id,),
+                job_id=order_paid_job_id(order_id),
+                result_ttl=7 * 86400,
+                pipeline=pipe,
+            )
+            pipe.execute()
     except Exception:  # the payment is committed; a lost follow-up must not fail the notice
         log.exception("could not enqueue the follow-up of paid order %s", order_id)
 
