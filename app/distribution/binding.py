@@ -110,7 +110,9 @@ def bind(
     expires, protected = _windows(now)
     existing = db.session.scalar(select(Binding).where(Binding.user_id == user_id))
     if existing is None:
-        inserted = db.session.execute(
+        # RETURNING the whole row (an ORM object) rather than rowcount, which psycopg does
+        # not report reliably here, and rather than re-reading the row we just wrote.
+        inserted = db.session.scalar(
             _insert()(Binding)
             .values(
                 user_id=user_id,
@@ -121,13 +123,13 @@ def bind(
                 protected_until=protected,
             )
             .on_conflict_do_nothing(index_elements=["user_id"])
-            .returning(Binding.id)
+            .returning(Binding)
         )
-        # RETURNING rather than rowcount: psycopg reports no reliable rowcount here.
-        if inserted.scalar_one_or_none() is not None:
+        if inserted is not None:
             _event(user_id, distributor.id, None, "bind", source, actor)
             db.session.flush()
-        # Either way, whoever inserted first holds the binding (first touch wins).
+            return inserted
+        # A concurrent first touch inserted first: it holds the binding.
         return db.session.scalar(
             select(Binding)
             .where(Binding.user_id == user_id)
