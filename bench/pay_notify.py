@@ -11,7 +11,17 @@ keep-alive clients. The shop answers 204 only after the commit, so each request'
 the notice → paid-and-committed latency. In the same run it measures the null route and
 a second pass of the same notices (duplicates: the already-paid path) at the same
 concurrency, and prints p50/p99 with ratios against the null route.
-Goal: first notices p50 < 50 ms and p99 < 200 ms.
+
+Two ways of being "50 concurrent", both measured in the same run:
+
+- closed loop: ``--connections`` keep-alive clients, each sending its next notice as soon
+  as the previous one is answered (a sustained load of 50 in flight);
+- bursts (the issue's words): ``--bursts`` times, exactly ``--connections`` notices fired
+  at the same instant, each on its own connection, then a pause; latency per request from
+  send to the 204. Null-route bursts alternate with notice bursts.
+
+Goal: first notices p50 < 50 ms and p99 < 200 ms (checked on the bursts and reported for
+the closed loop).
 """
 
 from __future__ import annotations
@@ -106,6 +116,54 @@ def load(port: int, requests_: list[tuple[str, str, dict, bytes]], connections: 
     }
 
 
+def burst(port: int, requests_: list[tuple[str, str, dict, bytes]]) -> list[float]:
+    """Send every request at the same instant, each on its own (already open) connection,
+    as a payment system's notice senders would; return (latency ms, status) per request."""
+    barrier = threading.Barrier(len(requests_))
+    results: list = []
+    lock = threading.Lock()
+
+    def one(request: tuple[str, str, dict, bytes]) -> None:
+        method, path, headers, body = request
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.connect()
+        barrier.wait()
+        started = time.perf_counter()
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            status = str(response.status)
+        except (OSError, http.client.HTTPException):
+            status = "error"
+        elapsed = (time.perf_counter() - started) * 1000
+        conn.close()
+        with lock:
+            results.append((elapsed, status))
+
+    threads = [threading.Thread(target=one, args=(r,)) for r in requests_]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def summarise(results: list) -> dict:
+    """p50/p99/max and status counts of (latency ms, status) pairs."""
+    latencies = [ms for ms, _status in results]
+    statuses: dict[str, int] = {}
+    for _ms, status in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    return {
+        "count": len(latencies),
+        "statuses": statuses,
+        "p50": round(percentile(latencies, 50), 2),
+        "p99": round(percentile(latencies, 99), 2),
+        "max": round(max(latencies), 2) if latencies else 0.0,
+    }
+
+
 def child(args) -> int:
     """Build the notices (before timing), then run the three measured phases."""
     from app.wechat.sandbox.pay import load_pay_keys, signed_notice
@@ -131,6 +189,8 @@ def child(args) -> int:
         notices.append(("POST", "/pay/notify", headers, body.encode()))
     # Warm up every gunicorn thread (imports, keys, connections) on orders not measured.
     warm, notices = notices[: args.warmup], notices[args.warmup :]
+    size = args.connections
+    bursts, notices = notices[: args.bursts * size], notices[args.bursts * size :]
     null = [("GET", "/__null", {}, b"")] * len(notices)
     load(args.port, null[: args.warmup], args.connections)
     load(args.port, warm, args.connections)
@@ -140,6 +200,15 @@ def child(args) -> int:
     }
     # Duplicates 4 minutes later would be re-signed; within the window the same ones do.
     results["duplicate"] = load(args.port, notices, args.connections)
+    # Bursts: null and first notices alternate, with a pause so each starts from idle.
+    null_runs, first_runs = [], []
+    for start in range(0, len(bursts), size):
+        time.sleep(args.pause)
+        null_runs += burst(args.port, [("GET", "/__null", {}, b"")] * size)
+        time.sleep(args.pause)
+        first_runs += burst(args.port, bursts[start : start + size])
+    results["burst_null"] = summarise(null_runs)
+    results["burst_first"] = summarise(first_runs)
     print(json.dumps(results))
     return 0
 
@@ -246,7 +315,9 @@ def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int, default=2000, help="orders (one notice each)")
+    parser.add_argument("--orders", type=int, default=1000, help="closed-loop notices")
+    parser.add_argument("--bursts", type=int, default=20, help="bursts of --connections")
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between bursts")
     parser.add_argument("--connections", type=int, default=50, help="concurrent notices")
     parser.add_argument("--warmup", type=int, default=200, help="extra orders, not measured")
     parser.add_argument("--database-url", help="e.g. a PostgreSQL URL (default: SQLite)")
@@ -269,7 +340,7 @@ def main() -> int:
             f"unix://{redis_server.socket_file}",
             port,
             args.database_url,
-            args.orders + args.warmup,
+            args.orders + args.warmup + args.bursts * args.connections,
         )
         server = start_gunicorn(env, port)
         try:
@@ -283,6 +354,10 @@ def main() -> int:
                 str(args.connections),
                 "--warmup",
                 str(args.warmup),
+                "--bursts",
+                str(args.bursts),
+                "--pause",
+                str(args.pause),
                 "--keys-dir",
                 str(keys.directory),
                 "--orders-file",
@@ -317,33 +392,45 @@ def main() -> int:
             redis_server.shutdown()
 
     backend = "PostgreSQL" if args.database_url else "SQLite"
+    threads = env.get("GUNICORN_THREADS", "gunicorn.conf.py default")
     print(
-        f"{args.orders} notices, {args.connections} concurrent, gunicorn "
-        f"{env['WEB_CONCURRENCY']} workers, {backend}"
+        f"{backend}, gunicorn {env['WEB_CONCURRENCY']} workers × {threads} threads; "
+        f"closed loop: {args.orders} notices from {args.connections} clients; "
+        f"bursts: {args.bursts} × {args.connections} at once"
     )
-    null = results["null"]
-    for name in ("null", "first", "duplicate"):
-        r = results[name]
-        print(
-            f"{name:10s} p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  "
-            f"({r['p50'] / null['p50']:5.1f}x / {r['p99'] / null['p99']:5.1f}x null)  "
-            f"{r['rps']:7.1f} req/s  {r['statuses']}"
-        )
-    total = args.orders + args.warmup
+    for mode, base, names in (
+        ("closed", "null", ("null", "first", "duplicate")),
+        ("burst", "burst_null", ("burst_null", "burst_first")),
+    ):
+        null = results[base]
+        for name in names:
+            r = results[name]
+            extra = f"{r['rps']:7.1f} req/s" if "rps" in r else f"max {r['max']:7.1f} ms"
+            print(
+                f"{mode:6s} {name:11s} p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  "
+                f"({r['p50'] / null['p50']:5.1f}x / {r['p99'] / null['p99']:5.1f}x null)  "
+                f"{extra}  {r['statuses']}"
+            )
+    total = args.orders + args.warmup + args.bursts * args.connections
     print(f"orders paid: {paid[0]} / {total} (with warm-up); paid transactions: {paid[1]}")
-    first = results["first"]
-    ok = (
-        first["p50"] < GOAL_P50_MS
-        and first["p99"] < GOAL_P99_MS
-        and first["statuses"] == {"204": args.orders}
+    all_ok = (
+        results["first"]["statuses"] == {"204": args.orders}
         and results["duplicate"]["statuses"] == {"204": args.orders}
+        and results["burst_first"]["statuses"] == {"204": args.bursts * args.connections}
         and int(paid[0]) == int(paid[1]) == total
     )
+    verdicts = {}
+    for name in ("burst_first", "first"):
+        r = results[name]
+        verdicts[name] = r["p50"] < GOAL_P50_MS and r["p99"] < GOAL_P99_MS
     print(
-        f"goal p50 < {GOAL_P50_MS:.0f} ms, p99 < {GOAL_P99_MS:.0f} ms: "
-        + ("OK" if ok else "NOT MET")
+        f"goal p50 < {GOAL_P50_MS:.0f} ms, p99 < {GOAL_P99_MS:.0f} ms: bursts "
+        + ("OK" if verdicts["burst_first"] else "NOT MET")
+        + ", closed loop "
+        + ("OK" if verdicts["first"] else "NOT MET")
+        + f"; every answer 204 and each order paid once: {all_ok}"
     )
-    return 0 if ok else 1
+    return 0 if verdicts["burst_first"] and all_ok else 1
 
 
 if __name__ == "__main__":

@@ -269,7 +269,8 @@ def main() -> int:
     backend = "PostgreSQL" if args.database_url else "SQLite"
     print(
         f"{n} concurrent pushes per phase × {args.rounds} rounds, gunicorn "
-        f"{env['WEB_CONCURRENCY']} workers × 2 threads, {backend}"
+        f"{env['WEB_CONCURRENCY']} workers × {env.get('GUNICORN_THREADS', 'default')} threads, "
+        f"{backend}"
     )
     null_server = percentile(server_ms["null"], 99) or 0.001
     null_trip = statistics.median(r["p99"] for r in results["null"]) or 0.001
