@@ -2,15 +2,14 @@
 
 from app.accounts.models import ApiToken, Staff, User  # noqa: F401
 from app.catalog.models import Category, Product, ProductImage, Sku  # noqa: F401
-from app.orders.models import (  # noqa: F401
-    Address,
-    CartItem,
-    Order,
-    OrderLine,
-    PaymentTransaction,
-    Refund,
-    ShopSettings,
-    StatusChange,
+from app.cloud.models import (  # noqa: F401
+    AgentProductRate,
+    CloudSettings,
+    MerchantLevel,
+    MerchantOrder,
+    MerchantSkuPrice,
+    OrderingMerchant,
+    RegionAgent,
 )
 from app.distribution.models import (  # noqa: F401
     Binding,
@@ -25,27 +24,28 @@ from app.distribution.models import (  # noqa: F401
     RefTouch,
     Withdrawal,
 )
-from app.wechat.models import (  # noqa: F401
-    DistributorQrcode,
-    NotificationSetting,
-    OutboundMessage,
-    WechatFan,
-    WechatMessageSeen,
-)
-from app.posters.models import PosterTemplate  # noqa: F401
-from app.cloud.models import (  # noqa: F401
-    AgentProductRate,
-    CloudSettings,
-    MerchantLevel,
-    MerchantOrder,
-    MerchantSkuPrice,
-    OrderingMerchant,
-    RegionAgent,
-)
 from app.incentives.models import (  # noqa: F401
     AuditLog,
     GradeChange,
     IncentiveSettings,
     LeaderboardOptIn,
     Task,
+)
+from app.orders.models import (  # noqa: F401
+    Address,
+    CartItem,
+    Order,
+    OrderLine,
+    PaymentTransaction,
+    Refund,
+    ShopSettings,
+    StatusChange,
+)
+from app.posters.models import PosterTemplate  # noqa: F401
+from app.wechat.models import (  # noqa: F401
+    DistributorQrcode,
+    NotificationSetting,
+    OutboundMessage,
+    WechatFan,
+    WechatMessageSeen,
 )

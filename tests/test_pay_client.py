@@ -17,8 +17,8 @@ from app.extensions import db
 from app.orders.models import PaymentTransaction
 from app.payments.client import (
     PaymentError,
-    call_pay,
     build_pay,
+    call_pay,
     close_order,
     create_prepay,
     get_pay,

@@ -13,10 +13,10 @@ def register_api(app: Flask) -> None:
     """Mount the API blueprints (their views are attached when the modules are imported)."""
     from app.api import (  # noqa: F401  (routes register on import)
         addresses,
-        agents,
         admin_distribution,
         admin_orders,
         admin_products,
+        agents,
         cart,
         customer,
         distributor,
