@@ -92,3 +92,22 @@ def test_demo_images_are_served(app, runner, client):
         assert response.mimetype == "image/jpeg"
     page = client.get(f"/product/{product_id}").get_data(as_text=True)
     assert f"/media/{filename}" in page
+
+
+def test_demo_switches_notifications_on_for_the_stand_in_only(app, runner, app_ctx):
+    from app.wechat.notify import KINDS, notification_settings
+
+    result = runner.invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    rows = notification_settings()
+    assert all(rows[k].enabled and rows[k].template_id == f"DEMO_{k.upper()}" for k in KINDS)
+
+
+def test_demo_never_touches_notifications_for_real_wechat(app, app_ctx, monkeypatch):
+    from app.wechat.demo import seed_demo_notifications
+    from app.wechat.notify import KINDS, notification_settings
+
+    monkeypatch.setitem(app.config, "WECHAT_API_BASE", "https://api.weixin.qq.com")
+    assert "real WeChat" in seed_demo_notifications()
+    rows = notification_settings()
+    assert not any(rows[k].enabled for k in KINDS)
