@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from app.core.redis import redis_for
 from app.core.time import utcnow
 from app.distribution.binding import bind
-from app.distribution.models import LedgerEntry
+from app.distribution.models import Distributor, LedgerEntry
 from app.distribution.withdrawals import (
     approve_withdrawal,
     mark_paid_manually,
@@ -498,3 +498,71 @@ def test_template_send_checks_like_wechat(app, log, body, errcode):
         timeout=5,
     ).json()
     assert answer["errcode"] == errcode
+
+
+def test_region_dividends_and_price_differences_are_announced_as_earned(app, make, log, enabled):
+    """Retail ¥100 through an L3 merchant (parent L1) shipped to 南山区, precedence "both":
+    the L3 earns 佣金 ¥10 + 级差 ¥20, the L1 (also 广东省's agent) 佣金 ¥5 + 区域分红 ¥1 +
+    级差 ¥20, the 南山区 agent 区域分红 ¥3; each hears of it once, with the kinds named."""
+    from app.cloud import agents as cloud_agents
+    from tests.test_cloud_agents import GUANGDONG, NANSHAN, assigned
+    from tests.test_cloud_merchants import levels, merchant, precedence
+
+    configure(levels=2)
+    levels()
+    precedence("both")
+    top = merchant(make, 1, nickname="总代老王")
+    low = merchant(make, 3, top, nickname="市代小张")
+    cloud_agents.assign_region(top.distributor.user_id, "province", GUANGDONG, "staff:1")
+    db.session.commit()
+    district = assigned(make, "district", NANSHAN, "区代")
+    order, _ = new_order(make, price_fen=10000, user=customer_of(make, low.distributor))
+    from app.orders.services import mark_paid
+
+    mark_paid(order, transaction_id="4200000000000000000999", amount_fen=order.total_fen)
+    db.session.commit()
+    compute_order_commissions(order.id)
+    compute_order_commissions(order.id)  # a retry records nothing new
+    work(app)
+    openid = {
+        "low": low.distributor.user.openid,
+        "top": top.distributor.user.openid,
+        "district": db.session.get(Distributor, district.distributor_id).user.openid,
+    }
+    got = {m["touser"]: m for m in sent(log, "commission_earned")}
+    assert len(sent(log, "commission_earned")) == 3
+    summary = {
+        who: (got[oid]["data"]["amount2"], got[oid]["data"]["thing3"], got[oid]["url"])
+        for who, oid in openid.items()
+    }
+    base = app.config["PUBLIC_BASE_URL"]
+    assert summary == {
+        "low": ("¥30.00", "佣金、级差收益，待结算", f"{base}/distributor/commissions"),
+        "top": ("¥26.00", "佣金、区域分红、级差收益，待结算", f"{base}/distributor/commissions"),
+        "district": ("¥3.00", "区域分红，待结算", f"{base}/agent/dividends"),
+    }
+    assert {got[oid]["data"]["character_string1"] for oid in openid.values()} == {order.number}
+
+
+def test_earned_amounts_are_net_of_refunds_before_the_job(app, make, log, enabled):
+    """A price difference alone links the merchant centre; a line partly refunded before
+    the job is announced at what is left (¥20 × 2 units, one refunded → ¥20)."""
+    from tests.test_cloud_merchants import levels, merchant
+    from tests.test_commissions import refund
+
+    configure(levels=2)
+    levels()
+    low = merchant(make, 3, nickname="市代小张")  # no parent: the L3 alone
+    order, _ = new_order(make, price_fen=10000, quantity=2, user=customer_of(make, low.distributor))
+    from app.orders.services import mark_paid
+
+    mark_paid(order, transaction_id="4200000000000000000998", amount_fen=order.total_fen)
+    db.session.commit()
+    refund(order, 1)
+    compute_order_commissions(order.id)
+    work(app)
+    [message] = sent(log, "commission_earned")
+    assert message["touser"] == low.distributor.user.openid
+    assert message["data"]["amount2"] == "¥20.00"
+    assert message["data"]["thing3"] == "级差收益，待结算"
+    assert message["url"].endswith("/merchant/earnings")

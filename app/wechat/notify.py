@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import event, func, select
+from sqlalchemy import and_, case, event, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 
 from app.core.money import format_yuan
 from app.core.time import utcnow
@@ -337,35 +338,79 @@ def notify_order_shipped(order) -> int | None:
     )
 
 
+# What an order earns besides commissions, as the message names it, and the centre page
+# that lists it (``LINE_EARNING_KINDS`` of the commission engine).
+EARNED_LABELS = {
+    "commission": "佣金",
+    "region_dividend": "区域分红",
+    "price_difference": "级差收益",
+}
+EARNED_PAGES = {
+    "commission": "/distributor/commissions",
+    "region_dividend": "/agent/dividends",
+    "price_difference": "/merchant/earnings",
+}
+
+
 def notify_commissions_earned(order_id: int) -> int:
-    """Tell each distributor what they earn on ``order_id`` (one message per distributor)."""
-    from app.distribution.models import LEVEL_KINDS, LedgerEntry
+    """Tell each beneficiary what they earn on ``order_id`` (one message per distributor).
+
+    Every per-line earning counts (``LINE_EARNING_KINDS``: commissions of levels 1-3,
+    region dividends, price differences), net of the refund reversals written so far; an
+    earning that lapsed (line refunded in full) counts for nothing. The message says which
+    kinds make up the amount (佣金 / 区域分红 / 级差收益) and links the page that lists
+    them; a distributor who earned commissions only reads the same text as before.
+    """
+    from app.distribution.commissions import LINE_EARNING_KINDS, REVERSAL
+    from app.distribution.models import LEVEL_KINDS, REVERSED, LedgerEntry
     from app.orders.models import Order
 
     order = db.session.get(Order, order_id)
     if order is None:
         return 0
-    totals = db.session.execute(
-        select(LedgerEntry.distributor_id, func.sum(LedgerEntry.amount_fen))
-        .where(LedgerEntry.order_id == order_id, LedgerEntry.kind.in_(LEVEL_KINDS))
-        .group_by(LedgerEntry.distributor_id)
-        .order_by(LedgerEntry.distributor_id)
+    earning = aliased(LedgerEntry)
+    # A reversal counts under the kind of the earning it reverses.
+    kind = case((LedgerEntry.kind == REVERSAL, earning.kind), else_=LedgerEntry.kind)
+    rows = db.session.execute(
+        select(LedgerEntry.distributor_id, kind, func.sum(LedgerEntry.amount_fen))
+        .outerjoin(earning, earning.id == LedgerEntry.reverses_id)
+        .where(
+            LedgerEntry.order_id == order_id,
+            LedgerEntry.state != REVERSED,
+            or_(
+                LedgerEntry.kind.in_(LINE_EARNING_KINDS),
+                and_(LedgerEntry.kind == REVERSAL, earning.kind.in_(LINE_EARNING_KINDS)),
+            ),
+        )
+        .group_by(LedgerEntry.distributor_id, kind)
     ).all()
+    by_distributor: dict[int, dict[str, int]] = {}
+    for distributor_id, row_kind, amount in rows:
+        group = "commission" if row_kind in LEVEL_KINDS else row_kind
+        mine = by_distributor.setdefault(distributor_id, {})
+        mine[group] = mine.get(group, 0) + int(amount or 0)
     recorded = 0
-    for distributor_id, amount in totals:
-        if not amount or amount <= 0:
+    for distributor_id in sorted(by_distributor):
+        parts = {g: fen for g, fen in by_distributor[distributor_id].items() if fen > 0}
+        amount = sum(parts.values())
+        if amount <= 0:
             continue
+        groups = [g for g in EARNED_LABELS if g in parts]
+        if groups == ["commission"]:
+            note = "待结算，订单完成后可提现"
+        else:
+            note = "、".join(EARNED_LABELS[g] for g in groups) + "，待结算"
         if queue_notification(
             "commission_earned",
             _openid_of_distributor(distributor_id),
             {
                 "character_string1": order.number,
-                "amount2": format_yuan(int(amount)),
-                "thing3": "待结算，订单完成后可提现",
+                "amount2": format_yuan(amount),
+                "thing3": note,
                 "time4": china_time(),
             },
             f"commission_earned:{order_id}:{distributor_id}",
-            _site("/distributor/commissions"),
+            _site(EARNED_PAGES[groups[0]] if len(groups) == 1 else "/distributor/commissions"),
         ):
             recorded += 1
     return recorded
