@@ -341,6 +341,83 @@ def test_simulate_matches_the_engine_and_writes_nothing(api, app_ctx, make):
     ]
 
 
+def test_simulate_shows_price_differences_under_each_precedence(api, client, app_ctx, make):
+    """Through L3 → L2 → L1 (retail ¥100, ¥80 / ¥70 / ¥60): the same 级差 rows as the admin
+    simulator and the engine, and commissions as the precedence pays them."""
+    from tests.test_cloud_merchants import differences, levels, precedence, three_level_chain
+
+    configure(levels=2)
+    levels()
+    top, middle, low = three_level_chain(make)
+    buyer = customer_of(make, low.distributor)
+    product = make.product(price_fen=10000, stock=100)
+    body = {"sku_id": product.skus[0].id, "buyer_id": buyer.id}
+
+    def simulated() -> dict:
+        answer = api("post", "/distribution/simulate", json=body)
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()
+
+    got = simulated()  # default precedence: 级差 only
+    pd = got["price_differences"]
+    assert (pd["precedence"], pd["commissions"], pd["price_differences"]) == (
+        "price_difference",
+        False,
+        True,
+    )
+    assert pd["merchant_id"] == low.id
+    assert [
+        (r["merchant_id"], r["distributor_id"], r["level"], r["level_name"]) for r in pd["rows"]
+    ] == [
+        (low.id, low.distributor_id, 3, "市代"),
+        (middle.id, middle.distributor_id, 2, "省代"),
+        (top.id, top.distributor_id, 1, "总代"),
+    ]
+    assert [r["amount_fen"] for r in pd["rows"]] == [2000, 1000, 1000]
+    assert pd["rows"][0]["explanation"] == "零售价 ¥100.00 − 市代价 ¥80.00 = ¥20.00 × 1 件"
+    assert (pd["total_fen"], pd["headquarters_unit_fen"]) == (4000, 6000)
+    assert pd["note"] in got["notes"] and "级差优先" in pd["note"]
+    assert [r["amount_fen"] for r in got["levels_detail"]] == [0, 0]
+    assert (got["total_fen"], got["price_difference_fen"], got["merchant_keeps_fen"]) == (
+        0,
+        4000,
+        6000,
+    )
+    order = pay(place(make, buyer, product=product))  # the engine agrees
+    assert differences(order.id) == {r["distributor_id"]: r["amount_fen"] for r in pd["rows"]}
+
+    precedence("commission")
+    got = simulated()
+    assert got["price_differences"]["precedence"] == "commission"
+    assert [r["amount_fen"] for r in got["price_differences"]["rows"]] == [0, 0, 0]
+    assert [r["amount_fen"] for r in got["levels_detail"]] == [1000, 500]
+    assert (got["total_fen"], got["price_difference_fen"], got["merchant_keeps_fen"]) == (
+        1500,
+        0,
+        8500,
+    )
+
+    precedence("both")
+    got = simulated()
+    assert got["price_differences"]["precedence"] == "both"
+    assert got["price_differences"]["total_fen"] == 4000
+    assert (got["total_fen"], got["price_difference_fen"], got["merchant_keeps_fen"]) == (
+        1500,
+        4000,
+        4500,
+    )
+
+    plain = distributor(make)  # not an ordering merchant: no 级差 block
+    got = api(
+        "post", "/distribution/simulate", json={"sku_id": body["sku_id"], "chain": [plain.id]}
+    ).get_json()
+    assert got["price_differences"] is None and got["price_difference_fen"] == 0
+
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    out = next(v for k, v in schemas.items() if k.startswith("SimulationOut"))
+    assert {"price_differences", "price_difference_fen"} <= set(out["properties"])
+
+
 def test_simulate_previews_and_refusals(api, app_ctx, make):
     configure()
     seller = distributor(make)

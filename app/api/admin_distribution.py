@@ -35,6 +35,7 @@ from app.api.schemas import (
     omitted,
 )
 from app.api.spec import BEARER, spec
+from app.cloud.price_difference import DifferencePreview
 from app.core.errors import ApiError
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
@@ -287,6 +288,33 @@ class SimulatedLevelOut(BaseModel):
     explanation: str
 
 
+class SimulatedDifferenceOut(BaseModel):
+    merchant_id: int = Field(description="订货商编号")
+    distributor_id: int = Field(description="订货商的分销员编号（级差记入其账本）")
+    level: int = Field(description="订货商等级 1-5")
+    level_name: str = Field(description="等级名称，如 市代")
+    amount_fen: int = Field(description="按当前计算方式实际发放的级差（不发放时为 0）")
+    explanation: str = Field(description="算式，或为何不计")
+
+
+class PriceDifferencesOut(BaseModel):
+    """级差 of a line whose level 1 is an active ordering merchant (app/cloud)."""
+
+    precedence: Literal["price_difference", "commission", "both"] = Field(
+        description=(
+            "级差与分销佣金的计算方式：price_difference 级差优先，"
+            "commission 佣金优先，both 同时发放"
+        )
+    )
+    commissions: bool = Field(description="该订单是否计分销佣金")
+    price_differences: bool = Field(description="该订单是否发放级差")
+    merchant_id: int = Field(description="订单经过的订货商（链条最下一级）")
+    rows: list[SimulatedDifferenceOut] = Field(description="订货商链条，由下往上")
+    total_fen: int = Field(description="合计级差")
+    headquarters_unit_fen: int = Field(description="总部单价：链条最上一级的进货价")
+    note: str
+
+
 class SimulationOut(BaseModel):
     sku_id: int
     product_id: int
@@ -296,9 +324,13 @@ class SimulationOut(BaseModel):
     levels: int
     chain_source: str
     levels_detail: list[SimulatedLevelOut]
-    total_fen: int
-    merchant_keeps_fen: int
+    total_fen: int = Field(description="合计分销佣金")
+    price_difference_fen: int = Field(description="合计级差（按当前计算方式）")
+    merchant_keeps_fen: int = Field(description="商家保留：实付 − 佣金 − 级差")
     notes: list[str]
+    price_differences: PriceDifferencesOut | None = Field(
+        None, description="一级为启用中的订货商时的级差明细，否则为 null"
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -708,6 +740,9 @@ def mark_withdrawal_paid(withdrawal_id: int, json: AdminReasonBody):
 def simulate_commission(json: SimulateBody):
     """Who would earn what for ``quantity`` × SKU, and which rule matched; writes nothing.
 
+    When level 1 is an active ordering merchant, ``price_differences`` gives each merchant
+    of its chain its 级差 under the shop's precedence (the admin simulator's table), and
+    ``levels_detail`` shows commissions as that precedence pays them.
     Give ``buyer_id`` (their binding decides level 1, as for a real order) or ``chain``.
     ``levels``, ``self_purchase``, ``default_bp`` and ``rule`` preview unsaved rules.
     """
@@ -741,6 +776,31 @@ def simulate_commission(json: SimulateBody):
         chain_source=result.chain_source,
         levels_detail=[SimulatedLevelOut(**vars(row)) for row in result.rows],
         total_fen=result.total_fen,
+        price_difference_fen=result.price_difference_fen,
         merchant_keeps_fen=result.merchant_keeps_fen,
         notes=result.notes,
+        price_differences=_differences_out(result.price_differences),
+    )
+
+
+def _differences_out(preview: DifferencePreview | None) -> PriceDifferencesOut | None:
+    """The simulator's 级差 preview as the API returns it (None: not through a merchant)."""
+    if preview is None:
+        return None
+    plan = preview.plan
+    if plan.commissions and plan.price_differences:
+        precedence = "both"
+    elif plan.price_differences:
+        precedence = "price_difference"
+    else:
+        precedence = "commission"
+    return PriceDifferencesOut(
+        precedence=precedence,
+        commissions=plan.commissions,
+        price_differences=plan.price_differences,
+        merchant_id=plan.merchant.id,
+        rows=[SimulatedDifferenceOut(**vars(row)) for row in preview.rows],
+        total_fen=preview.total_fen,
+        headquarters_unit_fen=preview.headquarters_unit_fen,
+        note=preview.note,
     )
