@@ -114,6 +114,10 @@ class DistributorPath(db.Model):
     """
 
     __tablename__ = "distributor_paths"
+    __table_args__ = (
+        # Team counts by depth (team.py): an index-only range scan, no heap visits.
+        Index("ix_distributor_paths_ancestor_depth", "ancestor_id", "depth"),
+    )
 
     ancestor_id: Mapped[int] = mapped_column(
         ForeignKey("distributors.id", ondelete="CASCADE"), primary_key=True
@@ -196,7 +200,16 @@ class OrderAttribution(db.Model):
     """Who stands at each level for an order, fixed when the order is placed."""
 
     __tablename__ = "order_attributions"
-    __table_args__ = (UniqueConstraint("order_id", "level"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "level"),
+        # A team's sales (team.py) join attributions by seller; INCLUDE keeps it index-only.
+        Index(
+            "ix_order_attributions_distributor_level",
+            "distributor_id",
+            "level",
+            postgresql_include=["order_id"],
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
@@ -219,6 +232,14 @@ class LedgerEntry(db.Model):
         UniqueConstraint("reverses_id", "refund_id"),
         Index("ix_ledger_entries_due", "state", "settle_after"),
         Index("ix_ledger_entries_distributor_state", "distributor_id", "state"),
+        # Settlement batches walk the pending entries by order (commissions.settle_due):
+        # settled rows leave this partial index, so later batches do not re-read them.
+        Index(
+            "ix_ledger_entries_pending_order",
+            "order_id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
         # Reports sum a date range of entries by kind and state; INCLUDE makes it an
         # index-only scan on PostgreSQL (bench/reports.py).
         Index(
