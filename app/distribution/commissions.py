@@ -340,9 +340,17 @@ def _due_ids(now: datetime, limit: int):
 
 def settle_batch(now: datetime, limit: int) -> int:
     """Settle up to ``limit`` due entries in one UPDATE; return how many (flushes)."""
+    due = _due_ids(now, limit)
+    if db.engine.dialect.name == "postgresql":
+        # ``id = ANY(ARRAY(subquery))``: the batch's ids become one array, so the UPDATE
+        # finds its rows by primary key; ``IN (subquery)`` was planned as a hash semi-join
+        # over a sequential scan of the whole ledger in every batch.
+        match = LedgerEntry.id == func.any(func.array(due.scalar_subquery()))
+    else:
+        match = LedgerEntry.id.in_(due)
     result = db.session.execute(
         update(LedgerEntry)
-        .where(LedgerEntry.id.in_(_due_ids(now, limit)), LedgerEntry.state == PENDING)
+        .where(match, LedgerEntry.state == PENDING)
         .values(state=SETTLED, settled_at=now)
         .execution_options(synchronize_session=False)
     )
