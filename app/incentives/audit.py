@@ -186,6 +186,9 @@ class _Pending:
     before: State
 
 
+MAX_DB_INT = 2**31 - 1  # the largest id an INTEGER primary key can hold
+
+
 def audited(action: str, target: Target) -> Callable:
     """Record ``action`` on ``target`` when the decorated view commits a change.
 
@@ -196,6 +199,10 @@ def audited(action: str, target: Target) -> Callable:
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any):
+            if any(isinstance(v, int) and not 0 <= v <= MAX_DB_INT for v in kwargs.values()):
+                # An id no row can have: the view answers 404 and changes nothing, and
+                # reading the "before" state would overflow PostgreSQL's integer.
+                return view(*args, **kwargs)
             session = db.session()
             pending = _Pending(edge_actor(), action, target, dict(kwargs), target(**kwargs))
             session.info.setdefault(PENDING_KEY, []).append(pending)
