@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 from flask import Flask
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 
 from app.core.redis import redis_for
 from app.extensions import db
 
 
-class AppWorker(Worker):
-    """An RQ worker that runs each job inside the Flask app's context.
+class AppWorker(SimpleWorker):
+    """An RQ worker that runs each job in-process (no fork), in a fresh app context.
 
-    The work horse is a forked child: it drops pooled connections inherited from the
-    parent (never share a socket across fork) and removes the session after the job.
+    Why no forked work horse (RQ's default): a horse is a new process per job, so every
+    job opened a new database connection (and a PostgreSQL backend with cold caches),
+    which cost more than most jobs themselves (bench/commissions.py). Running in-process
+    keeps the pooled connection from one job to the next. It stays safe because a job
+    never shares a transaction with another: each gets a new app context and session,
+    commits or rolls back its own work, and the session is removed after it (a job that
+    raised leaves nothing behind: closing the session rolls back). RQ still records
+    failures and retries; a job that hangs is still stopped by its timeout (a signal in
+    this process), and a worker killed mid-job leaves the job in the started registry,
+    from where RQ's abandoned-job handling requeues it once the worker is restarted.
     """
 
     flask_app: Flask
 
     def perform_job(self, job, queue):
         with self.flask_app.app_context():
-            db.engine.dispose(close=False)
             try:
                 return super().perform_job(job, queue)
             finally:
@@ -51,4 +58,7 @@ def run_worker(app: Flask, burst: bool = False) -> None:
             schedule_transfer_sync()  # likewise the transfer bill sync
             schedule_outbox_sweep()  # and the WeChat outbox sweep
             schedule_incentives()  # and the incentives pass (tasks, rewards, leaderboards)
+            db.session.remove()
+            # RQ forks its scheduler process: let it inherit no pooled database connection.
+            db.engine.dispose()
     worker.work(burst=burst, with_scheduler=True)
