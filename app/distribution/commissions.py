@@ -136,24 +136,40 @@ def product_rules(product_id: int | None, sku_id: int | None) -> tuple[Rule | No
 
 
 def beneficiaries(rows: list[OrderAttribution]) -> list[Beneficiary]:
-    """The attributed distributors with the rates of their grade today."""
-    chain = []
-    for row in rows:
-        distributor = db.session.get(Distributor, row.distributor_id)
-        chain.append(Beneficiary(row.level, row.distributor_id, grade_rule(distributor.grade)))
-    return chain
+    """The attributed distributors with the rates of their grade today (one query)."""
+    grades = dict(
+        db.session.execute(
+            select(Distributor.id, Grade)
+            .outerjoin(Grade, Grade.id == Distributor.grade_id)
+            .where(Distributor.id.in_([row.distributor_id for row in rows]))
+        ).all()
+    )
+    return [
+        Beneficiary(row.level, row.distributor_id, grade_rule(grades.get(row.distributor_id)))
+        for row in rows
+    ]
+
+
+def grades_with_conditions() -> bool:
+    """Whether any grade can be reached automatically (else upgrade checks are moot)."""
+    return db.session.scalar(
+        select(
+            exists().where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
+        )
+    )
 
 
 # --- earnings -------------------------------------------------------------------------------
 
 
-def write_earnings(order: Order) -> list[int]:
+def write_earnings(order: Order, *, lines_locked: bool = False) -> list[int]:
     """Write the order's pending commission entries once; return the ids written now.
 
     The caller has the order paid. Lines refunded in full earn nothing; refunds already
     completed on a line are applied as reversals right away (see the module docstring).
     An order through an ordering merchant may earn price differences instead of (or as
     well as) commissions: ``earnings_plan`` is the one place that decides.
+    ``lines_locked``: the caller locked the order's lines in this transaction already.
     """
     from app.cloud.price_difference import earnings_plan, write_price_differences
 
@@ -162,7 +178,8 @@ def write_earnings(order: Order) -> list[int]:
     rows = attribution_for(order.id) if plan.commissions else []
     if not rows:
         return written
-    lock_order_lines(order.id)
+    if not lines_locked:
+        lock_order_lines(order.id)
     settings = get_distribution_settings()
     chain = beneficiaries(rows)
     default = default_rule()
@@ -485,13 +502,16 @@ def follow_up_payment(order: Order, *, extend_protection_once: bool = True) -> P
             attribute_order(order)
     if extend_protection_once:
         extend_protection(order.user_id)
-    written = write_earnings(order)
+    written = write_earnings(order, lines_locked=True)
     joined = join_by_threshold(order.user_id)
-    candidates = [row.distributor_id for row in attribution_for(order.id)]
-    if joined is not None and joined.parent_id is not None:
-        candidates.append(joined.parent_id)
-    from app.incentives.grades import upgrade_many  # upgrade_grade + history + notice
+    upgraded: tuple[int, ...] = ()
+    # Most shops set grades by hand: one EXISTS then saves three queries per beneficiary.
+    if grades_with_conditions():
+        candidates = [row.distributor_id for row in attribution_for(order.id)]
+        if joined is not None and joined.parent_id is not None:
+            candidates.append(joined.parent_id)
+        from app.incentives.grades import upgrade_many  # upgrade_grade + history + notice
 
-    upgraded = upgrade_many(candidates, "付款后业绩达标")
+        upgraded = upgrade_many(candidates, "付款后业绩达标")
     db.session.flush()
     return PaymentFollowUp(len(written), joined is not None, upgraded)
