@@ -347,9 +347,7 @@ def dividend_entries(
     """A page of my region dividends and their refund reversals, newest first, as the
     ledger list shows them (order number, masked buyer, why not withdrawable yet)."""
     from app.accounts.models import User
-    from app.distribution.distributors import get_distribution_settings
-    from app.distribution.ledger import EntryRow, reason_not_available
-    from app.orders.models import OPEN_REFUND_STATUSES
+    from app.distribution.ledger import entry_rows
 
     now = now or utcnow()
     earning = aliased(LedgerEntry)
@@ -369,27 +367,4 @@ def dividend_entries(
         .limit(per_page)
         .offset((max(page, 1) - 1) * per_page)
     ).all()
-    order_ids = {order.id for _e, order, _n in rows if order is not None}
-    open_refunds = set(
-        db.session.scalars(
-            select(Refund.order_id).where(
-                Refund.order_id.in_(order_ids), Refund.status.in_(OPEN_REFUND_STATUSES)
-            )
-        )
-    )
-    hold_days = get_distribution_settings().settlement_hold_days
-    return [
-        EntryRow(
-            entry=entry,
-            order_number=order.number if order is not None else None,
-            buyer_name=mask_name(nickname) if order is not None else "",
-            reason_not_available=reason_not_available(
-                entry,
-                order,
-                now,
-                refund_open=order is not None and order.id in open_refunds,
-                hold_days=hold_days,
-            ),
-        )
-        for entry, order, nickname in rows
-    ]
+    return entry_rows(rows, now)

@@ -168,6 +168,12 @@ def entries_for(
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
+    return entry_rows(rows, now)
+
+
+def entry_rows(rows, now: datetime) -> list[EntryRow]:
+    """Ledger rows ``(entry, order, buyer nickname)`` as shown to their owner: order number,
+    masked buyer, and why the money is not withdrawable yet (one query for open refunds)."""
     order_ids = {order.id for _entry, order, _nick in rows if order is not None}
     open_refunds = set(
         db.session.scalars(
