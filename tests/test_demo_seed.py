@@ -111,3 +111,18 @@ def test_demo_never_touches_notifications_for_real_wechat(app, app_ctx, monkeypa
     assert "real WeChat" in seed_demo_notifications()
     rows = notification_settings()
     assert not any(rows[k].enabled for k in KINDS)
+
+
+def test_demo_has_one_running_task(app, runner, app_ctx):
+    from sqlalchemy import func, select
+
+    from app.core.time import utcnow
+    from app.extensions import db
+    from app.incentives.models import Task
+
+    for _ in range(2):
+        result = runner.invoke(args=["seed-demo"])
+        assert result.exit_code == 0, result.output
+    assert db.session.scalar(select(func.count(Task.id))) == 1
+    task = db.session.scalar(select(Task))
+    assert task.starts_at <= utcnow() < task.ends_at

@@ -391,11 +391,14 @@ def seed_demo_shop() -> str:
     from app.wechat.demo import seed_demo_notifications
 
     notifications_summary = seed_demo_notifications()
+    from app.incentives.demo import seed_demo_task
+
+    task_summary = seed_demo_task()
     return (
         f"demo shop: {added_categories} categories and {added_products} products added "
         f"({len(CATEGORIES)} categories, {len(PRODUCTS)} products in the demo); "
         f"owner account {'created' if added_owner else 'already there'}; {agents_summary}; "
-        f"{merchants_summary}; {notifications_summary}"
+        f"{merchants_summary}; {notifications_summary}; {task_summary}"
     )
 
 
