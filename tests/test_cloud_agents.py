@@ -453,3 +453,18 @@ def test_demo_agents_are_seeded_once(app_ctx, make):
     assert sorted(held) == [("city", SHENZHEN), ("district", NANSHAN), ("province", GUANGDONG)]
     order = pay(order_to(make, NANSHAN, price_fen=10000))
     assert sorted(dividends(order.id).values()) == [100, 200, 300]
+
+
+def test_a_city_that_is_its_own_district_has_an_agent_at_each_level(app_ctx, make):
+    """东莞 441900 has no districts: its code is both the city and the district. Region
+    protection is per (level, code), so a city agent and a district agent can both hold it,
+    and both earn on an order shipped there; a second agent at the same level cannot."""
+    rates(city=200, district=300)
+    city = assigned(make, "city", "441900", "东莞市代")
+    district = assigned(make, "district", "441900", "东莞区代")
+    with pytest.raises(svc.AgentError) as err:
+        svc.apply_for_region(make.user().id, "district", "441900")
+    assert err.value.code == "region_taken"
+    db.session.rollback()
+    order = pay(order_to(make, "441900", price_fen=10_000))
+    assert dividends(order.id) == {city.distributor_id: 200, district.distributor_id: 300}

@@ -5,8 +5,8 @@ through ``move_status`` with subject ``"agent"`` (a conditional UPDATE plus a
 ``StatusChange`` row), so decisions are audited and two staff cannot both decide.
 
 Region protection is the database's: the partial unique index
-``uq_region_agents_region_held`` allows one pending-or-active row per region code. An
-application is ``INSERT ... ON CONFLICT (region_code) WHERE status IN (...) DO NOTHING
+``uq_region_agents_region_held`` allows one pending-or-active row per (level, region
+code). An application is ``INSERT ... ON CONFLICT (level, region_code) WHERE ... DO NOTHING
 RETURNING id``: whichever of two concurrent applications commits first holds the region,
 the other gets no id and is told the region is taken, never by whom. (No savepoint and no
 IntegrityError: on SQLite a savepoint opened before any write commits when released.)
@@ -207,7 +207,7 @@ def _hold_region(
             approved_at=now if status == ACTIVE else None,
         )
         .on_conflict_do_nothing(
-            index_elements=["region_code"],
+            index_elements=["level", "region_code"],
             index_where=text("status IN ('pending', 'active')"),
         )
         .returning(RegionAgent.id)

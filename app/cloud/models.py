@@ -43,14 +43,15 @@ class CloudSettings(db.Model):
 class RegionAgent(db.Model):
     """An agent for one region (a GB/T 2260 province, city or district code).
 
-    Region protection is a database rule: at most one pending-or-active agent per region
-    code (partial unique index), so two concurrent applications cannot both stand.
+    Region protection is a database rule: at most one pending-or-active agent per (level,
+    region code) (partial unique index), so two concurrent applications cannot both stand.
     """
 
     __tablename__ = "region_agents"
     __table_args__ = (
         Index(
             "uq_region_agents_region_held",
+            "level",  # 东莞 441900 is a city and its own district: one agent at each level
             "region_code",
             unique=True,
             sqlite_where=text("status IN ('pending', 'active')"),
