@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.admin import bp
 from app.admin.decorators import staff_required
-from app.core.money import parse_yuan
+from app.core.money import format_yuan, parse_yuan
 from app.distribution.models import Grade, LedgerEntry
 from app.extensions import db
 from app.incentives.audit import audited, row, single
@@ -83,8 +83,10 @@ def _task_values(task: Task | None) -> dict:
     return {
         "name": task.name,
         "target_kind": task.target_kind,
-        "target_value": f"{target / 100:.2f}" if task.target_kind == "sales_fen" else target,
-        "reward": f"{task.reward_fen / 100:.2f}",
+        "target_value": format_yuan(target, symbol=False)
+        if task.target_kind == "sales_fen"
+        else target,
+        "reward": format_yuan(task.reward_fen, symbol=False),
         "starts_at": _local(task.starts_at),
         "ends_at": _local(task.ends_at),
         "grade_ids": task.grade_ids or [],

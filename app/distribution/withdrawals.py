@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
 
+from app.core.money import format_yuan
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
@@ -164,7 +165,7 @@ def request_withdrawal(
     settings = get_distribution_settings()
     if amount_fen < settings.withdraw_min_fen:
         raise DistributionError(
-            "below_minimum", f"单次提现不能低于 {_yuan(settings.withdraw_min_fen)}"
+            "below_minimum", f"单次提现不能低于 {format_yuan(settings.withdraw_min_fen)}"
         )
     preview = preview_fee(amount_fen)
     channel = settings.payout_channel
@@ -188,7 +189,7 @@ def request_withdrawal(
     available = balances(distributor.id).available_fen
     if amount_fen > available:
         raise DistributionError(
-            "insufficient_balance", f"可提现余额不足（当前可提现 {_yuan(max(available, 0))}）"
+            "insufficient_balance", f"可提现余额不足（当前可提现 {format_yuan(max(available, 0))}）"
         )
     withdrawal = Withdrawal(
         distributor_id=distributor.id,
@@ -218,10 +219,6 @@ def request_withdrawal(
     )
     db.session.flush()
     return withdrawal
-
-
-def _yuan(fen: int) -> str:
-    return f"¥{fen // 100}.{fen % 100:02d}"
 
 
 def _return_money(w: Withdrawal, why: str) -> None:
