@@ -26,6 +26,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -338,15 +339,13 @@ def init_pay(app: Flask) -> None:
 def _post_notice(
     state: PayState,
     url: str,
-    resource: dict,
     event_type: str,
+    build: Callable[[str], tuple[dict, str]],
     notice_id: str,
     attempt: int,
     copy: int,
 ) -> bool:
-    headers, body = signed_notice(
-        state.keys, state.apiv3_key, resource, event_type, notice_id=notice_id
-    )
+    headers, body = build(notice_id)
     entry = {
         "id": notice_id,
         "event_type": event_type,
@@ -369,15 +368,21 @@ def _post_notice(
     return ok
 
 
-def _deliver(state: PayState, url: str, resource: dict, event_type: str) -> None:
-    """Send one notice until a 2xx, on WeChat's retry schedule (compressed)."""
+def deliver_notice(
+    state: PayState, url: str, event_type: str, build: Callable[[str], tuple[dict, str]]
+) -> None:
+    """Send one notice until a 2xx, on WeChat's retry schedule (compressed).
+
+    ``build(notice_id)`` gives the signed headers and body; payment, refund and transfer
+    notices differ only there. Each attempt may go out as several concurrent copies.
+    """
     notice_id = str(uuid.uuid4())
     for attempt in range(len(RETRY_SCHEDULE) + 1):
         copies = max(1, state.settings["duplicates"])
         results = [False] * copies
 
         def send(i: int, attempt: int = attempt, results: list[bool] = results) -> None:
-            results[i] = _post_notice(state, url, resource, event_type, notice_id, attempt, i)
+            results[i] = _post_notice(state, url, event_type, build, notice_id, attempt, i)
 
         threads = [threading.Thread(target=send, args=(i,)) for i in range(copies)]
         for t in threads:
@@ -387,6 +392,17 @@ def _deliver(state: PayState, url: str, resource: dict, event_type: str) -> None
         if any(results) or attempt == len(RETRY_SCHEDULE):
             return
         time.sleep(RETRY_SCHEDULE[attempt] * state.settings["time_factor"])
+
+
+def _deliver(state: PayState, url: str, resource: dict, event_type: str) -> None:
+    deliver_notice(
+        state,
+        url,
+        event_type,
+        lambda notice_id: signed_notice(
+            state.keys, state.apiv3_key, resource, event_type, notice_id=notice_id
+        ),
+    )
 
 
 def send_notice(state: PayState, url: str, resource: dict, event_type: str) -> None:

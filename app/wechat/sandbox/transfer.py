@@ -20,15 +20,12 @@ import json
 import re
 import secrets
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 
-import requests
 from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request
 
 from app.wechat.sandbox.pay import (
-    RETRY_SCHEDULE,
     PayState,
     _answer,
     _check_authorization,
@@ -37,6 +34,7 @@ from app.wechat.sandbox.pay import (
     _now_text,
     _safe_return_url,
     _valid_url,
+    deliver_notice,
     encrypt_resource,
     get_pay_state,
     signed_headers,
@@ -164,48 +162,14 @@ def transfer_notice(
     return headers, body
 
 
-def _post(pay: PayState, url: str, resource: dict, notice_id: str, attempt: int, copy: int):
-    headers, body = transfer_notice(pay, resource, notice_id=notice_id)
-    entry = {
-        "id": notice_id,
-        "event_type": EVENT_TYPE,
-        "url": url,
-        "attempt": attempt,
-        "copy": copy,
-    }
-    started = time.perf_counter()
-    try:
-        res = requests.post(
-            url, data=body.encode(), headers=headers, timeout=pay.settings["timeout"]
-        )
-        entry.update(status=res.status_code, body=res.text[:200])
-        ok = 200 <= res.status_code < 300
-    except requests.RequestException as exc:
-        entry.update(status=None, error=type(exc).__name__)
-        ok = False
-    entry["seconds"] = round(time.perf_counter() - started, 4)
-    pay.log_delivery(entry)
-    return ok
-
-
 def _deliver(pay: PayState, url: str, resource: dict) -> None:
-    """Send one notice until a 2xx, on WeChat's retry schedule times the time factor."""
-    notice_id = str(uuid.uuid4())
-    for attempt in range(len(RETRY_SCHEDULE) + 1):
-        copies = max(1, pay.settings["duplicates"])
-        results = [False] * copies
-
-        def send(i: int, attempt: int = attempt, results: list[bool] = results) -> None:
-            results[i] = _post(pay, url, resource, notice_id, attempt, i)
-
-        threads = [threading.Thread(target=send, args=(i,)) for i in range(copies)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if any(results) or attempt == len(RETRY_SCHEDULE):
-            return
-        time.sleep(RETRY_SCHEDULE[attempt] * pay.settings["time_factor"])
+    """Send one transfer notice until a 2xx, exactly as payment notices are sent."""
+    deliver_notice(
+        pay,
+        url,
+        EVENT_TYPE,
+        lambda notice_id: transfer_notice(pay, resource, notice_id=notice_id),
+    )
 
 
 def finish_bill(
