@@ -30,7 +30,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,17 +41,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pages import free_port, start_gunicorn  # noqa: E402  (same server setup)
+
 GOAL_P50_MS = 50.0
 GOAL_P99_MS = 200.0
 MCHID = "1900000001"
 APPID = "wxbench0000000001"
 APIV3_KEY = "benchapiv3key0123456789abcdefghi"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -290,27 +285,6 @@ with app.app_context():
     orders = json.loads(done.stdout)
     (workdir / "orders.json").write_text(json.dumps(orders))
     return env, keys
-
-
-def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
-    """gunicorn with the production config file, bound to loopback only."""
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
-    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
-    command += ["bench.wsgi_null:app"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/__null")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("gunicorn did not start")
 
 
 def main() -> int:
