@@ -30,6 +30,7 @@ from app.api.schemas import (
     ErrorResponse,
     Id,
     Name,
+    PageInfo,
     PageMeta,
     PageQuery,
     omitted,
@@ -115,12 +116,6 @@ class AgentOrderOut(BaseModel):
     carrier: str | None
     tracking_number: str | None
     paid_at: datetime
-
-
-class PageInfo(BaseModel):
-    page: int
-    per_page: int
-    has_next: bool
 
 
 class AgentOrderPage(BaseModel):
@@ -373,9 +368,7 @@ def agent_orders(query: PageQuery):
             )
             for r in found[: query.per_page]
         ],
-        meta=PageInfo(
-            page=query.page, per_page=query.per_page, has_next=len(found) > query.per_page
-        ),
+        meta=PageInfo.of(query, len(found)),
     )
 
 
@@ -403,9 +396,7 @@ def agent_dividends(query: PageQuery):
             )
             for r in entries[: query.per_page]
         ],
-        meta=PageInfo(
-            page=query.page, per_page=query.per_page, has_next=len(entries) > query.per_page
-        ),
+        meta=PageInfo.of(query, len(entries)),
     )
 
 

@@ -19,7 +19,7 @@ from spectree import Response
 
 from app.api.blueprints import bp
 from app.api.orders import customer_id, customer_required
-from app.api.schemas import Body, ErrorResponse, PageQuery, Query
+from app.api.schemas import Body, ErrorResponse, PageInfo, PageQuery, Query
 from app.api.spec import COOKIE, spec
 from app.core.errors import ApiError
 from app.distribution import centre
@@ -95,12 +95,6 @@ class LedgerEntryOut(BaseModel):
         description="尚不可提现的原因，如 售后期至 12月3日；可提现时为空"
     )
     created_at: datetime
-
-
-class PageInfo(BaseModel):
-    page: int
-    per_page: int
-    has_next: bool
 
 
 class LedgerPage(BaseModel):
@@ -314,9 +308,7 @@ def distributor_ledger(query: PageQuery):
             )
             for r in rows[: query.per_page]
         ],
-        meta=PageInfo(
-            page=query.page, per_page=query.per_page, has_next=len(rows) > query.per_page
-        ),
+        meta=PageInfo.of(query, len(rows)),
     )
 
 
@@ -340,9 +332,7 @@ def distributor_customers(query: PageQuery):
             )
             for c in rows[: query.per_page]
         ],
-        meta=PageInfo(
-            page=query.page, per_page=query.per_page, has_next=len(rows) > query.per_page
-        ),
+        meta=PageInfo.of(query, len(rows)),
     )
 
 
@@ -373,9 +363,7 @@ def distributor_team(query: TeamQuery):
             )
             for m in rows[: query.per_page]
         ],
-        meta=PageInfo(
-            page=query.page, per_page=query.per_page, has_next=len(rows) > query.per_page
-        ),
+        meta=PageInfo.of(query, len(rows)),
     )
 
 
@@ -396,9 +384,7 @@ def distributor_withdrawals(query: PageQuery):
         withdraw_fee_bp=settings.withdraw_fee_bp,
         withdraw_daily_limit=settings.withdraw_daily_limit,
         items=[withdrawal_out(w, return_url) for w in rows[: query.per_page]],
-        meta=PageInfo(
-            page=query.page, per_page=query.per_page, has_next=len(rows) > query.per_page
-        ),
+        meta=PageInfo.of(query, len(rows)),
     )
 
 

@@ -103,6 +103,19 @@ class PageMeta(BaseModel):
     pages: int
 
 
+class PageInfo(BaseModel):
+    """Where a page stands, for lists fetched one row past the page (no total count)."""
+
+    page: int
+    per_page: int
+    has_next: bool
+
+    @classmethod
+    def of(cls, query: PageQuery, fetched: int) -> PageInfo:
+        """The page info when ``fetched`` rows came back for ``per_page + 1`` asked."""
+        return cls(page=query.page, per_page=query.per_page, has_next=fetched > query.per_page)
+
+
 class SkuOut(BaseModel):
     """A buyable SKU as customers see it."""
 
