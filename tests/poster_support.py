@@ -19,8 +19,23 @@ def decode_qr(data: bytes | Image.Image) -> str:
         array = np.asarray(data.convert("L"))
     else:
         array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    text, _points, _ = cv2.QRCodeDetector().detectAndDecode(array)
-    return text
+    # OpenCV's detector misses some codes on a busy poster at one scale or threshold and
+    # reads them at another, depending on the payload: try a few views of the same pixels.
+    views = [
+        array,
+        cv2.threshold(array, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1],
+        cv2.resize(array, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST),
+        cv2.resize(array, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+    ]
+    detectors = [cv2.QRCodeDetector()]
+    if hasattr(cv2, "QRCodeDetectorAruco"):
+        detectors.append(cv2.QRCodeDetectorAruco())
+    for detector in detectors:
+        for view in views:
+            text, _points, _ = detector.detectAndDecode(view)
+            if text:
+                return text
+    return ""
 
 
 def open_jpeg(data: bytes) -> Image.Image:
