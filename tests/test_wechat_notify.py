@@ -566,3 +566,59 @@ def test_earned_amounts_are_net_of_refunds_before_the_job(app, make, log, enable
     assert message["data"]["amount2"] == "¥20.00"
     assert message["data"]["thing3"] == "级差收益，待结算"
     assert message["url"].endswith("/merchant/earnings")
+
+
+def test_settled_notices_name_dividends_and_price_differences(app, make, log, enabled):
+    """The settlement notice says what settled: the 南山区 agent's 区域分红 links the agent
+    centre, the L3's 级差 the merchant centre (precedence "price_difference": no commission),
+    the L1 who is also 广东省's agent 收益 with both named; a plain distributor's 佣金 stays
+    as before. Amounts are net of a refund after the earning (reversal under its kind)."""
+    from app.cloud import agents as cloud_agents
+    from tests.test_cloud_agents import GUANGDONG, NANSHAN, assigned
+    from tests.test_cloud_merchants import levels, merchant, precedence
+
+    configure(levels=2, settlement_hold_days=7)
+    levels()
+    precedence("price_difference")
+    top = merchant(make, 1, nickname="总代老王")
+    low = merchant(make, 3, top, nickname="市代小张")
+    cloud_agents.assign_region(top.distributor.user_id, "province", GUANGDONG, "staff:1")
+    db.session.commit()
+    district = assigned(make, "district", NANSHAN, "区代")
+    plain = distributor(make, nickname="普通分销员")
+    orders = [
+        new_order(make, price_fen=10000, user=customer_of(make, low.distributor))[0],
+        new_order(make, price_fen=5000, user=customer_of(make, plain))[0],
+    ]
+    from app.orders.services import mark_paid
+
+    for n, order in enumerate(orders):
+        mark_paid(order, transaction_id=f"420000000000000000177{n}", amount_fen=order.total_fen)
+        db.session.commit()
+        compute_order_commissions(order.id)
+        order = fresh(Order, order.id)
+        move_order(order, "shipped", "test", "发货", shipped_at=utcnow())
+        move_order(order, "completed", "test", "完成", completed_at=utcnow() - timedelta(days=8))
+        db.session.commit()
+    # 4 entries on the first order, 3 on the second (its 南山区 address pays both agents)
+    assert run_settlement() == 7
+    work(app)
+    got = {m["touser"]: m for m in sent(log, "commission_settled")}
+    openid = {
+        "low": low.distributor.user.openid,
+        "top": top.distributor.user.openid,
+        "district": db.session.get(Distributor, district.distributor_id).user.openid,
+        "plain": plain.user.openid,
+    }
+    base = app.config["PUBLIC_BASE_URL"]
+    summary = {
+        who: (got[oid]["data"]["amount1"], got[oid]["data"]["thing2"], got[oid]["url"])
+        for who, oid in openid.items()
+    }
+    # retail ¥100: L3 at ¥80 earns ¥20, L1 at ¥60 earns ¥20; 广东 1 %, 南山 3 % of ¥100 + ¥50
+    assert summary == {
+        "low": ("¥20.00", "1笔级差收益已结算，可申请提现", f"{base}/merchant/earnings"),
+        "top": ("¥21.50", "收益已结算：区域分红、级差收益", f"{base}/distributor"),
+        "district": ("¥4.50", "2笔区域分红已结算，可申请提现", f"{base}/agent/dividends"),
+        "plain": ("¥5.00", "1笔佣金已结算，可申请提现", f"{base}/distributor"),
+    }

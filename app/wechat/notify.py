@@ -422,35 +422,60 @@ def notify_commissions_settled(settled_at: datetime) -> int:
     ``settle_due(now)`` stamps every entry it settles with ``settled_at = now``, so the run's
     entries are exactly those; the smallest entry id of each distributor's share keys the
     message, so running this again for the same run records nothing new.
-    """
-    from app.distribution.commissions import SETTLEABLE_KINDS
-    from app.distribution.models import LedgerEntry
 
+    The text names what settled, by the kind of each entry (a reversal counts under the
+    kind it reverses, as in ``notify_commissions_earned``): "2笔佣金已结算" for commissions
+    alone, "1笔区域分红已结算" / "3笔级差收益已结算" for one other kind, and
+    "收益已结算：佣金、区域分红" when kinds are mixed; it links the page that lists them.
+    """
+    from app.distribution.commissions import REVERSAL, SETTLEABLE_KINDS
+    from app.distribution.models import LEVEL_KINDS, LedgerEntry
+
+    earning = aliased(LedgerEntry)
+    kind = case((LedgerEntry.kind == REVERSAL, earning.kind), else_=LedgerEntry.kind)
     rows = db.session.execute(
         select(
             LedgerEntry.distributor_id,
+            kind,
             func.sum(LedgerEntry.amount_fen),
             func.count(LedgerEntry.id),
             func.min(LedgerEntry.id),
         )
+        .outerjoin(earning, earning.id == LedgerEntry.reverses_id)
         .where(LedgerEntry.settled_at == settled_at, LedgerEntry.kind.in_(SETTLEABLE_KINDS))
-        .group_by(LedgerEntry.distributor_id)
-        .order_by(LedgerEntry.distributor_id)
+        .group_by(LedgerEntry.distributor_id, kind)
     ).all()
+    # distributor -> {group: [amount, count]}, and the smallest entry id (the message key)
+    shares: dict[int, dict[str, list[int]]] = {}
+    first: dict[int, int] = {}
+    for distributor_id, row_kind, amount, count, first_id in rows:
+        # Commission levels 1-3 (and anything unnamed) read as 佣金.
+        group = (
+            row_kind if row_kind in EARNED_LABELS and row_kind not in LEVEL_KINDS else "commission"
+        )
+        mine = shares.setdefault(distributor_id, {}).setdefault(group, [0, 0])
+        mine[0] += int(amount or 0)
+        mine[1] += int(count)
+        first[distributor_id] = min(first.get(distributor_id, first_id), first_id)
     recorded = 0
-    for distributor_id, amount, count, first_id in rows:
-        if not amount or amount <= 0:
+    for distributor_id in sorted(shares):
+        amount = sum(fen for fen, _count in shares[distributor_id].values())
+        if amount <= 0:
             continue
+        parts = {g: v for g, v in shares[distributor_id].items() if v[0] > 0}
+        groups = [g for g in EARNED_LABELS if g in parts]
+        if len(groups) == 1:
+            note = f"{parts[groups[0]][1]}笔{EARNED_LABELS[groups[0]]}已结算，可申请提现"
+            page = "/distributor" if groups == ["commission"] else EARNED_PAGES[groups[0]]
+        else:
+            note = "收益已结算：" + "、".join(EARNED_LABELS[g] for g in groups)
+            page = "/distributor"
         if queue_notification(
             "commission_settled",
             _openid_of_distributor(distributor_id),
-            {
-                "amount1": format_yuan(int(amount)),
-                "thing2": f"{count}笔佣金已结算，可申请提现",
-                "time3": china_time(settled_at),
-            },
-            f"commission_settled:{distributor_id}:{first_id}",
-            _site("/distributor"),
+            {"amount1": format_yuan(amount), "thing2": note, "time3": china_time(settled_at)},
+            f"commission_settled:{distributor_id}:{first[distributor_id]}",
+            _site(page),
         ):
             recorded += 1
     return recorded
