@@ -219,7 +219,7 @@ def merchant_status(merchant_id: int):
     merchant = _merchant(merchant_id)
     to = request.form.get("to", "")
     try:
-        if to not in svc.MERCHANT_STATUSES:
+        if to not in ("active", "disabled"):  # applications: approve / reject below
             raise MerchantError("invalid_status", "状态不正确")
         svc.move_merchant(merchant, to, _actor(), {"active": "启用/审核通过"}.get(to, "停用"))
         db.session.commit()
@@ -252,3 +252,80 @@ def merchant_update(merchant_id: int):
         return _render_merchants(f"订货商 #{merchant_id}：{exc.message}", exc.status)
     flash(f"订货商 #{merchant_id} 已更新")
     return redirect(url_for("admin.merchants"))
+
+
+# --- applications ---------------------------------------------------------------------------
+
+
+def _render_applications(error: str | None = None, status: int = 200, form: dict | None = None):
+    pending = db.session.scalars(
+        select(OrderingMerchant)
+        .where(OrderingMerchant.status == "pending")
+        .order_by(OrderingMerchant.id)
+        .limit(PER_PAGE * 4)
+    ).all()
+    recent = db.session.scalars(
+        select(OrderingMerchant)
+        .where(OrderingMerchant.status == "rejected")
+        .order_by(OrderingMerchant.id.desc())
+        .limit(PER_PAGE)
+    ).all()
+    return (
+        render_template(
+            "admin/merchant_applications.html",
+            pending=pending,
+            rejected=recent,
+            notes={m.id: svc.application_note(m) for m in [*pending, *recent]},
+            reasons={m.id: svc.rejection_reason(m) for m in recent},
+            names=level_names(),
+            error=error,
+            form=form or {},
+        ),
+        status,
+    )
+
+
+@bp.get("/cloud/merchant-applications")
+@staff_required
+def merchant_applications():
+    """Applications waiting (level, parent, name, phone, reason), and recent refusals."""
+    return _render_applications()
+
+
+@bp.post("/cloud/merchants/<int:merchant_id>/approve")
+@staff_required
+@audited("merchant.approve", row(OrderingMerchant, "merchant_id"))
+def merchant_approve(merchant_id: int):
+    """Approve at the level and under the parent chosen on the form (validated)."""
+    merchant = _merchant(merchant_id)
+    raw_parent = request.form.get("parent_id", "").strip()
+    try:
+        parent_id = _int(raw_parent) if raw_parent else None
+        if raw_parent and parent_id is None:
+            raise MerchantError("unknown_parent", "上级订货商编号不正确", 404)
+        level = _int(request.form.get("level"))
+        svc.approve_application(merchant, _actor(), level=level or 0, parent_id=parent_id)
+        db.session.commit()
+    except (MerchantError, InvalidTransition) as exc:
+        db.session.rollback()
+        message = getattr(exc, "message", "申请状态已变化，请刷新后重试")
+        return _render_applications(f"申请 #{merchant_id}：{message}", getattr(exc, "status", 409))
+    flash(f"订货商 #{merchant_id} 已审核通过")
+    return redirect(url_for("admin.merchant_applications"))
+
+
+@bp.post("/cloud/merchants/<int:merchant_id>/reject")
+@staff_required
+@audited("merchant.reject", row(OrderingMerchant, "merchant_id"))
+def merchant_reject(merchant_id: int):
+    """Refuse an application with a reason the applicant sees."""
+    merchant = _merchant(merchant_id)
+    try:
+        svc.reject_application(merchant, _actor(), request.form.get("reason", "")[:200])
+        db.session.commit()
+    except (MerchantError, InvalidTransition) as exc:
+        db.session.rollback()
+        message = getattr(exc, "message", "申请状态已变化，请刷新后重试")
+        return _render_applications(f"申请 #{merchant_id}：{message}", getattr(exc, "status", 409))
+    flash(f"申请 #{merchant_id} 已驳回")
+    return redirect(url_for("admin.merchant_applications"))

@@ -179,7 +179,7 @@ class AdminLevelsPut(Body):
 
 
 class AdminMerchantQuery(PageQuery):
-    status: Literal["pending", "active", "disabled"] | None = None
+    status: Literal["pending", "active", "disabled", "rejected"] | None = None
     level: int | None = Field(None, ge=1, le=5)
 
 

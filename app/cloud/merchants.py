@@ -29,13 +29,20 @@ from app.orders.models import StatusChange
 from app.orders.states import move_status, record_creation
 
 SUBJECT = "merchant"
-MERCHANT_STATUSES = ("pending", "active", "disabled")
+MERCHANT_STATUSES = ("pending", "active", "disabled", "rejected")
+# pending is an application (``apply_as_merchant``); rejected may apply again (→ pending).
 MERCHANT_TRANSITIONS = {
-    "pending": frozenset({"active", "disabled"}),
+    "pending": frozenset({"active", "disabled", "rejected"}),
     "active": frozenset({"disabled"}),
     "disabled": frozenset({"active"}),
+    "rejected": frozenset({"pending"}),
 }
-MERCHANT_STATUS_LABELS = {"pending": "待审核", "active": "正常", "disabled": "已停用"}
+MERCHANT_STATUS_LABELS = {
+    "pending": "待审核",
+    "active": "正常",
+    "disabled": "已停用",
+    "rejected": "未通过",
+}
 
 
 def merchant_for_user(user_id: int) -> OrderingMerchant | None:
@@ -163,12 +170,13 @@ def create_merchant(
     parent_id: int | None,
     actor: str,
     status: str = "active",
+    note: str = "",
 ) -> OrderingMerchant:
     """Make ``user_id`` an ordering merchant of ``level`` under ``parent_id`` (flushes).
 
     The user becomes a distributor first if they are not one (under the parent merchant's
     distributor), so links and QR codes work at once. ``status`` ``pending`` is an
-    application staff approve later.
+    application staff approve later. ``note`` replaces the audited creation reason.
     """
     if status not in ("pending", "active"):
         raise MerchantError("invalid_status", "状态需为 pending 或 active", field="status")
@@ -189,7 +197,9 @@ def create_merchant(
     )
     db.session.add(merchant)
     db.session.flush()
-    record_creation(SUBJECT, merchant.id, status, actor, f"成为订货商：{level_label(level)}")
+    record_creation(
+        SUBJECT, merchant.id, status, actor, note or f"成为订货商：{level_label(level)}"
+    )
     db.session.flush()
     return merchant
 
@@ -259,6 +269,167 @@ def history(merchant_id: int) -> list[StatusChange]:
             .order_by(StatusChange.id.desc())
         )
     )
+
+
+# --- applications ---------------------------------------------------------------------------
+
+MAX_APPLY_NAME = 20
+MAX_APPLY_REASON = 100
+
+
+def parent_for_code(code: str) -> OrderingMerchant:
+    """The active ordering merchant whose distributor code is ``code`` (an inviter's code,
+    as in ``?ref=CODE``); raises ``MerchantError`` otherwise."""
+    code = (code or "").strip().upper()
+    distributor = (
+        db.session.scalar(select(Distributor).where(Distributor.code == code))
+        if 0 < len(code) <= 16
+        else None
+    )
+    merchant = merchant_for_distributor(distributor.id) if distributor is not None else None
+    if not is_active(merchant):
+        raise MerchantError(
+            "unknown_parent", "邀请码不是正常经营的订货商，请核对后再填", 404, field="parent_code"
+        )
+    return merchant
+
+
+def bound_merchant(user_id: int) -> OrderingMerchant | None:
+    """The active ordering merchant the user is bound to (the binding they came with)."""
+    from app.distribution.binding import current_binding
+
+    binding = current_binding(user_id)
+    merchant = merchant_for_distributor(binding.distributor_id) if binding is not None else None
+    return merchant if is_active(merchant) else None
+
+
+def _application_note(level: int, parent, name: str, phone: str, reason: str) -> str:
+    """The application as staff read it (kept as the audited reason of the move to
+    pending, so no column is needed): level wanted, parent, name, phone and why."""
+    above = f"#{parent.id} {parent.distributor.code}" if parent is not None else "总部"
+    note = f"申请{level_label(level)}｜上级：{above}｜姓名：{name}｜电话：{phone}"
+    return f"{note}｜理由：{reason}" if reason else note
+
+
+def apply_as_merchant(
+    user_id: int,
+    level: object,
+    *,
+    name: str,
+    phone: str,
+    reason: str = "",
+    parent_code: str = "",
+) -> OrderingMerchant:
+    """A signed-in customer applies to be an ordering merchant (pending until staff decide).
+
+    The parent is the merchant whose code the applicant gives (an inviter's code); with
+    no code, the merchant the applicant is bound to when its level is above the one
+    wanted, else headquarters. The same rules as staff changes hold (level known, parent
+    higher, no cycles). Someone refused before applies again on the same row (rejected →
+    pending). Raises ``MerchantError`` (Chinese message) or ``InvalidTransition``. Flushes.
+    """
+    from app.orders.addresses import PHONE_RE
+
+    if isinstance(level, str):
+        level = int(level) if level.isdigit() and len(level) == 1 else 0
+    level = _check_level(level)
+    name = " ".join((name or "").split())
+    phone = "".join((phone or "").replace("-", "").split())
+    reason = " ".join((reason or "").split())
+    if not 1 <= len(name) <= MAX_APPLY_NAME:
+        raise MerchantError(
+            "invalid_name", f"请填写姓名（最多 {MAX_APPLY_NAME} 个字）", field="name"
+        )
+    if not PHONE_RE.match(phone):
+        raise MerchantError("invalid_phone", "请填写 11 位手机号码", field="phone")
+    if len(reason) > MAX_APPLY_REASON:
+        raise MerchantError(
+            "invalid_reason", f"申请理由最多 {MAX_APPLY_REASON} 个字", field="reason"
+        )
+    if (parent_code or "").strip():
+        parent = parent_for_code(parent_code)
+        if parent.distributor.user_id == user_id:
+            raise MerchantError("cycle", "不能填写自己的邀请码", 409, field="parent_code")
+        if parent.level >= level:
+            raise MerchantError(
+                "parent_level",
+                f"邀请人是{level_label(parent.level)}，只能申请比它低的等级（数字更大）",
+                field="level",
+            )
+    else:
+        parent = bound_merchant(user_id)
+        if parent is not None and parent.level >= level:
+            parent = None  # the bound merchant cannot be above this level: headquarters
+    distributor = distributor_for_user(user_id)
+    if distributor is not None and distributor.status != "active":
+        raise MerchantError(
+            "distributor_inactive", "你的分销员资格未生效或已被停用，暂不能申请订货商", 409
+        )
+    actor = f"user:{user_id}"
+    note = _application_note(level, parent, name, phone, reason)
+    existing = merchant_for_user(user_id)
+    if existing is None:
+        return create_merchant(
+            user_id, level, parent.id if parent else None, actor, status="pending", note=note
+        )
+    if existing.status == "pending":
+        raise MerchantError("already_applied", "你的申请正在审核中，请耐心等待", 409)
+    if existing.status != "rejected":
+        raise MerchantError("already_merchant", "你已经是订货商", 409)
+    change_merchant(
+        existing, actor, level=level, parent_id=parent.id if parent else None, set_parent=True
+    )
+    move_merchant(existing, "pending", actor, note)
+    return existing
+
+
+def approve_application(
+    merchant: OrderingMerchant, actor: str, *, level: int | None, parent_id: int | None
+) -> OrderingMerchant:
+    """Staff approve an application at ``level`` under ``parent_id`` (None: headquarters),
+    which may differ from what was asked: both go through ``change_merchant`` (parent
+    higher, no cycles), then pending → active. Flushes; raises ``MerchantError`` or
+    ``InvalidTransition`` (not pending any more)."""
+    if merchant.status != "pending":
+        raise MerchantError("not_pending", "该申请已处理，请刷新页面", 409)
+    change_merchant(merchant, actor, level=level, parent_id=parent_id, set_parent=True)
+    approve_merchant(merchant, actor)
+    return merchant
+
+
+def reject_application(merchant: OrderingMerchant, actor: str, reason: str) -> None:
+    """Staff refuse an application with a reason the applicant sees (pending → rejected)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise MerchantError("reason_required", "请填写驳回原因", field="reason")
+    move_merchant(merchant, "rejected", actor, reason[:200])
+
+
+def _last_reason(merchant: OrderingMerchant, status: str) -> str:
+    return (
+        db.session.scalar(
+            select(StatusChange.reason)
+            .where(
+                StatusChange.subject == SUBJECT,
+                StatusChange.subject_id == merchant.id,
+                StatusChange.to_status == status,
+            )
+            .order_by(StatusChange.id.desc())
+            .limit(1)
+        )
+        or ""
+    )
+
+
+def application_note(merchant: OrderingMerchant) -> str:
+    """What the applicant wrote in their latest application ("" for staff-made rows)."""
+    note = _last_reason(merchant, "pending")
+    return note if note.startswith("申请") else ""
+
+
+def rejection_reason(merchant: OrderingMerchant) -> str:
+    """Why staff refused the latest application."""
+    return _last_reason(merchant, "rejected")
 
 
 # --- orders at level price ------------------------------------------------------------------

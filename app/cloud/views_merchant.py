@@ -9,16 +9,17 @@ shop's own pay page; withdrawals are the distributor centre's (same ledger).
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.cloud import merchants as svc
 from app.cloud.models import OrderingMerchant
-from app.cloud.pricing import level_label, level_names, price_table
+from app.cloud.pricing import MerchantError, level_label, level_names, price_table
 from app.distribution.centre import STATE_LABELS, entry_label, share_url
 from app.distribution.ledger import balances, entries_for
+from app.extensions import db
 from app.orders.services import MAX_QUANTITY
-from app.orders.states import ORDER_STATUS_LABELS
+from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
 
 bp = Blueprint("merchant", __name__, url_prefix="/merchant")
 
@@ -65,6 +66,8 @@ def index():
     me = _me()
     if me is None:
         return render_template("cloud/merchant_none.html")
+    if me.status == "rejected":
+        return redirect(url_for("merchant.apply"))
     names = level_names()
     return render_template(
         "cloud/merchant_centre.html",
@@ -75,7 +78,65 @@ def index():
         children=len(svc.children_of(me.id)),
         share=share_url(current_app.config["PUBLIC_BASE_URL"], me.distributor.code),
         active=svc.is_active(me),
+        done="申请已提交，请等待商家审核" if request.args.get("done") == "applied" else "",
     )
+
+
+def _apply_page(error: str = "", form: dict | None = None, status: int = 200):
+    me = _me()
+    bound = svc.bound_merchant(current_user.id)
+    form = form if form is not None else {"parent_code": bound.distributor.code if bound else ""}
+    page = render_template(
+        "cloud/merchant_apply.html",
+        names=level_names(),
+        form=form,
+        error=error,
+        bound=bound,
+        rejected=svc.rejection_reason(me) if me is not None else "",
+        max_name=svc.MAX_APPLY_NAME,
+        max_reason=svc.MAX_APPLY_REASON,
+    )
+    return page, status
+
+
+@bp.get("/apply")
+@login_required
+def apply():
+    """The application form: level, inviter code (the bound merchant's by default), name,
+    phone and reason; after a refusal, the reason and the form again."""
+    me = _me()
+    if me is not None and me.status != "rejected":
+        return redirect(url_for("merchant.index"))
+    return _apply_page()
+
+
+@bp.post("/apply")
+@login_required
+def apply_submit():
+    """Apply; a refused application comes back on the form with the reason."""
+    form = {
+        key: (request.form.get(key) or "")[:limit]
+        for key, limit in (("level", 2), ("parent_code", 16), ("name", 40), ("phone", 20))
+    }
+    form["reason"] = (request.form.get("reason") or "")[:400]
+    _me()  # staff have no merchant centre
+    try:
+        svc.apply_as_merchant(
+            current_user.id,
+            form["level"],
+            name=form["name"],
+            phone=form["phone"],
+            reason=form["reason"],
+            parent_code=form["parent_code"],
+        )
+    except MerchantError as err:
+        db.session.rollback()
+        return _apply_page(err.message, form, err.status)
+    except InvalidTransition:
+        db.session.rollback()
+        return _apply_page("申请状态已变化，请刷新后重试", form, 409)
+    db.session.commit()
+    return redirect(url_for("merchant.index", done="applied"), code=303)
 
 
 @bp.get("/prices")
