@@ -63,7 +63,8 @@ def _chain(text: str) -> list[int]:
 @bp.get("/distribution/simulator")
 @staff_required
 def distribution_simulator():
-    """Choose SKU, quantity, buyer or chain (and rules to preview) → the table per level."""
+    """Choose SKU, quantity, buyer or chain, optionally the shipping district (and rules
+    to preview) → commissions per level, 级差, and the district's region dividends."""
     args = request.args
     result, error, status = None, None, 200
     if args.get("sku_id"):
@@ -85,6 +86,7 @@ def distribution_simulator():
                 chain=chain,
                 paid_fen=paid_fen,
                 preview=_preview(args),
+                district_code=(args.get("district_code") or "").strip()[:12] or None,
             )
         except DistributionError as exc:
             error, status = exc.message, exc.status

@@ -79,6 +79,51 @@ def agents_for_district(district_code: str) -> list[RegionAgent]:
     return sorted(rows, key=lambda a: rank[a.level])
 
 
+@dataclass(frozen=True)
+class DividendShare:
+    """What one agent earns on one line: the money rule of this module, in one place."""
+
+    agent: RegionAgent
+    rate_bp: int
+    amount_fen: int  # floor(line amount × rate / 10000)
+    source: str  # 商品分红比例 / 店铺默认
+    note: str  # 广东省 深圳市 南山区 区县代理 3%
+
+
+def product_overrides(product_ids) -> dict[tuple[int, str], int]:
+    """{(product id, agent level): rate_bp} of the products' dividend overrides."""
+    return {
+        (row.product_id, row.level): row.rate_bp
+        for row in db.session.scalars(
+            select(AgentProductRate).where(AgentProductRate.product_id.in_(set(product_ids)))
+        )
+    }
+
+
+def line_dividends(
+    amount_fen: int,
+    product_id: int | None,
+    agents: list[RegionAgent],
+    settings,
+    overrides: dict[tuple[int, str], int],
+) -> list[DividendShare]:
+    """Each agent's dividend on a line paid ``amount_fen`` (after discounts, no shipping):
+    the product's override for the agent's level, else the shop's rate for the level,
+    rounded down to the fen (``floor_commission``); agents earning 0 are left out. The
+    payment path (``write_region_dividends``) and the simulator both call this."""
+    shares = []
+    for agent in agents:
+        override = overrides.get((product_id, agent.level))
+        rate = override if override is not None else level_rate_bp(settings, agent.level)
+        amount = floor_commission(amount_fen, rate)
+        if amount <= 0:
+            continue
+        source = "商品分红比例" if override is not None else "店铺默认"
+        note = f"{agent.region_name} {LEVEL_LABELS[agent.level]} {format_bp(rate)}"
+        shares.append(DividendShare(agent, rate, amount, source, note))
+    return shares
+
+
 def write_region_dividends(order: Order) -> list[int]:
     """Write the order's pending ``region_dividend`` entries once; return the ids written now.
 
@@ -98,43 +143,30 @@ def write_region_dividends(order: Order) -> list[int]:
         .order_by(OrderLine.id)
         .execution_options(populate_existing=True)
     ).all()
-    product_ids = {line.product_id for line in lines if line.product_id is not None}
-    overrides = {
-        (row.product_id, row.level): row.rate_bp
-        for row in db.session.scalars(
-            select(AgentProductRate).where(AgentProductRate.product_id.in_(product_ids))
-        )
-    }
+    overrides = product_overrides(line.product_id for line in lines if line.product_id)
     now = utcnow()
     written: list[int] = []
     for line in lines:
         if line.amount_fen - line.refunded_fen <= 0:
             continue
         by_distributor: dict[int, dict] = {}
-        for agent in agents:
-            override = overrides.get((line.product_id, agent.level))
-            rate = override if override is not None else level_rate_bp(settings, agent.level)
-            amount = floor_commission(line.amount_fen, rate)
-            if amount <= 0:
-                continue
-            source = "商品分红比例" if override is not None else "店铺默认"
-            note = f"{agent.region_name} {LEVEL_LABELS[agent.level]} {format_bp(rate)}"
+        for share in line_dividends(line.amount_fen, line.product_id, agents, settings, overrides):
             row = by_distributor.setdefault(
-                agent.distributor_id,
+                share.agent.distributor_id,
                 {
-                    "distributor_id": agent.distributor_id,
+                    "distributor_id": share.agent.distributor_id,
                     "kind": REGION_DIVIDEND,
                     "amount_fen": 0,
                     "state": PENDING,
                     "order_id": order.id,
                     "order_line_id": line.id,
-                    "rule_source": source,
+                    "rule_source": share.source,
                     "note": "",
                     "created_at": now,
                 },
             )
-            row["amount_fen"] += amount
-            row["note"] = f"{row['note']}；{note}" if row["note"] else note
+            row["amount_fen"] += share.amount_fen
+            row["note"] = f"{row['note']}；{share.note}" if row["note"] else share.note
         if not by_distributor:
             continue
         values = [{**v, "note": v["note"][:200]} for v in by_distributor.values()]
@@ -153,6 +185,42 @@ def write_region_dividends(order: Order) -> list[int]:
                 _reverse_line(line, refund_id, now)
     db.session.flush()
     return written
+
+
+@dataclass(frozen=True)
+class RegionPreview:
+    """The region dividends a line shipped to one district would pay (the simulator)."""
+
+    district_code: str
+    region_text: str  # 广东省 深圳市 南山区
+    shares: list[DividendShare]
+    note: str  # why nothing, or ""
+
+    @property
+    def total_fen(self) -> int:
+        return sum(share.amount_fen for share in self.shares)
+
+
+def preview_region_dividends(
+    district_code: str, product_id: int | None, paid_fen: int
+) -> RegionPreview | None:
+    """What the active province, city and district agents of ``district_code`` would earn
+    on a line of ``product_id`` paid ``paid_fen``; writes nothing. None for a code that
+    is not a GB/T 2260 district."""
+    from app.cloud.agents import region_path
+
+    if regions.resolve(district_code) is None:
+        return None
+    text = region_path("district", district_code)
+    settings = get_cloud_settings()
+    if not settings.agents_enabled:
+        return RegionPreview(district_code, text, [], "区域代理已关闭：不产生区域分红。")
+    agents = agents_for_district(district_code)
+    if not agents:
+        return RegionPreview(district_code, text, [], "该地区没有生效中的省、市、区县代理。")
+    overrides = product_overrides([product_id] if product_id else [])
+    shares = line_dividends(paid_fen, product_id, agents, settings, overrides)
+    return RegionPreview(district_code, text, shares, "" if shares else "分红不足 1 分。")
 
 
 # --- what the agent centre and the admin read ----------------------------------------------

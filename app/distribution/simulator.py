@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app.catalog.models import Sku
+from app.cloud.dividends import RegionPreview, preview_region_dividends
 from app.cloud.price_difference import DifferencePreview, simulate_differences
 from app.distribution.attribution import buyer_chain
 from app.distribution.binding import may_bind
@@ -89,6 +90,8 @@ class Simulation:
     notes: list[str] = field(default_factory=list)
     # 级差 when level 1 is an ordering merchant (app/cloud/price_difference.py), else None.
     price_differences: DifferencePreview | None = None
+    # Region dividends when a shipping district was given (app/cloud/dividends.py).
+    region_dividends: RegionPreview | None = None
 
     @property
     def total_fen(self) -> int:
@@ -101,9 +104,14 @@ class Simulation:
         return self.price_differences.total_fen if self.price_differences else 0
 
     @property
+    def region_dividend_fen(self) -> int:
+        """Σ region dividends of the shipping district's agents."""
+        return self.region_dividends.total_fen if self.region_dividends else 0
+
+    @property
     def merchant_keeps_fen(self) -> int:
         """What stays with the merchant of the line's paid amount."""
-        return self.paid_fen - self.total_fen - self.price_difference_fen
+        return self.paid_fen - self.total_fen - self.price_difference_fen - self.region_dividend_fen
 
 
 def _label(d: Distributor | None) -> str:
@@ -142,13 +150,17 @@ def simulate(
     chain: list[int] | None = None,
     paid_fen: int | None = None,
     preview: Preview | None = None,
+    district_code: str | None = None,
 ) -> Simulation:
     """Who would earn what for ``quantity`` × SKU ``sku_id``; writes nothing.
 
     Exactly one of ``buyer_id`` and ``chain`` (distributor ids, level 1 first, at most 3).
     ``paid_fen`` is what the customer pays for the line (default: price × quantity, no
-    discount). Raises ``DistributionError`` (404/422) for an unknown SKU, buyer or
-    distributor or a bad input.
+    discount). ``district_code`` (GB/T 2260), when given, is the shipping district: the
+    region dividends its province, city and district agents would earn are added, by
+    the payment path's own rule (``dividends.line_dividends``). Raises
+    ``DistributionError`` (404/422) for an unknown SKU, buyer, distributor or district
+    or a bad input.
     """
     from app.accounts.models import User
     from app.distribution.admin_services import check_levels, check_rule
@@ -164,6 +176,11 @@ def simulate(
     base = sku.price_fen * quantity if paid_fen is None else paid_fen
     if base < 0:
         raise DistributionError("invalid_amount", "实付金额不能为负数", 422)
+    dividends = None
+    if district_code:
+        dividends = preview_region_dividends(str(district_code), sku.product_id, base)
+        if dividends is None:
+            raise DistributionError("invalid_district", "请选择正确的收货省市区", 422)
 
     settings = get_distribution_settings()
     levels = check_levels(preview.levels) if preview.levels is not None else settings.levels
@@ -281,4 +298,5 @@ def simulate(
         rows=rows,
         notes=notes,
         price_differences=differences,
+        region_dividends=dividends,
     )

@@ -1,0 +1,128 @@
+"""The commission simulator with a shipping district: the region dividends of the
+district's province, city and district agents, next to commissions and 级差, equal the
+ledger entries a real paid order shipped there writes (the same rule, ``line_dividends``)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from sqlalchemy import select
+
+from app.cloud import agents as cloud_agents
+from app.core.money import format_yuan
+from app.distribution.models import LedgerEntry
+from app.distribution.simulator import simulate
+from app.extensions import db
+from tests.test_admin_support import fresh_client, text
+from tests.test_cloud_agents import (
+    FUTIAN,
+    GUANGDONG,
+    NANSHAN,
+    SHENZHEN,
+    assigned,
+    order_to,
+    rates,
+)
+from tests.test_cloud_merchants import levels, merchant, precedence
+from tests.test_commissions import configure, customer_of, pay
+
+
+def predicted(result) -> Counter:
+    """(kind, distributor, fen) of everything the simulation says is paid."""
+    found = Counter()
+    for row in result.rows:
+        if row.amount_fen:
+            found[(f"level_{row.level}", row.distributor_id)] += row.amount_fen
+    if result.price_differences and result.price_differences.plan.price_differences:
+        for row in result.price_differences.rows:
+            if row.amount_fen:
+                found[("price_difference", row.distributor_id)] += row.amount_fen
+    if result.region_dividends:
+        for share in result.region_dividends.shares:
+            found[("region_dividend", share.agent.distributor_id)] += share.amount_fen
+    return found
+
+
+def written(order_id: int) -> Counter:
+    db.session.rollback()
+    return Counter(
+        {
+            (e.kind, e.distributor_id): e.amount_fen
+            for e in db.session.scalars(select(LedgerEntry).where(LedgerEntry.order_id == order_id))
+        }
+    )
+
+
+def test_simulated_dividends_commissions_and_differences_equal_the_ledger(app, make, login_as):
+    """Retail ¥33.33 × 3 through an L3 (parent L1, also 广东省's agent) shipped to 南山区,
+    precedence "both", a product override for district agents (5 %): every figure of the
+    simulator page is what the paid order writes, rounding down included."""
+    configure(levels=2)
+    rates(province=100, city=250, district=300)
+    levels()
+    precedence("both")
+    top = merchant(make, 1, nickname="总代老王")
+    low = merchant(make, 3, top, nickname="市代小张")
+    cloud_agents.assign_region(top.distributor.user_id, "province", GUANGDONG, "staff:1")
+    db.session.commit()
+    city = assigned(make, "city", SHENZHEN, "深圳市代理")
+    district = assigned(make, "district", NANSHAN, "南山区代理")
+    assigned(make, "district", FUTIAN, "福田区代理")  # another district: earns nothing here
+    product = make.product("保温杯", price_fen=3333, stock=100)
+    cloud_agents.set_product_rate(product.id, "district", 500)
+    db.session.commit()
+    sku = product.skus[0]
+    buyer = customer_of(make, low.distributor)
+
+    client = fresh_client(app)
+    login_as(client, make.staff())
+    page = client.get(
+        f"/admin/distribution/simulator?sku_id={sku.id}&quantity=3&who=buyer"
+        f"&buyer_id={buyer.id}&district_code={NANSHAN}"
+    )
+    html = text(page)
+    assert page.status_code == 200 and "区域代理分红 · 广东省 深圳市 南山区" in html
+    shown = re.findall(r'<tr data-agent="(\d+)">.*?<strong>(¥[\d.]+)</strong>', html, re.S)
+    # 99.99 yuan: 广东 1 % → 0.99, 深圳 2.5 % → 2.49, 南山 5 % (product) → 4.99
+    province = cloud_agents.agents_of_user(top.distributor.user_id)[0]
+    assert shown == [
+        (str(province.id), "¥0.99"),
+        (str(city.id), "¥2.49"),
+        (str(district.id), "¥4.99"),
+    ]
+    assert "商品分红比例" in html and "合计分红" in html and "¥8.47" in html
+
+    expected = simulate(sku.id, 3, buyer_id=buyer.id, district_code=NANSHAN)
+    db.session.rollback()
+    keeps = expected.merchant_keeps_fen
+    assert keeps == 9999 - expected.total_fen - expected.price_difference_fen - 847
+    assert f"商家保留 {format_yuan(keeps)}" in html
+
+    order = pay(order_to(make, NANSHAN, quantity=3, product=product, user=buyer))
+    assert written(order.id) == predicted(expected)
+    kinds = {kind for kind, _who in written(order.id)}
+    assert kinds == {"level_1", "level_2", "price_difference", "region_dividend"}
+
+
+def test_districts_without_agents_switched_off_and_bad_codes(app, make, login_as):
+    rates()
+    assigned(make, "district", NANSHAN, "南山区代理")
+    sku = make.product("杯子", price_fen=10000).skus[0]
+    buyer = make.user()
+    client = fresh_client(app)
+    login_as(client, make.staff())
+    url = f"/admin/distribution/simulator?sku_id={sku.id}&who=buyer&buyer_id={buyer.id}"
+    beijing = text(client.get(f"{url}&district_code=110105"))
+    assert "北京市 朝阳区" in beijing and "该地区没有生效中的省、市、区县代理" in beijing
+    nanshan = text(client.get(f"{url}&district_code={NANSHAN}"))
+    assert "¥3.00" in nanshan and "商家保留 ¥97.00" in nanshan
+    bad = client.get(f"{url}&district_code=440300")  # a city, not a district
+    assert bad.status_code == 422 and "请选择正确的收货省市区" in text(bad)
+    assert client.get(f"{url}&district_code=abc").status_code == 422
+    cloud_agents.update_cloud_settings({"agents_enabled": False})
+    db.session.commit()
+    off = text(client.get(f"{url}&district_code={NANSHAN}"))
+    assert "区域代理已关闭" in off and "商家保留 ¥100.00" in off
+    # No district: the page is as before (no dividend table).
+    assert "data-region-dividends" not in text(client.get(url))
