@@ -55,6 +55,15 @@ def register(app: Flask) -> None:
         click.echo(summary)
         click.echo(f"admin login: {DEMO_OWNER[0]} / {DEMO_OWNER[1]}")
 
+    @app.cli.command("rebuild-team-totals")
+    def rebuild_team_totals() -> None:
+        """Recompute every distributor's running team sales from the orders."""
+        from app.distribution.team import rebuild_team_totals as rebuild
+
+        written = rebuild()
+        db.session.commit()
+        click.echo(f"team sales rebuilt: {written} distributors with sales")
+
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
     def worker(burst: bool) -> None:

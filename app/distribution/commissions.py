@@ -71,7 +71,7 @@ from app.distribution.models import (
     OrderAttribution,
 )
 from app.distribution.rules import PERCENT, Beneficiary, Rule, line_shares
-from app.distribution.team import SALES_STATUSES, team_sales_fen
+from app.distribution.team import SALES_STATUSES, count_order_sales, team_sales_fen
 from app.extensions import db
 from app.orders.models import (
     COMPLETED,
@@ -493,7 +493,10 @@ def follow_up_payment(order: Order, *, extend_protection_once: bool = True) -> P
     the same order go one after the other.
     """
     settings = get_distribution_settings()
-    if not settings.enabled or order.paid_at is None:
+    if order.paid_at is None:
+        return PaymentFollowUp(0, False, ())
+    if not settings.enabled:
+        count_order_sales(order.id)  # team sales count whatever the switch (team.py)
         return PaymentFollowUp(0, False, ())
     lock_order_lines(order.id)
     if settings.bind_mode == "first_payment":
@@ -503,6 +506,7 @@ def follow_up_payment(order: Order, *, extend_protection_once: bool = True) -> P
     if extend_protection_once:
         extend_protection(order.user_id)
     written = write_earnings(order, lines_locked=True)
+    count_order_sales(order.id)  # the team's running sales, before any upgrade reads them
     joined = join_by_threshold(order.user_id)
     upgraded: tuple[int, ...] = ()
     # Most shops set grades by hand: one EXISTS then saves three queries per beneficiary.

@@ -129,6 +129,10 @@ def set_parent(distributor: Distributor, new_parent: Distributor | None) -> None
             )
         if is_descendant(new_parent.id, distributor.id):
             raise DistributionError("cycle", "不能把分销员挂到自己或自己的下级下面")
+    from app.distribution.team import move_branch_sales
+
+    # The branch's running team sales leave the old chain for the new one (team.py).
+    move_branch_sales(distributor.id, new_parent.id if new_parent else None)
     subtree = select(DistributorPath.descendant_id).where(
         DistributorPath.ancestor_id == distributor.id
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -216,6 +217,25 @@ class OrderAttribution(db.Model):
     level: Mapped[int]
     distributor_id: Mapped[int] = mapped_column(ForeignKey("distributors.id"))
     self_purchase: Mapped[bool] = mapped_column(default=False)
+    # Level 1 only: what this order adds now to the team sales of its distributor and
+    # everyone above (team.py). Kept so every change adds just the difference, once.
+    team_sales_fen: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class DistributorTeamTotal(db.Model):
+    """A distributor's team sales kept as a running total (team.py), so team stats read one
+    row instead of summing every order of a large team. A missing row means 0.
+
+    Changed only by ``x = x + delta`` upserts (concurrent jobs add, never overwrite) and
+    rebuilt from the orders by ``team.rebuild_team_totals``.
+    """
+
+    __tablename__ = "distributor_team_totals"
+
+    distributor_id: Mapped[int] = mapped_column(
+        ForeignKey("distributors.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_sales_fen: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class LedgerEntry(db.Model):

@@ -9,17 +9,32 @@ Definitions (kept simple, and the same for the centre, the admin and grade upgra
   is the distributor themself or anyone in their team. The attribution is fixed when the
   order is placed, so later rebinding never moves past sales.
 
-Each figure is one indexed query whatever the size of the team: the closure table has a
-row per (ancestor, descendant), so "everyone below X" is a range of its primary key.
+Counts are one indexed query whatever the size of the team: the closure table has a row
+per (ancestor, descendant), so "everyone below X" is a range of its primary key.
+
+Team sales are a running total (``distributor_team_totals``), because summing every order
+of a 100k-strong team takes longer than a page can wait. Each level-1 attribution keeps
+what its order counts now (``order_attributions.team_sales_fen``); whenever something
+that definition reads changes (the commission job after a payment, a completed refund,
+the cancellation of a fully refunded order), ``count_order_sales`` locks that row,
+recomputes the order's share and adds only the difference to the totals of the seller
+and everyone above, with ``total = total + delta`` upserts in ancestor order. So it is
+idempotent (a repeat finds no difference), safe under concurrent jobs, and the result
+does not depend on whether a refund lands before or after the commission job. Moving a
+branch (``set_parent``) moves its total with it. ``rebuild_team_totals`` recomputes
+everything from the orders (``flask --app wsgi distribution rebuild-team-totals``);
+``recount_team_sales_fen`` is the definition above as one query, for checks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import BigInteger, case, delete, func, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.distribution.models import DistributorPath, OrderAttribution
+from app.distribution.models import DistributorPath, DistributorTeamTotal, OrderAttribution
 from app.extensions import db
 from app.orders.models import COMPLETED, PAID, SHIPPED, Order
 
@@ -49,8 +64,13 @@ def team_counts(distributor_id: int) -> tuple[int, int, int]:
     return int(level1), int(level2), int(total)
 
 
-def team_sales_fen(distributor_id: int) -> int:
-    """Goods paid for (less refunds) on orders sold by the distributor or their team."""
+def order_sales_fen():
+    """What an order counts in team sales now (a SQL expression over ``orders``)."""
+    return case((Order.status.in_(SALES_STATUSES), Order.items_fen - Order.refunded_fen), else_=0)
+
+
+def recount_team_sales_fen(distributor_id: int) -> int:
+    """Team sales summed from the orders themselves (slow for big teams: checks, rebuild)."""
     sold = db.session.scalar(
         select(func.coalesce(func.sum(Order.items_fen - Order.refunded_fen), 0))
         .select_from(DistributorPath)
@@ -63,6 +83,149 @@ def team_sales_fen(distributor_id: int) -> int:
         .where(DistributorPath.ancestor_id == distributor_id, Order.status.in_(SALES_STATUSES))
     )
     return int(sold or 0)
+
+
+def team_sales_fen(distributor_id: int) -> int:
+    """Goods paid for (less refunds) on orders sold by the distributor or their team."""
+    total = db.session.scalar(
+        select(DistributorTeamTotal.team_sales_fen).where(
+            DistributorTeamTotal.distributor_id == distributor_id
+        )
+    )
+    return int(total or 0)
+
+
+def _add_to_totals(rows) -> None:
+    """Add ``rows`` (a select of distributor_id, delta) to the running totals, atomically.
+
+    ``INSERT ... ON CONFLICT DO UPDATE SET total = total + excluded``: a missing row is
+    created, an existing one is added to and never overwritten, so concurrent jobs
+    cannot lose each other's sales. Rows go in distributor order (the caller's select
+    is ordered) so two jobs lock shared ancestors in the same order.
+    """
+    insert_ = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_(DistributorTeamTotal).from_select(["distributor_id", "team_sales_fen"], rows)
+    db.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["distributor_id"],
+            set_={
+                "team_sales_fen": DistributorTeamTotal.team_sales_fen + stmt.excluded.team_sales_fen
+            },
+        )
+    )
+
+
+def _paths_with_delta(descendant_id: int, delta: int, min_depth: int = 0):
+    return select(DistributorPath.ancestor_id, literal(delta, BigInteger)).where(
+        DistributorPath.descendant_id == descendant_id, DistributorPath.depth >= min_depth
+    )
+
+
+def count_order_sales(order_id: int) -> int:
+    """Bring ``order_id``'s share of its team's sales up to date; return the change.
+
+    Call it in the transaction that changed what the team-sales definition reads
+    (payment follow-up, refund, cancellation), after the change. Idempotent. The
+    attribution row is locked first and the order read after, so of two concurrent
+    callers the second sees what the first counted and the order as it is now.
+    """
+    row = db.session.execute(
+        select(
+            OrderAttribution.id, OrderAttribution.distributor_id, OrderAttribution.team_sales_fen
+        )
+        .where(OrderAttribution.order_id == order_id, OrderAttribution.level == 1)
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return 0  # nobody sold it: no team counts it
+    counted = db.session.scalar(
+        update(OrderAttribution)
+        .where(OrderAttribution.id == row.id)
+        .values(
+            team_sales_fen=select(order_sales_fen()).where(Order.id == order_id).scalar_subquery()
+        )
+        .returning(OrderAttribution.team_sales_fen)
+        .execution_options(synchronize_session=False)
+    )
+    delta = int(counted) - int(row.team_sales_fen)
+    if delta:
+        _add_to_totals(
+            _paths_with_delta(row.distributor_id, delta).order_by(DistributorPath.ancestor_id)
+        )
+    return delta
+
+
+def move_branch_sales(distributor_id: int, new_parent_id: int | None) -> int:
+    """Move a branch's team sales from its old ancestors to ``new_parent_id``'s chain.
+
+    Call before ``set_parent`` rewrites the closure rows (the old chain is read from
+    them); the new parent's chain is not touched by the move. Returns the amount moved.
+    """
+    moved = db.session.scalar(
+        select(DistributorTeamTotal.team_sales_fen)
+        .where(DistributorTeamTotal.distributor_id == distributor_id)
+        .with_for_update()
+    )
+    moved = int(moved or 0)
+    if not moved:
+        return 0
+    parts = [_paths_with_delta(distributor_id, -moved, min_depth=1)]
+    if new_parent_id is not None:
+        parts.append(_paths_with_delta(new_parent_id, moved))
+    both = parts[0].union_all(*parts[1:]).subquery()
+    net = func.sum(both.c[1])
+    _add_to_totals(
+        select(both.c[0], net.cast(BigInteger))
+        .group_by(both.c[0])
+        .having(net != 0)  # a common ancestor keeps the branch
+        .order_by(both.c[0])
+    )
+    return moved
+
+
+def rebuild_team_totals() -> int:
+    """Recompute every order's share and every running total from the orders (flushes).
+
+    For the migration's backfill, after bulk loads, or to check for drift. On PostgreSQL
+    it takes EXCLUSIVE locks on both tables first (readers go on; counting jobs wait),
+    attributions before totals like the jobs. Returns how many totals it wrote.
+    """
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(
+            text("LOCK TABLE order_attributions, distributor_team_totals IN EXCLUSIVE MODE")
+        )
+    db.session.execute(
+        update(OrderAttribution)
+        .values(
+            team_sales_fen=case(
+                (
+                    OrderAttribution.level == 1,
+                    select(order_sales_fen())
+                    .where(Order.id == OrderAttribution.order_id)
+                    .scalar_subquery(),
+                ),
+                else_=0,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(delete(DistributorTeamTotal).execution_options(synchronize_session=False))
+    total = func.sum(OrderAttribution.team_sales_fen)
+    db.session.execute(
+        insert(DistributorTeamTotal).from_select(
+            ["distributor_id", "team_sales_fen"],
+            select(DistributorPath.ancestor_id, total.cast(BigInteger))
+            .join(
+                OrderAttribution,
+                (OrderAttribution.distributor_id == DistributorPath.descendant_id)
+                & (OrderAttribution.level == 1),
+            )
+            .group_by(DistributorPath.ancestor_id)
+            .having(total != 0),
+        )
+    )
+    db.session.flush()
+    return db.session.scalar(select(func.count()).select_from(DistributorTeamTotal))
 
 
 def team_stats(distributor_id: int) -> TeamStats:

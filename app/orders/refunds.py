@@ -162,6 +162,7 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
     and cancels a paid order whose every line is now fully refunded.
     """
     from app.distribution.commissions import reverse_for_refund
+    from app.distribution.team import count_order_sales
     from app.payments.client import record_transaction
 
     if amount_fen != refund.amount_fen:
@@ -229,6 +230,7 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
         db.session.refresh(each)
     if order.status == PAID and all(each.refunded_quantity == each.quantity for each in lines):
         move_order(order, CANCELLED, "system", "全部退款，订单关闭", cancelled_at=now)
+    count_order_sales(order.id)  # the seller's team sales lose the refund (and a cancel)
     db.session.flush()
     return True
 
