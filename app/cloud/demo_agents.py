@@ -1,6 +1,7 @@
 """Demo regional agents for ``flask seed-demo``: 广东省, 深圳市 and 南山区, one demo user each.
 
-Idempotent: a demo user is found by its openid, and a region that is already held (by the
+Idempotent: a demo user is found by its openid (a stand-in fan's in development, see
+``demo_fans``), and a region that is already held (by the
 demo agent or anyone else) is left alone. Flushes; the CLI commits.
 """
 
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.accounts.models import User
 from app.cloud.agents import HELD_STATUSES, assign_region
+from app.cloud.demo_fans import demo_user
 from app.cloud.models import RegionAgent
 from app.extensions import db
 
@@ -25,11 +26,7 @@ def seed_demo_agents() -> str:
     """Create the demo agent users and assign their regions if missing; a summary line."""
     added = 0
     for openid, nickname, level, code in DEMO_AGENTS:
-        user = db.session.scalar(select(User).where(User.openid == openid))
-        if user is None:
-            user = User(openid=openid, nickname=nickname)
-            db.session.add(user)
-            db.session.flush()
+        user = demo_user(openid, nickname)  # a stand-in fan in development
         held = db.session.scalar(
             select(RegionAgent.id).where(
                 RegionAgent.region_code == code, RegionAgent.status.in_(HELD_STATUSES)

@@ -2,15 +2,13 @@
 and a three-level chain of demo users (总代 → 省代 → 市代).
 
 Idempotent: levels are added only when there are none (a merchant's own levels are never
-touched); a demo user is found by its openid and made a merchant only if it is not one.
-Flushes; the CLI commits.
+touched); a demo user is found by its openid (a stand-in fan's in development, see
+``demo_fans``) and made a merchant only if it is not one. Flushes; the CLI commits.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from app.accounts.models import User
+from app.cloud.demo_fans import demo_user
 from app.cloud.merchants import create_merchant, merchant_for_user
 from app.cloud.pricing import ensure_default_levels
 from app.extensions import db
@@ -30,11 +28,7 @@ def seed_demo_merchants() -> str:
     added = 0
     parent = None
     for openid, nickname, level in DEMO_MERCHANTS:
-        user = db.session.scalar(select(User).where(User.openid == openid))
-        if user is None:
-            user = User(openid=openid, nickname=nickname)
-            db.session.add(user)
-            db.session.flush()
+        user = demo_user(openid, nickname)  # a stand-in fan in development
         merchant = merchant_for_user(user.id)
         if merchant is None and level in known:
             parent_ok = parent is None or parent.level < level
@@ -44,4 +38,7 @@ def seed_demo_merchants() -> str:
             added += 1
         parent = merchant
     db.session.flush()
-    return f"ordering merchants: {len(levels)} levels, {added} demo merchants added"
+    from app.cloud.demo_fans import seed_demo_purchase
+
+    purchase = seed_demo_purchase()  # after the agents and the chain: both earn on it
+    return f"ordering merchants: {len(levels)} levels, {added} demo merchants added; {purchase}"

@@ -15,7 +15,9 @@ Settings (``create_sandbox_app(config)``):
 - ``SHOP_BASE_URL``: the shop's origin, for links and for calling the shop back;
 - ``SANDBOX_OAUTH_DOMAINS``: if set, the hosts redirect_uri may point at (网页授权域名);
 - ``SANDBOX_UNIONID``: whether fans have a unionid (default True);
-- ``SANDBOX_CLOCK``: a ``time.time``-like callable (tests of expiry).
+- ``SANDBOX_CLOCK``: a ``time.time``-like callable (tests of expiry);
+- ``SANDBOX_FANS``: nicknames of the fans listed from the start (default ``DEFAULT_FANS``;
+  ``flask wechat-sandbox`` adds the demo shop's agents, merchants and customer).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from flask import Flask, request
 
 import config as shop_config
-from app.wechat.sandbox.state import SandboxState
+from app.wechat.sandbox.state import DEFAULT_FANS, SandboxState
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
@@ -45,12 +47,14 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
         SANDBOX_OAUTH_DOMAINS=None,
         SANDBOX_UNIONID=True,
         SANDBOX_CLOCK=None,
+        SANDBOX_FANS=DEFAULT_FANS,
     )
     app.config.update(config or {})
     app.extensions["wechat_sandbox"] = SandboxState(
         app.config["SANDBOX_APPID"],
         app.config["SANDBOX_SECRET"],
         clock=app.config["SANDBOX_CLOCK"],
+        fans=tuple(app.config["SANDBOX_FANS"]),
     )
 
     from app.wechat.sandbox import fans, oauth, pay, token, tools, transfer
@@ -84,6 +88,8 @@ def run_sandbox(shop_app: Flask, host: str = "127.0.0.1", port: int = 5001) -> N
     """
     from werkzeug.serving import run_simple
 
+    from app.cloud.demo_fans import demo_fan_nicknames
+
     cfg = shop_app.config
     # Links the stand-in hands out (avatars) must be reachable: never 0.0.0.0.
     public_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
@@ -98,6 +104,8 @@ def run_sandbox(shop_app: Flask, host: str = "127.0.0.1", port: int = 5001) -> N
             "SANDBOX_APIV3_KEY": cfg.get("WECHAT_PAY_APIV3_KEY") or shop_config.SANDBOX_APIV3_KEY,
             "PUBLIC_BASE_URL": origin,
             "SHOP_BASE_URL": cfg.get("PUBLIC_BASE_URL"),
+            # The demo shop's agents, merchants and customer: sign in as them (seed-demo).
+            "SANDBOX_FANS": (*DEFAULT_FANS, *demo_fan_nicknames()),
         }
     )
     print(f"WeChat stand-in on {origin}/ (appid {sandbox.config['SANDBOX_APPID']})")

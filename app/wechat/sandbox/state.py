@@ -32,6 +32,17 @@ def _digest_id(prefix: str, *parts: str, length: int = 28) -> str:
     return (prefix + text)[:length]
 
 
+def fan_openid(appid: str, nickname: str) -> str:
+    """The openid the stand-in gives the fan called ``nickname`` under ``appid`` (stable, so
+    a seed can make a shop user that signing in as this fan finds)."""
+    return _digest_id("o", appid, nickname.strip())
+
+
+def fan_unionid(nickname: str) -> str:
+    """The unionid of the fan called ``nickname`` (when the stand-in gives unionids)."""
+    return _digest_id("ou", "sandbox-open-platform", nickname.strip())
+
+
 @dataclass
 class Fan:
     """A test WeChat user who can sign in through the authorize page."""
@@ -66,7 +77,13 @@ class OAuthCode:
 class SandboxState:
     """Everything the stand-in remembers, behind one lock."""
 
-    def __init__(self, appid: str, secret: str, clock: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        clock: Callable[[], float] | None = None,
+        fans: tuple[str, ...] = DEFAULT_FANS,
+    ):
         self.appid = appid
         self.secret = secret
         self.clock = clock or time.time
@@ -81,7 +98,7 @@ class SandboxState:
         self.web_tokens: dict[str, Token] = {}
         self.refresh_tokens: dict[str, Token] = {}
         self.jsapi_ticket: Token | None = None
-        for nickname in DEFAULT_FANS:
+        for nickname in fans:
             self.fan_for_nickname(nickname)
 
     # --- bookkeeping ------------------------------------------------------------------
@@ -99,13 +116,13 @@ class SandboxState:
     def fan_for_nickname(self, nickname: str) -> Fan:
         """The fan called ``nickname``, created on first use with a stable openid."""
         nickname = nickname.strip()
-        openid = _digest_id("o", self.appid, nickname)
+        openid = fan_openid(self.appid, nickname)
         with self.lock:
             fan = self.fans.get(openid)
             if fan is None:
                 fan = Fan(
                     openid=openid,
-                    unionid=_digest_id("ou", "sandbox-open-platform", nickname),
+                    unionid=fan_unionid(nickname),
                     nickname=nickname,
                     created_at=self.now(),
                 )
