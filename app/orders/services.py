@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
@@ -314,6 +314,9 @@ class PaymentMismatch(Exception):
     """A payment that does not match its order (amount or order); nothing was changed."""
 
 
+_TRANSACTION_INSERT = insert(PaymentTransaction.__table__)  # built once: the pay notice path
+
+
 def mark_paid(
     order: Order,
     *,
@@ -354,17 +357,19 @@ def mark_paid(
         if order.transaction_id == transaction_id:
             return False  # a concurrent notice won the race
         raise
-    db.session.add(
-        PaymentTransaction(
-            order_id=order.id,
-            kind="paid",
-            external_id=transaction_id,
-            amount_fen=amount_fen,
-            state="SUCCESS",
-            payload=payload or {},
-        )
+    # A plain INSERT on the table (the row is not needed as an object here); the unique
+    # (kind, external_id) key still refuses a second "paid" row for the transaction.
+    db.session.execute(
+        _TRANSACTION_INSERT,
+        {
+            "order_id": order.id,
+            "kind": "paid",
+            "external_id": transaction_id,
+            "amount_fen": amount_fen,
+            "state": "SUCCESS",
+            "payload": payload or {},
+        },
     )
-    db.session.flush()
     return True
 
 
