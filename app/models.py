@@ -42,6 +42,12 @@ from app.orders.models import (  # noqa: F401
     StatusChange,
 )
 from app.posters.models import PosterTemplate  # noqa: F401
+from app.reports.models import (  # noqa: F401
+    ReportDailyDistributor,
+    ReportDailyProduct,
+    ReportDailyTotal,
+    ReportDay,
+)
 from app.wechat.models import (  # noqa: F401
     DistributorQrcode,
     NotificationSetting,

@@ -14,12 +14,15 @@ with ``INSERT ... SELECT generate_series`` (not the ORM), spread over the last t
   3M entries for 1M orders, plus a withdrawal per distributor;
 - 200,000 customers, 40% of them bound by link or QR with a binding event.
 
-Then the signed-in owner's ``GET /admin/reports`` (default range: the last 30 days by day,
-~37k paid orders) is timed in-process with Flask's test client, alternating with a null
+Then the daily report summaries are computed for every past day (``refresh_summaries``,
+what the periodic job does; timed), and the signed-in owner's ``GET /admin/reports``
+(default range: the last 30 days by day, ~37k paid orders) is timed in-process with
+Flask's test client, alternating with a null
 route (an empty 200 on the same app) and a trivial ``SELECT 1``; medians of ``--rounds``.
 Also timed: the last 90 days by week and the last year by month. Goal: the default page
 < 500 ms. Exits 1 when missed. ``--no-indexes`` drops the report indexes first (to see
-what they buy).
+what they buy); ``--no-summaries`` skips the refresh, so every day is aggregated live (the
+page as it was before the summaries).
 """
 
 from __future__ import annotations
@@ -271,14 +274,30 @@ def bench(app, rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def refresh(app) -> None:
+    """Summarize every past day, as the periodic job does (in runs of 31 days)."""
+    from app.extensions import db
+    from jobs.reports import refresh_summaries
+
+    with app.app_context():
+        started = time.perf_counter()
+        result = refresh_summaries(limit=100_000)
+        elapsed = time.perf_counter() - started
+        print(f"   {result['clean']} of {result['due']} days summarized in {elapsed:.1f} s")
+        db.session.remove()
+
+
 def explain_default(app) -> None:
     """Print the plan of the heaviest default-range query (the ledger's)."""
     from app.extensions import db
     from app.reports import queries
     from app.reports.periods import parse_range
+    from app.reports.summary import split
 
     with app.test_request_context("/admin/reports"):
         rng, _ = parse_range({})
+        part = split(rng)
+        print(f"   days from summaries: {part.summary}; live: {part.live}")
         started = time.perf_counter()
         for name, build in queries.REPORTS.items():
             t0 = time.perf_counter()
@@ -295,6 +314,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--database-url")
     parser.add_argument("--no-indexes", action="store_true")
+    parser.add_argument("--no-summaries", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("APP_ENV", "test")
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as folder:
@@ -315,6 +335,9 @@ def main() -> int:
                 for name in REPORT_INDEXES:
                     conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
             print("   report indexes dropped")
+        if not args.no_summaries:
+            print("daily summaries:")
+            refresh(app)
         print("queries of the default page (one run each):")
         explain_default(app)
         print(f"medians over {args.rounds} interleaved rounds:")

@@ -50,6 +50,7 @@ def run_worker(app: Flask, burst: bool = False) -> None:
         from jobs.incentives import schedule_incentives
         from jobs.notifications import schedule_outbox_sweep
         from jobs.payments import schedule_timers
+        from jobs.reports import schedule_report_refresh
         from jobs.withdrawals import schedule_transfer_sync
 
         with app.app_context():
@@ -58,6 +59,7 @@ def run_worker(app: Flask, burst: bool = False) -> None:
             schedule_transfer_sync()  # likewise the transfer bill sync
             schedule_outbox_sweep()  # and the WeChat outbox sweep
             schedule_incentives()  # and the incentives pass (tasks, rewards, leaderboards)
+            schedule_report_refresh()  # and the report summaries (app/reports/summary.py)
             db.session.remove()
             # RQ forks its scheduler process: let it inherit no pooled database connection.
             db.engine.dispose()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import String, literal_column
+from sqlalchemy import Date, String, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -59,6 +59,57 @@ def _sqlite(element: period_start, compiler, **kw) -> str:
     if element.grain == "week":
         return f"date({column}, '+8 hours', 'weekday 0', '-6 days')"
     return f"strftime('%Y-%m-01', {column}, '+8 hours')"
+
+
+class beijing_date(FunctionElement):
+    """SQL: the Beijing calendar day of a UTC timestamp as a ``DATE`` (SQLite: its
+    ``YYYY-MM-DD`` text, which is how SQLite keeps dates); the summaries' key."""
+
+    type = Date()
+    inherit_cache = True
+
+
+@compiles(beijing_date, "postgresql")
+def _pg_date(element: beijing_date, compiler, **kw) -> str:
+    column = compiler.process(element.clauses.clauses[0], **kw)
+    return f"(({column}) AT TIME ZONE 'Asia/Shanghai')::date"
+
+
+@compiles(beijing_date, "sqlite")
+def _sqlite_date(element: beijing_date, compiler, **kw) -> str:
+    column = compiler.process(element.clauses.clauses[0], **kw)
+    return f"date({column}, '+8 hours')"
+
+
+class day_period(FunctionElement):
+    """SQL: the period (day/week/month) a Beijing calendar ``DATE`` column falls in, as
+    YYYY-MM-DD: the summary tables' twin of ``period_start`` (their days are already
+    Beijing days, so no time zone is applied)."""
+
+    type = String()
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement, grain: str):
+        if grain not in GRAINS:
+            raise ValueError(f"unknown grain {grain!r}")
+        self.grain = grain
+        super().__init__(column, literal_column(f"'{grain}'"))
+
+
+@compiles(day_period, "postgresql")
+def _pg_day(element: day_period, compiler, **kw) -> str:
+    column = compiler.process(element.clauses.clauses[0], **kw)
+    return f"to_char(date_trunc('{element.grain}', ({column})::timestamp), 'YYYY-MM-DD')"
+
+
+@compiles(day_period, "sqlite")
+def _sqlite_day(element: day_period, compiler, **kw) -> str:
+    column = compiler.process(element.clauses.clauses[0], **kw)
+    if element.grain == "day":
+        return f"date({column})"
+    if element.grain == "week":
+        return f"date({column}, 'weekday 0', '-6 days')"
+    return f"strftime('%Y-%m-01', {column})"
 
 
 def first_day(day: date, grain: str) -> date:

@@ -16,13 +16,19 @@ Definitions (money in fen):
   customer) against those without.
 - new customers by source: customers registered in the range, by the source of their first
   binding event (link, qr, staff), else of their binding, else natural.
+
+Speed: days before today whose daily summary is current are read from the summary tables
+(app/reports/summary.py states the rule that keeps them exact); the other days of the range
+are aggregated live by the same queries the summaries are computed with, and the two parts
+are added per period (or UNION ALL-ed and ranked in SQL for the top lists).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, case, exists, func, literal, select
+from sqlalchemy import and_, case, func, literal, select, union_all
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
@@ -40,7 +46,9 @@ from app.distribution.models import (
 )
 from app.extensions import db
 from app.orders.models import REFUND_REFUNDED, Order, OrderLine, Refund
-from app.reports.periods import Range, period_start
+from app.reports.models import ReportDailyDistributor, ReportDailyProduct, ReportDailyTotal
+from app.reports.periods import Range, beijing_date, day_period, period_start
+from app.reports.summary import Split, split
 
 DIVIDEND_KINDS = ("region_dividend", "price_difference")
 REWARD_KINDS = ("task_reward", "invite_reward")
@@ -84,51 +92,20 @@ def _sum(rows: list[dict], keys: list[str]) -> dict:
 PERIOD = Column("period", "日期", "text")
 
 
-# --- sales --------------------------------------------------------------------------------
+# --- per-period totals: sales, refunds, distribution share, ledger ---------------------------
 
+Within = Callable[[object], object]  # a UTC timestamp column -> SQL condition
 
-def sales(rng: Range) -> Report:
-    """Sales, paid orders, average order, refunds and net sales per period."""
-    bucket = period_start(Order.paid_at, rng.grain)
-    paid = db.session.execute(
-        select(bucket, func.count(Order.id), func.coalesce(func.sum(Order.paid_fen), 0))
-        .where(Order.paid_at.is_not(None), rng.within(Order.paid_at))
-        .group_by(bucket)
-    ).all()
-    refund_bucket = period_start(Refund.refunded_at, rng.grain)
-    refunded = db.session.execute(
-        select(refund_bucket, func.coalesce(func.sum(Refund.amount_fen), 0))
-        .where(Refund.status == REFUND_REFUNDED, rng.within(Refund.refunded_at))
-        .group_by(refund_bucket)
-    ).all()
-    found: dict[str, dict] = {}
-    for period, orders, amount in paid:
-        found.setdefault(period, {}).update(orders=orders, sales_fen=amount)
-    for period, amount in refunded:
-        found.setdefault(period, {})["refunds_fen"] = amount
-    rows = _fill(rng, found, ["orders", "sales_fen", "refunds_fen"])
-    for r in rows:
-        r["avg_fen"] = r["sales_fen"] // r["orders"] if r["orders"] else 0
-        r["net_fen"] = r["sales_fen"] - r["refunds_fen"]
-    totals = _sum(rows, ["orders", "sales_fen", "refunds_fen", "net_fen"])
-    totals["avg_fen"] = totals["sales_fen"] // totals["orders"] if totals["orders"] else 0
-    return Report(
-        "sales",
-        "销售额与订单",
-        [
-            PERIOD,
-            Column("sales_fen", "销售额（实付）"),
-            Column("orders", "支付订单数", "count"),
-            Column("avg_fen", "客单价"),
-            Column("refunds_fen", "退款"),
-            Column("net_fen", "净销售额"),
-        ],
-        rows,
-        totals,
-    )
-
-
-# --- commission and dividends -----------------------------------------------------------------
+LEDGER_KEYS = [f"{c}_{s}_fen" for c in CATEGORIES for s in ("pending", "settled")]
+TOTAL_KEYS = [
+    "orders",
+    "sales_fen",
+    "refunds_fen",
+    "dist_orders",
+    "dist_fen",
+    *LEDGER_KEYS,
+    "withdrawn_fen",
+]
 
 
 def _category(kind) -> object:
@@ -153,44 +130,132 @@ def _kind_or_reversed_kind():
     return case((LedgerEntry.kind == "reversal", reversed_kind), else_=LedgerEntry.kind)
 
 
-def commission(rng: Range) -> Report:
-    """Commission, dividends and rewards (pending / settled) and payouts per period."""
-    kind = _kind_or_reversed_kind()
-    amount = LedgerEntry.amount_fen
-    bucket = period_start(LedgerEntry.created_at, rng.grain)
-    category = _category(kind)
-    result = db.session.execute(
+def live_totals(grain: str, within: Within) -> dict[str, dict[str, int]]:
+    """Every total of ``TOTAL_KEYS`` per period, aggregated live from orders, refunds and
+    the ledger over the rows ``within`` selects (by paid, refund and entry time)."""
+    found: dict[str, dict[str, int]] = {}
+
+    def add(period: str, **values) -> None:
+        row = found.setdefault(period, dict.fromkeys(TOTAL_KEYS, 0))
+        for key, value in values.items():
+            row[key] += int(value or 0)
+
+    # A level-1 attribution by outer join (unique per order and level, so no row is
+    # doubled): PostgreSQL turns an EXISTS inside CASE into a hash of the whole
+    # attribution table, which cost more than the range itself.
+    attributed = OrderAttribution.id.is_not(None)
+    bucket = period_start(Order.paid_at, grain)
+    for period, orders, amount, dist_fen, dist_orders in db.session.execute(
         select(
             bucket,
+            func.count(Order.id),
+            func.coalesce(func.sum(Order.paid_fen), 0),
+            func.coalesce(func.sum(case((attributed, Order.paid_fen), else_=0)), 0),
+            func.coalesce(func.sum(case((attributed, 1), else_=0)), 0),
+        )
+        .outerjoin(
+            OrderAttribution,
+            and_(OrderAttribution.order_id == Order.id, OrderAttribution.level == 1),
+        )
+        .where(Order.paid_at.is_not(None), within(Order.paid_at))
+        .group_by(bucket)
+    ):
+        add(period, orders=orders, sales_fen=amount, dist_fen=dist_fen, dist_orders=dist_orders)
+
+    refund_bucket = period_start(Refund.refunded_at, grain)
+    for period, amount in db.session.execute(
+        select(refund_bucket, func.coalesce(func.sum(Refund.amount_fen), 0))
+        .where(Refund.status == REFUND_REFUNDED, within(Refund.refunded_at))
+        .group_by(refund_bucket)
+    ):
+        add(period, refunds_fen=amount)
+
+    amount = LedgerEntry.amount_fen
+    ledger_bucket = period_start(LedgerEntry.created_at, grain)
+    category = _category(_kind_or_reversed_kind())
+    paid_out = and_(LedgerEntry.kind == "withdrawal", LedgerEntry.state == WITHDRAWN)
+    for period, cat, pending, settled, withdrawn in db.session.execute(
+        select(
+            ledger_bucket,
             category,
             func.coalesce(func.sum(case((LedgerEntry.state == PENDING, amount), else_=0)), 0),
             func.coalesce(
                 func.sum(case((LedgerEntry.state.in_((SETTLED, WITHDRAWN)), amount), else_=0)), 0
             ),
-            func.coalesce(
-                func.sum(
-                    case(
-                        (
-                            and_(LedgerEntry.kind == "withdrawal", LedgerEntry.state == WITHDRAWN),
-                            -amount,
-                        ),
-                        else_=0,
-                    )
-                ),
-                0,
-            ),
+            func.coalesce(func.sum(case((paid_out, -amount), else_=0)), 0),
         )
-        .where(rng.within(LedgerEntry.created_at))
-        .group_by(bucket, category)
-    ).all()
-    found: dict[str, dict] = {}
-    for period, cat, pending, settled, withdrawn in result:
-        row = found.setdefault(period, {})
+        .where(within(LedgerEntry.created_at))
+        .group_by(ledger_bucket, category)
+    ):
+        add(period, withdrawn_fen=withdrawn)
         if cat in CATEGORIES:
-            row[f"{cat}_pending_fen"] = pending
-            row[f"{cat}_settled_fen"] = settled
-        row["withdrawn_fen"] = row.get("withdrawn_fen", 0) + withdrawn
-    keys = [f"{c}_{s}_fen" for c in CATEGORIES for s in ("pending", "settled")] + ["withdrawn_fen"]
+            add(period, **{f"{cat}_pending_fen": pending, f"{cat}_settled_fen": settled})
+    return found
+
+
+def summary_totals(grain: str, part: Split) -> dict[str, dict[str, int]]:
+    """The same totals per period, summed from the daily summaries of the clean days."""
+    if not part.summary:
+        return {}
+    bucket = day_period(ReportDailyTotal.day, grain)
+    columns = [func.sum(getattr(ReportDailyTotal, key)) for key in TOTAL_KEYS]
+    result = db.session.execute(
+        select(bucket, *columns).where(part.summary_within(ReportDailyTotal.day)).group_by(bucket)
+    )
+    return {
+        row[0]: {k: int(v or 0) for k, v in zip(TOTAL_KEYS, row[1:], strict=True)} for row in result
+    }
+
+
+def period_totals(rng: Range, part: Split | None = None) -> dict[str, dict[str, int]]:
+    """Totals per period of ``rng``: clean days from the summaries plus live days."""
+    part = part or split(rng)
+    found = summary_totals(rng.grain, part)
+    if part.live:
+        for period, values in live_totals(rng.grain, part.live_within).items():
+            row = found.setdefault(period, dict.fromkeys(TOTAL_KEYS, 0))
+            for key, value in values.items():
+                row[key] += value
+    return found
+
+
+# --- sales --------------------------------------------------------------------------------
+
+
+def sales(rng: Range, totals: dict | None = None) -> Report:
+    """Sales, paid orders, average order, refunds and net sales per period."""
+    found = period_totals(rng) if totals is None else totals
+    rows = _fill(rng, found, ["orders", "sales_fen", "refunds_fen"])
+    for r in rows:
+        r["avg_fen"] = r["sales_fen"] // r["orders"] if r["orders"] else 0
+        r["net_fen"] = r["sales_fen"] - r["refunds_fen"]
+    totals_row = _sum(rows, ["orders", "sales_fen", "refunds_fen", "net_fen"])
+    totals_row["avg_fen"] = (
+        totals_row["sales_fen"] // totals_row["orders"] if totals_row["orders"] else 0
+    )
+    return Report(
+        "sales",
+        "销售额与订单",
+        [
+            PERIOD,
+            Column("sales_fen", "销售额（实付）"),
+            Column("orders", "支付订单数", "count"),
+            Column("avg_fen", "客单价"),
+            Column("refunds_fen", "退款"),
+            Column("net_fen", "净销售额"),
+        ],
+        rows,
+        totals_row,
+    )
+
+
+# --- commission and dividends -----------------------------------------------------------------
+
+
+def commission(rng: Range, totals: dict | None = None) -> Report:
+    """Commission, dividends and rewards (pending / settled) and payouts per period."""
+    found = period_totals(rng) if totals is None else totals
+    keys = [*LEDGER_KEYS, "withdrawn_fen"]
     rows = _fill(rng, found, keys)
     return Report(
         "commission",
@@ -213,29 +278,22 @@ def commission(rng: Range) -> Report:
 # --- distribution share -----------------------------------------------------------------------
 
 
-def distribution_share(rng: Range) -> Report:
+def distribution_share(rng: Range, totals: dict | None = None) -> Report:
     """Sales and orders with a distributor (level-1 attribution) against without."""
-    attributed = exists().where(OrderAttribution.order_id == Order.id, OrderAttribution.level == 1)
-    bucket = period_start(Order.paid_at, rng.grain)
-    result = db.session.execute(
-        select(
-            bucket,
-            func.coalesce(func.sum(case((attributed, Order.paid_fen), else_=0)), 0),
-            func.coalesce(func.sum(case((attributed, 1), else_=0)), 0),
-            func.coalesce(func.sum(Order.paid_fen), 0),
-            func.count(Order.id),
-        )
-        .where(Order.paid_at.is_not(None), rng.within(Order.paid_at))
-        .group_by(bucket)
-    ).all()
-    found = {
-        p: {"dist_fen": d, "dist_orders": do, "natural_fen": s - d, "natural_orders": n - do}
-        for p, d, do, s, n in result
+    found = period_totals(rng) if totals is None else totals
+    shaped = {
+        p: {
+            "dist_fen": v["dist_fen"],
+            "dist_orders": v["dist_orders"],
+            "natural_fen": v["sales_fen"] - v["dist_fen"],
+            "natural_orders": v["orders"] - v["dist_orders"],
+        }
+        for p, v in found.items()
     }
     keys = ["dist_fen", "dist_orders", "natural_fen", "natural_orders"]
-    rows = _fill(rng, found, keys)
-    totals = _sum(rows, keys)
-    for r in [*rows, totals]:
+    rows = _fill(rng, shaped, keys)
+    totals_row = _sum(rows, keys)
+    for r in [*rows, totals_row]:
         whole = r["dist_fen"] + r["natural_fen"]
         r["share_pct"] = round(r["dist_fen"] * 100 / whole, 1) if whole else 0
     return Report(
@@ -250,7 +308,7 @@ def distribution_share(rng: Range) -> Report:
             Column("share_pct", "分销占比", "pct"),
         ],
         rows,
-        totals,
+        totals_row,
     )
 
 
@@ -306,25 +364,108 @@ def new_customers(rng: Range) -> Report:
 # --- top lists --------------------------------------------------------------------------------
 
 
-def top_products(rng: Range, limit: int = TOP_N) -> Report:
-    """The best-selling products of the range by net amount (after refunds)."""
-    net = func.sum(OrderLine.amount_fen - OrderLine.refunded_fen)
-    result = db.session.execute(
+def _day(column):
+    """SQL: the Beijing day of a UTC timestamp as a DATE (the summaries' key)."""
+    return beijing_date(column).label("day")
+
+
+def live_products(within: Within, by_day: bool = False):
+    """SELECT per product (0 = a deleted product) over the lines of orders paid ``within``:
+    title, quantity and amount net of refunds, orders. ``by_day``: per (day, product), the
+    rows of the summary table (its refresh INSERTs them from this SELECT)."""
+    product = func.coalesce(OrderLine.product_id, 0)
+    day = _day(Order.paid_at)
+    stmt = (
         select(
-            OrderLine.product_id,
-            func.max(OrderLine.title),
-            func.sum(OrderLine.quantity - OrderLine.refunded_quantity),
-            net,
-            func.count(func.distinct(OrderLine.order_id)),
+            *([day] if by_day else []),
+            product.label("product_id"),
+            func.max(OrderLine.title).label("title"),
+            func.sum(OrderLine.quantity - OrderLine.refunded_quantity).label("quantity"),
+            func.count(func.distinct(OrderLine.order_id)).label("orders"),
+            func.sum(OrderLine.amount_fen - OrderLine.refunded_fen).label("amount_fen"),
         )
         .join(Order, Order.id == OrderLine.order_id)
-        .where(Order.paid_at.is_not(None), rng.within(Order.paid_at))
-        .group_by(OrderLine.product_id)
-        .order_by(net.desc(), OrderLine.product_id)
+        .where(Order.paid_at.is_not(None), within(Order.paid_at))
+    )
+    return stmt.group_by(*([day] if by_day else []), product)
+
+
+def _earnings_filter():
+    # payouts and their returns are not earnings; reversed entries earned nothing
+    return (_kind_or_reversed_kind() != "withdrawal", LedgerEntry.state != REVERSED)
+
+
+def live_distributors(within: Within, by_day: bool = False, ids: list[int] | None = None):
+    """Two SELECTs per distributor: own customers' paid orders ``within`` (sales_fen,
+    orders), and earnings (ledger entries ``within``, not payouts, not reversed; only
+    ``ids`` if given). ``by_day``: per (day, distributor), for the summary refresh."""
+    day = _day(Order.paid_at)
+    ledger_day = _day(LedgerEntry.created_at)
+    sales_stmt = (
+        select(
+            *([day] if by_day else []),
+            OrderAttribution.distributor_id.label("distributor_id"),
+            func.sum(Order.paid_fen).label("sales_fen"),
+            func.count(Order.id).label("orders"),
+        )
+        .join(Order, Order.id == OrderAttribution.order_id)
+        .where(OrderAttribution.level == 1, Order.paid_at.is_not(None), within(Order.paid_at))
+        .group_by(*([day] if by_day else []), OrderAttribution.distributor_id)
+    )
+    earned_stmt = select(
+        *([ledger_day] if by_day else []),
+        LedgerEntry.distributor_id.label("distributor_id"),
+        func.sum(LedgerEntry.amount_fen).label("earned_fen"),
+    ).where(*_earnings_filter(), within(LedgerEntry.created_at))
+    if ids is not None:
+        earned_stmt = earned_stmt.where(LedgerEntry.distributor_id.in_(ids))
+    earned_stmt = earned_stmt.group_by(
+        *([ledger_day] if by_day else []), LedgerEntry.distributor_id
+    )
+    return sales_stmt, earned_stmt
+
+
+def top_products(rng: Range, limit: int = TOP_N, part: Split | None = None) -> Report:
+    """The best-selling products of the range by net amount (after refunds)."""
+    part = part or split(rng)
+    parts = []
+    if part.live:
+        parts.append(live_products(part.live_within))
+    if part.summary:
+        s = ReportDailyProduct
+        parts.append(
+            select(
+                s.product_id,
+                func.max(s.title).label("title"),
+                func.sum(s.quantity).label("quantity"),
+                func.sum(s.orders).label("orders"),
+                func.sum(s.amount_fen).label("amount_fen"),
+            )
+            .where(part.summary_within(s.day))
+            .group_by(s.product_id)
+        )
+    both = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    net = func.sum(both.c.amount_fen)
+    result = db.session.execute(
+        select(
+            both.c.product_id,
+            func.max(both.c.title),
+            func.sum(both.c.quantity),
+            net,
+            func.sum(both.c.orders),
+        )
+        .group_by(both.c.product_id)
+        .order_by(net.desc(), both.c.product_id)
         .limit(limit)
     ).all()
     rows = [
-        {"rank": i, "title": title, "quantity": int(qty), "amount_fen": int(amount), "orders": n}
+        {
+            "rank": i,
+            "title": title,
+            "quantity": int(qty),
+            "amount_fen": int(amount),
+            "orders": int(n),
+        }
         for i, (_, title, qty, amount, n) in enumerate(result, 1)
     ]
     return Report(
@@ -342,15 +483,31 @@ def top_products(rng: Range, limit: int = TOP_N) -> Report:
     )
 
 
-def top_distributors(rng: Range, limit: int = TOP_N) -> Report:
+def top_distributors(rng: Range, limit: int = TOP_N, part: Split | None = None) -> Report:
     """Distributors whose own customers bought most in the range, with their earnings."""
-    sales_fen = func.sum(Order.paid_fen)
+    part = part or split(rng)
+    s = ReportDailyDistributor
+    sales_parts, earned_parts = [], []
+    if part.live:
+        live_sales, _ = live_distributors(part.live_within)
+        sales_parts.append(live_sales)
+    if part.summary:
+        sales_parts.append(
+            select(
+                s.distributor_id,
+                func.sum(s.sales_fen).label("sales_fen"),
+                func.sum(s.orders).label("orders"),
+            )
+            .where(part.summary_within(s.day))
+            .group_by(s.distributor_id)
+        )
+    both = union_all(*sales_parts).subquery() if len(sales_parts) > 1 else sales_parts[0].subquery()
+    sales_fen = func.sum(both.c.sales_fen)
     top = db.session.execute(
-        select(OrderAttribution.distributor_id, sales_fen, func.count(Order.id))
-        .join(Order, Order.id == OrderAttribution.order_id)
-        .where(OrderAttribution.level == 1, Order.paid_at.is_not(None), rng.within(Order.paid_at))
-        .group_by(OrderAttribution.distributor_id)
-        .order_by(sales_fen.desc(), OrderAttribution.distributor_id)
+        select(both.c.distributor_id, sales_fen, func.sum(both.c.orders))
+        .group_by(both.c.distributor_id)
+        .having(func.sum(both.c.orders) > 0)  # only distributors with a paid order in range
+        .order_by(sales_fen.desc(), both.c.distributor_id)
         .limit(limit)
     ).all()
     ids = [d for d, _, _ in top]
@@ -361,28 +518,34 @@ def top_distributors(rng: Range, limit: int = TOP_N) -> Report:
             .where(Distributor.id.in_(ids))
         ).all()
     )
+    if part.live:
+        _, live_earned = live_distributors(part.live_within, ids=ids)
+        earned_parts.append(live_earned)
+    if part.summary:
+        earned_parts.append(
+            select(s.distributor_id, func.sum(s.earned_fen).label("earned_fen"))
+            .where(part.summary_within(s.day), s.distributor_id.in_(ids))
+            .group_by(s.distributor_id)
+        )
+    earned_all = (
+        union_all(*earned_parts).subquery() if len(earned_parts) > 1 else earned_parts[0].subquery()
+    )
     earned = dict(
         db.session.execute(
-            select(LedgerEntry.distributor_id, func.sum(LedgerEntry.amount_fen))
-            .where(
-                LedgerEntry.distributor_id.in_(ids),
-                # payouts and their returns are not earnings
-                _kind_or_reversed_kind() != "withdrawal",
-                LedgerEntry.state != REVERSED,
-                rng.within(LedgerEntry.created_at),
+            select(earned_all.c.distributor_id, func.sum(earned_all.c.earned_fen)).group_by(
+                earned_all.c.distributor_id
             )
-            .group_by(LedgerEntry.distributor_id)
         ).all()
     )
     rows = [
         {
             "rank": i,
             "name": f"{names.get(d) or '分销员'} #{d}",
-            "sales_fen": int(s),
-            "orders": n,
+            "sales_fen": int(sales or 0),
+            "orders": int(n),
             "earned_fen": int(earned.get(d) or 0),
         }
-        for i, (d, s, n) in enumerate(top, 1)
+        for i, (d, sales, n) in enumerate(top, 1)
     ]
     return Report(
         "distributors",
@@ -409,6 +572,17 @@ REPORTS = {
 }
 
 
-def all_reports(rng: Range) -> list[Report]:
-    """Every report for ``rng``, in page order."""
-    return [build(rng) for build in REPORTS.values()]
+def all_reports(rng: Range, part: Split | None = None) -> list[Report]:
+    """Every report for ``rng``, in page order (the range is split and the per-period
+    totals read once, for the three reports that share them). ``part`` forces a split
+    (tests compare the summary path with an all-live one)."""
+    part = part or split(rng)
+    totals = period_totals(rng, part)
+    return [
+        sales(rng, totals),
+        commission(rng, totals),
+        distribution_share(rng, totals),
+        new_customers(rng),
+        top_products(rng, part=part),
+        top_distributors(rng, part=part),
+    ]
