@@ -318,7 +318,8 @@ def seed_demo_shop() -> str:
 
     Safe to run again: existing rows are found by natural key and left as they are, so a
     merchant's edits to demo data survive. Missing image files are redrawn. Flushes only;
-    the caller commits. Returns a one-line summary of what was added.
+    the caller commits (except the demo sales, which run the real payment follow-up job,
+    and that job commits). Returns a one-line summary of what was added.
     """
     upload_dir = Path(current_app.config["UPLOAD_DIR"])
     upload_dir.mkdir(parents=True, exist_ok=True)
@@ -394,11 +395,14 @@ def seed_demo_shop() -> str:
     from app.incentives.demo import seed_demo_task
 
     task_summary = seed_demo_task()
+    from app.incentives.demo import seed_demo_sales
+
+    sales_summary = seed_demo_sales()  # after the task: the sales count towards it
     return (
         f"demo shop: {added_categories} categories and {added_products} products added "
         f"({len(CATEGORIES)} categories, {len(PRODUCTS)} products in the demo); "
         f"owner account {'created' if added_owner else 'already there'}; {agents_summary}; "
-        f"{merchants_summary}; {notifications_summary}; {task_summary}"
+        f"{merchants_summary}; {notifications_summary}; {task_summary}; {sales_summary}"
     )
 
 
