@@ -32,7 +32,7 @@ from app.catalog.services import (
     update_product,
 )
 from app.extensions import db
-from app.incentives.audit import PRODUCT_WITH_SKUS, audited, row
+from app.incentives.audit import NEW_PRODUCT, PRODUCT_WITH_SKUS, audited, row
 
 PER_PAGE = 20
 LOW_STOCK = 5
@@ -187,6 +187,7 @@ def _product_form(product: Product | None, from_request: bool) -> ProductForm:
 
 @bp.route("/products/new", methods=["GET", "POST"])
 @staff_required
+@audited("product.create", NEW_PRODUCT)
 def product_create():
     """Create a product with its specifications and SKUs."""
     form = _product_form(None, from_request=request.method == "POST")
@@ -272,6 +273,7 @@ def _render_product(form, product, grid, error: str | None = None, status: int =
 
 @bp.post("/products/<int:product_id>/shelf")
 @staff_required
+@audited("product.shelf", PRODUCT_WITH_SKUS)
 def product_shelf(product_id: int):
     """Put a product on (``on_shelf=1``) or off the shelf."""
     product = db.get_or_404(Product, product_id)

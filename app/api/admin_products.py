@@ -41,7 +41,7 @@ from app.catalog.services import (
 )
 from app.core.errors import ApiError
 from app.extensions import db
-from app.incentives.audit import PRODUCT_WITH_SKUS, audited, row
+from app.incentives.audit import NEW_PRODUCT, PRODUCT_WITH_SKUS, audited, row
 
 PRODUCT_ID = "<int:product_id>"  # ids past MAX_ID are simply not found (queries.py)
 SKU_ID = "<int:sku_id>"
@@ -100,6 +100,7 @@ def list_products(query: AdminProductQuery):
 
 
 @admin_bp.post("/products")
+@audited("product.create", NEW_PRODUCT)
 @spec.validate(resp=Response(HTTP_201=AdminProduct, **BODY_ERRORS), tags=TAGS, security=SECURITY)
 def create(json: ProductCreate):
     """Create a product with its SKUs; 201 with the product."""

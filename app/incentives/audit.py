@@ -27,7 +27,7 @@ from typing import Any
 
 from flask import g
 from flask_login import current_user
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
@@ -142,6 +142,38 @@ def rows(model: type, subject: str, where: Callable[..., Any] | None = None) -> 
             query = query.where(where(**kwargs))
         values = {str(obj.id): snapshot(obj) for obj in db.session.scalars(query)}
         return State(subject, "", values)
+
+    return read
+
+
+def created(model: type, subject: str | None = None, extra: Callable | None = None) -> Target:
+    """A target for a view that creates one row of ``model`` (no id in the URL yet).
+
+    The first read (before the view) notes the highest id and shows nothing; the second
+    (at the commit) shows the rows of ``model`` above it that this session itself holds,
+    so a row created at the same moment by another request is never taken for ours.
+    ``before`` is then empty and ``after`` the new row (with ``extra(obj)``).
+    """
+    name = subject or model.__tablename__.rstrip("s")
+    floor_key = f"audit_created_floor_{model.__tablename__}"
+
+    def read(**_: Any) -> State:
+        floor = g.get(floor_key)
+        if floor is None:
+            highest = db.session.scalar(select(func.max(model.id)))
+            setattr(g, floor_key, highest or 0)
+            return State(name, "", {})
+        mine = sorted(
+            (obj for obj in list(db.session.identity_map.values()) if isinstance(obj, model)),
+            key=lambda obj: obj.id,
+        )
+        new = [obj for obj in mine if obj.id is not None and obj.id > floor]
+        if len(new) != 1:
+            return State(name, "", {str(obj.id): snapshot(obj) for obj in new})
+        values = snapshot(new[0])
+        if extra is not None:
+            values.update(extra(new[0]))
+        return State(name, str(new[0].id), values)
 
     return read
 
@@ -280,8 +312,16 @@ def _binding_target() -> Target:
     return rows(Binding, "binding", where=lambda **_: Binding.user_id == form_int("user_id"))
 
 
+def _new_product_target() -> Target:
+    from app.catalog.models import Product
+
+    return created(Product, extra=_sku_values)
+
+
 # A product with its SKUs' prices and stock as "sku.<id>" keys.
 PRODUCT_WITH_SKUS = _product_target()
+# The product a create view adds (with its SKUs), by the same keys.
+NEW_PRODUCT = _new_product_target()
 # The commission rules of the view's product_id, keyed by rule id.
 RULES_OF_PRODUCT = _rules_target()
 # The binding of the customer named by the form's user_id (manual rebind).
