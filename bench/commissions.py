@@ -161,6 +161,29 @@ def drain(app, enqueue_all, worker_class=None) -> float:
     return time.perf_counter() - started
 
 
+def job_statements(app) -> int:
+    """SQL statements one commission job sends (a fresh paid order, run in-process)."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+    from jobs.commissions import compute_order_commissions
+
+    with app.app_context():
+        (order_id,) = paid_orders(1)
+    sent: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            compute_order_commissions(order_id)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    return len(sent)
+
+
 def bench_jobs(app, jobs: int, rounds: int) -> tuple[float, float]:
     from rq import Worker
 
@@ -210,6 +233,7 @@ def bench_jobs(app, jobs: int, rounds: int) -> tuple[float, float]:
             f"commission {job_rates[-1]:.0f} jobs/s "
             f"(reference: no-op in a forked horse {fork_noop_rates[-1]:.0f} jobs/s)"
         )
+    print(f"  statements in one commission job (counted in-process): {job_statements(app)}")
     fork_noop = statistics.median(fork_noop_rates)
     print(
         f"   reference: commission (app worker) vs no-op in a forked horse: "

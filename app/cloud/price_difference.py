@@ -73,17 +73,26 @@ class EarningsPlan:
 
 def merchant_of_order(order: Order) -> tuple[OrderingMerchant | None, bool]:
     """(the ordering merchant ``order`` went through, whether it is a merchant order)."""
-    row = db.session.get(MerchantOrder, order.id)
-    if row is not None:
-        return db.session.get(OrderingMerchant, row.merchant_id), True
-    seller = db.session.scalar(
-        select(OrderAttribution.distributor_id).where(
-            OrderAttribution.order_id == order.id, OrderAttribution.level == 1
+    # One query for both ways in (most orders have neither): the merchant that placed it,
+    # and the merchant row of its level-1 seller.
+    placed_by, seller_merchant = db.session.execute(
+        select(
+            select(MerchantOrder.merchant_id)
+            .where(MerchantOrder.order_id == order.id)
+            .scalar_subquery(),
+            select(OrderingMerchant.id)
+            .join(
+                OrderAttribution, OrderAttribution.distributor_id == OrderingMerchant.distributor_id
+            )
+            .where(OrderAttribution.order_id == order.id, OrderAttribution.level == 1)
+            .scalar_subquery(),
         )
-    )
-    if seller is None:
+    ).one()
+    if placed_by is not None:
+        return db.session.get(OrderingMerchant, placed_by), True
+    if seller_merchant is None:
         return None, False
-    merchant = merchant_for_distributor(seller)
+    merchant = db.session.get(OrderingMerchant, seller_merchant)
     return (merchant if is_active(merchant) else None), False
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, union, update
 
-from app.distribution.models import Distributor, LedgerEntry, OrderAttribution
+from app.distribution.models import Binding, Distributor, LedgerEntry, OrderAttribution
 from app.extensions import db
 from app.incentives import invites, tasks
 from app.incentives.grades import upgrade_many
@@ -46,28 +46,26 @@ def _lock_distributors(ids: set[int]) -> None:
 
 def _order_people(order: Order) -> set[int]:
     """Everyone whose figures an order touches: attributed levels, ledger beneficiaries,
-    the buyer's inviter and binding."""
-    ids = set(tasks.affected_by_order(order))
-    ids.update(
-        db.session.scalars(
-            select(OrderAttribution.distributor_id).where(OrderAttribution.order_id == order.id)
-        )
+    the buyer's inviter and binding (``tasks.affected_by_order`` and more; one query)."""
+    people = union(
+        select(OrderAttribution.distributor_id).where(OrderAttribution.order_id == order.id),
+        select(LedgerEntry.distributor_id).where(LedgerEntry.order_id == order.id),
+        select(Distributor.parent_id).where(Distributor.user_id == order.user_id),
+        select(Binding.distributor_id).where(Binding.user_id == order.user_id),
     )
-    ids.update(
-        db.session.scalars(
-            select(LedgerEntry.distributor_id).where(LedgerEntry.order_id == order.id).distinct()
-        )
-    )
-    return ids
+    return {i for i in db.session.scalars(select(people.subquery().c[0])) if i is not None}
 
 
 def after_payment(order: Order) -> dict:
     """Tasks and invite rewards after ``order``'s commissions are written (flushes)."""
     if order.paid_at is None:
         return {"tasks": [], "invite": None}
-    people = tasks.affected_by_order(order)
-    _lock_distributors(people)
-    written = tasks.evaluate_for(people, order.paid_at)
+    written: list[int] = []
+    # No task covers the payment (most of the time): nothing to lock or evaluate.
+    if tasks.tasks_covering(order.paid_at):
+        people = tasks.affected_by_order(order)
+        _lock_distributors(people)
+        written = tasks.evaluate_for(people, order.paid_at)
     invite = invites.on_order_paid(order)
     mark_for_leaderboards(_order_people(order))
     return {"tasks": written, "invite": invite}

@@ -204,19 +204,24 @@ def sync_members(distributor_ids, now: datetime | None = None, conn=None) -> Non
     if not ids:
         return
     redis = get_redis()
-    for period in PERIODS:
-        for board in BOARDS:
-            key = redis_key(board, period, now)
-            if not redis.exists(f"{key}:built"):
-                continue  # the next read builds it whole
-            scores = dict(from_database(board, period, now, ids, conn=conn))
-            pipe = redis.pipeline(transaction=True)
-            for who in ids:
-                if scores.get(who, 0) > 0:
-                    pipe.zadd(key, {member(who): -scores[who]})
-                else:
-                    pipe.zrem(key, member(who))
-            pipe.execute()
+    keys = [
+        (board, period, redis_key(board, period, now)) for period in PERIODS for board in BOARDS
+    ]
+    # Which sets are built, in one round trip (after every paid order: most are not).
+    pipe = redis.pipeline(transaction=False)
+    for _board, _period, key in keys:
+        pipe.exists(f"{key}:built")
+    for (board, period, key), built in zip(keys, pipe.execute(), strict=True):
+        if not built:
+            continue  # the next read builds it whole
+        scores = dict(from_database(board, period, now, ids, conn=conn))
+        writes = redis.pipeline(transaction=True)
+        for who in ids:
+            if scores.get(who, 0) > 0:
+                writes.zadd(key, {member(who): -scores[who]})
+            else:
+                writes.zrem(key, member(who))
+        writes.execute()
 
 
 def from_redis(board: str, period: str, now: datetime | None = None) -> list[tuple[int, int]]:

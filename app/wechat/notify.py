@@ -39,7 +39,7 @@ from flask import current_app
 from sqlalchemy import and_, case, event, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
 
 from app.core.money import format_yuan
 from app.core.time import utcnow
@@ -301,6 +301,18 @@ def _openid_of_distributor(distributor_id: int) -> str | None:
     return _openid_of_user(distributor.user_id) if distributor is not None else None
 
 
+def _load_distributors_with_users(distributor_ids) -> None:
+    """Put these distributors and their users in the session's identity map (one query)."""
+    from app.distribution.models import Distributor
+
+    if distributor_ids:
+        db.session.scalars(
+            select(Distributor)
+            .where(Distributor.id.in_(sorted(distributor_ids)))
+            .options(joinedload(Distributor.user))
+        ).all()
+
+
 def notify_order_paid(order) -> int:
     """Tell every staff recipient that ``order`` was paid; return how many were recorded."""
     lines = list(order.lines)
@@ -365,6 +377,11 @@ def notify_commissions_earned(order_id: int) -> int:
     from app.distribution.models import LEVEL_KINDS, REVERSED, LedgerEntry
     from app.orders.models import Order
 
+    setting = db.session.scalar(
+        select(NotificationSetting).where(NotificationSetting.kind == "commission_earned")
+    )
+    if setting is None or not setting.enabled or not setting.template_id:
+        return 0  # switched off: one query instead of the sums and a lookup per beneficiary
     order = db.session.get(Order, order_id)
     if order is None:
         return 0
@@ -389,6 +406,7 @@ def notify_commissions_earned(order_id: int) -> int:
         group = "commission" if row_kind in LEVEL_KINDS else row_kind
         mine = by_distributor.setdefault(distributor_id, {})
         mine[group] = mine.get(group, 0) + int(amount or 0)
+    _load_distributors_with_users(by_distributor)  # one query; the lookups below hit the map
     recorded = 0
     for distributor_id in sorted(by_distributor):
         parts = {g: fen for g, fen in by_distributor[distributor_id].items() if fen > 0}
