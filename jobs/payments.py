@@ -27,7 +27,7 @@ from app.orders.services import (
     due_unpaid_order_ids,
 )
 from app.orders.states import InvalidTransition, move_order
-from jobs.queues import get_queue
+from jobs.queues import enqueue_once_piped, get_queue
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +43,13 @@ def order_paid_job_id(order_id: int) -> str:
 def enqueue_order_paid(order_id: int) -> None:
     """Queue the follow-up of a newly paid order (call after the commit)."""
     try:
-        queue = get_queue("default")
-        # One pipeline: RQ then sends the queue registration and the job in one round trip
-        # (MULTI/EXEC) instead of two.
-        with queue.connection.pipeline() as pipe:
-            queue.enqueue_call(
-                on_order_paid,
-                args=(order_id,),
-                job_id=order_paid_job_id(order_id),
-                result_ttl=7 * 86400,
-                pipeline=pipe,
-            )
-            pipe.execute()
+        enqueue_once_piped(
+            "default",
+            on_order_paid,
+            order_id,
+            job_id=order_paid_job_id(order_id),
+            result_ttl=7 * 86400,
+        )
     except Exception:  # the payment is committed; a lost follow-up must not fail the notice
         log.exception("could not enqueue the follow-up of paid order %s", order_id)
 

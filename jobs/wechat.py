@@ -16,7 +16,7 @@ from wechatpy.exceptions import WeChatClientException
 from app.extensions import db
 from app.wechat.clients import get_wechat_client
 from app.wechat.fans import apply_user_info
-from jobs.queues import get_queue
+from jobs.queues import enqueue_once_piped
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ def fan_info_job_id(openid: str, create_time: int) -> str:
 
 def enqueue_fan_info(openid: str, create_time: int):
     """Queue ``fetch_fan_info`` for a follow event (call after the commit)."""
-    return get_queue("default").enqueue(
+    return enqueue_once_piped(
+        "default",
         fetch_fan_info,
         openid,
         job_id=fan_info_job_id(openid, create_time),

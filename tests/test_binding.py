@@ -134,3 +134,19 @@ def test_staff_force_rebinds_inside_protection(make, shop):
     db.session.commit()
     assert current_binding(fan.id).distributor_id == bob.id
     assert _actions(fan.id) == ["bind", "rebind"]
+
+
+def test_first_binding_insert_is_a_no_op_for_a_customer_already_bound(make, shop):
+    """The race guard of ``bind``: when a concurrent first touch inserted first, the
+    ON CONFLICT insert returns nothing (and ``bind`` re-reads the winner's row)."""
+    from app.distribution.binding import _FIRST_BINDING
+
+    first, second = _distributor(make), _distributor(make)
+    customer = make.user()
+    row = {"user_id": customer.id, "source": "qr", "bound_at": utcnow()}
+    won = db.session.scalar(_FIRST_BINDING(), {**row, "distributor_id": first.id})
+    assert won is not None and won.distributor_id == first.id and won.source == "qr"
+    lost = db.session.scalar(_FIRST_BINDING(), {**row, "distributor_id": second.id})
+    assert lost is None
+    db.session.commit()
+    assert current_binding(customer.id).distributor_id == first.id

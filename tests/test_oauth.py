@@ -15,7 +15,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from sqlalchemy import event, func, select, text
-from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import User
 from app.accounts.oauth import safe_next
@@ -270,15 +269,21 @@ def test_concurrent_callbacks_for_one_new_fan_make_one_user(app, sandbox):
 
 
 def test_sign_in_race_resolves_through_the_unique_constraint(app):
-    """Deterministic race: B reads 'no such user' before A commits, then inserts."""
+    """Deterministic race: B reads 'no such user' before A commits, then inserts; its
+    INSERT ... ON CONFLICT DO NOTHING yields nothing and B reads A's row."""
     from app.accounts.services import sign_in_wechat_user
 
-    errors: list[BaseException] = []
+    inserts: list[str] = []
+
+    def count_user_inserts(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO users"):
+            inserts.append(statement)
+
     with app.app_context():
-        event.listen(db.engine, "handle_error", _record_integrity(errors))
+        event.listen(db.engine, "after_cursor_execute", count_user_inserts)
         try:
             # A is inside a longer transaction. (pysqlite opens a transaction only at the
-            # first write, and a savepoint opened outside one commits on release.)
+            # first write.)
             db.session.execute(text("DELETE FROM users WHERE id = -1"))
             first = sign_in_wechat_user("o_race_openid_000000000000", nickname="甲")
             result: dict = {}
@@ -296,17 +301,9 @@ def test_sign_in_race_resolves_through_the_unique_constraint(app):
             thread.join(30)
             assert result["id"] == first.id
         finally:
-            event.remove(db.engine, "handle_error", _record_integrity.last)
+            event.remove(db.engine, "after_cursor_execute", count_user_inserts)
     assert user_count(app) == 1
-    assert any(isinstance(e, IntegrityError) for e in errors), "the race path was not taken"
-
-
-def _record_integrity(errors: list):
-    def on_error(context):
-        errors.append(context.sqlalchemy_exception)
-
-    _record_integrity.last = on_error
-    return on_error
+    assert len(inserts) == 2, "the race path (a second, conflicting INSERT) was not taken"
 
 
 def test_logout_needs_csrf_and_signs_out(app, client, sandbox):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
 
 from app.accounts.models import STAFF_ROLES, Staff, User
+from app.core.sql import built_once
 from app.core.time import utcnow
 from app.extensions import db
 
@@ -45,6 +45,9 @@ class SignInError(ValueError):
     """WeChat gave us an identity we cannot use (message in Chinese)."""
 
 
+_NEW_WECHAT_USER = built_once(lambda insert: insert(User).on_conflict_do_nothing().returning(User))
+
+
 def sign_in_wechat_user(
     openid: str,
     unionid: str | None = None,
@@ -64,17 +67,20 @@ def sign_in_wechat_user(
     if not openid or len(openid) > 64 or (unionid and len(unionid) > 64):
         raise SignInError("微信返回的用户标识无效")
 
+    now = utcnow()
     user = _find_wechat_user(openid, unionid)
+    created = False
     if user is None:
-        try:
-            with db.session.begin_nested():
-                user = User(openid=openid, unionid=unionid)
-                db.session.add(user)
-        except IntegrityError:
-            # Another request created this fan between our SELECT and INSERT.
+        # ON CONFLICT DO NOTHING rather than a savepoint: a fan's first push and their
+        # first page view may race, and the loser simply reads the winner's row.
+        user = db.session.scalar(
+            _NEW_WECHAT_USER(), {"openid": openid, "unionid": unionid, "last_login_at": now}
+        )
+        created = user is not None
+        if user is None:
             user = _find_wechat_user(openid, unionid)
             if user is None:
-                raise
+                raise SignInError("微信用户创建失败，请重试")
     if unionid and user.unionid is None:
         taken = db.session.scalar(select(User.id).where(User.unionid == unionid))
         if taken is None:
@@ -83,13 +89,17 @@ def sign_in_wechat_user(
         user.nickname = nickname.strip()[:64]
     if avatar_url and avatar_url.startswith(("https://", "http://")) and len(avatar_url) <= 512:
         user.avatar_url = avatar_url
-    user.last_login_at = utcnow()
+    if not created:  # a new row was inserted with it
+        user.last_login_at = now
     db.session.flush()
     return user
 
 
+_USER_BY_OPENID = select(User).where(User.openid == bindparam("openid"))
+
+
 def _find_wechat_user(openid: str, unionid: str | None) -> User | None:
-    user = db.session.scalar(select(User).where(User.openid == openid))
+    user = db.session.scalar(_USER_BY_OPENID, {"openid": openid})
     if user is None and unionid:
         user = db.session.scalar(select(User).where(User.unionid == unionid))
     return user

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, insert, select, update
 
+from app.core.sql import built_once, dialect_insert
 from app.core.time import utcnow
 from app.distribution.distributors import (
     distributor_for_user,
@@ -31,10 +30,6 @@ from app.extensions import db
 SOURCES = ("link", "qr", "staff")
 
 
-def _insert():
-    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-
-
 def _aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if moment is not None and moment.tzinfo is None:
@@ -44,10 +39,13 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
+_BINDING_OF_USER = select(Binding).where(Binding.user_id == bindparam("user_id"))
+
+
 def current_binding(user_id: int, now: datetime | None = None) -> Binding | None:
     """The customer's binding if it has not lapsed."""
     now = now or utcnow()
-    binding = db.session.scalar(select(Binding).where(Binding.user_id == user_id))
+    binding = db.session.scalar(_BINDING_OF_USER, {"user_id": user_id})
     if binding is None:
         return None
     expires = _aware(binding.expires_at)
@@ -71,16 +69,26 @@ def _windows(now: datetime) -> tuple[datetime | None, datetime | None]:
     return expires, protected
 
 
+# Built once with bound parameters: a QR follow binds inside WeChat's 5 s push window.
+_EVENT_INSERT = insert(BindingEvent.__table__)
+_FIRST_BINDING = built_once(
+    lambda insert: (
+        insert(Binding).on_conflict_do_nothing(index_elements=["user_id"]).returning(Binding)
+    )
+)
+
+
 def _event(user_id, distributor_id, previous_id, action, source, actor) -> None:
-    db.session.add(
-        BindingEvent(
-            user_id=user_id,
-            distributor_id=distributor_id,
-            previous_distributor_id=previous_id,
-            action=action,
-            source=source,
-            actor=actor,
-        )
+    db.session.execute(
+        _EVENT_INSERT,
+        {
+            "user_id": user_id,
+            "distributor_id": distributor_id,
+            "previous_distributor_id": previous_id,
+            "action": action,
+            "source": source,
+            "actor": actor,
+        },
     )
     if action in ("bind", "rebind") and distributor_id is not None:
         from app.wechat.notify import notify_member_bound
@@ -108,26 +116,23 @@ def bind(
     if not may_bind(user_id, distributor):
         return current_binding(user_id, now)
     expires, protected = _windows(now)
-    existing = db.session.scalar(select(Binding).where(Binding.user_id == user_id))
+    existing = db.session.scalar(_BINDING_OF_USER, {"user_id": user_id})
     if existing is None:
         # RETURNING the whole row (an ORM object) rather than rowcount, which psycopg does
         # not report reliably here, and rather than re-reading the row we just wrote.
         inserted = db.session.scalar(
-            _insert()(Binding)
-            .values(
-                user_id=user_id,
-                distributor_id=distributor.id,
-                source=source,
-                bound_at=now,
-                expires_at=expires,
-                protected_until=protected,
-            )
-            .on_conflict_do_nothing(index_elements=["user_id"])
-            .returning(Binding)
+            _FIRST_BINDING(),
+            {
+                "user_id": user_id,
+                "distributor_id": distributor.id,
+                "source": source,
+                "bound_at": now,
+                "expires_at": expires,
+                "protected_until": protected,
+            },
         )
         if inserted is not None:
             _event(user_id, distributor.id, None, "bind", source, actor)
-            db.session.flush()
             return inserted
         # A concurrent first touch inserted first: it holds the binding.
         return db.session.scalar(
@@ -178,7 +183,7 @@ def record_ref(
         return bind(user_id, distributor, source, now=now)
     if may_bind(user_id, distributor):
         db.session.execute(
-            _insert()(RefTouch)
+            dialect_insert(RefTouch)
             .values(user_id=user_id, distributor_id=distributor.id, source=source, seen_at=now)
             .on_conflict_do_update(
                 index_elements=["user_id"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import Integer, delete, func, insert, literal, select, true
+from sqlalchemy import Integer, bindparam, delete, func, insert, literal, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -49,9 +49,16 @@ def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
+# Built once with bound parameters: both run on every WeChat push and shared-link visit.
+_BY_USER = select(Distributor).where(Distributor.user_id == bindparam("user_id"))
+_ACTIVE_BY_CODE = select(Distributor).where(
+    Distributor.code == bindparam("code"), Distributor.status == "active"
+)
+
+
 def distributor_for_user(user_id: int) -> Distributor | None:
     """The user's distributor row, whatever its status."""
-    return db.session.scalar(select(Distributor).where(Distributor.user_id == user_id))
+    return db.session.scalar(_BY_USER, {"user_id": user_id})
 
 
 def active_distributor_by_code(code: str) -> Distributor | None:
@@ -59,9 +66,7 @@ def active_distributor_by_code(code: str) -> Distributor | None:
     code = (code or "").strip().upper()
     if not code or len(code) > 16:
         return None
-    return db.session.scalar(
-        select(Distributor).where(Distributor.code == code, Distributor.status == "active")
-    )
+    return db.session.scalar(_ACTIVE_BY_CODE, {"code": code})
 
 
 def create_distributor(

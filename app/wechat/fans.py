@@ -11,18 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.accounts.models import User
 from app.accounts.services import sign_in_wechat_user
+from app.core.sql import built_once
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import WechatFan
-
-
-def _insert():
-    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
 
 
 def customer_for_openid(openid: str, *, create: bool) -> User | None:
@@ -32,33 +27,40 @@ def customer_for_openid(openid: str, *, create: bool) -> User | None:
     return db.session.scalar(select(User).where(User.openid == openid))
 
 
+def _follow_statement(insert):
+    statement = insert(WechatFan.__table__)
+    fresh = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["openid"],
+        set_={
+            "user_id": fresh.user_id,
+            "subscribed": True,
+            "subscribed_at": fresh.subscribed_at,
+            "qr_scene": fresh.qr_scene,
+            "updated_at": fresh.updated_at,
+        },
+    )
+
+
+_FOLLOW = built_once(_follow_statement)
+
+
 def record_follow(openid: str, user_id: int, qr_scene: str = "", now: datetime | None = None):
     """Mark ``openid`` as following now (insert or update its fan row, race-safe)."""
     now = now or utcnow()
     db.session.execute(
-        _insert()(WechatFan)
-        .values(
-            openid=openid,
-            user_id=user_id,
-            subscribed=True,
-            subscribed_at=now,
-            qr_scene=qr_scene[:64],
-            subscribe_scene="",
-            nickname="",
-            updated_at=now,
-        )
-        .on_conflict_do_update(
-            index_elements=["openid"],
-            set_={
-                "user_id": user_id,
-                "subscribed": True,
-                "subscribed_at": now,
-                "qr_scene": qr_scene[:64],
-                "updated_at": now,
-            },
-        )
+        _FOLLOW(),
+        {
+            "openid": openid,
+            "user_id": user_id,
+            "subscribed": True,
+            "subscribed_at": now,
+            "qr_scene": qr_scene[:64],
+            "subscribe_scene": "",
+            "nickname": "",
+            "updated_at": now,
+        },
     )
-    db.session.flush()
 
 
 def record_unfollow(openid: str, now: datetime | None = None) -> None:

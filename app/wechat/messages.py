@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from xml.parsers.expat import ExpatError
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from wechatpy import create_reply, parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
 from app.accounts.models import User
+from app.core.sql import built_once
 from app.core.time import utcnow
 from app.distribution.binding import current_binding, record_ref
 from app.distribution.centre import share_url
@@ -172,18 +171,23 @@ def dedupe_key(message) -> str:
     return f"event:{message.source}:{message._data['CreateTime']}:{kind}"[:160]
 
 
+_CLAIM = built_once(
+    lambda insert: (
+        insert(WechatMessageSeen.__table__)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(WechatMessageSeen.id)
+    )
+)
+
+
 def claim(key: str, openid: str, kind: str, now: datetime) -> bool:
     """Record a push once; True for the first delivery, False for a retry or duplicate.
 
     RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
     A concurrent duplicate waits on the unique key until the first one commits.
     """
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     row = db.session.execute(
-        insert(WechatMessageSeen)
-        .values(dedupe_key=key, openid=openid, kind=kind[:32], received_at=now)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(WechatMessageSeen.id)
+        _CLAIM(), {"dedupe_key": key, "openid": openid, "kind": kind[:32], "received_at": now}
     )
     return row.scalar_one_or_none() is not None
 
@@ -256,6 +260,9 @@ def _welcome(
     scanned = distributor_for_scene(scene) if scene else None
     inviter: Distributor | None = None
     if user is not None and scanned is not None:
+        # Loaded (and held) before binding: the member-bound notice and the greeting
+        # below then find this user in the session instead of loading it twice.
+        scanned_user = db.session.get(User, scanned.user_id)  # noqa: F841
         binding = record_ref(user.id, scanned, "qr", now) if first else current_binding(user.id)
         if binding is not None:
             inviter = db.session.get(Distributor, binding.distributor_id)
