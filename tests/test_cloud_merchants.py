@@ -506,8 +506,9 @@ def test_demo_seed_has_five_levels_and_a_three_level_chain(app, runner):
             (4, "县代"),
             (5, "店主"),
         ]
+        # The demo users are stand-in fans in the test config, found by nickname.
         low = merchant_for_user(
-            db.session.scalar(select(User.id).where(User.openid == "o_demo_merchant_l3"))
+            db.session.scalar(select(User.id).where(User.nickname == "市代·小张"))
         )
         assert [m.level for m in chain_up(low)] == [3, 2, 1]
         assert db.session.query(OrderingMerchant).count() == 3
