@@ -25,7 +25,7 @@ from tests.test_cloud_agents import (
     rates,
 )
 from tests.test_cloud_merchants import levels, merchant, precedence
-from tests.test_commissions import configure, customer_of, pay
+from tests.test_commissions import configure, customer_of, distributor, pay
 
 
 def predicted(result) -> Counter:
@@ -126,3 +126,57 @@ def test_districts_without_agents_switched_off_and_bad_codes(app, make, login_as
     assert "区域代理已关闭" in off and "商家保留 ¥100.00" in off
     # No district: the page is as before (no dividend table).
     assert "data-region-dividends" not in text(client.get(url))
+
+
+def test_open_api_simulate_takes_the_district_and_equals_the_ledger(app, client, make, runner):
+    """``POST /api/v1/admin/distribution/simulate`` with ``district_code``: the region
+    dividends of the district's agents, and what the merchant keeps, equal the ledger of
+    a real order paid and shipped there; a malformed code is a 422 with a code."""
+    configure(levels=1)
+    rates(province=100, city=200, district=300)
+    city = assigned(make, "city", SHENZHEN, "深圳市代理")
+    district = assigned(make, "district", NANSHAN, "南山区代理")
+    seller = distributor(make)
+    buyer = customer_of(make, seller)
+    product = make.product("茶叶", price_fen=6789, stock=50)
+    sku = product.skus[0]
+    token = runner.invoke(args=["create-api-token", "erp"]).output.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    url = "/api/v1/admin/distribution/simulate"
+
+    answer = client.post(
+        url,
+        headers=headers,
+        json={"sku_id": sku.id, "quantity": 2, "buyer_id": buyer.id, "district_code": NANSHAN},
+    )
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    dividends = body["region_dividends"]
+    assert dividends["district_code"] == NANSHAN and dividends["region_text"].endswith("南山区")
+    # 135.78 yuan: 深圳 2 % → 2.71, 南山 3 % → 4.07 (no province agent)
+    assert [(s["agent_id"], s["amount_fen"]) for s in dividends["shares"]] == [
+        (city.id, 271),
+        (district.id, 407),
+    ]
+    assert body["region_dividend_fen"] == dividends["total_fen"] == 678
+    assert body["merchant_keeps_fen"] == 13578 - body["total_fen"] - 678
+
+    order = pay(order_to(make, NANSHAN, quantity=2, product=product, user=buyer))
+    ledger = written(order.id)
+    assert ledger[("region_dividend", city.distributor_id)] == 271
+    assert ledger[("region_dividend", district.distributor_id)] == 407
+    assert sum(ledger.values()) == body["total_fen"] + 678
+
+    without = client.post(url, headers=headers, json={"sku_id": sku.id, "buyer_id": buyer.id})
+    assert without.status_code == 200 and without.get_json()["region_dividends"] is None
+    bad = client.post(
+        url, headers=headers, json={"sku_id": sku.id, "buyer_id": buyer.id, "district_code": "44"}
+    )
+    assert bad.status_code == 422 and bad.get_json()["error"]["code"]
+    city_code = client.post(
+        url,
+        headers=headers,
+        json={"sku_id": sku.id, "buyer_id": buyer.id, "district_code": SHENZHEN},
+    )
+    assert city_code.status_code == 422
+    assert city_code.get_json()["error"]["code"] == "invalid_district"

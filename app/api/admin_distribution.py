@@ -35,6 +35,7 @@ from app.api.schemas import (
     omitted,
 )
 from app.api.spec import BEARER, spec
+from app.cloud.dividends import RegionPreview
 from app.cloud.price_difference import DifferencePreview
 from app.core.errors import ApiError
 from app.distribution import admin_services as svc
@@ -271,6 +272,13 @@ class SimulateBody(Body):
         None, min_length=3, max_length=3, description="预览：默认比例（万分比）"
     )
     rule: SimulateRule | None = Field(None, description="预览：商品或 SKU 规则")
+    district_code: str | None = Field(
+        None,
+        min_length=6,
+        max_length=6,
+        pattern=r"^\d{6}$",
+        description="收货区县代码（GB/T 2260）：给出时计算该地址省、市、区代理的区域分红",
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> SimulateBody:
@@ -315,6 +323,24 @@ class PriceDifferencesOut(BaseModel):
     note: str
 
 
+class RegionDividendOut(BaseModel):
+    agent_id: int
+    level: str = Field(description="province / city / district")
+    region_code: str
+    rate_bp: int
+    amount_fen: int
+    source: str = Field(description="商品分红比例 / 店铺默认")
+    note: str
+
+
+class RegionDividendsOut(BaseModel):
+    district_code: str
+    region_text: str
+    total_fen: int
+    shares: list[RegionDividendOut]
+    note: str = Field(description="没有分红时的原因，否则为空")
+
+
 class SimulationOut(BaseModel):
     sku_id: int
     product_id: int
@@ -326,10 +352,14 @@ class SimulationOut(BaseModel):
     levels_detail: list[SimulatedLevelOut]
     total_fen: int = Field(description="合计分销佣金")
     price_difference_fen: int = Field(description="合计级差（按当前计算方式）")
-    merchant_keeps_fen: int = Field(description="商家保留：实付 − 佣金 − 级差")
+    region_dividend_fen: int = Field(description="合计区域分红（给出 district_code 时）")
+    merchant_keeps_fen: int = Field(description="商家保留：实付 − 佣金 − 级差 − 区域分红")
     notes: list[str]
     price_differences: PriceDifferencesOut | None = Field(
         None, description="一级为启用中的订货商时的级差明细，否则为 null"
+    )
+    region_dividends: RegionDividendsOut | None = Field(
+        None, description="给出 district_code 时该地址代理的区域分红，否则为 null"
     )
 
 
@@ -763,6 +793,7 @@ def simulate_commission(json: SimulateBody):
                 chain=json.chain,
                 paid_fen=json.paid_fen,
                 preview=preview,
+                district_code=json.district_code,
             )
     finally:
         db.session.rollback()  # a simulation never leaves anything behind
@@ -777,9 +808,35 @@ def simulate_commission(json: SimulateBody):
         levels_detail=[SimulatedLevelOut(**vars(row)) for row in result.rows],
         total_fen=result.total_fen,
         price_difference_fen=result.price_difference_fen,
+        region_dividend_fen=result.region_dividend_fen,
         merchant_keeps_fen=result.merchant_keeps_fen,
         notes=result.notes,
         price_differences=_differences_out(result.price_differences),
+        region_dividends=_dividends_out(result.region_dividends),
+    )
+
+
+def _dividends_out(preview: RegionPreview | None) -> RegionDividendsOut | None:
+    """The simulator's region dividends as the API returns them (None: no district)."""
+    if preview is None:
+        return None
+    return RegionDividendsOut(
+        district_code=preview.district_code,
+        region_text=preview.region_text,
+        total_fen=preview.total_fen,
+        note=preview.note,
+        shares=[
+            RegionDividendOut(
+                agent_id=share.agent.id,
+                level=share.agent.level,
+                region_code=share.agent.region_code,
+                rate_bp=share.rate_bp,
+                amount_fen=share.amount_fen,
+                source=share.source,
+                note=share.note,
+            )
+            for share in preview.shares
+        ],
     )
 
 

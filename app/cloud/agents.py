@@ -18,8 +18,6 @@ ledger, settlement and withdrawals as commissions.
 from __future__ import annotations
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from app import regions
@@ -31,6 +29,7 @@ from app.cloud.models import (
     CloudSettings,
     RegionAgent,
 )
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.distributors import (
     DistributionError,
@@ -65,10 +64,6 @@ class AgentError(DistributionError):
     """An agent request refused: a snake_case code, a Chinese message and an HTTP status."""
 
 
-def _insert():
-    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-
-
 # --- settings -------------------------------------------------------------------------------
 
 
@@ -76,7 +71,7 @@ def get_cloud_settings() -> CloudSettings:
     """The single cloud settings row, created with defaults on first use (race-safe)."""
     settings = db.session.get(CloudSettings, 1)
     if settings is None:
-        db.session.execute(_insert()(CloudSettings).values(id=1).on_conflict_do_nothing())
+        db.session.execute(dialect_insert(CloudSettings).values(id=1).on_conflict_do_nothing())
         settings = db.session.get(CloudSettings, 1)
     return settings
 
@@ -195,7 +190,7 @@ def _hold_region(
     """Insert the agent row unless the region is held; None when it is (no exception)."""
     now = utcnow()
     new_id = db.session.scalar(
-        _insert()(RegionAgent)
+        dialect_insert(RegionAgent)
         .values(
             user_id=user_id,
             distributor_id=distributor_id,
@@ -328,7 +323,7 @@ def set_product_rate(product_id: int, level: str, rate_bp: int | None) -> AgentP
         return None
     rate = _rate(rate_bp, "rate_bp")
     db.session.execute(
-        _insert()(AgentProductRate)
+        dialect_insert(AgentProductRate)
         .values(product_id=product_id, level=level, rate_bp=rate)
         .on_conflict_do_update(index_elements=["product_id", "level"], set_={"rate_bp": rate})
     )

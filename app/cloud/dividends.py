@@ -35,8 +35,9 @@ from sqlalchemy.orm import aliased
 from app import regions
 from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp
 from app.cloud.models import AgentProductRate, RegionAgent
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.commissions import _insert, _reverse_line, lock_order_lines
+from app.distribution.commissions import _reverse_line, lock_order_lines
 from app.distribution.ledger import mask_name
 from app.distribution.models import PENDING, REVERSED, LedgerEntry
 from app.distribution.rules import floor_commission, format_bp
@@ -171,7 +172,7 @@ def write_region_dividends(order: Order) -> list[int]:
             continue
         values = [{**v, "note": v["note"][:200]} for v in by_distributor.values()]
         written += db.session.scalars(
-            _insert()(LedgerEntry)
+            dialect_insert(LedgerEntry)
             .values(values)
             .on_conflict_do_nothing(index_elements=["order_line_id", "distributor_id", "kind"])
             .returning(LedgerEntry.id)

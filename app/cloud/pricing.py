@@ -22,8 +22,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
@@ -35,6 +33,7 @@ from app.cloud.models import (
     OrderingMerchant,
 )
 from app.core.money import format_yuan
+from app.core.sql import dialect_insert
 from app.extensions import db
 
 MAX_LEVEL = 5
@@ -66,10 +65,6 @@ class MerchantError(Exception):
         self.field = field
 
 
-def _insert():
-    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-
-
 # --- settings -------------------------------------------------------------------------------
 
 
@@ -77,7 +72,7 @@ def get_cloud_settings() -> CloudSettings:
     """The single cloud settings row, created with defaults on first use (race-safe)."""
     settings = db.session.get(CloudSettings, 1)
     if settings is None:
-        db.session.execute(_insert()(CloudSettings).values(id=1).on_conflict_do_nothing())
+        db.session.execute(dialect_insert(CloudSettings).values(id=1).on_conflict_do_nothing())
         settings = db.session.get(CloudSettings, 1)
     return settings
 
@@ -343,7 +338,7 @@ def _write(levels: dict[int, tuple[str, int]], fixed: dict[tuple[int, int], int]
     db.session.execute(delete(MerchantSkuPrice))
     if fixed:
         db.session.execute(
-            _insert()(MerchantSkuPrice).values(
+            dialect_insert(MerchantSkuPrice).values(
                 [
                     {"level": level, "sku_id": sku_id, "price_fen": price}
                     for (level, sku_id), price in sorted(fixed.items())

@@ -46,10 +46,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order, attribution_for
 from app.distribution.binding import current_binding, extend_protection, on_first_payment
@@ -87,10 +86,6 @@ REVERSAL = "reversal"
 # reverse proportionally on refund and settle the same way.
 LINE_EARNING_KINDS = (*LEVEL_KINDS, "region_dividend", "price_difference")
 SETTLEABLE_KINDS = (*LINE_EARNING_KINDS, REVERSAL)
-
-
-def _insert():
-    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
 
 
 def lock_order_lines(order_id: int) -> None:
@@ -221,7 +216,7 @@ def write_earnings(order: Order, *, lines_locked: bool = False) -> list[int]:
         ]
         # RETURNING rather than rowcount: psycopg reports -1 for ORM-executed inserts.
         written += db.session.scalars(
-            _insert()(LedgerEntry)
+            dialect_insert(LedgerEntry)
             .values(values)
             .on_conflict_do_nothing(index_elements=["order_line_id", "distributor_id", "kind"])
             .returning(LedgerEntry.id)
@@ -272,7 +267,7 @@ def _reverse_line(line: OrderLine, refund_id: int, now: datetime) -> list[int]:
         settled = earning.state in (SETTLED, WITHDRAWN)
         if delta < 0:
             written += db.session.scalars(
-                _insert()(LedgerEntry)
+                dialect_insert(LedgerEntry)
                 .values(
                     distributor_id=earning.distributor_id,
                     kind=REVERSAL,

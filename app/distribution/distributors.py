@@ -9,9 +9,8 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy import Integer, bindparam, delete, func, insert, literal, select, true
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.models import (
     DistributionSettings,
@@ -38,8 +37,9 @@ def get_distribution_settings() -> DistributionSettings:
     """The single settings row, created with defaults on first use (race-safe)."""
     settings = db.session.get(DistributionSettings, 1)
     if settings is None:
-        insert_ = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-        db.session.execute(insert_(DistributionSettings).values(id=1).on_conflict_do_nothing())
+        db.session.execute(
+            dialect_insert(DistributionSettings).values(id=1).on_conflict_do_nothing()
+        )
         settings = db.session.get(DistributionSettings, 1)
     return settings
 

@@ -31,9 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, case, delete, func, insert, literal, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app.core.sql import dialect_insert
 from app.distribution.models import DistributorPath, DistributorTeamTotal, OrderAttribution
 from app.extensions import db
 from app.orders.models import COMPLETED, PAID, SHIPPED, Order
@@ -103,8 +102,9 @@ def _add_to_totals(rows) -> None:
     cannot lose each other's sales. Rows go in distributor order (the caller's select
     is ordered) so two jobs lock shared ancestors in the same order.
     """
-    insert_ = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert_(DistributorTeamTotal).from_select(["distributor_id", "team_sales_fen"], rows)
+    stmt = dialect_insert(DistributorTeamTotal).from_select(
+        ["distributor_id", "team_sales_fen"], rows
+    )
     db.session.execute(
         stmt.on_conflict_do_update(
             index_elements=["distributor_id"],

@@ -19,9 +19,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.models import PENDING, REVERSED, SETTLED, LedgerEntry
 from app.extensions import db
@@ -29,10 +28,6 @@ from app.extensions import db
 TASK_REWARD = "task_reward"
 INVITE_REWARD = "invite_reward"
 REWARD_KINDS = (TASK_REWARD, INVITE_REWARD)
-
-
-def _insert():
-    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
 
 
 def write_reward(
@@ -48,7 +43,7 @@ def write_reward(
 ) -> int | None:
     """Insert a pending reward once per ``reward_key``; its id, or None if it existed."""
     return db.session.scalar(
-        _insert()(LedgerEntry)
+        dialect_insert(LedgerEntry)
         .values(
             distributor_id=distributor_id,
             kind=kind,
@@ -81,7 +76,7 @@ def reverse_reward(
     if moved.rowcount != 1:
         return None
     return db.session.scalar(
-        _insert()(LedgerEntry)
+        dialect_insert(LedgerEntry)
         .values(
             distributor_id=entry.distributor_id,
             kind="reversal",

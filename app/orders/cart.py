@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
+from app.core.sql import dialect_insert
 from app.extensions import db
 from app.orders.models import CartItem
 from app.orders.services import (
@@ -75,9 +74,8 @@ def add_to_cart(user_id: int, sku_id: int, quantity: int) -> CartItem:
     _check_quantity(quantity)
     sku = _buyable_sku(sku_id)
     lines = db.session.scalar(select(func.count(CartItem.id)).where(CartItem.user_id == user_id))
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     db.session.execute(
-        insert(CartItem)
+        dialect_insert(CartItem)
         .values(user_id=user_id, sku_id=sku.id, quantity=quantity)
         .on_conflict_do_update(
             index_elements=["user_id", "sku_id"],

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order
 from app.extensions import db
@@ -66,8 +65,7 @@ def get_settings() -> ShopSettings:
     """The shop's single settings row, created with defaults on first use (race-safe)."""
     settings = db.session.get(ShopSettings, 1)
     if settings is None:
-        insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-        db.session.execute(insert(ShopSettings).values(id=1).on_conflict_do_nothing())
+        db.session.execute(dialect_insert(ShopSettings).values(id=1).on_conflict_do_nothing())
         settings = db.session.get(ShopSettings, 1)
     return settings
 

@@ -21,10 +21,9 @@ from urllib.parse import urlencode
 
 import requests
 from flask import Flask, current_app
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from wechatpayv3 import WeChatPay, WeChatPayType
 
+from app.core.sql import dialect_insert
 from app.extensions import db
 from app.orders.models import PENDING_PAYMENT, Order, PaymentTransaction, Refund
 
@@ -144,9 +143,8 @@ def record_transaction(
     note: str = "",
 ) -> bool:
     """Append a payment event once: True if written, False if (kind, external_id) exists."""
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     result = db.session.execute(
-        insert(PaymentTransaction)
+        dialect_insert(PaymentTransaction)
         .values(
             order_id=order_id,
             kind=kind,

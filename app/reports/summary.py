@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, false, func, insert, literal, or_, select, text, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.models import LedgerEntry
 from app.extensions import db
@@ -142,15 +142,9 @@ def split(rng: Range, today: date | None = None) -> Split:
 # --- refresh ----------------------------------------------------------------------------
 
 
-def _dialect_insert(model):
-    """The INSERT of the session's database, which knows ``ON CONFLICT``."""
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
 def _insert_ignore(model, rows: list[dict]):
     """``INSERT ... ON CONFLICT DO NOTHING`` on either database."""
-    return _dialect_insert(model).values(rows).on_conflict_do_nothing()
+    return dialect_insert(model).values(rows).on_conflict_do_nothing()
 
 
 def refresh_horizon(now: datetime | None = None) -> date | None:
@@ -253,7 +247,7 @@ def refresh_run(first: date, last: date, now: datetime | None = None) -> int:
         )
     )
     earned_rows = earned.subquery()
-    upsert = _dialect_insert(ReportDailyDistributor).from_select(
+    upsert = dialect_insert(ReportDailyDistributor).from_select(
         ["day", "distributor_id", "sales_fen", "orders", "earned_fen"],
         select(
             earned_rows.c.day,

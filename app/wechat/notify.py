@@ -37,11 +37,10 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import and_, case, event, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased, joinedload
 
 from app.core.money import format_yuan
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import NotificationSetting, OutboundMessage
@@ -197,10 +196,6 @@ def set_staff_openids(openids: list[str]) -> None:
 # --- the outbox ---------------------------------------------------------------------------
 
 
-def _insert():
-    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-
-
 def _fit(keyword: str, value: object) -> str:
     text = str(value)
     for prefix, limit in _LIMITS.items():
@@ -236,7 +231,7 @@ def queue_notification(
     if url:
         payload["url"] = url
     message_id = db.session.scalar(
-        _insert()(OutboundMessage)
+        dialect_insert(OutboundMessage)
         .values(
             dedupe_key=dedupe_key[:160],
             kind=kind,

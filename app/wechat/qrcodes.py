@@ -25,10 +25,9 @@ from urllib.parse import quote
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from wechatpy.exceptions import WeChatClientException
 
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.distributors import active_distributor_by_code
 from app.distribution.models import Distributor, Grade
@@ -158,11 +157,10 @@ def _create(distributor: Distributor, permanent: bool, now: datetime) -> Distrib
         "expires_at": expires_at,
         "created_at": now,
     }
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     # Two requests making the same distributor's code at once: the later one wins, and
     # both tickets work until they expire, so either is fine to hand out.
     db.session.execute(
-        insert(DistributorQrcode)
+        dialect_insert(DistributorQrcode)
         .values(distributor_id=distributor.id, permanent=permanent, **values)
         .on_conflict_do_update(index_elements=["distributor_id", "permanent"], set_=values)
     )
