@@ -16,7 +16,7 @@ with ``SET NX`` so several workers never schedule the same slot twice.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import current_app
 from rq import Retry
@@ -29,7 +29,7 @@ from app.extensions import db
 from app.incentives.events import after_payment
 from app.orders.models import Order
 from app.wechat.notify import notify_commissions_earned, notify_commissions_settled
-from jobs.queues import get_queue
+from jobs.queues import get_queue, schedule_in_slot
 
 log = logging.getLogger(__name__)
 
@@ -91,28 +91,15 @@ def compute_order_commissions(order_id: int) -> dict:
 # --- settlement ---------------------------------------------------------------------------
 
 
-def settlement_job_id(slot: int) -> str:
-    return f"commissions-settlement-{slot}"
-
-
 def _interval() -> int:
     return int(current_app.config.get("SETTLEMENT_TIMER_SECONDS", SETTLEMENT_SECONDS))
 
 
 def schedule_settlement(at: datetime | None = None) -> str | None:
-    """Schedule ``run_settlement`` for the slot after ``at`` (default now), once per slot.
-
-    Returns the job id when this call scheduled it, None when another worker already had.
-    """
-    interval = _interval()
-    slot = int((at or utcnow()).timestamp() // interval) + 1
-    if not get_redis().set(f"commissions:settlement:slot:{slot}", 1, nx=True, ex=interval * 10):
-        return None
-    job_id = settlement_job_id(slot)
-    get_queue("low").enqueue_at(
-        datetime.fromtimestamp(slot * interval, UTC), run_settlement, job_id=job_id, result_ttl=3600
+    """Schedule ``run_settlement`` for the slot after ``at`` (default now), once per slot."""
+    return schedule_in_slot(
+        "commissions:settlement", "commissions-settlement", run_settlement, _interval(), "low", at
     )
-    return job_id
 
 
 def run_settlement(batch: int = 5000) -> int:

@@ -13,18 +13,17 @@ two runs at once are harmless.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select
 
-from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.distribution.models import Distributor
 from app.extensions import db
 from app.incentives import invites, leaderboards, tasks
 from app.incentives.grades import upgrade_many
-from jobs.queues import get_queue
+from jobs.queues import schedule_in_slot
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +36,7 @@ def _interval() -> int:
 
 def schedule_incentives(at: datetime | None = None) -> str | None:
     """Schedule ``run_incentives`` for the slot after ``at``, once per slot."""
-    interval = _interval()
-    slot = int((at or utcnow()).timestamp() // interval) + 1
-    if not get_redis().set(f"incentives:slot:{slot}", 1, nx=True, ex=interval * 10):
-        return None
-    job_id = f"incentives-{slot}"
-    get_queue("low").enqueue_at(
-        datetime.fromtimestamp(slot * interval, UTC), run_incentives, job_id=job_id, result_ttl=3600
-    )
-    return job_id
+    return schedule_in_slot("incentives", "incentives", run_incentives, _interval(), "low", at)
 
 
 def evaluate_everything(now: datetime | None = None) -> dict:

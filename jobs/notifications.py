@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from rq import Retry, get_current_job
@@ -35,7 +35,7 @@ from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import OutboundMessage
-from jobs.queues import get_queue
+from jobs.queues import get_queue, schedule_in_slot
 
 log = logging.getLogger(__name__)
 
@@ -192,24 +192,12 @@ def sweep_outbox(now: datetime | None = None) -> int:
     return queued
 
 
-def sweep_job_id(slot: int) -> str:
-    return f"outbox-sweep-{slot}"
-
-
 def schedule_outbox_sweep(at: datetime | None = None) -> str | None:
     """Schedule ``run_outbox_sweep`` for the slot after ``at`` (default now), once per slot."""
     interval = int(current_app.config.get("OUTBOX_SWEEP_SECONDS", SWEEP_SECONDS))
-    slot = int((at or utcnow()).timestamp() // interval) + 1
-    if not get_redis().set(f"wechat:outbox:sweep:slot:{slot}", 1, nx=True, ex=interval * 10):
-        return None
-    job_id = sweep_job_id(slot)
-    get_queue("low").enqueue_at(
-        datetime.fromtimestamp(slot * interval, UTC),
-        run_outbox_sweep,
-        job_id=job_id,
-        result_ttl=3600,
+    return schedule_in_slot(
+        "wechat:outbox:sweep", "outbox-sweep", run_outbox_sweep, interval, "low", at
     )
-    return job_id
 
 
 def run_outbox_sweep() -> int:

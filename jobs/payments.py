@@ -13,9 +13,11 @@ WeChat, which has the last word) and completes shipped orders after
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
+from rq.job import Job
+from sqlalchemy import select
 
 from app.core.redis import get_redis
 from app.core.time import utcnow
@@ -27,17 +29,26 @@ from app.orders.services import (
     due_unpaid_order_ids,
 )
 from app.orders.states import InvalidTransition, move_order
-from jobs.queues import enqueue_once_piped, get_queue
+from jobs.queues import enqueue_once_piped, schedule_in_slot
 
 log = logging.getLogger(__name__)
 
 PAID_COUNTER_KEY = "orders:paid:followups"
+# Lost follow-ups (Redis down at the payment's commit) are looked for among orders paid
+# in this window: older than the grace (a queued job is normally done within seconds).
+FOLLOW_UP_GRACE = timedelta(minutes=2)
+FOLLOW_UP_WINDOW = timedelta(hours=6)
 TIMER_SECONDS = 60
 
 
 def order_paid_job_id(order_id: int) -> str:
     """The one job id an order's follow-up can have."""
     return f"order-paid-{order_id}"
+
+
+def paid_done_key(order_id: int) -> str:
+    """The Redis marker set once an order's follow-up has run."""
+    return f"orders:paid:done:{order_id}"
 
 
 def enqueue_order_paid(order_id: int) -> None:
@@ -71,7 +82,7 @@ def on_order_paid(order_id: int) -> bool:
         notify_order_paid(order)  # once per order and recipient (dedupe keys)
         db.session.commit()
     redis = get_redis()
-    if not redis.set(f"orders:paid:done:{order_id}", 1, nx=True, ex=30 * 86400):
+    if not redis.set(paid_done_key(order_id), 1, nx=True, ex=30 * 86400):
         return False
     redis.incr(PAID_COUNTER_KEY)
     log.info("order %s paid: follow-up done", order_id)
@@ -167,17 +178,9 @@ def schedule_timers(at: datetime | None = None) -> str | None:
 
     Returns the job id when this call scheduled it, None when another worker already had.
     """
-    interval = _interval()
-    now = (at or utcnow()).timestamp()
-    slot = int(now // interval) + 1
-    claimed = get_redis().set(f"payments:timers:slot:{slot}", 1, nx=True, ex=interval * 10)
-    if not claimed:
-        return None
-    job_id = timer_job_id(slot)
-    get_queue("default").enqueue_at(
-        datetime.fromtimestamp(slot * interval, UTC), run_timers, job_id=job_id, result_ttl=3600
+    return schedule_in_slot(
+        "payments:timers", "payments-timers", run_timers, _interval(), "default", at
     )
-    return job_id
 
 
 def run_timers() -> dict:
@@ -185,4 +188,35 @@ def run_timers() -> dict:
     schedule_timers()
     expired = expire_unpaid_orders()
     completed = auto_complete_orders()
-    return {"expired": expired, "completed": completed}
+    resumed = resume_lost_follow_ups()
+    return {"expired": expired, "completed": completed, "resumed": resumed}
+
+
+def resume_lost_follow_ups(now: datetime | None = None) -> int:
+    """Queue again the follow-up of recently paid orders whose job never reached Redis.
+
+    A pay notice commits the payment, then enqueues ``on_order_paid``; if Redis was down
+    at that moment the enqueue was only logged. Orders paid between ``FOLLOW_UP_WINDOW``
+    and ``FOLLOW_UP_GRACE`` ago with neither the job (queued, finished or failed: RQ keeps
+    it for days) nor its done marker are queued again. The job is idempotent, so a
+    follow-up that is merely slow is harmless to queue twice. Returns how many.
+    """
+    now = now or utcnow()
+    order_ids = db.session.scalars(
+        select(Order.id).where(
+            Order.paid_at >= now - FOLLOW_UP_WINDOW, Order.paid_at <= now - FOLLOW_UP_GRACE
+        )
+    ).all()
+    db.session.rollback()
+    if not order_ids:
+        return 0
+    redis = get_redis()
+    with redis.pipeline(transaction=False) as pipe:
+        for order_id in order_ids:
+            pipe.exists(paid_done_key(order_id), Job.key_for(order_paid_job_id(order_id)))
+        found = pipe.execute()
+    lost = [order_id for order_id, count in zip(order_ids, found, strict=True) if count == 0]
+    for order_id in lost:
+        log.warning("paid order %s had no follow-up job: queueing it again", order_id)
+        enqueue_order_paid(order_id)
+    return len(lost)

@@ -11,15 +11,13 @@ changed it since its figures were read.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import current_app
 
-from app.core.redis import get_redis
-from app.core.time import utcnow
 from app.extensions import db
 from app.reports.summary import due_days, refresh_run, refresh_runs
-from jobs.queues import get_queue
+from jobs.queues import schedule_in_slot
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +30,7 @@ def _interval() -> int:
 
 def schedule_report_refresh(at: datetime | None = None) -> str | None:
     """Schedule ``run_report_refresh`` for the slot after ``at``, once per slot."""
-    interval = _interval()
-    slot = int((at or utcnow()).timestamp() // interval) + 1
-    if not get_redis().set(f"reports:slot:{slot}", 1, nx=True, ex=interval * 10):
-        return None
-    job_id = f"reports-{slot}"
-    get_queue("low").enqueue_at(
-        datetime.fromtimestamp(slot * interval, UTC),
-        run_report_refresh,
-        job_id=job_id,
-        result_ttl=3600,
-    )
-    return job_id
+    return schedule_in_slot("reports", "reports", run_report_refresh, _interval(), "low", at)
 
 
 def refresh_summaries(limit: int = 400, now: datetime | None = None) -> dict:

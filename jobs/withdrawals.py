@@ -14,17 +14,16 @@ per slot of ``WITHDRAWAL_SYNC_SECONDS`` (default 300), the slot claimed with ``S
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 
-from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError
 from app.distribution.models import Withdrawal
 from app.extensions import db
 from app.orders.states import InvalidTransition
-from jobs.queues import get_queue
+from jobs.queues import schedule_in_slot
 
 log = logging.getLogger(__name__)
 
@@ -64,27 +63,11 @@ def _interval() -> int:
     return int(current_app.config.get("WITHDRAWAL_SYNC_SECONDS", SYNC_SECONDS))
 
 
-def sync_job_id(slot: int) -> str:
-    return f"withdrawals-sync-{slot}"
-
-
 def schedule_transfer_sync(at: datetime | None = None) -> str | None:
-    """Schedule ``run_transfer_sync`` for the slot after ``at`` (default now), once per slot.
-
-    Returns the job id when this call scheduled it, None when another worker already had.
-    """
-    interval = _interval()
-    slot = int((at or utcnow()).timestamp() // interval) + 1
-    if not get_redis().set(f"withdrawals:sync:slot:{slot}", 1, nx=True, ex=interval * 10):
-        return None
-    job_id = sync_job_id(slot)
-    get_queue("low").enqueue_at(
-        datetime.fromtimestamp(slot * interval, UTC),
-        run_transfer_sync,
-        job_id=job_id,
-        result_ttl=3600,
+    """Schedule ``run_transfer_sync`` for the slot after ``at`` (default now), once per slot."""
+    return schedule_in_slot(
+        "withdrawals:sync", "withdrawals-sync", run_transfer_sync, _interval(), "low", at
     )
-    return job_id
 
 
 def run_transfer_sync() -> dict:

@@ -48,6 +48,7 @@ def run_worker(app: Flask, burst: bool = False) -> None:
     if not burst:
         from jobs.commissions import schedule_settlement
         from jobs.incentives import schedule_incentives
+        from jobs.maintenance import schedule_pruning
         from jobs.notifications import schedule_outbox_sweep
         from jobs.payments import schedule_timers
         from jobs.reports import schedule_report_refresh
@@ -60,6 +61,7 @@ def run_worker(app: Flask, burst: bool = False) -> None:
             schedule_outbox_sweep()  # and the WeChat outbox sweep
             schedule_incentives()  # and the incentives pass (tasks, rewards, leaderboards)
             schedule_report_refresh()  # and the report summaries (app/reports/summary.py)
+            schedule_pruning()  # and the hourly pruning of push dedupe and outbox rows
             db.session.remove()
             # RQ forks its scheduler process: let it inherit no pooled database connection.
             db.engine.dispose()
