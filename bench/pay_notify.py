@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import fire, raw_request  # noqa: E402
 from bench.pages import free_port, start_gunicorn  # noqa: E402  (same server setup)
 from bench.postgres import start_postgres  # noqa: E402
 
@@ -112,37 +113,11 @@ def load(port: int, requests_: list[tuple[str, str, dict, bytes]], connections: 
     }
 
 
-def burst(port: int, requests_: list[tuple[str, str, dict, bytes]]) -> list[float]:
+def burst(port: int, requests_: list[tuple[str, str, dict, bytes]]) -> list[tuple[float, str]]:
     """Send every request at the same instant, each on its own (already open) connection,
-    as a payment system's notice senders would; return (latency ms, status) per request."""
-    barrier = threading.Barrier(len(requests_))
-    results: list = []
-    lock = threading.Lock()
-
-    def one(request: tuple[str, str, dict, bytes]) -> None:
-        method, path, headers, body = request
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.connect()
-        barrier.wait()
-        started = time.perf_counter()
-        try:
-            conn.request(method, path, body=body or None, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            status = str(response.status)
-        except (OSError, http.client.HTTPException):
-            status = "error"
-        elapsed = (time.perf_counter() - started) * 1000
-        conn.close()
-        with lock:
-            results.append((elapsed, status))
-
-    threads = [threading.Thread(target=one, args=(r,)) for r in requests_]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    as a payment system's notice senders would; (latency ms, status) per request. The
+    single-threaded client (bench/loadgen.py) leaves the CPU to the server."""
+    return fire(port, [raw_request(*request) for request in requests_])
 
 
 def summarise(results: list) -> dict:

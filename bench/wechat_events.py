@@ -18,20 +18,18 @@ Goal: binding committed p99 < 20 ms (server side) and every reply < 5 s (WeChat'
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import fire, raw_request  # noqa: E402
 from bench.pages import free_port, start_gunicorn  # noqa: E402
 from bench.pay_notify import percentile  # noqa: E402
 from bench.postgres import start_postgres  # noqa: E402
@@ -50,36 +48,13 @@ PHASES = ("null", "plain", "safe", "duplicate")
 
 def burst(port: int, requests_: list[tuple[str, str, dict, bytes]]) -> dict:
     """Send every request at the same moment, each on its own connection (as WeChat's
-    servers do); return every latency's summary, including the slowest."""
-    barrier = threading.Barrier(len(requests_))
-    latencies: list[float] = []
+    servers do), from the single-threaded client of bench/loadgen.py; return every
+    latency's summary, including the slowest."""
+    results = fire(port, [raw_request(*request) for request in requests_])
+    latencies = [ms for ms, _status in results]
     statuses: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def one(request: tuple[str, str, dict, bytes]) -> None:
-        method, path, headers, body = request
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.connect()
-        barrier.wait()
-        started = time.perf_counter()
-        try:
-            conn.request(method, path, body=body or None, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            status = str(response.status)
-        except (OSError, http.client.HTTPException):
-            status = "error"
-        elapsed = (time.perf_counter() - started) * 1000
-        conn.close()
-        with lock:
-            latencies.append(elapsed)
-            statuses[status] = statuses.get(status, 0) + 1
-
-    threads = [threading.Thread(target=one, args=(r,)) for r in requests_]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for _ms, status in results:
+        statuses[status] = statuses.get(status, 0) + 1
     return {
         "statuses": statuses,
         "p50": round(percentile(latencies, 50), 2),

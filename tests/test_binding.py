@@ -143,10 +143,16 @@ def test_first_binding_insert_is_a_no_op_for_a_customer_already_bound(make, shop
 
     first, second = _distributor(make), _distributor(make)
     customer = make.user()
-    row = {"user_id": customer.id, "source": "qr", "bound_at": utcnow()}
-    won = db.session.scalar(_FIRST_BINDING(), {**row, "distributor_id": first.id})
+    row = {
+        "user_id": customer.id,
+        "source": "qr",
+        "bound_at": utcnow(),
+        "expires_at": None,
+        "protected_until": None,
+    }
+    won = db.session.scalar(_FIRST_BINDING, {**row, "distributor_id": first.id})
     assert won is not None and won.distributor_id == first.id and won.source == "qr"
-    lost = db.session.scalar(_FIRST_BINDING(), {**row, "distributor_id": second.id})
+    lost = db.session.scalar(_FIRST_BINDING, {**row, "distributor_id": second.id})
     assert lost is None
     db.session.commit()
     assert current_binding(customer.id).distributor_id == first.id

@@ -7,7 +7,7 @@ import re
 from sqlalchemy import bindparam, select
 
 from app.accounts.models import STAFF_ROLES, Staff, User
-from app.core.sql import built_once
+from app.core.sql import insert_on_conflict
 from app.core.time import utcnow
 from app.extensions import db
 
@@ -45,7 +45,13 @@ class SignInError(ValueError):
     """WeChat gave us an identity we cannot use (message in Chinese)."""
 
 
-_NEW_WECHAT_USER = built_once(lambda insert: insert(User).on_conflict_do_nothing().returning(User))
+_NEW_WECHAT_USER = select(User).from_statement(
+    insert_on_conflict(
+        User.__table__,
+        ("openid", "unionid", "nickname", "avatar_url", "created_at", "last_login_at"),
+        returning=tuple(User.__table__.columns),
+    )
+)
 
 
 def sign_in_wechat_user(
@@ -74,7 +80,15 @@ def sign_in_wechat_user(
         # ON CONFLICT DO NOTHING rather than a savepoint: a fan's first push and their
         # first page view may race, and the loser simply reads the winner's row.
         user = db.session.scalar(
-            _NEW_WECHAT_USER(), {"openid": openid, "unionid": unionid, "last_login_at": now}
+            _NEW_WECHAT_USER,
+            {
+                "openid": openid,
+                "unionid": unionid,
+                "nickname": "",
+                "avatar_url": "",
+                "created_at": now,
+                "last_login_at": now,
+            },
         )
         created = user is not None
         if user is None:

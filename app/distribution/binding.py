@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
 
-from app.core.sql import built_once, dialect_insert
+from app.core.sql import dialect_insert, insert_on_conflict
 from app.core.time import utcnow
 from app.distribution.distributors import (
     distributor_for_user,
@@ -71,9 +71,12 @@ def _windows(now: datetime) -> tuple[datetime | None, datetime | None]:
 
 # Built once with bound parameters: a QR follow binds inside WeChat's 5 s push window.
 _EVENT_INSERT = insert(BindingEvent.__table__)
-_FIRST_BINDING = built_once(
-    lambda insert: (
-        insert(Binding).on_conflict_do_nothing(index_elements=["user_id"]).returning(Binding)
+_FIRST_BINDING = select(Binding).from_statement(
+    insert_on_conflict(
+        Binding.__table__,
+        ("user_id", "distributor_id", "source", "bound_at", "expires_at", "protected_until"),
+        conflict=("user_id",),
+        returning=tuple(Binding.__table__.columns),
     )
 )
 
@@ -121,7 +124,7 @@ def bind(
         # RETURNING the whole row (an ORM object) rather than rowcount, which psycopg does
         # not report reliably here, and rather than re-reading the row we just wrote.
         inserted = db.session.scalar(
-            _FIRST_BINDING(),
+            _FIRST_BINDING,
             {
                 "user_id": user_id,
                 "distributor_id": distributor.id,

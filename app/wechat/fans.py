@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from app.accounts.models import User
 from app.accounts.services import sign_in_wechat_user
-from app.core.sql import built_once
+from app.core.sql import insert_on_conflict
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import WechatFan
@@ -27,29 +27,28 @@ def customer_for_openid(openid: str, *, create: bool) -> User | None:
     return db.session.scalar(select(User).where(User.openid == openid))
 
 
-def _follow_statement(insert):
-    statement = insert(WechatFan.__table__)
-    fresh = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=["openid"],
-        set_={
-            "user_id": fresh.user_id,
-            "subscribed": True,
-            "subscribed_at": fresh.subscribed_at,
-            "qr_scene": fresh.qr_scene,
-            "updated_at": fresh.updated_at,
-        },
-    )
-
-
-_FOLLOW = built_once(_follow_statement)
+_FOLLOW = insert_on_conflict(
+    WechatFan.__table__,
+    (
+        "openid",
+        "user_id",
+        "subscribed",
+        "subscribed_at",
+        "qr_scene",
+        "subscribe_scene",
+        "nickname",
+        "updated_at",
+    ),
+    conflict=("openid",),
+    update=("user_id", "subscribed", "subscribed_at", "qr_scene", "updated_at"),
+)
 
 
 def record_follow(openid: str, user_id: int, qr_scene: str = "", now: datetime | None = None):
     """Mark ``openid`` as following now (insert or update its fan row, race-safe)."""
     now = now or utcnow()
     db.session.execute(
-        _FOLLOW(),
+        _FOLLOW,
         {
             "openid": openid,
             "user_id": user_id,

@@ -30,7 +30,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
 from app.accounts.models import User
-from app.core.sql import built_once
+from app.core.sql import insert_on_conflict
 from app.core.time import utcnow
 from app.distribution.binding import current_binding, record_ref
 from app.distribution.centre import share_url
@@ -171,12 +171,11 @@ def dedupe_key(message) -> str:
     return f"event:{message.source}:{message._data['CreateTime']}:{kind}"[:160]
 
 
-_CLAIM = built_once(
-    lambda insert: (
-        insert(WechatMessageSeen.__table__)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(WechatMessageSeen.id)
-    )
+_CLAIM = insert_on_conflict(
+    WechatMessageSeen.__table__,
+    ("dedupe_key", "openid", "kind", "received_at"),
+    conflict=("dedupe_key",),
+    returning=(WechatMessageSeen.id,),
 )
 
 
@@ -187,7 +186,7 @@ def claim(key: str, openid: str, kind: str, now: datetime) -> bool:
     A concurrent duplicate waits on the unique key until the first one commits.
     """
     row = db.session.execute(
-        _CLAIM(), {"dedupe_key": key, "openid": openid, "kind": kind[:32], "received_at": now}
+        _CLAIM, {"dedupe_key": key, "openid": openid, "kind": kind[:32], "received_at": now}
     )
     return row.scalar_one_or_none() is not None
 
