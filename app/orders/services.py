@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
@@ -33,8 +33,15 @@ from app.orders.models import (
     OrderLine,
     PaymentTransaction,
     ShopSettings,
+    StatusChange,
 )
-from app.orders.states import InvalidTransition, move_order, record_creation
+from app.orders.states import (
+    HISTORY_INSERT,
+    ORDER_TRANSITIONS,
+    InvalidTransition,
+    move_order,
+    record_creation,
+)
 
 MAX_LINES = 50
 MAX_QUANTITY = 999
@@ -369,6 +376,105 @@ def mark_paid(
         },
     )
     return True
+
+
+# The fast path of a payment notice, written once. The order's transition is the state
+# machine's PENDING_PAYMENT -> PAID (checked below), guarded like ``move_order``'s
+# conditional UPDATE and also by the amount, with the same history row and transaction.
+_PAY_SET = (
+    "UPDATE orders SET status = :to_status, paid_fen = :amount, paid_at = :paid_at, "
+    "transaction_id = :transaction_id WHERE number = :number AND status = :from_status "
+    "AND total_fen = :amount RETURNING *"
+)
+_PAY_BINDS = (
+    bindparam("paid_at", type_=Order.__table__.c.paid_at.type),
+    bindparam("payload", type_=PaymentTransaction.__table__.c.payload.type),
+    bindparam("now", type_=StatusChange.__table__.c.created_at.type),
+)
+# PostgreSQL: one round trip (a data-modifying CTE); the inserts see only the paid row.
+_PAY_IN_ONE = (
+    select(Order)
+    .from_statement(
+        text(
+            f"WITH paid AS ({_PAY_SET}), "  # noqa: S608 (constants only)
+            "history AS (INSERT INTO status_changes "
+            "(subject, subject_id, from_status, to_status, actor, reason, created_at) "
+            "SELECT 'order', id, :from_status, :to_status, :actor, :reason, :now FROM paid), "
+            "payment AS (INSERT INTO payment_transactions "
+            "(order_id, kind, external_id, amount_fen, state, payload, note, created_at) "
+            "SELECT id, 'paid', :transaction_id, :amount, 'SUCCESS', :payload, '', :now "
+            "FROM paid) "
+            "SELECT * FROM paid"
+        )
+        .bindparams(*_PAY_BINDS)
+        .columns(*Order.__table__.columns)
+    )
+    .execution_options(populate_existing=True)
+)
+if PAID not in ORDER_TRANSITIONS[PENDING_PAYMENT]:  # the fast path bypasses move_order
+    raise RuntimeError("the order state machine no longer allows pending_payment -> paid")
+# SQLite (development, tests) has no data-modifying CTE: the UPDATE, then the two inserts.
+_PAY_UPDATE = (
+    select(Order)
+    .from_statement(text(_PAY_SET).bindparams(*_PAY_BINDS[:1]).columns(*Order.__table__.columns))
+    .execution_options(populate_existing=True)
+)
+
+
+def mark_paid_by_number(
+    number: str,
+    *,
+    transaction_id: str,
+    amount_fen: int,
+    paid_at: datetime | None = None,
+    payload: dict | None = None,
+    source: str = "wechat",
+) -> Order | None:
+    """The fast path of a payment notice: pay order ``number`` if it awaits payment and
+    its total is ``amount_fen``, with its history row and its ``paid`` transaction.
+
+    Returns the order, now paid, or None when nothing matched (unknown order, another
+    amount, already paid, cancelled); nothing was changed then, and the caller takes the
+    careful path (``mark_paid``), which finds out why. One statement on PostgreSQL.
+    """
+    params = {
+        "number": number,
+        "amount": amount_fen,
+        "paid_at": paid_at or utcnow(),
+        "transaction_id": transaction_id,
+        "from_status": PENDING_PAYMENT,
+        "to_status": PAID,
+    }
+    history = {"actor": source, "reason": "微信支付成功", "now": utcnow()}
+    transaction = {"payload": payload or {}}
+    if db.engine.dialect.name == "postgresql":
+        return db.session.scalar(_PAY_IN_ONE, {**params, **history, **transaction})
+    order = db.session.scalar(_PAY_UPDATE, params)
+    if order is not None:
+        db.session.execute(
+            HISTORY_INSERT,
+            {
+                "subject": "order",
+                "subject_id": order.id,
+                "from_status": PENDING_PAYMENT,
+                "to_status": PAID,
+                "actor": source,
+                "reason": history["reason"],
+                "created_at": history["now"],
+            },
+        )
+        db.session.execute(
+            _TRANSACTION_INSERT,
+            {
+                "order_id": order.id,
+                "kind": "paid",
+                "external_id": transaction_id,
+                "amount_fen": amount_fen,
+                "state": "SUCCESS",
+                "payload": transaction["payload"],
+            },
+        )
+    return order
 
 
 def order_for_user(order_id: int, user_id: int) -> Order | None:

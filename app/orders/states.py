@@ -96,7 +96,7 @@ def _transition_statement(model, names: tuple[str, ...]):
     )
 
 
-_HISTORY_INSERT = insert(StatusChange.__table__)
+HISTORY_INSERT = insert(StatusChange.__table__)
 
 
 def move_status(
@@ -122,7 +122,7 @@ def move_status(
     # A plain INSERT on the table: the history row is never read back in this session,
     # and skipping the ORM unit of work keeps the hot path (pay notices) shorter.
     db.session.execute(
-        _HISTORY_INSERT,
+        HISTORY_INSERT,
         {
             "subject": subject,
             "subject_id": row.id,

@@ -22,7 +22,7 @@ from wechatpayv3.utils import aes_decrypt, rsa_verify
 from app.extensions import db
 from app.orders.models import Order, Refund
 from app.orders.refunds import complete_refund, fail_refund
-from app.orders.services import PaymentMismatch, mark_paid
+from app.orders.services import PaymentMismatch, mark_paid, mark_paid_by_number
 from app.orders.states import InvalidTransition
 from app.payments.client import get_pay, record_transaction
 
@@ -136,10 +136,21 @@ def apply_payment(resource: dict) -> tuple[Order | None, bool]:
     transaction_id = resource.get("transaction_id")
     if not isinstance(out_trade_no, str) or not isinstance(transaction_id, str):
         raise NoticeRejected(400, "缺少订单号")
+    total = _amount(resource, "total")
+    if resource.get("trade_state") == "SUCCESS":
+        # The common case in one round trip; anything unusual falls through unchanged.
+        paid = mark_paid_by_number(
+            out_trade_no,
+            transaction_id=transaction_id,
+            amount_fen=total,
+            paid_at=_parse_time(resource.get("success_time")),
+            payload=resource,
+        )
+        if paid is not None:
+            return paid, True
     order = db.session.scalar(_ORDER_BY_NUMBER, {"number": out_trade_no})
     if order is None:
         raise NoticeRejected(404, "订单不存在")
-    total = _amount(resource, "total")
     if total != order.total_fen:
         current_app.logger.warning(
             "pay notice amount %s != order %s total %s", total, order.number, order.total_fen
