@@ -5,7 +5,11 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+# One thread per worker by default: the app is CPU-bound Python, so two threads in one
+# process share a core (the GIL) and each request takes about twice as long; processes
+# give the parallelism (bench/README.md: a WeChat push's p99 service time 19 ms with one
+# thread, 35 ms with two). Raise GUNICORN_THREADS if workers mostly wait on WeChat's APIs.
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

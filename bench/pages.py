@@ -146,6 +146,29 @@ def product_path(workdir: Path) -> str:
     return f"/product/{product_id}"
 
 
+def access_log_env(log: Path) -> dict[str, str]:
+    """Environment for gunicorn to log each request's service time to ``log``.
+
+    ``%(D)s`` is the time in microseconds from the worker taking the request to the
+    response sent: for a notice or a push the answer follows the commit, so it is the
+    time to "committed" without the wait in the accept queue.
+    """
+    return {
+        "GUNICORN_ACCESSLOG": str(log),
+        "GUNICORN_CMD_ARGS": "--access-logformat '%(m)s %(U)s %(s)s %(D)s'",
+    }
+
+
+def service_times(log: Path) -> list[tuple[str, int, float]]:
+    """(path, status, ms) for every request in a log written with ``access_log_env``."""
+    rows = []
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3].isdigit():
+            rows.append((parts[1], int(parts[2]), int(parts[3]) / 1000))
+    return rows
+
+
 def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
     """gunicorn with the production config file, bound to loopback only."""
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}

@@ -30,7 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import fire, raw_request  # noqa: E402
-from bench.pages import free_port, start_gunicorn  # noqa: E402
+from bench.pages import (  # noqa: E402
+    access_log_env,
+    free_port,
+    service_times,
+    start_gunicorn,
+)
 from bench.pay_notify import percentile  # noqa: E402
 from bench.postgres import start_postgres  # noqa: E402
 
@@ -123,9 +128,7 @@ def prepare(workdir: Path, redis_url: str, port: int, database_url: str | None):
         "WECHAT_API_BASE": "http://127.0.0.1:9",  # the inline path never calls WeChat
         "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
         "PYTHONPATH": str(ROOT),
-        "GUNICORN_ACCESSLOG": str(workdir / "access.log"),
-        # %(D)s: microseconds from the worker taking the request to the response sent.
-        "GUNICORN_CMD_ARGS": "--access-logformat '%(m)s %(U)s %(s)s %(D)s'",
+        **access_log_env(workdir / "access.log"),
     }
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     subprocess.run(
@@ -159,16 +162,6 @@ with app.app_context():
         timeout=120,
     )
     return env, json.loads(done.stdout)
-
-
-def service_times(log: Path) -> list[tuple[str, int, float]]:
-    """(path, status, ms) for every request in gunicorn's access log."""
-    rows = []
-    for line in log.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[3].isdigit():
-            rows.append((parts[1], int(parts[2]), int(parts[3]) / 1000))
-    return rows
 
 
 def counts(env) -> dict[str, int]:
