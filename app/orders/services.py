@@ -36,11 +36,11 @@ from app.orders.models import (
     StatusChange,
 )
 from app.orders.states import (
-    HISTORY_INSERT,
     ORDER_TRANSITIONS,
     InvalidTransition,
     move_order,
     record_creation,
+    record_transition,
 )
 
 MAX_LINES = 50
@@ -362,12 +362,17 @@ def mark_paid(
         if order.transaction_id == transaction_id:
             return False  # a concurrent notice won the race
         raise
-    # A plain INSERT on the table (the row is not needed as an object here); the unique
-    # (kind, external_id) key still refuses a second "paid" row for the transaction.
+    _record_paid(order.id, transaction_id, amount_fen, payload)
+    return True
+
+
+def _record_paid(order_id: int, transaction_id: str, amount_fen: int, payload: dict | None):
+    """The ``paid`` payment transaction: a plain INSERT on the table (the row is not needed
+    as an object); the unique (kind, external_id) key refuses a second one."""
     db.session.execute(
         _TRANSACTION_INSERT,
         {
-            "order_id": order.id,
+            "order_id": order_id,
             "kind": "paid",
             "external_id": transaction_id,
             "amount_fen": amount_fen,
@@ -375,7 +380,6 @@ def mark_paid(
             "payload": payload or {},
         },
     )
-    return True
 
 
 # The fast path of a payment notice, written once. The order's transition is the state
@@ -451,29 +455,10 @@ def mark_paid_by_number(
         return db.session.scalar(_PAY_IN_ONE, {**params, **history, **transaction})
     order = db.session.scalar(_PAY_UPDATE, params)
     if order is not None:
-        db.session.execute(
-            HISTORY_INSERT,
-            {
-                "subject": "order",
-                "subject_id": order.id,
-                "from_status": PENDING_PAYMENT,
-                "to_status": PAID,
-                "actor": source,
-                "reason": history["reason"],
-                "created_at": history["now"],
-            },
+        record_transition(
+            "order", order.id, PENDING_PAYMENT, PAID, source, history["reason"], history["now"]
         )
-        db.session.execute(
-            _TRANSACTION_INSERT,
-            {
-                "order_id": order.id,
-                "kind": "paid",
-                "external_id": transaction_id,
-                "amount_fen": amount_fen,
-                "state": "SUCCESS",
-                "payload": transaction["payload"],
-            },
-        )
+        _record_paid(order.id, transaction_id, amount_fen, transaction["payload"])
     return order
 
 

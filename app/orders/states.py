@@ -8,11 +8,13 @@ zero rows and gets ``InvalidTransition``. Every successful transition writes a
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 
+from app.core.time import utcnow
 from app.extensions import db
 from app.orders.models import (
     CANCELLED,
@@ -96,7 +98,32 @@ def _transition_statement(model, names: tuple[str, ...]):
     )
 
 
-HISTORY_INSERT = insert(StatusChange.__table__)
+_HISTORY_INSERT = insert(StatusChange.__table__)
+
+
+def record_transition(
+    subject: str,
+    subject_id: int,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    reason: str,
+    at: datetime | None = None,
+) -> None:
+    """Write the history row of a transition that was just made (a plain table INSERT,
+    built once: the row is never read back in the session that writes it)."""
+    db.session.execute(
+        _HISTORY_INSERT,
+        {
+            "subject": subject,
+            "subject_id": subject_id,
+            "from_status": from_status,
+            "to_status": to_status,
+            "actor": actor,
+            "reason": reason[:200],
+            "created_at": at or utcnow(),
+        },
+    )
 
 
 def move_status(
@@ -119,19 +146,7 @@ def move_status(
     if moved is None:
         db.session.refresh(row)
         raise InvalidTransition(subject, row.status, to)
-    # A plain INSERT on the table: the history row is never read back in this session,
-    # and skipping the ORM unit of work keeps the hot path (pay notices) shorter.
-    db.session.execute(
-        HISTORY_INSERT,
-        {
-            "subject": subject,
-            "subject_id": row.id,
-            "from_status": current,
-            "to_status": to,
-            "actor": actor,
-            "reason": reason[:200],
-        },
-    )
+    record_transition(subject, row.id, current, to, actor, reason)
 
 
 def move_order(order: Order, to: str, actor: str, reason: str = "", **values: Any) -> None:

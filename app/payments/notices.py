@@ -137,15 +137,15 @@ def apply_payment(resource: dict) -> tuple[Order | None, bool]:
     if not isinstance(out_trade_no, str) or not isinstance(transaction_id, str):
         raise NoticeRejected(400, "缺少订单号")
     total = _amount(resource, "total")
+    payment = {
+        "transaction_id": transaction_id,
+        "amount_fen": total,
+        "paid_at": _parse_time(resource.get("success_time")),
+        "payload": resource,
+    }
     if resource.get("trade_state") == "SUCCESS":
         # The common case in one round trip; anything unusual falls through unchanged.
-        paid = mark_paid_by_number(
-            out_trade_no,
-            transaction_id=transaction_id,
-            amount_fen=total,
-            paid_at=_parse_time(resource.get("success_time")),
-            payload=resource,
-        )
+        paid = mark_paid_by_number(out_trade_no, **payment)
         if paid is not None:
             return paid, True
     order = db.session.scalar(_ORDER_BY_NUMBER, {"number": out_trade_no})
@@ -159,13 +159,7 @@ def apply_payment(resource: dict) -> tuple[Order | None, bool]:
     if resource.get("trade_state") != "SUCCESS":
         return order, False  # only success is notified; anything else changes nothing
     try:
-        first = mark_paid(
-            order,
-            transaction_id=transaction_id,
-            amount_fen=total,
-            paid_at=_parse_time(resource.get("success_time")),
-            payload=resource,
-        )
+        first = mark_paid(order, **payment)
     except (PaymentMismatch, InvalidTransition) as exc:
         # mark_paid changed nothing; the money is real, so keep its trace for a refund.
         current_app.logger.error("payment %s for order %s: %s", transaction_id, out_trade_no, exc)
