@@ -27,8 +27,8 @@ GRAINS = {"day": "按日", "week": "按周", "month": "按月"}
 MAX_DAYS = 366 * 3  # a longer range is refused: its day chart would be unreadable anyway
 
 
-class period_start(FunctionElement):
-    """SQL: the Beijing period (day/week/month) a UTC timestamp falls in, as YYYY-MM-DD."""
+class _by_grain(FunctionElement):
+    """A SQL function of a column and a grain (day/week/month) giving YYYY-MM-DD."""
 
     type = String()
     inherit_cache = True
@@ -40,6 +40,12 @@ class period_start(FunctionElement):
         # The grain travels as a literal clause too, so it is part of SQLAlchemy's cache
         # key: otherwise a cached "day" statement would be reused for "month".
         super().__init__(column, literal_column(f"'{grain}'"))
+
+
+class period_start(_by_grain):
+    """SQL: the Beijing period (day/week/month) a UTC timestamp falls in, as YYYY-MM-DD."""
+
+    inherit_cache = True
 
 
 @compiles(period_start, "postgresql")
@@ -81,19 +87,12 @@ def _sqlite_date(element: beijing_date, compiler, **kw) -> str:
     return f"date({column}, '+8 hours')"
 
 
-class day_period(FunctionElement):
+class day_period(_by_grain):
     """SQL: the period (day/week/month) a Beijing calendar ``DATE`` column falls in, as
     YYYY-MM-DD: the summary tables' twin of ``period_start`` (their days are already
     Beijing days, so no time zone is applied)."""
 
-    type = String()
     inherit_cache = True
-
-    def __init__(self, column: ColumnElement, grain: str):
-        if grain not in GRAINS:
-            raise ValueError(f"unknown grain {grain!r}")
-        self.grain = grain
-        super().__init__(column, literal_column(f"'{grain}'"))
 
 
 @compiles(day_period, "postgresql")
