@@ -24,6 +24,7 @@ from app.extensions import db
 DEMO_CUSTOMER = ("o_demo_cloud_customer", "云仓顾客·陈")
 DEMO_ADDRESS = ("陈小姐", "13800138000", "440305", "科技园南区 1 栋 101")
 DEMO_TRANSACTION = "DEMO-CLOUD-PURCHASE-1"
+DEMO_TRACKING_NUMBER = "SF1400000000001"
 
 
 def demo_fan_nicknames() -> tuple[str, ...]:
@@ -77,6 +78,7 @@ def seed_demo_purchase() -> str:
     from app.distribution.commissions import follow_up_payment
     from app.orders.models import Address, Order
     from app.orders.services import ItemRequest, mark_paid, place_order
+    from app.orders.shipping import ship_order
 
     customer = demo_user(*DEMO_CUSTOMER)
     if db.session.scalar(select(Order.id).where(Order.user_id == customer.id).limit(1)):
@@ -115,4 +117,6 @@ def seed_demo_purchase() -> str:
     done = follow_up_payment(order)
     dividends = write_region_dividends(order)
     written = done.entries + len(dividends)
-    return f"demo purchase {order.number}: {written} ledger entries"
+    # Headquarters ships it (drop shipping): the centres show the carrier and tracking.
+    ship_order(order, "SF", DEMO_TRACKING_NUMBER, "system")
+    return f"demo purchase {order.number}: {written} ledger entries, shipped"
