@@ -35,15 +35,14 @@ from sqlalchemy.orm import aliased
 from app import regions
 from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp
 from app.cloud.models import AgentProductRate, RegionAgent
-from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.commissions import _reverse_line, lock_order_lines
+from app.distribution.commissions import lock_order_lines, write_line_earnings
 from app.distribution.ledger import mask_name
 from app.distribution.models import PENDING, REVERSED, LedgerEntry
 from app.distribution.rules import floor_commission, format_bp
 from app.distribution.team import SALES_STATUSES
 from app.extensions import db
-from app.orders.models import REFUND_REFUNDED, Order, OrderLine, Refund
+from app.orders.models import Order, OrderLine
 
 REGION_DIVIDEND = "region_dividend"
 
@@ -171,19 +170,7 @@ def write_region_dividends(order: Order) -> list[int]:
         if not by_distributor:
             continue
         values = [{**v, "note": v["note"][:200]} for v in by_distributor.values()]
-        written += db.session.scalars(
-            dialect_insert(LedgerEntry)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["order_line_id", "distributor_id", "kind"])
-            .returning(LedgerEntry.id)
-        ).all()
-        if line.refunded_fen:
-            for refund_id in db.session.scalars(
-                select(Refund.id)
-                .where(Refund.order_line_id == line.id, Refund.status == REFUND_REFUNDED)
-                .order_by(Refund.id)
-            ):
-                _reverse_line(line, refund_id, now)
+        written += write_line_earnings(line, values, now)
     db.session.flush()
     return written
 

@@ -53,11 +53,10 @@ from app.cloud.merchants import chain_up, is_active, merchant_for_distributor
 from app.cloud.models import MerchantOrder, OrderingMerchant
 from app.cloud.pricing import get_cloud_settings, level_names, level_prices, list_levels, set_prices
 from app.core.money import format_yuan
-from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.models import PENDING, LedgerEntry, OrderAttribution
+from app.distribution.models import PENDING, OrderAttribution
 from app.extensions import db
-from app.orders.models import REFUND_REFUNDED, Order, OrderLine, Refund
+from app.orders.models import Order, OrderLine
 
 KIND = "price_difference"
 
@@ -206,7 +205,7 @@ def write_price_differences(order: Order, plan: EarningsPlan | None = None) -> l
     Lines refunded in full earn nothing; refunds already completed on a line are applied
     as reversals right away (the same code as a later refund). Flushes.
     """
-    from app.distribution.commissions import _reverse_line, lock_order_lines
+    from app.distribution.commissions import lock_order_lines, write_line_earnings
 
     plan = plan or earnings_plan(order)
     if not plan.price_differences or plan.merchant is None:
@@ -256,20 +255,7 @@ def write_price_differences(order: Order, plan: EarningsPlan | None = None) -> l
         ]
         if not values:
             continue
-        # RETURNING rather than rowcount: psycopg reports -1 for ORM-executed inserts.
-        written += db.session.scalars(
-            dialect_insert(LedgerEntry)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["order_line_id", "distributor_id", "kind"])
-            .returning(LedgerEntry.id)
-        ).all()
-        if line.refunded_fen:
-            for refund_id in db.session.scalars(
-                select(Refund.id)
-                .where(Refund.order_line_id == line.id, Refund.status == REFUND_REFUNDED)
-                .order_by(Refund.id)
-            ):
-                _reverse_line(line, refund_id, now)
+        written += write_line_earnings(line, values, now)
     db.session.flush()
     return written
 

@@ -214,20 +214,7 @@ def write_earnings(order: Order, *, lines_locked: bool = False) -> list[int]:
             }
             for share in shares
         ]
-        # RETURNING rather than rowcount: psycopg reports -1 for ORM-executed inserts.
-        written += db.session.scalars(
-            dialect_insert(LedgerEntry)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["order_line_id", "distributor_id", "kind"])
-            .returning(LedgerEntry.id)
-        ).all()
-        if line.refunded_fen:
-            for refund_id in db.session.scalars(
-                select(Refund.id)
-                .where(Refund.order_line_id == line.id, Refund.status == REFUND_REFUNDED)
-                .order_by(Refund.id)
-            ):
-                _reverse_line(line, refund_id, now)
+        written += write_line_earnings(line, values, now)
     db.session.flush()
     return written
 
@@ -240,6 +227,29 @@ def reversal_target(original_fen: int, remaining_fen: int, line_amount_fen: int)
     if line_amount_fen <= 0 or remaining_fen <= 0:
         return 0
     return original_fen * min(remaining_fen, line_amount_fen) // line_amount_fen
+
+
+def write_line_earnings(line: OrderLine, values: list[dict], now: datetime) -> list[int]:
+    """Insert a line's pending earnings (commissions, dividends or price differences) once,
+    then reverse the share of any refund the line already had; the new entries' ids.
+
+    The unique key (order line, beneficiary, kind) makes a repeat insert nothing; RETURNING
+    rather than rowcount, which psycopg reports as -1 for ORM-executed inserts.
+    """
+    written = db.session.scalars(
+        dialect_insert(LedgerEntry)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["order_line_id", "distributor_id", "kind"])
+        .returning(LedgerEntry.id)
+    ).all()
+    if line.refunded_fen:
+        for refund_id in db.session.scalars(
+            select(Refund.id)
+            .where(Refund.order_line_id == line.id, Refund.status == REFUND_REFUNDED)
+            .order_by(Refund.id)
+        ):
+            _reverse_line(line, refund_id, now)
+    return list(written)
 
 
 def _reverse_line(line: OrderLine, refund_id: int, now: datetime) -> list[int]:
