@@ -165,8 +165,12 @@ def auto_complete_orders() -> int:
     return done
 
 
+TIMER_JOB_PREFIX = "payments-timers"
+
+
 def timer_job_id(slot: int) -> str:
-    return f"payments-timers-{slot}"
+    """The job id of the timers' run in ``slot`` (what ``schedule_in_slot`` gives it)."""
+    return f"{TIMER_JOB_PREFIX}-{slot}"
 
 
 def _interval() -> int:
@@ -179,7 +183,7 @@ def schedule_timers(at: datetime | None = None) -> str | None:
     Returns the job id when this call scheduled it, None when another worker already had.
     """
     return schedule_in_slot(
-        "payments:timers", "payments-timers", run_timers, _interval(), "default", at
+        "payments:timers", TIMER_JOB_PREFIX, run_timers, _interval(), "default", at
     )
 
 

@@ -441,24 +441,23 @@ def mark_paid_by_number(
     amount, already paid, cancelled); nothing was changed then, and the caller takes the
     careful path (``mark_paid``), which finds out why. One statement on PostgreSQL.
     """
+    now = utcnow()
+    reason = "微信支付成功"
     params = {
         "number": number,
         "amount": amount_fen,
-        "paid_at": paid_at or utcnow(),
+        "paid_at": paid_at or now,
         "transaction_id": transaction_id,
         "from_status": PENDING_PAYMENT,
         "to_status": PAID,
     }
-    history = {"actor": source, "reason": "微信支付成功", "now": utcnow()}
-    transaction = {"payload": payload or {}}
     if db.engine.dialect.name == "postgresql":
-        return db.session.scalar(_PAY_IN_ONE, {**params, **history, **transaction})
+        extra = {"actor": source, "reason": reason, "now": now, "payload": payload or {}}
+        return db.session.scalar(_PAY_IN_ONE, {**params, **extra})
     order = db.session.scalar(_PAY_UPDATE, params)
     if order is not None:
-        record_transition(
-            "order", order.id, PENDING_PAYMENT, PAID, source, history["reason"], history["now"]
-        )
-        _record_paid(order.id, transaction_id, amount_fen, transaction["payload"])
+        record_transition("order", order.id, PENDING_PAYMENT, PAID, source, reason, now)
+        _record_paid(order.id, transaction_id, amount_fen, payload)
     return order
 
 

@@ -104,7 +104,7 @@ _HISTORY_INSERT = insert(StatusChange.__table__)
 def record_transition(
     subject: str,
     subject_id: int,
-    from_status: str,
+    from_status: str | None,
     to_status: str,
     actor: str,
     reason: str,
@@ -160,14 +160,5 @@ def move_refund(refund: Refund, to: str, actor: str, reason: str = "", **values:
 
 
 def record_creation(subject: str, subject_id: int, status: str, actor: str, reason: str) -> None:
-    """Write the first history row of a new order or refund."""
-    db.session.add(
-        StatusChange(
-            subject=subject,
-            subject_id=subject_id,
-            from_status=None,
-            to_status=status,
-            actor=actor,
-            reason=reason[:200],
-        )
-    )
+    """Write the first history row of a new order, refund, agent... (no "from" status)."""
+    record_transition(subject, subject_id, None, status, actor, reason)
