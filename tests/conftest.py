@@ -29,6 +29,10 @@ WECHAT_UA = (
     "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) "
     "NetType/WIFI Language/zh_CN"
 )
+DESKTOP_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36"
+)
 
 
 def free_port() -> int:
@@ -277,6 +281,19 @@ def page(browser, live_server):
     )
     context.set_default_timeout(10_000)
     pg = context.new_page()
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def desk(browser, live_server):
+    """A laptop-sized page for the admin (1366x900, a desktop browser), unlike ``page``."""
+    context = browser.new_context(
+        user_agent=DESKTOP_UA, viewport={"width": 1366, "height": 900}, locale="zh-CN"
+    )
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    pg.on("dialog", lambda dialog: dialog.accept())  # the "are you sure" confirmations
     yield pg
     context.close()
 

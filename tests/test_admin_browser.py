@@ -11,24 +11,6 @@ from sqlalchemy import select
 from app.catalog.models import Product
 from app.extensions import db
 
-DESKTOP_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0 Safari/537.36"
-)
-
-
-@pytest.fixture
-def desk(browser, live_server):
-    """A laptop-sized page (1366x900, desktop browser), unlike the WeChat ``page``."""
-    context = browser.new_context(
-        user_agent=DESKTOP_UA, viewport={"width": 1366, "height": 900}, locale="zh-CN"
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())  # "are you sure" confirmations
-    yield page
-    context.close()
-
 
 def sample_png(path) -> None:
     image = Image.new("RGB", (600, 600), (236, 242, 248))

@@ -566,24 +566,6 @@ def test_dashboard_counts_todays_orders(staff_client, make):
 
 # --- in a real browser ----------------------------------------------------------------------
 
-DESKTOP_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0 Safari/537.36"
-)
-
-
-@pytest.fixture
-def desk(browser, live_server):
-    """A laptop-sized page (1366x900, desktop browser)."""
-    context = browser.new_context(
-        user_agent=DESKTOP_UA, viewport={"width": 1366, "height": 900}, locale="zh-CN"
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())  # the "are you sure" confirmations
-    yield page
-    context.close()
-
 
 @pytest.mark.browser
 def test_order_detail_in_a_browser(desk, live_server, make, artifacts):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
 
 from app.cloud import agents as cloud_agents
@@ -180,3 +181,37 @@ def test_open_api_simulate_takes_the_district_and_equals_the_ledger(app, client,
     )
     assert city_code.status_code == 422
     assert city_code.get_json()["error"]["code"] == "invalid_district"
+
+
+@pytest.mark.browser
+def test_staff_pick_the_shipping_district_in_the_browser(desk, live_server, make, artifacts):
+    """The simulator's province → city → district picker (loaded from /api/v1/regions)
+    fills the district code, and the result shows the district agents' dividends."""
+    configure(levels=1)
+    rates(province=100, city=200, district=300)
+    assigned(make, "city", SHENZHEN, "深圳市代理")
+    assigned(make, "district", NANSHAN, "南山区代理")
+    seller = distributor(make)
+    buyer = customer_of(make, seller)
+    sku = make.product("绿茶礼盒", price_fen=10000, stock=10).skus[0]
+    make.staff("boss", password="boss-password", role="owner")
+    base = live_server.url
+
+    desk.goto(f"{base}/admin/distribution/simulator")
+    desk.fill("#username", "boss")
+    desk.fill("#password", "boss-password")
+    desk.click("button[type=submit]")
+    desk.wait_for_url(f"{base}/admin/distribution/simulator")
+    desk.select_option("select[name=sku_id]", value=str(sku.id))
+    desk.fill("input[name=buyer_id]", str(buyer.id))
+    desk.select_option("[data-pick=province]", label="广东省")
+    desk.select_option("[data-pick=city]", label="深圳市")
+    desk.select_option("[data-pick=district]", label="南山区")
+    assert desk.input_value("[data-district-code]") == NANSHAN
+    desk.click("button:has-text('计算佣金')")
+    table = desk.locator("[data-region-dividends]")
+    table.wait_for()
+    shown = table.inner_text()
+    # ¥100.00 shipped to 南山区: 深圳 2 % → ¥2.00, 南山 3 % → ¥3.00; no province agent.
+    assert "¥2.00" in shown and "¥3.00" in shown and "合计分红" in desk.content()
+    desk.screenshot(path=str(artifacts / "admin-simulator-district.png"), full_page=True)

@@ -19,11 +19,7 @@ from sqlalchemy import event, func, select, text
 from app.accounts.models import User
 from app.accounts.oauth import safe_next
 from app.extensions import db
-from tests.conftest import WECHAT_UA
-
-DESKTOP_UA = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
-)
+from tests.conftest import DESKTOP_UA, WECHAT_UA
 
 
 def fan_openid(sandbox, nickname: str) -> str:
