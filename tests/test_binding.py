@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.core.time import utcnow
 from app.distribution.binding import (
@@ -14,7 +14,7 @@ from app.distribution.binding import (
     record_ref,
 )
 from app.distribution.distributors import create_distributor, get_distribution_settings
-from app.distribution.models import BindingEvent
+from app.distribution.models import Binding, BindingEvent
 from app.extensions import db
 
 
@@ -124,6 +124,30 @@ def test_paid_order_extends_protection(make, shop):
     binding = current_binding(fan.id)
     protected = binding.protected_until.replace(tzinfo=None)
     assert protected >= (start + timedelta(days=29)).replace(tzinfo=None)
+
+
+def test_extension_adds_to_one_a_concurrent_job_committed(make, shop):
+    """Two jobs of one customer's orders each add their days: a job holding a stale copy
+    of the binding adds to what the other committed instead of overwriting it."""
+    alice = _distributor(make)
+    fan = make.user()
+    start = utcnow()
+    record_ref(fan.id, alice, "link", now=start)
+    db.session.commit()
+    stale = current_binding(fan.id)  # this session now holds the protection as it was
+    days = get_distribution_settings().protection_extend_days
+    assert days > 0
+    other_job_set = start + timedelta(days=40)
+    with db.engine.begin() as conn:  # the other job, on its own connection, commits first
+        conn.execute(
+            update(Binding).where(Binding.id == stale.id).values(protected_until=other_job_set)
+        )
+    extend_protection(fan.id, now=start + timedelta(days=10))
+    db.session.commit()
+    db.session.expire_all()
+    protected = current_binding(fan.id).protected_until.replace(tzinfo=None)
+    assert protected == (other_job_set + timedelta(days=days)).replace(tzinfo=None)
+    assert _actions(fan.id).count("extend") == 1
 
 
 def test_staff_force_rebinds_inside_protection(make, shop):

@@ -22,6 +22,7 @@ Every column listed must be given (no column defaults apply to a text statement)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, TextClause, bindparam, text
@@ -51,8 +52,52 @@ def insert_on_conflict(
     to return, typed (pass ``Model.__table__.columns`` to load the model with
     ``select(Model).from_statement(...)``). Bound parameters are typed by their columns.
     """
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) "
-    sql += f"VALUES ({', '.join(':' + name for name in columns)}) ON CONFLICT "
+    values = f"({', '.join(':' + name for name in columns)})"
+    statement = text(_insert_sql(table, columns, values, conflict, update, returning))
+    statement = statement.bindparams(
+        *(bindparam(name, type_=table.c[name].type) for name in columns)
+    )
+    return statement.columns(*returning) if returning else statement
+
+
+@lru_cache(maxsize=256)
+def insert_rows_on_conflict(
+    table: Table,
+    columns: tuple[str, ...],
+    rows: int,
+    *,
+    conflict: tuple[str, ...] = (),
+    returning: tuple[ColumnElement, ...] = (),
+) -> TextClause:
+    """``insert_on_conflict`` (``DO NOTHING``) for ``rows`` rows in one statement.
+
+    One statement per row count, built once (cached here); its parameters are
+    ``<column>_<row>``, as ``row_params`` lays them out:
+
+        statement = insert_rows_on_conflict(Entry.__table__, COLUMNS, len(rows), ...)
+        db.session.execute(statement, row_params(COLUMNS, rows))
+    """
+    values = ", ".join(
+        f"({', '.join(f':{name}_{row}' for name in columns)})" for row in range(rows)
+    )
+    statement = text(_insert_sql(table, columns, values, conflict, (), returning))
+    statement = statement.bindparams(
+        *(
+            bindparam(f"{name}_{row}", type_=table.c[name].type)
+            for row in range(rows)
+            for name in columns
+        )
+    )
+    return statement.columns(*returning) if returning else statement
+
+
+def row_params(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of ``insert_rows_on_conflict`` for ``rows`` (every column given)."""
+    return {f"{name}_{n}": row[name] for n, row in enumerate(rows) for name in columns}
+
+
+def _insert_sql(table, columns, values, conflict, update, returning) -> str:
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values} ON CONFLICT "
     if conflict:
         sql += f"({', '.join(conflict)}) "
     if update:
@@ -61,7 +106,4 @@ def insert_on_conflict(
         sql += "DO NOTHING"
     if returning:
         sql += " RETURNING " + ", ".join(column.name for column in returning)
-    statement = text(sql).bindparams(
-        *(bindparam(name, type_=table.c[name].type) for name in columns)
-    )
-    return statement.columns(*returning) if returning else statement
+    return sql

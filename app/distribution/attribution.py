@@ -18,7 +18,7 @@ commission job attributes such an order at payment time when it has no rows yet
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.distribution.binding import current_binding
 from app.distribution.distributors import (
@@ -30,16 +30,17 @@ from app.distribution.models import Distributor, OrderAttribution
 from app.extensions import db
 from app.orders.models import Order
 
+# Built once with a bound parameter: every commission job and refund reads it.
+_ATTRIBUTION_OF_ORDER = (
+    select(OrderAttribution)
+    .where(OrderAttribution.order_id == bindparam("order_id"))
+    .order_by(OrderAttribution.level)
+)
+
 
 def attribution_for(order_id: int) -> list[OrderAttribution]:
     """The order's attribution rows, level 1 first (empty when nobody earns)."""
-    return list(
-        db.session.scalars(
-            select(OrderAttribution)
-            .where(OrderAttribution.order_id == order_id)
-            .order_by(OrderAttribution.level)
-        )
-    )
+    return list(db.session.scalars(_ATTRIBUTION_OF_ORDER, {"order_id": order_id}))
 
 
 def _level_one(user_id: int, self_purchase: bool) -> tuple[Distributor | None, bool]:

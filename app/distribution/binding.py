@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.sql import dialect_insert, insert_on_conflict
 from app.core.time import utcnow
@@ -210,14 +211,41 @@ def on_first_payment(user_id: int, now: datetime | None = None) -> Binding | Non
     return bind(user_id, distributor, touch.source, now=now)
 
 
+_bindings = Binding.__table__
+# Compare-and-set: two commission jobs of one customer's orders each add their days.
+_EXTEND = (
+    update(_bindings)
+    .where(
+        _bindings.c.id == bindparam("binding_id"),
+        _bindings.c.protected_until.is_not_distinct_from(
+            bindparam("was", type_=_bindings.c.protected_until.type)
+        ),
+    )
+    .values(protected_until=bindparam("until"))
+)
+
+
 def extend_protection(user_id: int, now: datetime | None = None) -> None:
-    """A paid order extends the customer's protection period by the set number of days."""
+    """A paid order extends the customer's protection period by the set number of days,
+    from the end of the current protection (or from now, if it has run out)."""
     now = now or utcnow()
-    settings = get_distribution_settings()
-    binding = current_binding(user_id, now)
-    if binding is None or not settings.protection_extend_days:
-        return
-    base = max(_aware(binding.protected_until) or now, now)
-    binding.protected_until = base + timedelta(days=settings.protection_extend_days)
-    _event(user_id, binding.distributor_id, binding.distributor_id, "extend", binding.source, "")
-    db.session.flush()
+    days = get_distribution_settings().protection_extend_days
+    while days:
+        binding = current_binding(user_id, now)
+        if binding is None:
+            return
+        was = binding.protected_until
+        until = max(_aware(was) or now, now) + timedelta(days=days)
+        moved = db.session.execute(_EXTEND, {"binding_id": binding.id, "was": was, "until": until})
+        if moved.rowcount == 1:
+            set_committed_value(binding, "protected_until", until)
+            _event(
+                user_id,
+                binding.distributor_id,
+                binding.distributor_id,
+                "extend",
+                binding.source,
+                "",
+            )
+            return
+        db.session.expire(binding)  # another job extended it first: add to theirs

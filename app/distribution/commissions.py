@@ -45,10 +45,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.core.sql import dialect_insert
+from app.core.sql import dialect_insert, insert_rows_on_conflict, row_params
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order, attribution_for
 from app.distribution.binding import current_binding, extend_protection, on_first_payment
@@ -86,16 +86,50 @@ REVERSAL = "reversal"
 # reverse proportionally on refund and settle the same way.
 LINE_EARNING_KINDS = (*LEVEL_KINDS, "region_dividend", "price_difference")
 SETTLEABLE_KINDS = (*LINE_EARNING_KINDS, REVERSAL)
+# What every caller of ``write_line_earnings`` gives for each entry (the rest stay NULL).
+EARNING_COLUMNS = (
+    "distributor_id",
+    "kind",
+    "amount_fen",
+    "state",
+    "order_id",
+    "order_line_id",
+    "rule_source",
+    "note",
+    "created_at",
+)
+
+
+# The statements every commission job runs, built once with bound parameters (building
+# and caching a statement costs more CPU than PostgreSQL spends running it).
+_lines = OrderLine.__table__
+_LOCK_LINES = (
+    update(_lines)
+    .where(_lines.c.order_id == bindparam("locked_order_id"))
+    .values(refunded_fen=_lines.c.refunded_fen)
+)
+_LINES_OF_ORDER = (
+    select(OrderLine)
+    .where(OrderLine.order_id == bindparam("order_id"))
+    .order_by(OrderLine.id)
+    .execution_options(populate_existing=True)
+)
+_RULES_OF_PRODUCT = select(CommissionRule).where(
+    CommissionRule.product_id == bindparam("product_id")
+)
+_GRADES_OF = (
+    select(Distributor.id, Grade)
+    .outerjoin(Grade, Grade.id == Distributor.grade_id)
+    .where(Distributor.id.in_(bindparam("ids", expanding=True)))
+)
+_ANY_GRADE_CONDITION = select(
+    exists().where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
+)
 
 
 def lock_order_lines(order_id: int) -> None:
     """Serialise commission bookkeeping on an order's lines until the transaction ends."""
-    db.session.execute(
-        update(OrderLine)
-        .where(OrderLine.order_id == order_id)
-        .values(refunded_fen=OrderLine.refunded_fen)
-        .execution_options(synchronize_session=False)
-    )
+    db.session.execute(_LOCK_LINES, {"locked_order_id": order_id})
 
 
 # --- rules from the database ----------------------------------------------------------------
@@ -119,9 +153,7 @@ def product_rules(product_id: int | None, sku_id: int | None) -> tuple[Rule | No
     if product_id is None:
         return None, None
     sku_rule = product_rule = None
-    for row in db.session.scalars(
-        select(CommissionRule).where(CommissionRule.product_id == product_id)
-    ):
+    for row in db.session.scalars(_RULES_OF_PRODUCT, {"product_id": product_id}):
         values = (row.level1, row.level2, row.level3)
         if row.sku_id is None:
             product_rule = Rule(row.mode, values, "商品规则")
@@ -133,11 +165,7 @@ def product_rules(product_id: int | None, sku_id: int | None) -> tuple[Rule | No
 def beneficiaries(rows: list[OrderAttribution]) -> list[Beneficiary]:
     """The attributed distributors with the rates of their grade today (one query)."""
     grades = dict(
-        db.session.execute(
-            select(Distributor.id, Grade)
-            .outerjoin(Grade, Grade.id == Distributor.grade_id)
-            .where(Distributor.id.in_([row.distributor_id for row in rows]))
-        ).all()
+        db.session.execute(_GRADES_OF, {"ids": [row.distributor_id for row in rows]}).all()
     )
     return [
         Beneficiary(row.level, row.distributor_id, grade_rule(grades.get(row.distributor_id)))
@@ -147,11 +175,7 @@ def beneficiaries(rows: list[OrderAttribution]) -> list[Beneficiary]:
 
 def grades_with_conditions() -> bool:
     """Whether any grade can be reached automatically (else upgrade checks are moot)."""
-    return db.session.scalar(
-        select(
-            exists().where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
-        )
-    )
+    return db.session.scalar(_ANY_GRADE_CONDITION)
 
 
 # --- earnings -------------------------------------------------------------------------------
@@ -178,12 +202,7 @@ def write_earnings(order: Order, *, lines_locked: bool = False) -> list[int]:
     settings = get_distribution_settings()
     chain = beneficiaries(rows)
     default = default_rule()
-    lines = db.session.scalars(
-        select(OrderLine)
-        .where(OrderLine.order_id == order.id)
-        .order_by(OrderLine.id)
-        .execution_options(populate_existing=True)
-    ).all()
+    lines = db.session.scalars(_LINES_OF_ORDER, {"order_id": order.id}).all()
     now = utcnow()
     for line in lines:
         if line.amount_fen - line.refunded_fen <= 0:
@@ -234,14 +253,17 @@ def write_line_earnings(line: OrderLine, values: list[dict], now: datetime) -> l
     then reverse the share of any refund the line already had; the new entries' ids.
 
     The unique key (order line, beneficiary, kind) makes a repeat insert nothing; RETURNING
-    rather than rowcount, which psycopg reports as -1 for ORM-executed inserts.
+    rather than rowcount, which psycopg reports as -1 for ORM-executed inserts. The SQL is
+    built once per number of rows (``insert_rows_on_conflict``): every paid order runs it.
     """
-    written = db.session.scalars(
-        dialect_insert(LedgerEntry)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["order_line_id", "distributor_id", "kind"])
-        .returning(LedgerEntry.id)
-    ).all()
+    statement = insert_rows_on_conflict(
+        LedgerEntry.__table__,
+        EARNING_COLUMNS,
+        len(values),
+        conflict=("order_line_id", "distributor_id", "kind"),
+        returning=(LedgerEntry.__table__.c.id,),
+    )
+    written = db.session.scalars(statement, row_params(EARNING_COLUMNS, values)).all()
     if line.refunded_fen:
         for refund_id in db.session.scalars(
             select(Refund.id)

@@ -30,7 +30,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, case, delete, func, insert, literal, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 
 from app.core.sql import dialect_insert
 from app.distribution.models import DistributorPath, DistributorTeamTotal, OrderAttribution
@@ -121,6 +132,34 @@ def _paths_with_delta(descendant_id: int, delta: int, min_depth: int = 0):
     )
 
 
+# Built once: count_order_sales runs in every commission job, refund and cancellation.
+_LOCK_SOLD_BY = (
+    select(OrderAttribution.id, OrderAttribution.distributor_id, OrderAttribution.team_sales_fen)
+    .where(OrderAttribution.order_id == bindparam("order_id"), OrderAttribution.level == 1)
+    .with_for_update()
+)
+_RECOUNT_ORDER = (
+    update(OrderAttribution)
+    .where(OrderAttribution.id == bindparam("attribution_id"))
+    .values(
+        team_sales_fen=select(order_sales_fen())
+        .where(Order.id == bindparam("counted_order_id"))
+        .scalar_subquery()
+    )
+    .returning(OrderAttribution.team_sales_fen)
+    .execution_options(synchronize_session=False)
+)
+# ``_add_to_totals`` of the seller and everyone above, as cacheable SQL (SQLAlchemy
+# compiles an ``ON CONFLICT`` statement again on every execution; see app/core/sql.py).
+_ADD_TO_SELLER_AND_ABOVE = text(
+    "INSERT INTO distributor_team_totals (distributor_id, team_sales_fen) "
+    "SELECT ancestor_id, CAST(:delta AS BIGINT) FROM distributor_paths "
+    "WHERE descendant_id = :distributor_id ORDER BY ancestor_id "
+    "ON CONFLICT (distributor_id) DO UPDATE SET "
+    "team_sales_fen = distributor_team_totals.team_sales_fen + excluded.team_sales_fen"
+)
+
+
 def count_order_sales(order_id: int) -> int:
     """Bring ``order_id``'s share of its team's sales up to date; return the change.
 
@@ -129,28 +168,16 @@ def count_order_sales(order_id: int) -> int:
     attribution row is locked first and the order read after, so of two concurrent
     callers the second sees what the first counted and the order as it is now.
     """
-    row = db.session.execute(
-        select(
-            OrderAttribution.id, OrderAttribution.distributor_id, OrderAttribution.team_sales_fen
-        )
-        .where(OrderAttribution.order_id == order_id, OrderAttribution.level == 1)
-        .with_for_update()
-    ).one_or_none()
+    row = db.session.execute(_LOCK_SOLD_BY, {"order_id": order_id}).one_or_none()
     if row is None:
         return 0  # nobody sold it: no team counts it
     counted = db.session.scalar(
-        update(OrderAttribution)
-        .where(OrderAttribution.id == row.id)
-        .values(
-            team_sales_fen=select(order_sales_fen()).where(Order.id == order_id).scalar_subquery()
-        )
-        .returning(OrderAttribution.team_sales_fen)
-        .execution_options(synchronize_session=False)
+        _RECOUNT_ORDER, {"attribution_id": row.id, "counted_order_id": order_id}
     )
     delta = int(counted) - int(row.team_sales_fen)
     if delta:
-        _add_to_totals(
-            _paths_with_delta(row.distributor_id, delta).order_by(DistributorPath.ancestor_id)
+        db.session.execute(
+            _ADD_TO_SELLER_AND_ABOVE, {"delta": delta, "distributor_id": row.distributor_id}
         )
     return delta
 
