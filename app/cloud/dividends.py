@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from app import regions
@@ -59,23 +59,25 @@ def region_codes_of(district_code: str) -> dict[str, str] | None:
     }
 
 
+# Built once with bound parameters: every paid order asks it.
+_AGENTS_OF_REGIONS = select(RegionAgent).where(
+    RegionAgent.status == "active",
+    or_(
+        *(
+            and_(RegionAgent.level == level, RegionAgent.region_code == bindparam(level))
+            for level in ("province", "city", "district")
+        )
+    ),
+)
+
+
 def agents_for_district(district_code: str) -> list[RegionAgent]:
     """The active agents whose region contains ``district_code`` (province first)."""
     codes = region_codes_of(district_code)
     if codes is None:
         return []
     rank = {"province": 0, "city": 1, "district": 2}
-    rows = db.session.scalars(
-        select(RegionAgent).where(
-            RegionAgent.status == "active",
-            or_(
-                *(
-                    and_(RegionAgent.level == level, RegionAgent.region_code == code)
-                    for level, code in codes.items()
-                )
-            ),
-        )
-    ).all()
+    rows = db.session.scalars(_AGENTS_OF_REGIONS, codes).all()
     return sorted(rows, key=lambda a: rank[a.level])
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
+from app.cloud.agents import get_cloud_settings
 from app.cloud.models import (
     PRECEDENCE,
     CloudSettings,
@@ -66,15 +67,6 @@ class MerchantError(Exception):
 
 
 # --- settings -------------------------------------------------------------------------------
-
-
-def get_cloud_settings() -> CloudSettings:
-    """The single cloud settings row, created with defaults on first use (race-safe)."""
-    settings = db.session.get(CloudSettings, 1)
-    if settings is None:
-        db.session.execute(dialect_insert(CloudSettings).values(id=1).on_conflict_do_nothing())
-        settings = db.session.get(CloudSettings, 1)
-    return settings
 
 
 def set_precedence(value: str) -> CloudSettings:

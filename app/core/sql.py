@@ -97,7 +97,8 @@ def row_params(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[s
 
 
 def _insert_sql(table, columns, values, conflict, update, returning) -> str:
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values} ON CONFLICT "
+    # Names come from the models (never from input); values are bound parameters.
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values} ON CONFLICT "  # noqa: S608
     if conflict:
         sql += f"({', '.join(conflict)}) "
     if update:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import event, select, union, update
+from sqlalchemy import bindparam, event, select, union, update
 
 from app.distribution.models import Binding, Distributor, LedgerEntry, OrderAttribution
 from app.extensions import db
@@ -44,16 +44,22 @@ def _lock_distributors(ids: set[int]) -> None:
         )
 
 
+# Built once with bound parameters: every paid order and refund runs it.
+_PEOPLE_OF_ORDER = union(
+    select(OrderAttribution.distributor_id).where(
+        OrderAttribution.order_id == bindparam("order_id")
+    ),
+    select(LedgerEntry.distributor_id).where(LedgerEntry.order_id == bindparam("order_id")),
+    select(Distributor.parent_id).where(Distributor.user_id == bindparam("user_id")),
+    select(Binding.distributor_id).where(Binding.user_id == bindparam("user_id")),
+)
+
+
 def _order_people(order: Order) -> set[int]:
     """Everyone whose figures an order touches: attributed levels, ledger beneficiaries,
     the buyer's inviter and binding (``tasks.affected_by_order`` and more; one query)."""
-    people = union(
-        select(OrderAttribution.distributor_id).where(OrderAttribution.order_id == order.id),
-        select(LedgerEntry.distributor_id).where(LedgerEntry.order_id == order.id),
-        select(Distributor.parent_id).where(Distributor.user_id == order.user_id),
-        select(Binding.distributor_id).where(Binding.user_id == order.user_id),
-    )
-    return {i for i in db.session.scalars(select(people.subquery().c[0])) if i is not None}
+    found = db.session.scalars(_PEOPLE_OF_ORDER, {"order_id": order.id, "user_id": order.user_id})
+    return {i for i in found if i is not None}
 
 
 def after_payment(order: Order) -> dict:

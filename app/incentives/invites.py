@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import String, cast, exists, literal, select
 
 from app.core.time import utcnow
-from app.distribution.distributors import get_distribution_settings
+from app.distribution.distributors import distributor_for_user, get_distribution_settings
 from app.distribution.models import PENDING, Distributor, LedgerEntry
 from app.extensions import db
 from app.incentives.models import IncentiveSettings
@@ -88,7 +88,7 @@ def evaluate_invitee(invitee: Distributor, now: datetime | None = None) -> int |
 
 def on_order_paid(order: Order) -> int | None:
     """The paid-order event: the buyer may be someone's invitee making a first purchase."""
-    invitee = db.session.scalar(select(Distributor).where(Distributor.user_id == order.user_id))
+    invitee = distributor_for_user(order.user_id)
     return evaluate_invitee(invitee) if invitee is not None else None
 
 

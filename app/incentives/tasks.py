@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, bindparam, case, exists, func, select
 
 from app.core.time import utcnow
 from app.distribution.distributors import get_distribution_settings
@@ -276,14 +276,21 @@ def evaluate(
     return Evaluation(value, written=written)
 
 
+# Built once with a bound parameter: every paid order asks it.
+_TASKS_COVERING = (
+    select(Task)
+    .where(
+        Task.starts_at <= bindparam("moment", type_=Task.starts_at.type),
+        Task.ends_at > bindparam("moment", type_=Task.ends_at.type),
+    )
+    .order_by(Task.id)
+)
+
+
 def tasks_covering(moment: datetime) -> list[Task]:
     """Tasks whose window contains ``moment`` (active or not: pending rewards may need
     reversing)."""
-    return list(
-        db.session.scalars(
-            select(Task).where(Task.starts_at <= moment, Task.ends_at > moment).order_by(Task.id)
-        )
-    )
+    return list(db.session.scalars(_TASKS_COVERING, {"moment": moment}))
 
 
 def evaluate_for(

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import and_, case, event, func, or_, select
+from sqlalchemy import and_, bindparam, case, event, func, or_, select
 from sqlalchemy.orm import aliased, joinedload
 
 from app.core.money import format_yuan
@@ -147,6 +147,15 @@ def notification_settings() -> dict[str, NotificationSetting]:
     return rows
 
 
+# Built once with a bound parameter: every paid order asks it.
+_SETTING_OF_KIND = select(NotificationSetting).where(NotificationSetting.kind == bindparam("kind"))
+
+
+def notification_setting(kind: str) -> NotificationSetting | None:
+    """The setting of one kind of template message (None until staff save it)."""
+    return db.session.scalar(_SETTING_OF_KIND, {"kind": kind})
+
+
 def save_setting(kind: str, template_id: str, enabled: bool) -> NotificationSetting:
     """Set one kind's template id and switch (flushes). Raises ValueError in Chinese."""
     if kind not in KINDS:
@@ -218,7 +227,7 @@ def queue_notification(
     has no template id, there is no openid, or ``dedupe_key`` was recorded before. Flushes
     only; the caller commits (see the module docstring for what happens then).
     """
-    setting = db.session.scalar(select(NotificationSetting).where(NotificationSetting.kind == kind))
+    setting = notification_setting(kind)
     if setting is None or not setting.enabled or not setting.template_id or not openid:
         return None
     payload = {
@@ -372,9 +381,7 @@ def notify_commissions_earned(order_id: int) -> int:
     from app.distribution.models import LEVEL_KINDS, REVERSED, LedgerEntry
     from app.orders.models import Order
 
-    setting = db.session.scalar(
-        select(NotificationSetting).where(NotificationSetting.kind == "commission_earned")
-    )
+    setting = notification_setting("commission_earned")
     if setting is None or not setting.enabled or not setting.template_id:
         return 0  # switched off: one query instead of the sums and a lookup per beneficiary
     order = db.session.get(Order, order_id)
