@@ -171,3 +171,56 @@ def test_concurrent_jobs_add_up(app, make):
     kept = assert_in_step()
     assert kept[root.id] == sum(100 * (n + 1) for n in range(6))
     assert kept[middle.id] == 100 + 200 + 400 + 500
+
+
+def test_a_branch_moved_while_a_sale_below_is_counted_keeps_totals_in_step(app, make):
+    """Staff move a branch while the commission job of a sale below it runs: the job waits
+    for the move and counts the sale in the branch's new chain, not the old one. One
+    commission level: the job writes no ledger entry for the moved distributor, whose
+    foreign-key check would make it wait for the move by chance."""
+    configure(levels=1)
+    left, right = distributor(make), distributor(make)
+    mid = distributor(make, left)
+    leaf = distributor(make, mid)
+    pay(place(make, customer_of(make, leaf), price_fen=1000))
+    order = pay(place(make, customer_of(make, leaf), price_fen=300), run_job=False)
+    moved, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def move() -> None:
+        with app.app_context():
+            try:
+                set_parent(
+                    db.session.get(Distributor, mid.id), db.session.get(Distributor, right.id)
+                )
+                db.session.flush()
+                moved.set()
+                release.wait(10)  # staff's transaction stays open while the job starts
+                db.session.commit()
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+                moved.set()
+            finally:
+                db.session.remove()
+
+    def job() -> None:
+        with app.app_context():
+            try:
+                compute_order_commissions(order.id)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    assert moved.wait(10)
+    worker = threading.Thread(target=job)
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive()  # waiting for the move
+    release.set()
+    mover.join(10)
+    worker.join(30)
+    assert errors == []
+    assert assert_in_step() == {mid.id: 1300, leaf.id: 1300, right.id: 1300}

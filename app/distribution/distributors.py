@@ -121,19 +121,21 @@ def set_parent(distributor: Distributor, new_parent: Distributor | None) -> None
     """Move ``distributor`` (with its whole branch) under ``new_parent``.
 
     Refuses a parent that is the distributor itself or one of its descendants (a cycle).
-    The subtree's rows are locked first on PostgreSQL so two concurrent moves of
-    overlapping branches cannot both pass the check.
+    The distributor's and new parent's rows are locked first on PostgreSQL, so two
+    concurrent moves of overlapping branches cannot both pass the check and a sale being
+    counted below waits for the move (or the move for it).
     """
-    if new_parent is not None:
-        if db.engine.dialect.name == "postgresql":
-            db.session.execute(
-                select(Distributor.id)
-                .where(Distributor.id.in_([distributor.id, new_parent.id]))
-                .order_by(Distributor.id)
-                .with_for_update()
-            )
-        if is_descendant(new_parent.id, distributor.id):
-            raise DistributionError("cycle", "不能把分销员挂到自己或自己的下级下面")
+    if db.engine.dialect.name == "postgresql":
+        # Also what a commission job counting a sale below waits for (team.count_order_sales).
+        locked = [distributor.id] + ([new_parent.id] if new_parent is not None else [])
+        db.session.execute(
+            select(Distributor.id)
+            .where(Distributor.id.in_(locked))
+            .order_by(Distributor.id)
+            .with_for_update()
+        )
+    if new_parent is not None and is_descendant(new_parent.id, distributor.id):
+        raise DistributionError("cycle", "不能把分销员挂到自己或自己的下级下面")
     from app.distribution.team import move_branch_sales
 
     # The branch's running team sales leave the old chain for the new one (team.py).

@@ -149,6 +149,17 @@ _RECOUNT_ORDER = (
     .returning(OrderAttribution.team_sales_fen)
     .execution_options(synchronize_session=False)
 )
+# A staff move of a branch above the seller (``set_parent`` locks the moved distributor
+# FOR UPDATE, then moves its total) and this count must not interleave, or the delta goes
+# to the old chain after the branch's total has left it. KEY SHARE waits for such a move
+# (the upsert after it then reads the new closure rows) and makes a move wait for this
+# job, yet never blocks other jobs, whose updates of distributor rows take NO KEY UPDATE.
+# PostgreSQL only: SQLite lets one writer in at a time anyway.
+_HOLD_CHAIN = text(
+    "SELECT id FROM distributors WHERE id IN "
+    "(SELECT ancestor_id FROM distributor_paths WHERE descendant_id = :distributor_id) "
+    "ORDER BY id FOR KEY SHARE"
+)
 # ``_add_to_totals`` of the seller and everyone above, as cacheable SQL (SQLAlchemy
 # compiles an ``ON CONFLICT`` statement again on every execution; see app/core/sql.py).
 _ADD_TO_SELLER_AND_ABOVE = text(
@@ -176,9 +187,10 @@ def count_order_sales(order_id: int) -> int:
     )
     delta = int(counted) - int(row.team_sales_fen)
     if delta:
-        db.session.execute(
-            _ADD_TO_SELLER_AND_ABOVE, {"delta": delta, "distributor_id": row.distributor_id}
-        )
+        params = {"distributor_id": row.distributor_id}
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(_HOLD_CHAIN, params)
+        db.session.execute(_ADD_TO_SELLER_AND_ABOVE, {"delta": delta, **params})
     return delta
 
 
