@@ -95,8 +95,10 @@ def register_blueprints(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     """Filters and globals every template can use."""
     from app.core.money import format_yuan
+    from app.distribution.rules import format_bp
 
     app.add_template_filter(format_yuan, "yuan")
+    app.add_template_filter(format_bp, "percent_bp")  # 250 → 2.5%
 
 
 def register_commands(app: Flask) -> None:

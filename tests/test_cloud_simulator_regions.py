@@ -214,4 +214,13 @@ def test_staff_pick_the_shipping_district_in_the_browser(desk, live_server, make
     shown = table.inner_text()
     # ¥100.00 shipped to 南山区: 深圳 2 % → ¥2.00, 南山 3 % → ¥3.00; no province agent.
     assert "¥2.00" in shown and "¥3.00" in shown and "合计分红" in desk.content()
+    # Explained like the commissions above it (a percentage, rounded down to the fen).
+    assert "实付 10000 分 × 3%（向下取整到分）" in shown
+    # The page after the submit shows the picked district again, not the placeholders.
+    desk.wait_for_function(
+        "code => document.querySelector('[data-pick=district]').value === code", arg=NANSHAN
+    )
+    assert desk.locator("[data-pick=province] option:checked").inner_text() == "广东省"
+    assert desk.locator("[data-pick=city] option:checked").inner_text() == "深圳市"
+    assert desk.locator("[data-pick=district] option:checked").inner_text() == "南山区"
     desk.screenshot(path=str(artifacts / "admin-simulator-district.png"), full_page=True)

@@ -11,6 +11,7 @@ from flask import render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from app import regions
 from app.admin import bp
 from app.admin.decorators import staff_required
 from app.admin.distribution_forms import bp_text, parse_fen, parse_int, parse_percent
@@ -111,6 +112,7 @@ def distribution_simulator():
             bp_text(settings.level3_bp),
         ],
         modes=MODE_LABELS,
+        picked=regions.resolve((args.get("district_code") or "").strip()),
     )
     db.session.rollback()  # a simulation never leaves anything behind
     return page, status
