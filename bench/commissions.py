@@ -50,6 +50,37 @@ def noop(order_id: int) -> int:
     return order_id
 
 
+def entries_only(order_id: int) -> int:
+    """A reference floor, not the product's job: the least any commission job does (read
+    the order's attributions and lines, insert one entry per line and level, commit),
+    with no rules, binding, team totals, dividends, incentives or notices."""
+    from app.core.time import utcnow
+    from app.distribution.attribution import attribution_for
+    from app.distribution.commissions import lines_of_order, write_line_earnings
+    from app.extensions import db
+
+    rows = attribution_for(order_id)
+    now = utcnow()
+    for line in lines_of_order(order_id):
+        values = [
+            {
+                "distributor_id": row.distributor_id,
+                "kind": f"level_{row.level}",
+                "amount_fen": line.amount_fen // 100,
+                "state": "pending",
+                "order_id": order_id,
+                "order_line_id": line.id,
+                "rule_source": "基准",
+                "note": "",
+                "created_at": now,
+            }
+            for row in rows
+        ]
+        write_line_earnings(line, values, now)
+    db.session.commit()
+    return order_id
+
+
 # --- setup ---------------------------------------------------------------------------------
 
 
@@ -188,10 +219,11 @@ def bench_jobs(app, jobs: int, rounds: int) -> tuple[float, float]:
             with self.flask_app.app_context():
                 return super().perform_job(job, queue)
 
-    noop_rates, job_rates, fork_noop_rates = [], [], []
+    noop_rates, job_rates, fork_noop_rates, floor_rates = [], [], [], []
     for r in range(rounds):
         with app.app_context():
             order_ids = paid_orders(jobs)
+            floor_order_ids = paid_orders(jobs)
 
         def enqueue_noops(r=r):
             queue = get_queue("default")
@@ -209,9 +241,17 @@ def bench_jobs(app, jobs: int, rounds: int) -> tuple[float, float]:
             for n in range(jobs):
                 queue.enqueue("bench.commissions.noop", n, job_id=f"fork-noop-{r}-{n}")
 
+        def enqueue_floor(order_ids=floor_order_ids):
+            queue = get_queue("default")
+            for order_id in order_ids:
+                queue.enqueue(
+                    "bench.commissions.entries_only", order_id, job_id=f"floor-{order_id}"
+                )
+
         noop_rates.append(jobs / drain(app, enqueue_noops))
         job_rates.append(jobs / drain(app, enqueue_commissions))
         fork_noop_rates.append(jobs / drain(app, enqueue_fork_noops, Forking))
+        floor_rates.append(jobs / drain(app, enqueue_floor))
         with app.app_context():
             written = (
                 db.session.query(LedgerEntry).filter(LedgerEntry.order_id.in_(order_ids)).count()
@@ -220,13 +260,18 @@ def bench_jobs(app, jobs: int, rounds: int) -> tuple[float, float]:
         print(
             f"  round {r + 1}: no-op {noop_rates[-1]:.0f} jobs/s, "
             f"commission {job_rates[-1]:.0f} jobs/s "
-            f"(reference: no-op in a forked horse {fork_noop_rates[-1]:.0f} jobs/s)"
+            f"(references: no-op in a forked horse {fork_noop_rates[-1]:.0f} jobs/s, "
+            f"entries-only floor {floor_rates[-1]:.0f} jobs/s)"
         )
     print(f"  statements in one commission job (counted in-process): {job_statements(app)}")
     fork_noop = statistics.median(fork_noop_rates)
     print(
         f"   reference: commission (app worker) vs no-op in a forked horse: "
         f"{statistics.median(job_rates) / fork_noop:.2f}x"
+    )
+    print(
+        f"   reference: entries-only floor (read, insert 3 entries, commit) vs no-op, same "
+        f"worker: {statistics.median(floor_rates) / statistics.median(noop_rates):.2f}x"
     )
     return statistics.median(noop_rates), statistics.median(job_rates)
 

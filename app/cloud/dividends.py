@@ -36,13 +36,13 @@ from app import regions
 from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp
 from app.cloud.models import AgentProductRate, RegionAgent
 from app.core.time import utcnow
-from app.distribution.commissions import lock_order_lines, write_line_earnings
+from app.distribution.commissions import lines_of_order, lock_order_lines, write_line_earnings
 from app.distribution.ledger import mask_name
 from app.distribution.models import PENDING, REVERSED, LedgerEntry
 from app.distribution.rules import floor_commission, format_bp
 from app.distribution.team import SALES_STATUSES
 from app.extensions import db
-from app.orders.models import Order, OrderLine
+from app.orders.models import Order
 
 REGION_DIVIDEND = "region_dividend"
 
@@ -139,12 +139,7 @@ def write_region_dividends(order: Order) -> list[int]:
     if not agents:
         return []
     lock_order_lines(order.id)  # one after the other with refunds of these lines
-    lines = db.session.scalars(
-        select(OrderLine)
-        .where(OrderLine.order_id == order.id)
-        .order_by(OrderLine.id)
-        .execution_options(populate_existing=True)
-    ).all()
+    lines = lines_of_order(order.id)
     overrides = product_overrides(line.product_id for line in lines if line.product_id)
     now = utcnow()
     written: list[int] = []

@@ -56,7 +56,7 @@ from app.core.money import format_yuan
 from app.core.time import utcnow
 from app.distribution.models import PENDING, OrderAttribution
 from app.extensions import db
-from app.orders.models import Order, OrderLine
+from app.orders.models import Order
 
 KIND = "price_difference"
 
@@ -205,19 +205,14 @@ def write_price_differences(order: Order, plan: EarningsPlan | None = None) -> l
     Lines refunded in full earn nothing; refunds already completed on a line are applied
     as reversals right away (the same code as a later refund). Flushes.
     """
-    from app.distribution.commissions import lock_order_lines, write_line_earnings
+    from app.distribution.commissions import lines_of_order, lock_order_lines, write_line_earnings
 
     plan = plan or earnings_plan(order)
     if not plan.price_differences or plan.merchant is None:
         return []
     lock_order_lines(order.id)
     names = level_names()
-    lines = db.session.scalars(
-        select(OrderLine)
-        .where(OrderLine.order_id == order.id)
-        .order_by(OrderLine.id)
-        .execution_options(populate_existing=True)
-    ).all()
+    lines = lines_of_order(order.id)
     now = utcnow()
     written: list[int] = []
     for line in lines:

@@ -127,6 +127,11 @@ _ANY_GRADE_CONDITION = select(
 )
 
 
+def lines_of_order(order_id: int) -> list[OrderLine]:
+    """The order's lines in order, as the database has them now."""
+    return list(db.session.scalars(_LINES_OF_ORDER, {"order_id": order_id}))
+
+
 def lock_order_lines(order_id: int) -> None:
     """Serialise commission bookkeeping on an order's lines until the transaction ends."""
     db.session.execute(_LOCK_LINES, {"locked_order_id": order_id})
@@ -202,7 +207,7 @@ def write_earnings(order: Order, *, lines_locked: bool = False) -> list[int]:
     settings = get_distribution_settings()
     chain = beneficiaries(rows)
     default = default_rule()
-    lines = db.session.scalars(_LINES_OF_ORDER, {"order_id": order.id}).all()
+    lines = lines_of_order(order.id)
     now = utcnow()
     for line in lines:
         if line.amount_fen - line.refunded_fen <= 0:
