@@ -13,7 +13,7 @@ def load_principal(user_id: str):
     from app.accounts.models import Staff, User
 
     kind, _, raw_id = (user_id or "").partition(":")
-    if not raw_id.isdigit():
+    if not raw_id.isdecimal():
         return None
     model = {"user": User, "staff": Staff}.get(kind)
     return db.session.get(model, int(raw_id)) if model else None

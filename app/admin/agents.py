@@ -22,6 +22,7 @@ from app.catalog.models import Product
 from app.cloud import agents as svc
 from app.cloud import dividends as div
 from app.cloud.models import AGENT_LEVELS, AgentProductRate, CloudSettings, RegionAgent
+from app.core.params import page_arg
 from app.distribution.ledger import balances
 from app.distribution.models import Distributor
 from app.distribution.rules import format_bp
@@ -43,7 +44,7 @@ def find_user(text: str) -> User | None:
     text = (text or "").strip()
     if not text:
         return None
-    if text.lstrip("#").isdigit() and len(text) < 10:
+    if text.lstrip("#").isdecimal() and len(text) < 10:
         return db.session.get(User, int(text.lstrip("#")))
     distributor = db.session.scalar(
         select(Distributor).where(Distributor.code == text.upper()[:16])
@@ -178,10 +179,9 @@ def agents_list():
     query = select(RegionAgent).order_by(RegionAgent.id.desc())
     if status:
         query = query.where(RegionAgent.status == status)
-    page = request.args.get("page", "1")
     pagination = db.paginate(
         query,
-        page=int(page) if page.isdigit() and len(page) < 6 else 1,
+        page=page_arg(),
         per_page=PER_PAGE,
         error_out=False,
     )
@@ -360,7 +360,7 @@ def agent_settings():
 
 def _bp_field(name: str) -> int:
     raw = (request.form.get(name) or "").strip()
-    if not raw.isdigit() or len(raw) > 5:
+    if not raw.isdecimal() or len(raw) > 5:
         raise svc.AgentError("invalid_rate", "分红比例应为 0 到 10000 之间的整数（万分比）", 422)
     return int(raw)
 
@@ -395,7 +395,7 @@ def agent_rate_save():
     level = (request.form.get("level") or "")[:10]
     product = (
         db.session.get(Product, int(raw_product))
-        if raw_product.isdigit() and len(raw_product) < 10
+        if raw_product.isdecimal() and len(raw_product) < 10
         else None
     )
     try:

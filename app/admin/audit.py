@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.admin import bp
 from app.admin.decorators import owner_required
+from app.core.params import page_arg
 from app.extensions import db
 from app.incentives.models import AuditLog
 from app.orders.search import day_start_utc, parse_day
@@ -88,10 +89,9 @@ def _filters() -> tuple[dict[str, str], list, str | None]:
 def audit_log():
     """The audit log, newest first, with filters (actor, action, subject, dates)."""
     args, conditions, error = _filters()
-    page = request.args.get("page", "1")
     pagination = db.paginate(
         select(AuditLog).where(*conditions).order_by(AuditLog.id.desc()),
-        page=int(page) if page.isdigit() and len(page) < 6 else 1,
+        page=page_arg(),
         per_page=PER_PAGE,
         error_out=False,
     )

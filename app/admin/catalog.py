@@ -31,6 +31,7 @@ from app.catalog.services import (
     set_stock,
     update_product,
 )
+from app.core.params import bounded_int, page_arg
 from app.extensions import db
 from app.incentives.audit import NEW_PRODUCT, PRODUCT_WITH_SKUS, audited, row
 
@@ -149,8 +150,8 @@ def products():
         )
     if category == "none":
         query = query.where(Product.category_id.is_(None))
-    elif category.isdigit():
-        query = query.where(Product.category_id == int(category))
+    elif bounded_int(category):
+        query = query.where(Product.category_id == bounded_int(category))
     if shelf == "on":
         query = query.where(Product.on_shelf.is_(True))
     elif shelf == "off":
@@ -158,10 +159,7 @@ def products():
     query = query.order_by(Product.sort, Product.id.desc()).options(
         selectinload(Product.skus), selectinload(Product.images), joinedload(Product.category)
     )
-    page = request.args.get("page", "1")
-    pagination = db.paginate(
-        query, page=int(page) if page.isdigit() else 1, per_page=PER_PAGE, error_out=False
-    )
+    pagination = db.paginate(query, page=page_arg(), per_page=PER_PAGE, error_out=False)
     return render_template(
         "admin/products.html",
         pagination=pagination,
@@ -372,10 +370,7 @@ def _render_stock(error: str | None = None, error_id: int | None = None, status:
             or_(Product.title.ilike(pattern, escape="\\"), Sku.code.ilike(pattern, escape="\\"))
         )
     query = query.order_by(Sku.stock, Product.id, Sku.id).options(joinedload(Sku.product))
-    page = request.args.get("page", "1")
-    pagination = db.paginate(
-        query, page=int(page) if page.isdigit() else 1, per_page=50, error_out=False
-    )
+    pagination = db.paginate(query, page=page_arg(), per_page=50, error_out=False)
     return render_template(
         "admin/stock.html",
         pagination=pagination,

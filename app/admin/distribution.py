@@ -22,6 +22,7 @@ from app.admin.distribution_forms import (
     settings_to_form,
 )
 from app.admin.orders import actor_label
+from app.core.params import page_arg
 from app.distribution import admin_services as svc
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
@@ -44,11 +45,6 @@ def _actor() -> str:
     return current_user.get_id()  # "staff:<id>"
 
 
-def _page() -> int:
-    page = request.args.get("page", "1")
-    return int(page) if page.isdigit() and len(page) < 6 else 1
-
-
 def transition_message(err: InvalidTransition) -> str:
     """A refused status change in people's words (someone else changed it meanwhile)."""
     labels = svc.DISTRIBUTOR_STATUS_LABELS
@@ -60,7 +56,7 @@ def find_distributor(text: str) -> Distributor | None:
     text = (text or "").strip()
     if not text:
         return None
-    if text.lstrip("#").isdigit() and len(text) < 10:
+    if text.lstrip("#").isdecimal() and len(text) < 10:
         return db.session.get(Distributor, int(text.lstrip("#")))
     return db.session.scalar(select(Distributor).where(Distributor.code == text.upper()[:16]))
 
@@ -224,7 +220,7 @@ def distributors():
     q = (request.args.get("q") or "").strip()[:50]
     pagination = db.paginate(
         svc.distributor_query(status or None, q or None),
-        page=_page(),
+        page=page_arg(),
         per_page=PER_PAGE,
         error_out=False,
     )
@@ -254,7 +250,7 @@ def _render_detail(d: Distributor, error: str | None = None, status: int = 200):
 
     names = _actor_names(history)
     customers = db.paginate(
-        svc.binding_query(distributor_id=d.id), page=_page(), per_page=PER_PAGE, error_out=False
+        svc.binding_query(distributor_id=d.id), page=page_arg(), per_page=PER_PAGE, error_out=False
     )
     entries = list(
         db.session.scalars(
@@ -397,7 +393,7 @@ def distributor_grade(distributor_id: int):
     raw = request.form.get("grade_id", "")
     grade = None
     if raw:
-        grade = db.session.get(Grade, int(raw)) if raw.isdigit() and len(raw) < 10 else None
+        grade = db.session.get(Grade, int(raw)) if raw.isdecimal() and len(raw) < 10 else None
         if grade is None:
             return _render_detail(d, "等级不存在", 422)
     svc.set_grade(d, grade)
@@ -412,10 +408,10 @@ def distributor_grade(distributor_id: int):
 def _render_bindings(error: str | None = None, status: int = 200, form: dict | None = None):
     q = (request.args.get("q") or "").strip()[:50]
     pagination = db.paginate(
-        svc.binding_query(q or None), page=_page(), per_page=PER_PAGE, error_out=False
+        svc.binding_query(q or None), page=page_arg(), per_page=PER_PAGE, error_out=False
     )
     user_raw = request.args.get("user", "")
-    user_id = int(user_raw) if user_raw.isdigit() and len(user_raw) < 10 else None
+    user_id = int(user_raw) if user_raw.isdecimal() and len(user_raw) < 10 else None
     events = svc.binding_events(user_id, limit=50)
     people = {
         u.id: u
@@ -463,7 +459,7 @@ def distribution_rebind():
     """Bind a customer to a distributor by hand (over the protection period); audited."""
     form = dict(request.form.items())
     user_raw = (request.form.get("user_id") or "").strip()
-    if not user_raw.isdigit() or len(user_raw) >= 10:
+    if not user_raw.isdecimal() or len(user_raw) >= 10:
         return _render_bindings("请输入客户编号（数字）", 422, form)
     distributor = find_distributor(request.form.get("distributor", ""))
     if distributor is None:

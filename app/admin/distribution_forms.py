@@ -56,7 +56,7 @@ def parse_int(text: str, field: str, label: str) -> int:
     if not cleaned:
         raise SettingsError(field, "required", f"请填写{label}")
     if (
-        not (cleaned.isdigit() or (cleaned[0] == "-" and cleaned[1:].isdigit()))
+        not (cleaned.isdecimal() or (cleaned[0] == "-" and cleaned[1:].isdecimal()))
         or len(cleaned) > 12
     ):
         raise SettingsError(field, "invalid_number", f"{label}应为整数")

@@ -24,6 +24,7 @@ from app.admin.distribution_forms import bp_text, rule_from_form
 from app.admin.order_csv import BOM, safe_cell
 from app.catalog.models import Product
 from app.core.money import format_yuan
+from app.core.params import page_arg
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
 from app.distribution.distributors import DistributionError
@@ -41,11 +42,6 @@ CSV_BATCH = 500
 
 def _actor() -> str:
     return current_user.get_id()  # "staff:<id>"
-
-
-def _page() -> int:
-    page = request.args.get("page", "1")
-    return int(page) if page.isdigit() and len(page) < 6 else 1
 
 
 def _bj(value: datetime | None) -> str:
@@ -124,7 +120,7 @@ def distribution_ledger():
     """Every ledger entry, filterable by distributor, kind, state and date; with totals."""
     flt, args, error = _ledger_filter()
     pagination = db.paginate(
-        svc.ledger_query(flt), page=_page(), per_page=PER_PAGE, error_out=False
+        svc.ledger_query(flt), page=page_arg(), per_page=PER_PAGE, error_out=False
     )
     items = pagination.items
     return render_template(
@@ -236,7 +232,7 @@ def distribution_withdrawals():
     status = request.args.get("status", "")
     status = status if status in wd.WITHDRAWAL_TRANSITIONS else ""
     pagination = db.paginate(
-        svc.withdrawal_query(status or None), page=_page(), per_page=PER_PAGE, error_out=False
+        svc.withdrawal_query(status or None), page=page_arg(), per_page=PER_PAGE, error_out=False
     )
     counts = dict.fromkeys(wd.WITHDRAWAL_TRANSITIONS, 0)
     counts.update(
@@ -377,7 +373,7 @@ def product_commission_rule(product_id: int):
     product = db.get_or_404(Product, product_id)
     back = url_for("admin.product_edit", product_id=product.id) + "#commission"
     raw_sku = (request.form.get("sku_id") or "").strip()
-    if raw_sku and not (raw_sku.isdigit() and len(raw_sku) < 10):
+    if raw_sku and not (raw_sku.isdecimal() and len(raw_sku) < 10):
         flash("SKU 不存在", "error")
         return redirect(back)
     sku_id = int(raw_sku) if raw_sku else None

@@ -56,7 +56,7 @@ def _preview(args) -> Preview:
 
 def _chain(text: str) -> list[int]:
     parts = [p for p in text.replace("，", ",").replace(" ", ",").split(",") if p]
-    if not parts or not all(p.isdigit() and len(p) < 10 for p in parts):
+    if not parts or not all(p.isdecimal() and len(p) < 10 for p in parts):
         raise SettingsError("chain", "invalid_chain", "分销员链条请填写编号，用逗号分隔，如 12,5,3")
     return [int(p) for p in parts]
 

@@ -33,22 +33,17 @@ from app.cloud.pricing import (
     set_precedence,
 )
 from app.core.money import parse_yuan
+from app.core.params import MAX_ID, bounded_int, page_arg
 from app.distribution.ledger import balances
 from app.extensions import db
 from app.incentives.audit import audited, combined, row, rows
 from app.orders.states import InvalidTransition
 
-MAX_ID = 2**31 - 1
 PER_PAGE = 30
 
 
 def _actor() -> str:
     return f"staff:{current_user.id}"
-
-
-def _int(raw: str | None) -> int | None:
-    raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) <= 10 and int(raw) <= MAX_ID else None
 
 
 # --- levels and prices ----------------------------------------------------------------------
@@ -112,7 +107,7 @@ def _levels_from_form(form) -> tuple[list[dict], list[dict]]:
         if not key.startswith("price_"):
             continue
         _p, level, sku_id = ([*key.split("_"), "", ""])[:3]
-        if not (level.isdigit() and sku_id.isdigit()):
+        if not (level.isdecimal() and sku_id.isdecimal()):
             continue
         value = value.strip()
         if value:
@@ -153,7 +148,7 @@ def _render_merchants(error: str | None = None, status: int = 200, new: dict | N
     query = select(OrderingMerchant).order_by(OrderingMerchant.level, OrderingMerchant.id)
     if state in svc.MERCHANT_STATUSES:
         query = query.where(OrderingMerchant.status == state)
-    page = _int(request.args.get("page")) or 1
+    page = page_arg()
     pagination = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False)
     return (
         render_template(
@@ -183,14 +178,18 @@ def merchants():
 def merchant_create():
     """Make a user an ordering merchant (by user id) at a level under a parent."""
     form = request.form
-    user_id, level, parent_id = _int(form.get("user_id")), _int(form.get("level")), None
+    user_id, level, parent_id = (
+        bounded_int(form.get("user_id")),
+        bounded_int(form.get("level")),
+        None,
+    )
     try:
         from app.accounts.models import User
 
         if user_id is None or db.session.get(User, user_id) is None:
             raise MerchantError("unknown_user", "用户不存在，请填写正确的用户编号", 404)
         if form.get("parent_id", "").strip():
-            parent_id = _int(form.get("parent_id"))
+            parent_id = bounded_int(form.get("parent_id"))
             if parent_id is None:
                 raise MerchantError("unknown_parent", "上级订货商编号不正确", 404)
         svc.create_merchant(user_id, level or 0, parent_id, _actor())
@@ -240,11 +239,15 @@ def merchant_update(merchant_id: int):
     form = request.form
     raw_parent = form.get("parent_id", "").strip()
     try:
-        parent_id = _int(raw_parent) if raw_parent else None
+        parent_id = bounded_int(raw_parent) if raw_parent else None
         if raw_parent and parent_id is None:
             raise MerchantError("unknown_parent", "上级订货商编号不正确", 404)
         svc.change_merchant(
-            merchant, _actor(), level=_int(form.get("level")), parent_id=parent_id, set_parent=True
+            merchant,
+            _actor(),
+            level=bounded_int(form.get("level")),
+            parent_id=parent_id,
+            set_parent=True,
         )
         db.session.commit()
     except MerchantError as exc:
@@ -300,10 +303,10 @@ def merchant_approve(merchant_id: int):
     merchant = _merchant(merchant_id)
     raw_parent = request.form.get("parent_id", "").strip()
     try:
-        parent_id = _int(raw_parent) if raw_parent else None
+        parent_id = bounded_int(raw_parent) if raw_parent else None
         if raw_parent and parent_id is None:
             raise MerchantError("unknown_parent", "上级订货商编号不正确", 404)
-        level = _int(request.form.get("level"))
+        level = bounded_int(request.form.get("level"))
         svc.approve_application(merchant, _actor(), level=level or 0, parent_id=parent_id)
         db.session.commit()
     except (MerchantError, InvalidTransition) as exc:

@@ -60,7 +60,7 @@ def safe_cell(value: object) -> str:
     text = "" if value is None else str(value)
     if text.startswith(FORMULA_STARTS):
         return "'" + text
-    if len(text) >= 11 and text.isdigit():
+    if len(text) >= 11 and text.isdecimal():
         return "\t" + text
     return text
 

@@ -21,6 +21,7 @@ from app.admin.forms import ActionForm
 from app.admin.order_csv import csv_lines
 from app.admin.order_forms import RejectRefundForm, ShipForm
 from app.core.money import format_yuan
+from app.core.params import page_arg
 from app.extensions import db
 from app.incentives.audit import audited, row
 from app.orders.models import (
@@ -129,10 +130,9 @@ def _open_refund_order_ids(order_ids: list[int]) -> set[int]:
 def orders():
     """Orders with status tabs (and their counts), date range and keyword, paginated."""
     flt, args, error = _filter_from_args()
-    page = request.args.get("page", "1")
     pagination = db.paginate(
         order_query(flt).options(selectinload(Order.lines)),
-        page=int(page) if page.isdigit() and len(page) < 6 else 1,
+        page=page_arg(),
         per_page=PER_PAGE,
         error_out=False,
     )
@@ -175,9 +175,9 @@ def _actor_names(changes: list[StatusChange]) -> dict[str, str]:
     staff_ids, token_ids = set(), set()
     for change in changes:
         kind, _, ident = change.actor.partition(":")
-        if ident.isdigit() and kind == "staff":
+        if ident.isdecimal() and kind == "staff":
             staff_ids.add(int(ident))
-        elif ident.isdigit() and kind == "api":
+        elif ident.isdecimal() and kind == "api":
             token_ids.add(int(ident))
     names = {"wechat": "微信支付", "system": "系统"}
     if staff_ids:
@@ -335,10 +335,9 @@ def refunds():
     if status:
         query = query.where(Refund.status == status)
     query = query.order_by(urgency, Refund.created_at.desc(), Refund.id.desc())
-    page = request.args.get("page", "1")
     pagination = db.paginate(
         query,
-        page=int(page) if page.isdigit() and len(page) < 6 else 1,
+        page=page_arg(),
         per_page=PER_PAGE,
         error_out=False,
     )

@@ -181,7 +181,7 @@ def poster_preview():
     template = None
     raw_id = request.form.get("template_id", "")
     if raw_id:
-        if not (raw_id.isdigit() and len(raw_id) < 10):
+        if not (raw_id.isdecimal() and len(raw_id) < 10):
             abort(404)
         template = db.get_or_404(PosterTemplate, int(raw_id))
     try:

@@ -207,7 +207,7 @@ def skus_from_grid(grid: Grid) -> tuple[list[str], list[SkuInput]]:
             raise CatalogError(f"{label}的库存需为不小于 0 的整数", "skus")
         sku_id = None
         if row.id:
-            if not row.id.isdigit() or len(row.id) > 12:
+            if not row.id.isdecimal() or len(row.id) > 12:
                 raise CatalogError(f"{label}的 SKU 编号无效，请刷新页面", "skus")
             sku_id = int(row.id)
         skus.append(

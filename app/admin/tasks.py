@@ -39,7 +39,7 @@ def _parse_time(text: str, label: str) -> datetime:
 
 def _int(text: str, message: str) -> int:
     raw = (text or "").strip()
-    if not raw.isdigit() or len(raw) > 12:
+    if not raw.isdecimal() or len(raw) > 12:
         raise TaskError(message)
     return int(raw)
 
@@ -109,7 +109,7 @@ def _form_page(task: Task | None, values: dict, error: str = "", status: int = 2
 
 def _posted_values() -> dict:
     values = dict(request.form.items())
-    values["grade_ids"] = [int(g) for g in request.form.getlist("grade_ids") if g.isdigit()]
+    values["grade_ids"] = [int(g) for g in request.form.getlist("grade_ids") if g.isdecimal()]
     values["active"] = request.form.get("active") == "1"
     return values
 

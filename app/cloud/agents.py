@@ -120,7 +120,7 @@ def region_for(level: str, code: str) -> regions.Region | None:
     not a province (province level), a city (city level) or a district (district level)
     of the GB/T 2260 tree."""
     code = str(code or "").strip()
-    if level not in AGENT_LEVELS or len(code) != 6 or not code.isdigit():
+    if level not in AGENT_LEVELS or len(code) != 6 or not code.isdecimal():
         return None
     if level == "province":
         return next((p for p in regions.provinces() if p.code == code), None)

@@ -331,7 +331,7 @@ def apply_as_merchant(
     from app.orders.addresses import PHONE_RE
 
     if isinstance(level, str):
-        level = int(level) if level.isdigit() and len(level) == 1 else 0
+        level = int(level) if level.isdecimal() and len(level) == 1 else 0
     level = _check_level(level)
     name = " ".join((name or "").split())
     phone = "".join((phone or "").replace("-", "").split())

@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 
 from app.cloud import agents as svc
 from app.cloud import dividends as div
+from app.core.params import page_arg
 from app.distribution.centre import STATE_LABELS, entry_label
 from app.distribution.distributors import distributor_for_user
 from app.distribution.ledger import balances
@@ -46,11 +47,6 @@ def _user_id() -> int:
     if current_user.is_staff:  # a merchant previewing the shop has no agent centre
         abort(403, description="请使用微信登录顾客账号后再进入代理中心")
     return current_user.id
-
-
-def _page() -> int:
-    raw = request.args.get("page", "")
-    return int(raw) if raw.isdigit() and 0 < len(raw) <= 5 and int(raw) > 0 else 1
 
 
 def _active(rows):
@@ -128,7 +124,7 @@ def _me():
 def orders():
     """Paid orders shipped into my active regions (buyer masked) with my dividend."""
     rows = _me()
-    page = _page()
+    page = page_arg()
     found = div.region_orders(_active(rows), rows[0].distributor_id, page, PER_PAGE + 1)
     return render_template(
         "cloud/agent_orders.html",
@@ -143,7 +139,7 @@ def orders():
 def dividends():
     """My region dividends and their refund reversals, with why not withdrawable yet."""
     rows = _me()
-    page = _page()
+    page = page_arg()
     distributor = distributor_for_user(rows[0].user_id)
     entries = div.dividend_entries(distributor.id, page, PER_PAGE + 1)
     return render_template(

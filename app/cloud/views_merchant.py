@@ -15,6 +15,7 @@ from flask_login import current_user, login_required
 from app.cloud import merchants as svc
 from app.cloud.models import OrderingMerchant
 from app.cloud.pricing import MerchantError, level_label, level_names, price_table
+from app.core.params import page_arg
 from app.distribution.centre import STATE_LABELS, entry_label, share_url
 from app.distribution.ledger import balances, entries_for
 from app.extensions import db
@@ -52,11 +53,6 @@ def _active_me() -> OrderingMerchant:
     if me is None:
         abort(404, description="你还不是订货商")
     return me
-
-
-def _page() -> int:
-    raw = request.args.get("page", "")
-    return int(raw) if raw.isdigit() and 0 < len(raw) <= 5 and int(raw) > 0 else 1
 
 
 @bp.get("")
@@ -163,7 +159,7 @@ def team():
 def earnings():
     """My ledger (级差 and anything else), each with its reason."""
     me = _active_me()
-    page = _page()
+    page = page_arg()
     rows = entries_for(me.distributor_id, page, PER_PAGE)
     return render_template(
         "cloud/merchant_earnings.html",
@@ -180,7 +176,7 @@ def earnings():
 def orders():
     """Orders I placed and my customers' orders, with shipping status and tracking."""
     me = _active_me()
-    page = _page()
+    page = page_arg()
     rows, total = svc.orders_of(me, page, PER_PAGE)
     return render_template(
         "cloud/merchant_orders.html",

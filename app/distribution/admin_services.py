@@ -494,7 +494,7 @@ def distributor_query(status: str | None = None, q: str | None = None) -> Select
             Distributor.code.ilike(pattern, escape="\\"),
             User.nickname.ilike(pattern, escape="\\"),
         ]
-        if q.isdigit() and len(q) < 10:
+        if q.isdecimal() and len(q) < 10:
             conditions += [Distributor.id == int(q), Distributor.user_id == int(q)]
         query = query.where(or_(*conditions))
     return query.options(joinedload(Distributor.user), joinedload(Distributor.grade)).order_by(
@@ -529,7 +529,7 @@ def binding_query(q: str | None = None, distributor_id: int | None = None) -> Se
             User.nickname.ilike(pattern, escape="\\"),
             Binding.distributor_id.in_(by_code),
         ]
-        if q.isdigit() and len(q) < 10:
+        if q.isdecimal() and len(q) < 10:
             conditions.append(Binding.user_id == int(q))
         query = query.where(or_(*conditions))
     return query.options(joinedload(Binding.distributor).joinedload(Distributor.user)).order_by(

@@ -15,6 +15,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask_login import current_user, login_required
 
 from app.core.money import parse_yuan
+from app.core.params import page_arg
 from app.core.time import utcnow
 from app.distribution import centre
 from app.distribution.distributors import (
@@ -81,11 +82,6 @@ def _me(allow: tuple[str, ...] = ("active", "disabled")) -> Distributor:
     if distributor is None or distributor.status not in allow:
         abort(redirect(url_for("distribution.index")))
     return distributor
-
-
-def _page() -> int:
-    raw = request.args.get("page", "")
-    return int(raw) if raw.isdigit() and 0 < len(raw) <= 5 and int(raw) > 0 else 1
 
 
 def _done_message() -> str:
@@ -187,7 +183,7 @@ def commissions():
     """The ledger, grouped by order: buyer (masked), level, amount, state and why not yet
     withdrawable."""
     me = _me()
-    page = _page()
+    page = page_arg()
     rows = entries_for(me.id, page, PER_PAGE + 1)
     has_next = len(rows) > PER_PAGE
     rows = rows[:PER_PAGE]
@@ -213,7 +209,7 @@ def commissions():
 def customers():
     """Customers bound to me now, with when the binding ends and its protection."""
     me = _me()
-    page = _page()
+    page = page_arg()
     rows = centre.customers_of(me.id, page, PER_PAGE + 1)
     return render_template(
         "distribution/customers.html",
@@ -234,7 +230,7 @@ def team():
 
     me = _me()
     level = 2 if request.args.get("level") == "2" else 1
-    page = _page()
+    page = page_arg()
     rows = centre.team_members(me.id, level, page, PER_PAGE + 1)
     return render_template(
         "distribution/team.html",

@@ -333,4 +333,4 @@ def form_int(name: str) -> int | None:
     from flask import request
 
     raw = (request.form.get(name) or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+    return int(raw) if raw.isdecimal() and len(raw) < 10 else None

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from app.accounts.oauth import safe_next
 from app.catalog.models import Sku
+from app.core.params import MAX_ID, bounded_int
 from app.extensions import db
 from app.orders.addresses import default_address, list_addresses
 from app.orders.cart import view_cart
@@ -38,7 +39,6 @@ from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 bp = Blueprint("orders", __name__)
 
 CHINA_TZ = timezone(timedelta(hours=8))
-MAX_ID = 2**31 - 1
 PER_PAGE = 10
 # The tabs of /orders: (value of ?status=, label). "refund" lists orders with refunds.
 TABS = (
@@ -115,10 +115,8 @@ def _own_order(order_id: int) -> Order:
 
 
 def _int_arg(name: str, default: int | None = None, high: int = MAX_ID) -> int | None:
-    raw = request.args.get(name, "")
-    if raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= high:
-        return int(raw)
-    return default
+    value = bounded_int(request.args.get(name), high)
+    return default if value is None else value
 
 
 # --- cart -----------------------------------------------------------------------------------

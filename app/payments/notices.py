@@ -65,7 +65,7 @@ def verify_notice(headers: Mapping[str, str], body: bytes, now: float | None = N
         raise NoticeRejected(401, "不支持的签名类型")
     if serial != cfg["WECHAT_PAY_PUBLIC_KEY_ID"]:
         raise NoticeRejected(401, "微信支付公钥ID不匹配")
-    if not timestamp.isdigit() or abs((now or time.time()) - int(timestamp)) > TIMESTAMP_WINDOW:
+    if not timestamp.isdecimal() or abs((now or time.time()) - int(timestamp)) > TIMESTAMP_WINDOW:
         raise NoticeRejected(401, "通知时间戳已过期")
     try:
         text = body.decode("utf-8")

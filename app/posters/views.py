@@ -30,6 +30,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from app.core.params import bounded_int
 from app.distribution.distributors import distributor_for_user
 from app.distribution.models import Distributor
 from app.extensions import db
@@ -39,15 +40,14 @@ from app.posters.models import POSTER_KINDS
 log = logging.getLogger(__name__)
 bp = Blueprint("posters", __name__, url_prefix="/distributor/posters")
 
-MAX_ID = 2**31 - 1
 IMMUTABLE = "private, max-age=86400, immutable"
 REVALIDATE = "private, no-cache"
 
 
 def _product_id() -> int | None:
     raw = request.args.get("product_id", "")
-    if raw.isdigit() and 0 < len(raw) <= 10 and 0 < int(raw) <= MAX_ID:
-        return int(raw)
+    if bounded_int(raw):
+        return bounded_int(raw)
     if raw:
         abort(404, description="商品不存在或已下架")
     return None

@@ -25,7 +25,7 @@ def _page_arg() -> int:
     Pages past queries.MAX_PAGE are all the same empty page (one cache entry, not many).
     """
     raw = request.args.get("page", "1")
-    if not (raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0):
+    if not (raw.isdecimal() and 0 < len(raw) <= 6 and int(raw) > 0):
         return 1
     return min(int(raw), queries.MAX_PAGE + 1)
 

@@ -155,7 +155,7 @@ def parse(xml: bytes):
     if message is None:
         raise MessageRejected(400, "empty message")
     openid = message.source or ""
-    if not openid or len(openid) > 64 or not str(message._data.get("CreateTime", "")).isdigit():
+    if not openid or len(openid) > 64 or not str(message._data.get("CreateTime", "")).isdecimal():
         raise MessageRejected(400, "missing FromUserName or CreateTime")
     return message
 

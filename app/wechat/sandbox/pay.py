@@ -478,7 +478,7 @@ def _check_authorization():
     if fields["serial_no"] != state.keys.merchant_serial:
         return _error(401, "SIGN_ERROR", "商户证书序列号有误")
     if (
-        not fields["timestamp"].isdigit()
+        not fields["timestamp"].isdecimal()
         or abs(time.time() - int(fields["timestamp"])) > AUTH_WINDOW
     ):
         return _error(401, "SIGN_ERROR", "签名时间戳过期")

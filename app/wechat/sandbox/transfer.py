@@ -225,7 +225,7 @@ def create_bill():
     if not isinstance(out_bill_no, str) or not OUT_BILL_NO_RE.match(out_bill_no):
         return _error(400, "PARAM_ERROR", "out_bill_no 格式不正确")
     scene = body.get("transfer_scene_id")
-    if not isinstance(scene, str) or not scene.isdigit():
+    if not isinstance(scene, str) or not scene.isdecimal():
         return _error(400, "PARAM_ERROR", "transfer_scene_id 格式不正确")
     openid = body.get("openid")
     if not isinstance(openid, str) or not 1 <= len(openid) <= 64:
