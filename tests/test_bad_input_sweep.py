@@ -77,7 +77,7 @@ FIELDS = (
     "carrier",
     "tracking_number",
 )
-JUNK = ("-1", "abc", "9" * 40, "²", "<script>alert(1)</script>", "2026-13-45", "１２３", "")
+JUNK = ("-1", "abc", "9" * 40, "²", "<script>alert(1)</script>", "2026-13-45", "１２３", "", "长" * 300)
 
 
 def junk(value: str) -> dict[str, str]:
