@@ -50,6 +50,10 @@ class Config:
 
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    # How long a statement waits for a lock another transaction holds before it gives up
+    # (PostgreSQL lock_timeout, SQLite busy_timeout); the request then gets a "busy, try
+    # again" answer (503) and a job its retry, instead of hanging.
+    DB_LOCK_TIMEOUT_MS = 10_000
     MAX_CONTENT_LENGTH = 8 * 1024 * 1024  # uploads: product images are checked again at 5 MB
     MAX_IMAGE_BYTES = 5 * 1024 * 1024
     WTF_CSRF_TIME_LIMIT = None  # tie CSRF tokens to the session instead of a clock

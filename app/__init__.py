@@ -48,6 +48,7 @@ def register_extensions(app: Flask) -> None:
     """Bind the extension singletons to ``app``."""
     from app import models  # noqa: F401  (every table known before migrations or queries)
 
+    _bound_lock_waits(app)
     db.init_app(app)
     with app.app_context():
         _tune_sqlite(app)
@@ -108,6 +109,19 @@ def register_commands(app: Flask) -> None:
     register(app)
 
 
+def _bound_lock_waits(app: Flask) -> None:
+    """PostgreSQL: every connection stops waiting for a lock after ``DB_LOCK_TIMEOUT_MS``
+    (a startup option, so it holds from the first statement; SQLite: ``_tune_sqlite``)."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = dict(options.get("connect_args") or {})
+    lock_timeout = f"-c lock_timeout={int(app.config['DB_LOCK_TIMEOUT_MS'])}"
+    connect_args["options"] = f"{connect_args.get('options', '')} {lock_timeout}".strip()
+    options["connect_args"] = connect_args
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
 def _tune_sqlite(app: Flask) -> None:
     """SQLite only (development and tests): foreign keys, WAL, and waiting for locks.
 
@@ -126,7 +140,7 @@ def _tune_sqlite(app: Flask) -> None:
     def _on_connect(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(app.config['DB_LOCK_TIMEOUT_MS'])}")
         if app.config["SQLALCHEMY_DATABASE_URI"] != "sqlite://":
             cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
             # In WAL mode NORMAL still never corrupts the file; it only skips the disk sync

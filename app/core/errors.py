@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 
@@ -38,6 +39,7 @@ HTTP_ERRORS = {
     413: ("payload_too_large", "上传的内容太大"),
     429: ("too_many_requests", "请求太频繁，请稍后再试"),
     500: ("internal_error", "服务器开小差了，请稍后再试"),
+    503: ("busy", "系统繁忙"),
 }
 
 
@@ -74,6 +76,20 @@ def register_error_handlers(app: Flask) -> None:
         # Keep Werkzeug's own headers, e.g. 405's Allow (RFC 9110), but not its content type.
         headers = [(k, v) for k, v in err.get_headers() if k.lower() != "content-type"]
         return body, status, headers
+
+    @app.errorhandler(OperationalError)
+    def handle_database_busy(err: OperationalError):
+        # A lock held too long (lock_timeout, SQLite busy), a deadlock PostgreSQL broke,
+        # or the database out of reach: nothing was written (the transaction rolls back),
+        # so say so and let people (and WeChat, which retries) try again.
+        from app.extensions import db
+
+        db.session.rollback()
+        app.logger.warning(
+            "database busy on %s %s: %s", request.method, request.path, str(err.orig)[:200]
+        )
+        body, status = error_response(503, "系统繁忙，请稍后重试", code="busy")
+        return body, status, {"Retry-After": "2"}
 
     @app.errorhandler(Exception)
     def handle_unexpected(err: Exception):
