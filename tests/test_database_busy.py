@@ -1,6 +1,7 @@
 """A request stuck behind another transaction's lock gives up after DB_LOCK_TIMEOUT_MS
 with a clear "busy, try again" answer (503, Retry-After), writes nothing, and works once
-the lock is gone: on SQLite (busy_timeout) and PostgreSQL (lock_timeout)."""
+the lock is gone: on SQLite (busy_timeout) and PostgreSQL (lock_timeout). Pages that need
+Redis say the same when it is out of reach; pages that do not keep working."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.catalog.models import Category
+from app.distribution.distributors import create_distributor
 from app.extensions import db
+from tests.conftest import free_port
 from tests.test_admin_support import post, text
 
 
-@pytest.fixture
-def impatient(app):
-    """The same app on the same database, waiting at most 300 ms for a lock."""
+def variant(app, **overrides):
+    """The same app on the same database, with ``overrides`` in its config."""
     keys = (
         "ENV_NAME",
         "SQLALCHEMY_DATABASE_URI",
@@ -27,8 +29,25 @@ def impatient(app):
         "WECHAT_MP_BASE",
         "WECHAT_PAY_API_BASE",
     )
-    other = create_app({**{key: app.config[key] for key in keys}, "DB_LOCK_TIMEOUT_MS": 300})
+    other = create_app({**{key: app.config[key] for key in keys}, **overrides})
     other.test_client_class = app.test_client_class
+    return other
+
+
+@pytest.fixture
+def impatient(app):
+    """The same app, waiting at most 300 ms for a lock."""
+    other = variant(app, DB_LOCK_TIMEOUT_MS=300)
+    yield other
+    with other.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def without_redis(app):
+    """The same app with Redis out of reach (nothing listens on the port)."""
+    other = variant(app, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     yield other
     with other.app_context():
         db.session.remove()
@@ -82,3 +101,32 @@ def test_the_json_api_says_busy_with_a_code(app, impatient, make, login_as, runn
     assert busy.status_code == 503, busy.get_data(as_text=True)
     assert busy.get_json()["error"]["code"] == "busy"
     assert busy.get_json()["error"]["message"] == "系统繁忙，请稍后重试"
+
+
+def test_with_redis_out_of_reach_pages_say_busy_or_keep_working(without_redis, make, login_as):
+    seller = make.user()
+    create_distributor(seller.id, None)
+    db.session.commit()
+    client = without_redis.test_client()
+    login_as(client, seller)
+    assert client.get("/").status_code == 200  # the catalog cache is skipped, not fatal
+    assert client.get("/distributor/commissions").status_code == 200
+    for needs_redis in ("/distributor/leaderboards", "/distributor/posters"):
+        busy = client.get(needs_redis)
+        assert busy.status_code == 503, needs_redis
+        assert "系统繁忙，请稍后重试" in text(busy)
+
+
+def test_with_redis_out_of_reach_a_customer_can_still_place_an_order(without_redis, make, login_as):
+    """The order and its stock are in the database; what Redis carries after the commit
+    (the unpaid-order timer) is swept up by the periodic timers once Redis is back."""
+    from tests.test_orders_api import make_address, place, sign_in, stock_of
+
+    user = make.user()
+    make_address(user.id, is_default=True)
+    sku = make.product("绿茶", price_fen=1000, stock=5).skus[0]
+    client = without_redis.test_client()
+    headers = sign_in(client, login_as, user)
+    placed = place(client, headers, sku.id, 2)
+    assert placed.status_code == 201, placed.get_data(as_text=True)
+    assert stock_of(sku.id) == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -78,15 +79,20 @@ def register_error_handlers(app: Flask) -> None:
         return body, status, headers
 
     @app.errorhandler(OperationalError)
-    def handle_database_busy(err: OperationalError):
+    @app.errorhandler(RedisError)
+    def handle_busy(err: Exception):
         # A lock held too long (lock_timeout, SQLite busy), a deadlock PostgreSQL broke,
-        # or the database out of reach: nothing was written (the transaction rolls back),
-        # so say so and let people (and WeChat, which retries) try again.
+        # the database or Redis out of reach: nothing was written (the transaction rolls
+        # back), so say so and let people (and WeChat, which retries) try again.
         from app.extensions import db
 
         db.session.rollback()
         app.logger.warning(
-            "database busy on %s %s: %s", request.method, request.path, str(err.orig)[:200]
+            "busy on %s %s: %s: %s",
+            request.method,
+            request.path,
+            type(err).__name__,
+            str(getattr(err, "orig", err))[:200],
         )
         body, status = error_response(503, "系统繁忙，请稍后重试", code="busy")
         return body, status, {"Retry-After": "2"}
