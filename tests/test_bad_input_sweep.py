@@ -246,3 +246,25 @@ def test_shop_forms_survive_junk_and_empty_fields(app, client, login_as, world, 
     assert len(posts) >= 4
     token = csrf_token(client, "/distributor" if who == "customer" else "/distributor/withdraw")
     post_junk_everywhere(app, client, posts, world["args"], lambda: token)
+
+
+@pytest.mark.parametrize("who", ["owner", "customer"])
+def test_urls_with_ids_no_row_can_have_answer_404_not_500(app, client, login_as, world, who):  # noqa: F811
+    """Every URL with a numeric id, given ids past any column's range (or just unused),
+    answers like a missing row, never a server error."""
+    login_as(client, world[who])
+    failures = Failures()
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        numeric = [name for name in rule.arguments if name.endswith("_id")]
+        if not numeric or "GET" not in rule.methods or rule.endpoint.startswith("static"):
+            continue
+        for value in (10**20, 2**31, 987654):
+            args = {**world["args"], **dict.fromkeys(numeric, value)}
+            if set(rule.arguments) - set(args):
+                continue
+            url = url_for_rule(app, rule, args)
+            failures.check(client.get(url), (url, value))
+            checked += 1
+    assert checked >= 20
+    assert not failures, "\n".join(map(str, failures))
