@@ -6,9 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask
-from werkzeug.routing import IntegerConverter
 
-from app.core.params import MAX_ID
 from app.extensions import csrf, db, login_manager, migrate
 
 
@@ -35,8 +33,6 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config_for(config))
 
     register_extensions(app)
-    # Before any route exists: every ``<int:...>`` in a URL gets the bounded converter.
-    app.url_map.converters["int"] = RowIdConverter
     register_blueprints(app)
     register_template_helpers(app)
     register_commands(app)
@@ -46,15 +42,6 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
     return app
-
-
-class RowIdConverter(IntegerConverter):
-    """``<int:...>`` in URLs: a number past any row id (PostgreSQL ``integer``) matches no
-    route, so it is a 404 like any missing row instead of reaching the database, where
-    SQLite cannot even bind it."""
-
-    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):
-        super().__init__(map, fixed_digits, min, MAX_ID if max is None else max, signed)
 
 
 def register_extensions(app: Flask) -> None:

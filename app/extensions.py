@@ -23,7 +23,23 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+class Database(SQLAlchemy):
+    """Flask-SQLAlchemy with a ``get_or_404`` that knows no row id is that large."""
+
+    def get_or_404(self, entity, ident, *, description=None):
+        """The row, or 404. An id past PostgreSQL's ``integer`` range (a URL's
+        ``<int:...>`` takes any length) is a 404 without asking the database, which
+        SQLite could not even be asked (it cannot bind the number)."""
+        from flask import abort
+
+        from app.core.params import MAX_ID
+
+        if isinstance(ident, int) and ident > MAX_ID:
+            abort(404, description=description)
+        return super().get_or_404(entity, ident, description=description)
+
+
+db = Database(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
