@@ -82,11 +82,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RedisError)
     def handle_busy(err: Exception):
         # A lock held too long (lock_timeout, SQLite busy), a deadlock PostgreSQL broke,
-        # the database or Redis out of reach: nothing was written (the transaction rolls
-        # back), so say so and let people (and WeChat, which retries) try again.
+        # the database or Redis out of reach: the open transaction rolls back, so say so
+        # and let people (and WeChat, which retries) try again. Redis calls that follow a
+        # commit (enqueues) catch their own errors, so they never end up here.
         from app.extensions import db
 
-        db.session.rollback()
+        try:
+            db.session.rollback()
+        except Exception:  # the connection itself is gone: the pool drops it
+            app.logger.warning("rollback failed after %s", type(err).__name__)
         app.logger.warning(
             "busy on %s %s: %s: %s",
             request.method,
