@@ -181,20 +181,29 @@ def api_rules(app, method: str):
             yield rule
 
 
-@pytest.mark.parametrize("who", ["anonymous", "customer", "open-api token"])
+@pytest.mark.parametrize("who", ["anonymous", "customer", "distributor", "open-api token"])
 def test_api_survives_junk_queries_and_bodies(app, client, login_as, runner, world, who):  # noqa: F811
     """JSON doors answer nonsense with a JSON error (4xx), never a 500: the shop's own
-    API as a customer and the merchant Open API with a token from the real CLI."""
+    API as a customer and as a distributor with money (with the CSRF header a page's
+    fetch() sends, so writes reach their handlers) and the merchant Open API with a
+    token from the real CLI."""
+    from app.distribution.models import Distributor
+    from app.extensions import db
+
     headers = {}
-    if who == "customer":
-        login_as(client, world["customer"])
+    if who in ("customer", "distributor"):
+        user = world["customer"]
+        if who == "distributor":
+            user = db.session.get(Distributor, world["args"]["distributor_id"]).user
+        login_as(client, user)
+        headers = {"X-CSRFToken": client.get("/cart/session").get_json()["csrf_token"]}
     elif who == "open-api token":
         made = runner.invoke(args=["create-api-token", "sweep"])
         assert made.exit_code == 0, made.output
         headers = {"Authorization": f"Bearer {made.output.strip()}"}
     args = {**world["args"], "code": "ABCDEFGH", "number": "X1", "name": "x"}
     failures = Failures()
-    checked = 0
+    checked = writes_reached = 0
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         for rule in api_rules(app, method):
             if set(rule.arguments) - set(args):
@@ -205,6 +214,12 @@ def test_api_survives_junk_queries_and_bodies(app, client, login_as, runner, wor
                     response = client.get(url, query_string=junk(value), headers=headers)
                 else:
                     response = client.open(url, method=method, json=junk(value), headers=headers)
+                    refused = response.status_code in (401, 403) or (
+                        response.status_code == 400
+                        and response.is_json
+                        and response.get_json()["error"]["code"] == "csrf_failed"
+                    )
+                    writes_reached += not refused
                 failures.check(response, (method, url, value))
             response = client.open(
                 url,
@@ -217,6 +232,8 @@ def test_api_survives_junk_queries_and_bodies(app, client, login_as, runner, wor
             checked += 1
     assert checked >= 20
     assert not failures, "\n".join(map(str, failures))
+    if who != "anonymous":
+        assert writes_reached > 20, "the writes were refused before their handlers (CSRF?)"
 
 
 PROTOCOL_DOORS = ("wechat", "payments")  # WeChat's own requests: tested signed, elsewhere
