@@ -1,11 +1,14 @@
 """Extension singletons, bound to an app with ``init_app`` in ``create_app``."""
 
+from flask import abort
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from app.core.params import MAX_ID
 
 # Named constraints so Alembic migrations are stable on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -30,10 +33,6 @@ class Database(SQLAlchemy):
         """The row, or 404. An id past PostgreSQL's ``integer`` range (a URL's
         ``<int:...>`` takes any length) is a 404 without asking the database, which
         SQLite could not even be asked (it cannot bind the number)."""
-        from flask import abort
-
-        from app.core.params import MAX_ID
-
         if isinstance(ident, int) and ident > MAX_ID:
             abort(404, description=description)
         return super().get_or_404(entity, ident, description=description)

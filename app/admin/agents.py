@@ -22,7 +22,7 @@ from app.catalog.models import Product
 from app.cloud import agents as svc
 from app.cloud import dividends as div
 from app.cloud.models import AGENT_LEVELS, AgentProductRate, CloudSettings, RegionAgent
-from app.core.params import page_arg
+from app.core.params import bounded_int, page_arg
 from app.distribution.ledger import balances
 from app.distribution.models import Distributor
 from app.distribution.rules import format_bp
@@ -393,11 +393,8 @@ def agent_rate_save():
     """Set or (empty rate) remove a product's dividend rate for one level."""
     raw_product = (request.form.get("product_id") or "").strip()
     level = (request.form.get("level") or "")[:10]
-    product = (
-        db.session.get(Product, int(raw_product))
-        if raw_product.isdecimal() and len(raw_product) < 10
-        else None
-    )
+    product_id = bounded_int(raw_product)
+    product = db.session.get(Product, product_id) if product_id is not None else None
     try:
         if product is None:
             raise svc.AgentError("not_found", "找不到该商品编号", 404)

@@ -22,7 +22,7 @@ from app.admin.distribution_forms import (
     settings_to_form,
 )
 from app.admin.orders import actor_label
-from app.core.params import page_arg
+from app.core.params import bounded_int, page_arg
 from app.distribution import admin_services as svc
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
@@ -393,7 +393,8 @@ def distributor_grade(distributor_id: int):
     raw = request.form.get("grade_id", "")
     grade = None
     if raw:
-        grade = db.session.get(Grade, int(raw)) if raw.isdecimal() and len(raw) < 10 else None
+        grade_id = bounded_int(raw)
+        grade = db.session.get(Grade, grade_id) if grade_id is not None else None
         if grade is None:
             return _render_detail(d, "等级不存在", 422)
     svc.set_grade(d, grade)
@@ -410,8 +411,7 @@ def _render_bindings(error: str | None = None, status: int = 200, form: dict | N
     pagination = db.paginate(
         svc.binding_query(q or None), page=page_arg(), per_page=PER_PAGE, error_out=False
     )
-    user_raw = request.args.get("user", "")
-    user_id = int(user_raw) if user_raw.isdecimal() and len(user_raw) < 10 else None
+    user_id = bounded_int(request.args.get("user"))
     events = svc.binding_events(user_id, limit=50)
     people = {
         u.id: u

@@ -24,7 +24,7 @@ from app.admin.distribution_forms import bp_text, rule_from_form
 from app.admin.order_csv import BOM, safe_cell
 from app.catalog.models import Product
 from app.core.money import format_yuan
-from app.core.params import page_arg
+from app.core.params import bounded_int, page_arg
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
 from app.distribution.distributors import DistributionError
@@ -373,10 +373,10 @@ def product_commission_rule(product_id: int):
     product = db.get_or_404(Product, product_id)
     back = url_for("admin.product_edit", product_id=product.id) + "#commission"
     raw_sku = (request.form.get("sku_id") or "").strip()
-    if raw_sku and not (raw_sku.isdecimal() and len(raw_sku) < 10):
+    sku_id = bounded_int(raw_sku) if raw_sku else None
+    if raw_sku and sku_id is None:
         flash("SKU 不存在", "error")
         return redirect(back)
-    sku_id = int(raw_sku) if raw_sku else None
     what = "商品" if sku_id is None else "该 SKU 的"
     try:
         if request.form.get("action") == "delete":

@@ -18,6 +18,7 @@ from app.admin import bp
 from app.admin.decorators import staff_required
 from app.admin.images import check_image
 from app.catalog.services import CatalogError
+from app.core.params import bounded_int
 from app.extensions import db
 from app.posters import services
 from app.posters.models import POSTER_KINDS, PosterTemplate
@@ -181,9 +182,10 @@ def poster_preview():
     template = None
     raw_id = request.form.get("template_id", "")
     if raw_id:
-        if not (raw_id.isdecimal() and len(raw_id) < 10):
+        template_id = bounded_int(raw_id)
+        if template_id is None:
             abort(404)
-        template = db.get_or_404(PosterTemplate, int(raw_id))
+        template = db.get_or_404(PosterTemplate, template_id)
     try:
         values = services.clean_template(
             {**request.form, "name": request.form.get("name") or "预览"},

@@ -230,7 +230,9 @@ def extend_protection(user_id: int, now: datetime | None = None) -> None:
     from the end of the current protection (or from now, if it has run out)."""
     now = now or utcnow()
     days = get_distribution_settings().protection_extend_days
-    while days:
+    if not days:
+        return
+    while True:
         binding = current_binding(user_id, now)
         if binding is None:
             return

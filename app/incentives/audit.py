@@ -30,6 +30,7 @@ from flask_login import current_user
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
+from app.core.params import bounded_int
 from app.extensions import db
 from app.incentives.models import AuditLog
 
@@ -332,5 +333,4 @@ def form_int(name: str) -> int | None:
     """The posted form field ``name`` as an id, or None (for targets named by the form)."""
     from flask import request
 
-    raw = (request.form.get(name) or "").strip()
-    return int(raw) if raw.isdecimal() and len(raw) < 10 else None
+    return bounded_int(request.form.get(name))
