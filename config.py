@@ -2,7 +2,7 @@
 
 Nothing here runs at import time: each class reads ``os.environ`` in ``from_env`` so a
 test can set variables before building an app. The names are the public contract in
-shared/docs/interfaces.md; keep them exactly.
+docs/interfaces.md; keep them exactly.
 """
 
 from __future__ import annotations
