@@ -277,3 +277,30 @@ def test_customers_still_sign_in_and_keep_their_session(app, make, login_as):
     login_as(client, customer)
     assert client.get("/api/v1/me").status_code == 200
     assert client.get("/api/v1/me").get_json()["id"] == customer.id
+
+
+@pytest.mark.browser
+def test_staff_page_in_the_browser_signs_a_member_out_everywhere(
+    app, desk, live_server, owner, clerk, artifacts
+):
+    phone = signed_in(app, "clerk", "clerk-password", IPHONE_WECHAT)
+    signed_in(app, "clerk", "clerk-password", WINDOWS_CHROME)
+    base = live_server.url
+    desk.goto(f"{base}/admin/login")
+    desk.fill("#username", "boss")
+    desk.fill("#password", "owner-password")
+    desk.click("button[type=submit]")
+    desk.wait_for_url(f"{base}/admin/")
+    desk.goto(f"{base}/admin/staff")
+    desk.click("summary:has-text('重置密码')")  # the reset form opens in its row
+    assert desk.locator("details[open] input[type=password]").is_visible()
+    desk.screenshot(path=str(artifacts / "admin-staff-sessions.png"), full_page=True)
+    group = desk.locator(".session-group", has_text="clerk")
+    assert group.locator("tbody tr").count() == 2
+    group.locator("button:has-text('退出所有设备')").click()  # the confirm is accepted
+    desk.wait_for_selector("text=已让“clerk”退出所有设备（2 个）")
+    assert desk.locator(".session-group", has_text="clerk").count() == 0
+    assert refused(phone.get("/admin/"))
+    desk.goto(f"{base}/admin/account")
+    assert "当前设备" in desk.content()
+    desk.screenshot(path=str(artifacts / "admin-account.png"), full_page=True)
