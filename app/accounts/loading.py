@@ -13,6 +13,7 @@ from flask import redirect, request, session, url_for
 from flask_login import LoginManager, current_user
 
 from app.accounts.staff_sessions import STAFF_SESSION_KEY, find_active, touch
+from app.core.params import MAX_ID
 from app.extensions import db
 
 # Flask-Login's own keys in the session, dropped with ours when a staff session is gone.
@@ -24,7 +25,7 @@ def load_principal(user_id: str):
     from app.accounts.models import Staff, User
 
     kind, _, raw_id = (user_id or "").partition(":")
-    if not raw_id.isdecimal() or len(raw_id) > 12:
+    if not raw_id.isdecimal() or int(raw_id) > MAX_ID:
         return None
     if kind == "user":
         return db.session.get(User, int(raw_id))

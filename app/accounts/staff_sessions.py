@@ -16,7 +16,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from app.accounts.models import StaffSession
 from app.core.time import utcnow
@@ -131,14 +131,6 @@ def active_sessions(staff_id: int | None = None) -> list[StaffSession]:
     if staff_id is not None:
         query = query.where(StaffSession.staff_id == staff_id)
     return list(db.session.scalars(query.order_by(StaffSession.last_seen_at.desc())))
-
-
-def count_active(staff_id: int) -> int:
-    """How many active sessions ``staff_id`` has."""
-    query = select(func.count(StaffSession.id)).where(
-        StaffSession.staff_id == staff_id, *_active_clause()
-    )
-    return db.session.scalar(query) or 0
 
 
 _BROWSERS = (
