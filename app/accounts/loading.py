@@ -9,7 +9,7 @@ back either: it carries no session token, so the loader refuses it.
 
 from __future__ import annotations
 
-from flask import redirect, request, session, url_for
+from flask import current_app, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
 
 from app.accounts.staff_sessions import STAFF_SESSION_KEY, find_active, touch
@@ -47,7 +47,12 @@ def refresh_staff_session() -> None:
     A cookie whose staff session ended or expired loses its sign-in keys, and the request
     goes on as anonymous (admin pages then send it to the login form).
     """
-    if request.endpoint == "static" or not str(session.get("_user_id", "")).startswith("staff:"):
+    if (
+        request.endpoint == "static"
+        or current_app.config["SESSION_COOKIE_NAME"] not in request.cookies
+    ):
+        return  # nothing to check (and no Vary: Cookie on WeChat's pushes and pay notices)
+    if not str(session.get("_user_id", "")).startswith("staff:"):
         return
     user = current_user._get_current_object()
     if not getattr(user, "is_staff", False):

@@ -19,7 +19,7 @@ from app.accounts.staff_sessions import STAFF_SESSION_KEY, end_session, start_se
 from app.admin import bp
 from app.admin.decorators import public, staff_required
 from app.admin.forms import LoginForm
-from app.admin.login_limits import clear_failures, current_lock, record_failure
+from app.admin.login_limits import current_lock, record_failure, record_success
 from app.core.time import utcnow
 from app.extensions import db
 
@@ -83,7 +83,7 @@ def login():
         elif staff is not None and not staff.active:
             error, status = "该账号已停用，请联系店主", 403
         elif staff is not None:
-            clear_failures(username, ip)
+            record_success(username, ip)
             target = safe_next(form.next.data)
             # A fresh session: drop whatever the browser held before (a customer's
             # sign-in, old flashes) so nothing carries over into the staff session.

@@ -12,12 +12,17 @@ which accounts exist):
   until ``ACCOUNT_WINDOW_SECONDS`` pass without one) cost nothing more; each further
   failure locks the account for twice the wait of the one before, from
   ``ACCOUNT_FIRST_LOCK_SECONDS`` up to ``ACCOUNT_MAX_LOCK_SECONDS``. This bounds guessing
-  from many addresses, while the right password gets in again as soon as the (short,
-  capped) wait is over.
+  spread over many addresses; the right password gets in again once the (capped) wait is
+  over. An address the account signed in from within ``KNOWN_ADDRESS_SECONDS`` is not
+  held by this lock (only by its own address lock): an attacker striking each time the
+  wait ends could otherwise keep the owner out for good, and cannot make an address
+  known without the password.
 
 While a lock holds, attempts are refused before the password is checked and are not
-counted, so hammering the door does not extend the wait. A successful sign-in clears
-both counters. Each lock, when it starts, is written to the audit log.
+counted, so hammering the door does not extend the wait. A successful sign-in clears its
+address's counter and marks the address known; the account counter is left to run out,
+so the owner signing in does not hand an attacker a fresh allowance. Each lock, when it
+starts, is written to the audit log.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ ACCOUNT_FREE_FAILURES = 20
 ACCOUNT_WINDOW_SECONDS = 60 * 60
 ACCOUNT_FIRST_LOCK_SECONDS = 30
 ACCOUNT_MAX_LOCK_SECONDS = 15 * 60
+KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600
 
 LOCK_ACTION = "staff.login_lock"
 
@@ -57,6 +63,11 @@ def account_keys(username: str) -> tuple[str, str]:
     """Redis keys of (failure counter, lock) for ``username`` from every address."""
     digest = _digest(_name(username))
     return f"admin:login:acct-failures:{digest}", f"admin:login:acct-lock:{digest}"
+
+
+def known_address_key(username: str, ip: str) -> str:
+    """Redis key marking that ``username`` signed in from ``ip`` recently."""
+    return f"admin:login:known:{_digest(_name(username), ip)}"
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,8 @@ def current_lock(username: str, ip: str) -> Lock | None:
     """The lock that refuses ``username`` from ``ip`` right now (the longer one), or None."""
     address = _remaining(address_keys(username, ip)[1])
     account = _remaining(account_keys(username)[1])
+    if account and get_redis().exists(known_address_key(username, ip)):
+        account = 0  # an address this account signed in from is not held by the backoff
     if not address and not account:
         return None
     return Lock("account", account) if account > address else Lock("address", address)
@@ -135,9 +148,12 @@ def record_failure(username: str, ip: str, staff_id: int | None = None) -> Lock 
     return max(started, key=lambda lock: lock.seconds) if started else None
 
 
-def clear_failures(username: str, ip: str) -> None:
-    """Forget the failures of ``username`` after it signed in from ``ip``."""
-    get_redis().delete(address_keys(username, ip)[0], account_keys(username)[0])
+def record_success(username: str, ip: str) -> None:
+    """``username`` signed in from ``ip``: forget that address's failures and know it."""
+    pipe = get_redis().pipeline()
+    pipe.delete(address_keys(username, ip)[0])
+    pipe.set(known_address_key(username, ip), 1, ex=KNOWN_ADDRESS_SECONDS)
+    pipe.execute()
 
 
 def _audit(
