@@ -23,6 +23,7 @@ from app.admin.login_limits import (
 from app.core.redis import get_redis
 from app.extensions import db
 from app.incentives.models import AuditLog
+from config import config_for
 from tests.test_admin_support import fresh_client, sign_in, text
 
 ATTACKER = "203.0.113.5"
@@ -184,3 +185,14 @@ def test_unknown_usernames_lock_the_same_way(app_ctx, proxied_app):
     (row,) = locks()
     assert row.subject_id == "" and row.after["username"] == "nobody"
     assert get_redis().ttl(address_keys("nobody", ATTACKER)[1]) > 0
+
+
+def test_trusted_proxies_is_read_from_the_environment(monkeypatch):
+    monkeypatch.delenv("TRUSTED_PROXIES", raising=False)
+    assert config_for("test")["TRUSTED_PROXIES"] == 0  # development and tests trust none
+    monkeypatch.setenv("TRUSTED_PROXIES", "1")
+    assert config_for("test")["TRUSTED_PROXIES"] == 1
+    for bad in ("one", "-1", "99"):
+        monkeypatch.setenv("TRUSTED_PROXIES", bad)
+        with pytest.raises(RuntimeError, match="TRUSTED_PROXIES"):
+            config_for("test")
