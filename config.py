@@ -31,6 +31,13 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+def _proxy_count(value: str) -> int:
+    """``TRUSTED_PROXIES`` as a count of proxies (0-10), refusing anything else."""
+    if not value.isdecimal() or int(value) > 10:
+        raise RuntimeError(f"TRUSTED_PROXIES must be a number of proxies (0-10), not {value!r}")
+    return int(value)
+
+
 def _instance_secret_key() -> str:
     """Return a secret key generated once into instance/ (development only)."""
     INSTANCE_DIR.mkdir(exist_ok=True)
@@ -57,6 +64,12 @@ class Config:
     MAX_CONTENT_LENGTH = 8 * 1024 * 1024  # uploads: product images are checked again at 5 MB
     MAX_IMAGE_BYTES = 5 * 1024 * 1024
     WTF_CSRF_TIME_LIMIT = None  # tie CSRF tokens to the session instead of a clock
+
+    # Staff sessions end 12 h after sign-in, or after 2 h without a request.
+    STAFF_SESSION_MAX_AGE_SECONDS = 12 * 3600
+    STAFF_SESSION_IDLE_SECONDS = 2 * 3600
+    # Reverse proxies in front of the app (ProxyFix trusts that many X-Forwarded-* hops).
+    TRUSTED_PROXIES = 0
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -97,6 +110,7 @@ class Config:
             WECHAT_PAY_PUBLIC_KEY_ID=_env("WECHAT_PAY_PUBLIC_KEY_ID"),
             UPLOAD_DIR=_env("UPLOAD_DIR", cls.UPLOAD_DIR),
             WECHAT_TRANSFER_SCENE_ID=_env("WECHAT_TRANSFER_SCENE_ID", cls.WECHAT_TRANSFER_SCENE_ID),
+            TRUSTED_PROXIES=_proxy_count(_env("TRUSTED_PROXIES", "0")),
         )
         return settings
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import csrf, db, login_manager, migrate
 
@@ -32,6 +33,7 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     else:
         app.config.from_mapping(config_for(config))
 
+    trust_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_template_helpers(app)
@@ -55,9 +57,19 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, render_as_batch=True)  # batch mode: SQLite can alter tables
     csrf.init_app(app)
     login_manager.init_app(app)
-    from app.accounts.loading import configure_login
+    from app.accounts.loading import configure_login, refresh_staff_session
 
     configure_login(login_manager)
+    app.before_request(refresh_staff_session)
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` reverse proxies, take the client's address, scheme and
+    host from their X-Forwarded-* headers (the last N entries, which our own proxies
+    wrote). With 0, the default, those headers are ignored: anyone can send them."""
+    count = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if count > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,6 +1,6 @@
 """Imports every area's models so SQLAlchemy and Alembic see the whole schema."""
 
-from app.accounts.models import ApiToken, Staff, User  # noqa: F401
+from app.accounts.models import ApiToken, Staff, StaffSession, User  # noqa: F401
 from app.catalog.models import Category, Product, ProductImage, Sku  # noqa: F401
 from app.cloud.models import (  # noqa: F401
     AgentProductRate,

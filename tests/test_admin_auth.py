@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app.accounts.models import Staff
-from app.admin.auth import LOCK_SECONDS, MAX_FAILURES, _failure_key
+from app.admin.login_limits import ADDRESS_LOCK_SECONDS, ADDRESS_MAX_FAILURES, address_keys
 from app.catalog.models import Category
 from app.core.redis import get_redis
 from app.extensions import db
@@ -55,12 +55,12 @@ def test_wrong_password_and_unknown_user_get_the_same_generic_error(client, make
 
 def test_repeated_failures_lock_the_username_from_that_ip(client, make):
     make.staff("clerk", password="right-password")
-    for attempt in range(1, MAX_FAILURES + 1):
+    for attempt in range(1, ADDRESS_MAX_FAILURES + 1):
         response = sign_in(client, "clerk", f"guess-{attempt}")
     assert response.status_code == 429
-    assert "登录失败次数过多" in text(response)
-    ttl = get_redis().ttl(_failure_key("clerk", "127.0.0.1"))
-    assert 0 < ttl <= LOCK_SECONDS
+    assert "登录失败次数过多，请 15 分钟后再试" in text(response)
+    ttl = get_redis().ttl(address_keys("clerk", "127.0.0.1")[1])
+    assert 0 < ttl <= ADDRESS_LOCK_SECONDS
     # Even the right password is refused while locked.
     locked = sign_in(client, "clerk", "right-password")
     assert locked.status_code == 429
@@ -73,10 +73,10 @@ def test_repeated_failures_lock_the_username_from_that_ip(client, make):
 
 def test_a_success_clears_earlier_failures(client, make):
     make.staff("clerk", password="right-password")
-    for _ in range(MAX_FAILURES - 1):
+    for _ in range(ADDRESS_MAX_FAILURES - 1):
         sign_in(client, "clerk", "nope")
     assert sign_in(client, "clerk", "right-password").status_code == 302
-    assert get_redis().get(_failure_key("clerk", "127.0.0.1")) is None
+    assert get_redis().get(address_keys("clerk", "127.0.0.1")[0]) is None
 
 
 def test_next_must_be_a_local_admin_path(client, make):

@@ -71,13 +71,16 @@ def test_owner_deactivates_and_reactivates_staff(app, owner_client, make):
     assert response.status_code == 302
     db.session.refresh(clerk)
     assert not clerk.active
-    # The clerk's open session is refused, and signing in again is too.
-    assert clerk_client.get("/admin/").status_code == 403
+    # The clerk's open session ended with the deactivation, and signing in again is refused.
+    replay = clerk_client.get("/admin/")
+    assert replay.status_code == 302 and replay.headers["Location"].startswith("/admin/login")
     assert sign_in(clerk_client, "clerk", "clerk-pass-1").status_code == 403
 
     post(owner_client, f"/admin/staff/{clerk.id}/active", {"active": "1"})
     db.session.refresh(clerk)
     assert clerk.active
+    # Reactivating does not bring the old session back: a new sign-in is needed.
+    assert clerk_client.get("/admin/").status_code == 302
     assert sign_in(clerk_client, "clerk", "clerk-pass-1").status_code == 302
 
 

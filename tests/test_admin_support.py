@@ -10,6 +10,9 @@ import re
 from flask import g, has_app_context
 from flask.testing import FlaskClient
 
+from app.accounts.staff_sessions import STAFF_SESSION_KEY, start_session
+from app.extensions import db
+
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -56,6 +59,19 @@ def sign_in(client, username: str, password: str = "password123", next_path: str
         "/admin/login",
         data={"csrf_token": token, "username": username, "password": password, "next": next_path},
     )
+
+
+def login_staff(client, staff, ip: str = "127.0.0.1", user_agent: str = "pytest") -> str:
+    """Sign ``client`` in as ``staff`` without the form: open a real server-side session
+    (as the login view does) and put its token in the client's cookie. Returns the token."""
+    with client.application.app_context():
+        _, token = start_session(staff.id, ip, user_agent)
+        db.session.commit()
+    with client.session_transaction() as session:
+        session["_user_id"] = staff.get_id()
+        session["_fresh"] = True
+        session[STAFF_SESSION_KEY] = token
+    return token
 
 
 def text(response) -> str:

@@ -20,7 +20,7 @@ from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
 from tests.pay_support import new_order
 from tests.test_admin_distribution import SETTINGS_FORM
-from tests.test_admin_support import fresh_client, post, text
+from tests.test_admin_support import fresh_client, login_staff, post, text
 from tests.test_commissions import configure
 
 
@@ -75,9 +75,7 @@ def world(make):
 @pytest.fixture
 def owner_client(app, world):
     client = fresh_client(app)
-    with client.session_transaction() as session:
-        session["_user_id"] = world["owner"].get_id()
-        session["_fresh"] = True
+    login_staff(client, world["owner"])
     return client
 
 
@@ -427,8 +425,7 @@ def test_audit_page_lists_and_filters(app_ctx, world, owner_client, app, make):
     # Plain staff are refused (the access sweep checks every admin URL too).
     clerk = make.staff("clerk")
     staff_client = fresh_client(app)
-    with staff_client.session_transaction() as session:
-        session["_user_id"] = clerk.get_id()
+    login_staff(staff_client, clerk)
     assert staff_client.get("/admin/audit").status_code == 403
 
 

@@ -11,7 +11,7 @@ from app.catalog.models import Product, Sku
 from app.extensions import db
 from app.incentives.models import AuditLog
 from tests.test_admin_catalog import product_data
-from tests.test_admin_support import fresh_client, post, text
+from tests.test_admin_support import fresh_client, login_staff, post, text
 
 
 @pytest.fixture
@@ -19,9 +19,7 @@ def owner(app, make):
     staff = make.staff(role="owner")
     db.session.commit()
     client = fresh_client(app)
-    with client.session_transaction() as session:
-        session["_user_id"] = staff.get_id()
-        session["_fresh"] = True
+    login_staff(client, staff)
     return staff, client
 
 

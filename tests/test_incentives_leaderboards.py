@@ -16,7 +16,7 @@ from app.extensions import db
 from app.incentives import leaderboards
 from app.incentives.models import Task
 from jobs.incentives import evaluate_everything
-from tests.test_admin_support import csrf_token, fresh_client
+from tests.test_admin_support import csrf_token, fresh_client, login_staff
 from tests.test_commissions import configure, customer_of, distributor, pay, place, refund
 from tests.test_incentives import invite_settings, make_task
 
@@ -154,8 +154,7 @@ def test_who_may_see(app, client, login_as, make):
 def test_admin_creates_and_edits_a_task(app, make):
     staff = make.staff()
     client = fresh_client(app)
-    with client.session_transaction() as session:
-        session["_user_id"] = staff.get_id()
+    login_staff(client, staff)
     token = csrf_token(client, "/admin/incentives/tasks/new")
     form = {
         "csrf_token": token,

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.orders.models import Order, OrderLine, Refund
 from app.reports import queries
 from app.reports.periods import Range, parse_range
-from tests.test_admin_support import fresh_client
+from tests.test_admin_support import fresh_client, login_staff
 
 START, END = date(2025, 3, 1), date(2025, 3, 10)
 RNG = Range(START, END, "day")
@@ -279,9 +279,7 @@ def test_parse_range_defaults_and_refusals():
 def owner_client(app, make):
     client = fresh_client(app)
     owner = make.staff("boss", role="owner")
-    with client.session_transaction() as session:
-        session["_user_id"] = owner.get_id()
-        session["_fresh"] = True
+    login_staff(client, owner)
     return client
 
 

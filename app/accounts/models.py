@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -56,6 +56,8 @@ class Staff(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     is_staff = True
+    # The StaffSession a request runs in, set by the user loader (not a column).
+    current_session = None
 
     def get_id(self) -> str:
         """Flask-Login id, prefixed to keep staff and customers apart."""
@@ -76,6 +78,31 @@ class Staff(UserMixin, db.Model):
     def check_password(self, password: str) -> bool:
         """Whether ``password`` matches the stored hash."""
         return check_password_hash(self.password_hash, password)
+
+
+class StaffSession(db.Model):
+    """One staff sign-in, kept on the server so it can be ended (log-out, a new password,
+    deactivation, "sign out everywhere") and expire. The browser's cookie carries only the
+    random token; the table keeps its SHA-256, so a copy of the database opens no session.
+    """
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # logout, password_changed, deactivated, signed_out_everywhere
+    ended_reason: Mapped[str | None] = mapped_column(String(32))
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(256), default="")
+
+    @staticmethod
+    def hash(token: str) -> str:
+        """The stored form of a session token."""
+        return hashlib.sha256(token.encode()).hexdigest()
 
 
 class ApiToken(db.Model):

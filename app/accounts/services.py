@@ -7,6 +7,7 @@ import re
 from sqlalchemy import bindparam, select
 
 from app.accounts.models import STAFF_ROLES, Staff, User
+from app.accounts.staff_sessions import end_all
 from app.core.sql import insert_on_conflict
 from app.core.time import utcnow
 from app.extensions import db
@@ -21,12 +22,12 @@ class StaffError(ValueError):
 def upsert_staff(username: str, password: str, role: str = "staff") -> tuple[Staff, bool]:
     """Create the staff account ``username``, or reset its password and role.
 
-    Returns (staff, created). Passwords shorter than 8 characters are refused.
+    Returns (staff, created). Passwords shorter than 8 characters are refused. A reset
+    ends every session the account had open, so whoever held it is signed out.
     """
     if not USERNAME_RE.match(username or ""):
         raise StaffError("用户名需为 3-64 位字母、数字、点、下划线或短横线")
-    if len(password or "") < 8:
-        raise StaffError("密码至少 8 位")
+    check_password_rules(password)
     if role not in STAFF_ROLES:
         raise StaffError("角色只能是 owner 或 staff")
     staff = db.session.scalar(select(Staff).where(Staff.username == username))
@@ -38,7 +39,26 @@ def upsert_staff(username: str, password: str, role: str = "staff") -> tuple[Sta
     staff.active = True
     staff.set_password(password)
     db.session.flush()
+    if not created:
+        end_all(staff.id, "password_changed")
     return staff, created
+
+
+def check_password_rules(password: str | None) -> None:
+    """Refuse a password too short (or too long) to be a staff password."""
+    if len(password or "") < 8:
+        raise StaffError("密码至少 8 位")
+    if len(password) > 256:
+        raise StaffError("密码最多 256 位")
+
+
+def change_password(staff: Staff, password: str, keep_session_id: int | None = None) -> int:
+    """Give ``staff`` a new password and end their sessions (all but ``keep_session_id``,
+    the one a member changing their own password is using). Returns how many ended."""
+    check_password_rules(password)
+    staff.set_password(password)
+    db.session.flush()
+    return end_all(staff.id, "password_changed", keep_id=keep_session_id)
 
 
 class SignInError(ValueError):

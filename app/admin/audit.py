@@ -55,6 +55,12 @@ ACTION_LABELS = {
     "merchant.create": "新增订货商",
     "merchant.status": "订货商状态",
     "merchant.update": "修改订货商",
+    "staff.login_lock": "登录锁定",
+    "staff.sign_out_everywhere": "退出所有设备",
+    "staff.password_reset": "重置员工密码",
+    "staff.password_change": "修改密码",
+    "staff.deactivate": "停用员工",
+    "staff.activate": "启用员工",
 }
 
 

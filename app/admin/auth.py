@@ -1,8 +1,12 @@
-"""Staff sign-in and sign-out, with failed attempts limited per username and IP in Redis."""
+"""Staff sign-in and sign-out.
+
+Each sign-in opens a server-side session (``app.accounts.staff_sessions``) whose token is
+the only thing the cookie carries; sign-out ends it, so the old cookie opens nothing.
+Failed attempts are limited per account and address (``app.admin.login_limits``).
+"""
 
 from __future__ import annotations
 
-import hashlib
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
@@ -11,47 +15,19 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts.models import Staff
+from app.accounts.staff_sessions import STAFF_SESSION_KEY, end_session, start_session
 from app.admin import bp
 from app.admin.decorators import public, staff_required
 from app.admin.forms import LoginForm
-from app.core.redis import get_redis
+from app.admin.login_limits import current_lock, record_failure, record_success
 from app.core.time import utcnow
 from app.extensions import db
 
-MAX_FAILURES = 10
-LOCK_SECONDS = 15 * 60
 BAD_CREDENTIALS = "用户名或密码错误"
-LOCKED = "登录失败次数过多，请 15 分钟后再试"
 
 # Checked against when the username is unknown, so a wrong username costs the same
 # hashing time as a wrong password and timing does not reveal which accounts exist.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
-
-
-def _failure_key(username: str, ip: str) -> str:
-    digest = hashlib.sha256(f"{username.lower()}|{ip}".encode()).hexdigest()[:32]
-    return f"admin:login-failures:{digest}"
-
-
-def is_locked(username: str, ip: str) -> bool:
-    """Whether ``username`` from ``ip`` has failed too often in the last 15 minutes."""
-    count = get_redis().get(_failure_key(username, ip))
-    return count is not None and int(count) >= MAX_FAILURES
-
-
-def record_failure(username: str, ip: str) -> int:
-    """Count one failed sign-in; the window starts at the first failure."""
-    key = _failure_key(username, ip)
-    pipe = get_redis().pipeline()
-    pipe.set(key, 0, ex=LOCK_SECONDS, nx=True)  # INCR keeps this TTL: a fixed window
-    pipe.incr(key)
-    _, count = pipe.execute()
-    return int(count)
-
-
-def clear_failures(username: str, ip: str) -> None:
-    """Forget failed attempts after a successful sign-in."""
-    get_redis().delete(_failure_key(username, ip))
 
 
 def safe_next(target: str | None) -> str:
@@ -89,37 +65,49 @@ def login():
             return redirect(safe_next(form.next.data))
     error = None
     status = 200
+    headers: dict[str, str] = {}
     if form.validate_on_submit():
         username = form.username.data.strip()
         ip = request.remote_addr or "-"
-        if is_locked(username, ip):
-            error, status = LOCKED, 429
-        else:
-            staff = authenticate(username, form.password.data)
-            if staff is None:
-                locked = record_failure(username, ip) >= MAX_FAILURES
-                error, status = (LOCKED, 429) if locked else (BAD_CREDENTIALS, 401)
-            elif not staff.active:
-                error, status = "该账号已停用，请联系店主", 403
-            else:
-                clear_failures(username, ip)
-                target = safe_next(form.next.data)
-                # A fresh session: drop whatever the browser held before (a customer's
-                # sign-in, old flashes) so nothing carries over into the staff session.
-                session.clear()
-                login_user(staff)
-                staff.last_login_at = utcnow()
-                db.session.commit()
-                return redirect(target)
+        lock = current_lock(username, ip)
+        staff = None if lock else authenticate(username, form.password.data)
+        if lock is None and staff is None:
+            known = db.session.scalar(select(Staff.id).where(Staff.username == username))
+            lock = record_failure(username, ip, known)
+            db.session.commit()  # the audit rows of a lock that just started
+            if lock is None:
+                error, status = BAD_CREDENTIALS, 401
+        if lock is not None:
+            error, status = lock.message, 429
+            headers["Retry-After"] = str(lock.seconds)
+        elif staff is not None and not staff.active:
+            error, status = "该账号已停用，请联系店主", 403
+        elif staff is not None:
+            record_success(username, ip)
+            target = safe_next(form.next.data)
+            # A fresh session: drop whatever the browser held before (a customer's
+            # sign-in, old flashes) so nothing carries over into the staff session.
+            session.clear()
+            _, token = start_session(staff.id, ip, request.user_agent.string)
+            login_user(staff)
+            session[STAFF_SESSION_KEY] = token
+            staff.last_login_at = utcnow()
+            db.session.commit()
+            return redirect(target)
     elif request.method == "POST":
         status = 400
-    return render_template("admin/login.html", form=form, error=error), status
+    return render_template("admin/login.html", form=form, error=error), status, headers
 
 
 @bp.post("/logout")
 @staff_required
 def logout():
-    """Sign out (POST with the CSRF token, so a link elsewhere cannot sign staff out)."""
+    """Sign out (POST with the CSRF token, so a link elsewhere cannot sign staff out).
+
+    The server-side session ends, so a copy of the cookie opens nothing afterwards."""
+    if current_user.current_session is not None:
+        end_session(current_user.current_session, "logout")
+        db.session.commit()
     logout_user()
     session.clear()
     flash("已退出登录", "success")

@@ -105,6 +105,19 @@ class StockForm(AdminForm):
     )
 
 
+class PasswordResetForm(AdminForm):
+    """The owner gives a staff member a new password."""
+
+    password = PasswordField("新密码", validators=[DataRequired("请输入新密码"), _max(256)])
+
+
+class PasswordChangeForm(AdminForm):
+    """A staff member changes their own password (the current one first)."""
+
+    current = PasswordField("当前密码", validators=[DataRequired("请输入当前密码"), _max(256)])
+    password = PasswordField("新密码", validators=[DataRequired("请输入新密码"), _max(256)])
+
+
 class StaffForm(AdminForm):
     """A new staff account (owner only)."""
 

@@ -1,6 +1,7 @@
 """Admin pages, one module per group; importing them attaches their routes to ``bp``."""
 
 from app.admin import (  # noqa: F401
+    account,
     agents,
     audit,
     auth,
