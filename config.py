@@ -7,10 +7,16 @@ docs/interfaces.md; keep them exactly.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -24,6 +30,8 @@ SANDBOX_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 SANDBOX_MCHID = "1900000001"
 SANDBOX_APIV3_KEY = "sandboxapiv3key0123456789abcdefg"
 SANDBOX_ORIGIN = "http://127.0.0.1:5001"
+# Where development and tests generate the stand-in's Pay key pairs (app/payments/sandbox_keys).
+SANDBOX_PAY_KEYS_DIR = INSTANCE_DIR / "wechatpay-sandbox"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -98,6 +106,8 @@ class Config:
             WECHAT_SECRET=_env("WECHAT_SECRET"),
             WECHAT_TOKEN=_env("WECHAT_TOKEN"),
             WECHAT_AES_KEY=_env("WECHAT_AES_KEY"),
+            # Production without an EncodingAESKey only on purpose (ProductionConfig).
+            WECHAT_ALLOW_PLAINTEXT=_env("WECHAT_ALLOW_PLAINTEXT") == "1",
             WECHAT_API_BASE=_env("WECHAT_API_BASE", "https://api.weixin.qq.com"),
             WECHAT_OPEN_BASE=_env("WECHAT_OPEN_BASE", "https://open.weixin.qq.com"),
             WECHAT_MP_BASE=_env("WECHAT_MP_BASE", "https://mp.weixin.qq.com"),
@@ -142,7 +152,7 @@ class _SandboxDefaults(Config):
             # The stand-in's Pay keys, generated once and shared with it (never in production).
             from app.payments.sandbox_keys import ensure_sandbox_keys
 
-            keys = ensure_sandbox_keys(INSTANCE_DIR / "wechatpay-sandbox")
+            keys = ensure_sandbox_keys(SANDBOX_PAY_KEYS_DIR)
             settings["WECHAT_PAY_PRIVATE_KEY_PATH"] = str(keys.merchant_private_path)
             settings["WECHAT_PAY_CERT_SERIAL"] = keys.merchant_serial
             settings["WECHAT_PAY_PUBLIC_KEY_PATH"] = str(keys.wechatpay_public_path)
@@ -184,8 +194,25 @@ class TestConfig(_SandboxDefaults):
         return settings
 
 
+class UnsafeConfiguration(RuntimeError):
+    """Production refuses to start; ``problems`` names every unsafe or missing setting."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(
+            f"APP_ENV=production refuses to start: {len(problems)} unsafe or missing "
+            f"setting(s):\n{lines}"
+        )
+
+
 class ProductionConfig(Config):
-    """gunicorn behind HTTPS with PostgreSQL and Redis; every secret from the environment."""
+    """gunicorn behind HTTPS with PostgreSQL and Redis; every secret from the environment.
+
+    ``from_env`` refuses to build settings that are unsafe in production and names all
+    the problems at once (``production_problems``), so create_app, the flask CLI and
+    gunicorn's workers stop before serving anything.
+    """
 
     ENV_NAME = "production"
     REQUIRED = (
@@ -196,18 +223,127 @@ class ProductionConfig(Config):
         "WECHAT_APPID",
         "WECHAT_SECRET",
         "WECHAT_TOKEN",
+        "WECHAT_PAY_MCHID",
+        "WECHAT_PAY_APIV3_KEY",
+        "WECHAT_PAY_PRIVATE_KEY_PATH",
+        "WECHAT_PAY_CERT_SERIAL",
+        "WECHAT_PAY_PUBLIC_KEY_PATH",
+        "WECHAT_PAY_PUBLIC_KEY_ID",
     )
 
     @classmethod
     def from_env(cls) -> dict:
         settings = super().from_env()
-        missing = [k for k in cls.REQUIRED if not settings.get(k)]
-        if missing:
-            names = ", ".join(
-                "DATABASE_URL" if k == "SQLALCHEMY_DATABASE_URI" else k for k in missing
-            )
-            raise RuntimeError(f"missing required environment variables: {names}")
+        problems = production_problems(settings, cls.REQUIRED)
+        if problems:
+            raise UnsafeConfiguration(problems)
         return settings
+
+
+# The stand-in's public development credentials: never valid in production.
+_STAND_IN_VALUES = {
+    "WECHAT_APPID": SANDBOX_APPID,
+    "WECHAT_SECRET": SANDBOX_SECRET,
+    "WECHAT_TOKEN": SANDBOX_TOKEN,
+    "WECHAT_AES_KEY": SANDBOX_AES_KEY,
+    "WECHAT_PAY_MCHID": SANDBOX_MCHID,
+    "WECHAT_PAY_APIV3_KEY": SANDBOX_APIV3_KEY,
+}
+_ORIGINS = ("WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHAT_MP_BASE", "WECHAT_PAY_API_BASE")
+MIN_SECRET_KEY_BYTES = 32
+
+
+def _env_name(key: str) -> str:
+    return "DATABASE_URL" if key == "SQLALCHEMY_DATABASE_URI" else key
+
+
+def production_problems(settings: dict, required: tuple[str, ...]) -> list[str]:
+    """Every reason ``settings`` are unsafe for production, in plain words (empty = fine)."""
+    problems = []
+    missing = [_env_name(k) for k in required if not settings.get(k)]
+    if missing:
+        problems.append(f"missing required environment variables: {', '.join(missing)}")
+    secret = settings.get("SECRET_KEY") or ""
+    if secret and len(secret.encode()) < MIN_SECRET_KEY_BYTES:
+        problems.append(
+            f"SECRET_KEY is {len(secret.encode())} bytes; use at least {MIN_SECRET_KEY_BYTES} "
+            "random bytes (python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    for key in ("PUBLIC_BASE_URL", *_ORIGINS):
+        value = settings.get(key) or ""
+        parts = urlsplit(value)
+        if value and (parts.scheme != "https" or not parts.hostname):
+            problems.append(
+                f"{key} must be an https:// origin (WeChat OAuth, JS-SDK and Pay need "
+                f"HTTPS), not {value!r}"
+            )
+    for key, stand_in in _STAND_IN_VALUES.items():
+        if settings.get(key) == stand_in:
+            problems.append(f"{key} is the local WeChat stand-in's development value")
+    problems += _aes_key_problems(settings)
+    apiv3 = settings.get("WECHAT_PAY_APIV3_KEY") or ""
+    if apiv3 and len(apiv3.encode()) != 32:
+        problems.append(f"WECHAT_PAY_APIV3_KEY must be 32 bytes, not {len(apiv3.encode())}")
+    problems += _key_file_problems(
+        "WECHAT_PAY_PRIVATE_KEY_PATH", settings, "an RSA private key", _is_rsa_private
+    )
+    problems += _key_file_problems(
+        "WECHAT_PAY_PUBLIC_KEY_PATH", settings, "an RSA public key", _is_rsa_public
+    )
+    return problems
+
+
+def _aes_key_problems(settings: dict) -> list[str]:
+    key = settings.get("WECHAT_AES_KEY")
+    if not key:
+        if settings.get("WECHAT_ALLOW_PLAINTEXT"):
+            return []
+        return [
+            "WECHAT_AES_KEY is not set: set the official account's EncodingAESKey (safe "
+            "mode), or WECHAT_ALLOW_PLAINTEXT=1 to accept plaintext pushes on purpose"
+        ]
+    try:
+        valid = len(key) == 43 and len(base64.b64decode(key + "=", validate=True)) == 32
+    except (binascii.Error, ValueError):
+        valid = False
+    if not valid:
+        return ["WECHAT_AES_KEY must be the 43-character EncodingAESKey"]
+    return []
+
+
+def _is_rsa_private(data: bytes) -> bool:
+    return isinstance(load_pem_private_key(data, password=None), RSAPrivateKey)
+
+
+def _is_rsa_public(data: bytes) -> bool:
+    return isinstance(load_pem_public_key(data), RSAPublicKey)
+
+
+def _key_file_problems(key: str, settings: dict, what: str, parses) -> list[str]:
+    """A Pay key file must exist, parse as ``what``, and not be the stand-in's."""
+    value = settings.get(key)
+    if not value:
+        return []  # named among the missing variables
+    path = Path(value).expanduser().resolve()
+    if path.is_relative_to(SANDBOX_PAY_KEYS_DIR.resolve()):
+        return [f"{key} points at the local WeChat stand-in's development keys ({path})"]
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [f"{key}: {path} does not exist"]
+    except OSError as err:
+        return [f"{key}: {path} cannot be read ({err.strerror or type(err).__name__})"]
+    if SANDBOX_PAY_KEYS_DIR.is_dir() and any(
+        f.is_file() and f.read_bytes() == data for f in SANDBOX_PAY_KEYS_DIR.iterdir()
+    ):
+        return [f"{key} is a copy of the local WeChat stand-in's development key ({path})"]
+    try:
+        ok = parses(data)
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        return [f"{key}: {path} is not {what} in PEM format (unencrypted)"]
+    return []
 
 
 CONFIGS = {

@@ -14,5 +14,8 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+# The access log leaves out the query strings of /wechat, /pay/* and the OAuth callback
+# (signatures and codes are credentials): see app/core/access_log.py.
+logger_class = "app.core.access_log.RedactingLogger"
 # Behind a TLS-terminating proxy: trust its X-Forwarded-* headers.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -41,6 +41,9 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     from app.core.errors import register_error_handlers
 
     register_error_handlers(app)
+    from app.core.access_log import install_werkzeug_redaction
+
+    install_werkzeug_redaction()  # flask run / the stand-in: no signed queries in the log
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
     return app

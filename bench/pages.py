@@ -16,6 +16,7 @@ import argparse
 import http.client
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import statistics
@@ -27,6 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.payments.sandbox_keys import ensure_sandbox_keys  # noqa: E402
+
 GOAL = 0.6
 
 
@@ -108,6 +113,42 @@ def run_load(port: int, path: str, args) -> dict:
 # --- setting up the server --------------------------------------------------------------
 
 
+# Bench-only credentials: not the stand-in's (production refuses those), never real ones.
+BENCH_APPID = "wxbench0000000001"
+BENCH_TOKEN = "benchtoken"  # noqa: S105 - bench-only value
+BENCH_AES_KEY = "YmVuY2gtb25seS1lbmNvZGluZy1hZXMta2V5LTMyYnk"  # 43 chars, 32 bytes
+BENCH_MCHID = "1900000999"
+BENCH_APIV3_KEY = "benchapiv3key0123456789abcdefghi"
+
+
+def production_settings(workdir: Path, port: int) -> dict[str, str]:
+    """What production requires to start (config.py refuses anything less), with
+    bench-only values: a long random SECRET_KEY, an https PUBLIC_BASE_URL (only used in
+    links; the bench talks plain HTTP to gunicorn on loopback), an EncodingAESKey and Pay
+    keys generated into ``workdir``. The WeChat origins point at a closed port."""
+    keys = ensure_sandbox_keys(workdir / "wechatpay-keys")
+    closed = "https://127.0.0.1:9"  # no benchmarked path calls WeChat
+    return {
+        "APP_ENV": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "PUBLIC_BASE_URL": f"https://127.0.0.1:{port}",
+        "WECHAT_APPID": BENCH_APPID,
+        "WECHAT_SECRET": "bench-secret",
+        "WECHAT_TOKEN": BENCH_TOKEN,
+        "WECHAT_AES_KEY": BENCH_AES_KEY,
+        "WECHAT_API_BASE": closed,
+        "WECHAT_OPEN_BASE": closed,
+        "WECHAT_MP_BASE": closed,
+        "WECHAT_PAY_API_BASE": closed,
+        "WECHAT_PAY_MCHID": BENCH_MCHID,
+        "WECHAT_PAY_APIV3_KEY": BENCH_APIV3_KEY,
+        "WECHAT_PAY_PRIVATE_KEY_PATH": str(keys.merchant_private_path),
+        "WECHAT_PAY_CERT_SERIAL": keys.merchant_serial,
+        "WECHAT_PAY_PUBLIC_KEY_PATH": str(keys.wechatpay_public_path),
+        "WECHAT_PAY_PUBLIC_KEY_ID": keys.public_key_id,
+    }
+
+
 def prepare(workdir: Path, redis_url: str, port: int) -> dict[str, str]:
     """Migrate and seed a fresh SQLite database; return the environment for gunicorn.
 
@@ -117,15 +158,10 @@ def prepare(workdir: Path, redis_url: str, port: int) -> dict[str, str]:
     """
     env = {
         **os.environ,
-        "APP_ENV": "production",
+        **production_settings(workdir, port),
         "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
         "REDIS_URL": redis_url,
         "UPLOAD_DIR": str(workdir / "uploads"),
-        "SECRET_KEY": "bench-only-secret",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "WECHAT_APPID": "wxbench",
-        "WECHAT_SECRET": "bench",
-        "WECHAT_TOKEN": "bench",
         "WEB_CONCURRENCY": "2",
         "PYTHONPATH": str(ROOT),
     }

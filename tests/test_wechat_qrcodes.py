@@ -174,39 +174,52 @@ def reply_text(res: requests.Response) -> str:
     return unescape(found.group(1)) if found else ""
 
 
-@pytest.mark.parametrize("mode", ["plain", "safe"])
-def test_fan_page_follow_then_scan_binds(live_server, sandbox, make, shop, mode):
+def test_fan_page_follow_then_scan_binds(live_server, sandbox, make, shop):
+    """The shop has the stand-in's EncodingAESKey, so the page pushes in safe mode."""
     alice = distributor(make, "页面推广员")
     code = qrcodes.qrcode_for(alice)
     db.session.commit()
     page = requests.get(f"{sandbox.url}/sandbox/fans", timeout=5)
     assert page.status_code == 200 and "扮演粉丝" in page.text and code.ticket[:10] in page.text
-    nickname = f"页面粉丝{mode}"
+    assert "安全模式（AES 加密）" in page.text
+    nickname = "页面粉丝"
 
-    res = act(sandbox, nickname=nickname, action="follow", mode=mode)
+    res = act(sandbox, nickname=nickname, action="follow")
     assert res.status_code == 200 and reply_text(res).startswith("欢迎关注！")
+    assert "&lt;Encrypt&gt;" in res.text  # the shop's raw reply is encrypted too
     fan = sandbox.server.app.extensions["wechat_sandbox"].fan_for_nickname(nickname)
     assert current_binding(_user(fan.openid).id) is None
 
-    res = act(sandbox, fan=fan.openid, action="scan", ticket=code.ticket, mode=mode)
+    res = act(sandbox, fan=fan.openid, action="scan", ticket=code.ticket)
     assert "SCAN" in res.text  # already following: WeChat sends SCAN
     assert reply_text(res).startswith("欢迎回来！你由 页面推广员 推荐")
     db.session.expire_all()
     assert current_binding(_user(fan.openid).id).distributor_id == alice.id
 
-    res = act(sandbox, fan=fan.openid, action="text", content="海报", mode=mode)
+    res = act(sandbox, fan=fan.openid, action="text", content="海报")
     assert "申请成为推广员" in reply_text(res)
-    res = act(sandbox, fan=fan.openid, action="unfollow", mode=mode)
+    res = act(sandbox, fan=fan.openid, action="unfollow")
     assert "无被动回复" in res.text
     db.session.expire_all()
     assert not db.session.scalar(select(WechatFan).where(WechatFan.openid == fan.openid)).subscribed
+
+
+def test_a_stand_in_without_the_aes_key_pushes_plaintext(plain_sandbox, make, shop):
+    """A shop without an EncodingAESKey (plain mode): the stand-in pushes plaintext."""
+    page = requests.get(f"{plain_sandbox.url}/sandbox/fans", timeout=5)
+    assert "明文模式" in page.text and "安全模式" not in page.text
+    res = act(plain_sandbox, nickname="明文粉丝", action="follow")
+    assert res.status_code == 200 and reply_text(res).startswith("欢迎关注！")
+    assert "&lt;Encrypt&gt;" not in res.text
+    db.session.expire_all()
+    assert db.session.scalar(select(WechatFan).where(WechatFan.subscribed.is_(True))) is not None
 
 
 def test_fan_page_scan_when_not_following_subscribes_with_qrscene(live_server, sandbox, make, shop):
     alice = distributor(make, "扫码推广员")
     code = qrcodes.qrcode_for(alice)
     db.session.commit()
-    res = act(sandbox, nickname="扫码新粉丝", action="scan", ticket=code.ticket, mode="plain")
+    res = act(sandbox, nickname="扫码新粉丝", action="scan", ticket=code.ticket)
     assert f"qrscene_d:{alice.code}" in unescape(res.text)
     assert "你由 扫码推广员 推荐" in reply_text(res)
     fan = sandbox.server.app.extensions["wechat_sandbox"].fan_for_nickname("扫码新粉丝")

@@ -47,14 +47,23 @@ def text(openid: str, content: str, msg_id: int | None = None) -> str:
     return build_text(TO_USER, openid, content, msg_id or next(_msg_ids), next_time())
 
 
-def signed(xml: str, safe: bool = False, token: str = SANDBOX_TOKEN, **kwargs):
-    """(query, body) for ``xml``, signed with the test config's token (and AES key)."""
+def signed(xml: str, safe: bool = True, token: str = SANDBOX_TOKEN, **kwargs):
+    """(query, body) for ``xml``, signed with the test config's token (and AES key).
+
+    Encrypted by default, like WeChat towards the test app (which has the stand-in's
+    EncodingAESKey); ``safe=False`` for the ``plain_server`` fixture's app.
+    """
     return sign_push(xml, token, safe=safe, aes_key=SANDBOX_AES_KEY, appid=SANDBOX_APPID, **kwargs)
 
 
-def post(base_url: str, xml: str, safe: bool = False, **kwargs) -> requests.Response:
+def post(base_url: str, xml: str, safe: bool = True, **kwargs) -> requests.Response:
     """POST a signed push to ``base_url``/wechat like WeChat does."""
     query, body = signed(xml, safe, **kwargs)
+    return send(base_url, query, body)
+
+
+def send(base_url: str, query: dict, body: bytes) -> requests.Response:
+    """POST an already signed push (a retry, or a replay) to ``base_url``/wechat."""
     return requests.post(
         f"{base_url}/wechat",
         params=query,

@@ -3,9 +3,13 @@
 WeChat POSTs XML to ``/wechat`` (wechat-protocol.md §1):
 
 1. ``decode_request`` checks the query signature first (``sha1(sorted[token, timestamp,
-   nonce])``), caps the body, refuses any ``<!DOCTYPE``/``<!ENTITY`` (XXE, billion laughs)
-   before an XML parser sees it, and in safe mode (``encrypt_type=aes``) checks
-   ``msg_signature`` and decrypts with the EncodingAESKey; the plaintext is checked again.
+   nonce])``) and that its timestamp is within ``FRESH_SECONDS`` of now, caps the body,
+   refuses any ``<!DOCTYPE``/``<!ENTITY`` (XXE, billion laughs) before an XML parser sees
+   it, and in safe mode (``encrypt_type=aes``) checks ``msg_signature`` and decrypts with
+   the EncodingAESKey; the plaintext is checked again. With an EncodingAESKey configured,
+   plaintext pushes are refused: safe mode means encrypted only. Last, ``claim_signature``
+   remembers the signature triple with a hash of the body (Redis), so a captured triple
+   cannot carry another body (see there).
 2. ``handle_message`` records the message once (``wechat_messages_seen``: INSERT ... ON
    CONFLICT DO NOTHING RETURNING; messages by MsgId, events by FromUserName + CreateTime
    + event) and does only the fast work inline: the fan row, the customer, the binding.
@@ -19,17 +23,21 @@ WeChat waits 5 s and then retries up to three times; everything here is a few qu
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from xml.parsers.expat import ExpatError
 
+import redis
 from wechatpy import create_reply, parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
 from app.accounts.models import User
+from app.core.redis import get_redis
 from app.core.sql import insert_on_conflict
 from app.core.time import utcnow
 from app.distribution.binding import current_binding, record_ref
@@ -46,6 +54,12 @@ MAX_BODY = 64 * 1024  # WeChat's messages are a few hundred bytes; encrypted one
 # sends none of them, and refusing them before parsing shuts out XXE and entity bombs.
 _UNSAFE_XML = re.compile(rb"<!(?!\[CDATA\[)")
 _UNSAFE_NAME = re.compile(r"[<>&\]\"]")
+# How far a push's timestamp may be from our clock, either way. WeChat signs each push as
+# it sends it and retries within seconds; 5 minutes leaves room for clock drift while a
+# triple read from a log or a proxy is worthless soon after.
+FRESH_SECONDS = 300
+# Seen triples are kept until their timestamp has left the window, plus this margin.
+SEEN_MARGIN_SECONDS = 60
 POSTER_KEYWORD = "海报"
 POSTER_CLICK_KEY = "POSTER"
 
@@ -102,23 +116,89 @@ def verify_signature(token: str, args) -> bool:
     return True
 
 
+def is_fresh(timestamp: str, now: float) -> bool:
+    """Whether ``timestamp`` (Unix seconds, as WeChat sends it) is within the window."""
+    if not (timestamp.isascii() and timestamp.isdecimal()) or len(timestamp) > 12:
+        return False
+    return abs(int(timestamp) - now) <= FRESH_SECONDS
+
+
+def authenticate_query(token: str, args, now: float | None = None) -> None:
+    """Raise ``MessageRejected`` (403) unless the query is signed and recent.
+
+    Checked on every GET and POST before the body is read. The signature covers only
+    the token, timestamp and nonce, so an old signed URL (from a log, a proxy, a
+    browser history) would otherwise be good forever.
+    """
+    if not verify_signature(token, args):
+        raise MessageRejected(403, "bad signature")
+    if not is_fresh(args.get("timestamp") or "", time.time() if now is None else now):
+        raise MessageRejected(403, "stale or future timestamp")
+
+
+def claim_signature(kind: str, signature: str, args, fingerprint: bytes, now: float) -> None:
+    """Remember a verified signature triple with ``fingerprint``; refuse a reuse with another.
+
+    WeChat retries an unanswered push with the same request, so a triple may come back
+    with the same fingerprint (the dedupe by MsgId / event key then keeps it from acting
+    twice). The plain signature does not cover the body: a triple seen with one body and
+    replayed with another (a forged ``SCAN`` rebinding a customer) is refused with 403.
+    ``kind`` keeps plain signatures and ``msg_signature`` apart. The key lives until the
+    timestamp has left the freshness window, after which ``authenticate_query`` refuses
+    the triple anyway. Without Redis the push is refused (503: WeChat retries).
+    """
+    timestamp, nonce = args.get("timestamp") or "", args.get("nonce") or ""
+    triple = f"{kind}\n{signature}\n{timestamp}\n{nonce}".encode()
+    key = "wechat:seen-signature:" + hashlib.sha256(triple).hexdigest()
+    digest = hashlib.sha256(fingerprint).hexdigest()
+    ttl = max(1, int(timestamp) + FRESH_SECONDS - int(now)) + SEEN_MARGIN_SECONDS
+    try:
+        store = get_redis()
+        # Twice: the key may expire between a failed SET NX and the GET.
+        for _ in range(2):
+            if store.set(key, digest, nx=True, ex=ttl):
+                return
+            seen = store.get(key)
+            if seen is not None:
+                break
+    except redis.RedisError as err:
+        raise MessageRejected(503, f"signature store unavailable: {type(err).__name__}") from err
+    if seen is None or seen.decode() != digest:
+        raise MessageRejected(403, f"{kind} signature reused with another request")
+
+
+def claim_url_check(args, now: float | None = None) -> None:
+    """The URL check (GET) claims its triple too: a GET's signature is the same as a
+    plain POST's, so a captured check URL must not sign a forged push, nor be replayed
+    with another ``echostr``."""
+    fingerprint = b"GET\n" + (args.get("echostr") or "").encode()
+    now = time.time() if now is None else now
+    claim_signature("plain", args.get("signature") or "", args, fingerprint, now)
+
+
 def refuse_unsafe_xml(body: bytes) -> None:
     """Raise ``MessageRejected`` (400) for a DOCTYPE, ENTITY or other ``<!`` declaration."""
     if _UNSAFE_XML.search(body):
         raise MessageRejected(400, "xml declarations are not accepted")
 
 
-def decode_request(args, body: bytes, creds: Credentials) -> Decoded:
+def decode_request(args, body: bytes, creds: Credentials, now: float | None = None) -> Decoded:
     """Verify a push and return its plaintext XML (see the module docstring)."""
-    if not verify_signature(creds.token, args):
-        raise MessageRejected(403, "bad signature")
+    now = time.time() if now is None else now
+    authenticate_query(creds.token, args, now)
     if len(body) > MAX_BODY:
         raise MessageRejected(413, "body too large")
     if not body.strip():
         raise MessageRejected(400, "empty body")
     refuse_unsafe_xml(body)
+    signature = args.get("signature") or ""
     encrypt_type = (args.get("encrypt_type") or "raw").lower()
     if encrypt_type == "raw":
+        if creds.aes_key:
+            # Safe mode is set: a plaintext push can only be a forgery signed with a
+            # captured triple (WeChat encrypts every push once the key is set).
+            raise MessageRejected(403, "plaintext push while safe mode is configured")
+        claim_signature("plain", signature, args, b"POST\n" + body, now)
         return Decoded(body)
     if encrypt_type != "aes":
         raise MessageRejected(400, "unknown encrypt_type")
@@ -126,8 +206,9 @@ def decode_request(args, body: bytes, creds: Credentials) -> Decoded:
         raise MessageRejected(400, "safe mode is not configured")
     crypto = WeChatCrypto(creds.token, creds.aes_key, creds.appid)
     timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+    msg_signature = args.get("msg_signature") or ""
     try:
-        plain = crypto.decrypt_message(body, args.get("msg_signature") or "", timestamp, nonce)
+        plain = crypto.decrypt_message(body, msg_signature, timestamp, nonce)
     except InvalidSignatureException as err:
         raise MessageRejected(403, "bad msg_signature") from err
     except InvalidAppIdException as err:
@@ -136,6 +217,10 @@ def decode_request(args, body: bytes, creds: Credentials) -> Decoded:
         raise MessageRejected(400, f"undecryptable body: {type(err).__name__}") from err
     plain_bytes = plain.encode() if isinstance(plain, str) else plain
     refuse_unsafe_xml(plain_bytes)
+    # The plain signature of a safe-mode push is marked as used by safe mode (so it can
+    # sign no URL check or plaintext push); the msg_signature triple holds the body.
+    claim_signature("plain", signature, args, b"POST aes", now)
+    claim_signature("aes", msg_signature, args, b"POST\n" + body, now)
     return Decoded(plain_bytes, crypto, nonce, timestamp)
 
 

@@ -36,9 +36,13 @@ def _text(body: str, status: int = 200) -> Response:
 @bp.get("/wechat")
 @csrf.exempt
 def verify():
-    """URL check (服务器配置): echo ``echostr`` when the signature is right."""
-    if not messages.verify_signature(_credentials().token, request.args):
-        return _text("签名错误", 403)
+    """URL check (服务器配置): echo ``echostr`` when the signature is right and recent."""
+    try:
+        messages.authenticate_query(_credentials().token, request.args)
+        messages.claim_url_check(request.args)
+    except messages.MessageRejected as err:
+        log.warning("wechat url check refused (%s): %s", err.status, err.reason)
+        return _text("签名错误" if err.status == 403 else "请求无效", err.status)
     return _text(request.args.get("echostr", ""))
 
 
@@ -48,7 +52,10 @@ def receive():
     """A message or event: verify, record once, bind, reply (passive) or ``success``."""
     creds = _credentials()
     # Signature first: nobody gets the body read (or a size answer) without the token.
-    if not messages.verify_signature(creds.token, request.args):
+    try:
+        messages.authenticate_query(creds.token, request.args)
+    except messages.MessageRejected as err:
+        log.warning("wechat push refused (%s): %s", err.status, err.reason)
         return _text("签名错误", 403)
     if (request.content_length or 0) > messages.MAX_BODY:
         return _text("消息过大", 413)

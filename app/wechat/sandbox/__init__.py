@@ -10,7 +10,8 @@ Settings (``create_sandbox_app(config)``):
 - ``SANDBOX_APPID`` / ``SANDBOX_SECRET``: the account's credentials (default: config.py's
   SANDBOX_APPID / SANDBOX_SECRET, which the shop uses by default too);
 - ``SANDBOX_TOKEN``, ``SANDBOX_AES_KEY``, ``SANDBOX_MCHID``, ``SANDBOX_APIV3_KEY``: likewise,
-  for the message server and Pay (later issues);
+  for the message server and Pay (later issues); with ``SANDBOX_AES_KEY`` set (the
+  default) pushes to the shop are encrypted (safe mode), with None they are plaintext;
 - ``PUBLIC_BASE_URL``: the stand-in's own origin (avatar URLs);
 - ``SHOP_BASE_URL``: the shop's origin, for links and for calling the shop back;
 - ``SANDBOX_OAUTH_DOMAINS``: if set, the hosts redirect_uri may point at (网页授权域名);
@@ -99,7 +100,8 @@ def run_sandbox(shop_app: Flask, host: str = "127.0.0.1", port: int = 5001) -> N
             "SANDBOX_APPID": cfg.get("WECHAT_APPID") or shop_config.SANDBOX_APPID,
             "SANDBOX_SECRET": cfg.get("WECHAT_SECRET") or shop_config.SANDBOX_SECRET,
             "SANDBOX_TOKEN": cfg.get("WECHAT_TOKEN") or shop_config.SANDBOX_TOKEN,
-            "SANDBOX_AES_KEY": cfg.get("WECHAT_AES_KEY") or shop_config.SANDBOX_AES_KEY,
+            # None when the shop runs plain mode: the stand-in then pushes plaintext.
+            "SANDBOX_AES_KEY": cfg.get("WECHAT_AES_KEY") or None,
             "SANDBOX_MCHID": cfg.get("WECHAT_PAY_MCHID") or shop_config.SANDBOX_MCHID,
             "SANDBOX_APIV3_KEY": cfg.get("WECHAT_PAY_APIV3_KEY") or shop_config.SANDBOX_APIV3_KEY,
             "PUBLIC_BASE_URL": origin,

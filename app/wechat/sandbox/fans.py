@@ -7,7 +7,9 @@ The developer page ``/sandbox/fans`` plays WeChat's part towards the shop's mess
 server: pick (or type) a fan, follow, scan one of the QR codes the stand-in issued
 (``subscribe`` + ``qrscene_`` when not following, ``SCAN`` when following), unfollow,
 send a text or click a menu key. Each sends a correctly signed push to the shop's
-``/wechat`` in plain or safe mode and shows the reply.
+``/wechat`` and shows the reply: encrypted (safe mode) when the stand-in has the shop's
+EncodingAESKey, plaintext when the shop has none, as WeChat follows the account's
+message encryption setting.
 
 ``build_event``, ``build_text``, ``sign_push`` and ``open_reply`` are the same pushes for
 tests and benchmarks (tests/wechat_support.py, bench/wechat_events.py).
@@ -378,6 +380,11 @@ class PushResult:
     error: str = ""
 
 
+def safe_mode() -> bool:
+    """Whether pushes are encrypted: the account has an EncodingAESKey (安全模式)."""
+    return bool(current_app.config.get("SANDBOX_AES_KEY"))
+
+
 def push(xml: str, openid: str, safe: bool) -> PushResult:
     """Sign ``xml`` like WeChat and POST it to the shop's message server."""
     config = current_app.config
@@ -429,7 +436,7 @@ def act(form) -> tuple[PushResult | None, str, str]:
     if fan is None:
         return None, problem, ""
     action = form.get("action") or ""
-    safe = form.get("mode") == "safe"
+    safe = safe_mode()
     to_user = account_id(current_app.config["SANDBOX_APPID"])
     fans, now = fan_state(), int(get_state().now())
     follow = fans.follow(fan.openid)
@@ -508,7 +515,7 @@ def _render(result=None, notice="", chosen="", status=200):
             result=result,
             notice=notice,
             chosen=chosen or request.form.get("fan", ""),
-            mode=request.form.get("mode", "plain"),
+            safe_mode=safe_mode(),
             message_url=message_url(),
         ),
         status,
