@@ -423,3 +423,28 @@ def test_an_agent_earns_on_their_own_order_only_with_self_purchase(app_ctx, make
     configure(self_purchase=True)
     again = pay(order_to(make, NANSHAN, price_fen=9999, user=buyer))
     assert dividend_of(again.id, district) == 299
+
+
+def test_rules_saved_before_the_cap_block_only_saves_that_touch_them(api, make, app_ctx):
+    """A shop upgraded with defaults of 40% + 20% and an old product rule of 100% keeps
+    working: saves that set no rate pass; a save of rates must fit (the job trims
+    meanwhile)."""
+    configure(level1_bp=4000, level2_bp=2000)
+    old = make.product("旧商品")
+    saved_before_the_cap(old, "percent", (10000, 0, 0))
+    fee = api("put", "/distribution/settings", json={"withdraw_fee_bp": 100})
+    assert fee.status_code == 200, fee.get_json()
+    precedence = api("put", "/cloud/settings", json={"precedence": "both"})
+    assert precedence.status_code == 200, precedence.get_json()
+    # A product paying the defaults: its own save must fit, so the defaults show up.
+    other = make.product("新商品")
+    override = {"product_id": other.id, "level": "district", "rate_bp": 0}
+    message = refused(api("put", "/agents/product-rates", json=override))
+    assert (
+        message == "商品“新商品”：一级 40% + 二级 20% + 省 1% + 市 2% + 区 0% = 63%，超过上限 30%"
+    )
+    message = refused(api("put", "/distribution/settings", json={"level2_bp": 1000}))
+    assert message.startswith("店铺默认及等级：一级 40% + 二级 10%")
+    fits = api("put", "/distribution/settings", json={"level1_bp": 1000, "level2_bp": 500})
+    assert fits.status_code == 200, fits.get_json()
+    assert api("put", "/agents/product-rates", json=override).status_code == 200

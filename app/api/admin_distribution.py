@@ -524,7 +524,12 @@ def get_settings():
 @admin_bp.put("/distribution/settings")
 @audited("distribution_settings.update", rows(DistributionSettings, "distribution_settings"))
 @spec.validate(
-    resp=Response(HTTP_200=DistributionSettingsOut, HTTP_422=ErrorResponse, **BODY_ERRORS),
+    resp=Response(
+        HTTP_200=DistributionSettingsOut,
+        HTTP_403=ErrorResponse,  # rate_above_default / owner_required
+        HTTP_422=ErrorResponse,
+        **BODY_ERRORS,
+    ),
     tags=TAGS,
     security=SECURITY,
 )
@@ -564,7 +569,11 @@ def list_grades():
 @audited("grade.create", rows(Grade, "grade"))
 @spec.validate(
     resp=Response(
-        HTTP_201=AdminGrade, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS
+        HTTP_201=AdminGrade,
+        HTTP_403=ErrorResponse,  # rate_above_default
+        HTTP_409=ErrorResponse,
+        HTTP_422=ErrorResponse,
+        **BODY_ERRORS,
     ),
     tags=TAGS,
     security=SECURITY,

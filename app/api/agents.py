@@ -517,7 +517,7 @@ def admin_cloud_settings():
 @admin_bp.put("/cloud/settings")
 @audited("cloud_settings.update", rows(CloudSettings, "cloud_settings"))
 @spec.validate(
-    resp=Response(HTTP_200=CloudSettingsOut, **ADMIN_BODY_ERRORS),
+    resp=Response(HTTP_200=CloudSettingsOut, HTTP_403=ErrorResponse, **ADMIN_BODY_ERRORS),
     tags=ADMIN_TAGS,
     security=ADMIN_SECURITY,
 )
@@ -554,7 +554,7 @@ def _rates_out() -> ProductRateList:
 @admin_bp.put("/agents/product-rates")
 @audited("agent_rate.save", rows(AgentProductRate, "agent_product_rate"))
 @spec.validate(
-    resp=Response(HTTP_200=ProductRateList, **ADMIN_BODY_ERRORS),
+    resp=Response(HTTP_200=ProductRateList, HTTP_403=ErrorResponse, **ADMIN_BODY_ERRORS),
     tags=ADMIN_TAGS,
     security=ADMIN_SECURITY,
 )

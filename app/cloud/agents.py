@@ -127,7 +127,13 @@ def update_cloud_settings(values: dict, *, owner: bool = False) -> CloudSettings
             and (old := getattr(settings, f"{level}_bp")) is not None
         ),
     )
-    with cap_guard(SHOP, field=next((n for n in clean if n.endswith("_bp")), "")):
+    # Only a change of the rates or the switch must fit the cap: setting the precedence
+    # alone is not refused for rates saved before the cap existed.
+    rates_set = any(
+        name != "precedence" and clean[name] != getattr(settings, name) for name in clean
+    )
+    field = next((n for n in clean if n.endswith("_bp")), "")
+    with cap_guard(*([SHOP] if rates_set else []), field=field):
         for name, value in clean.items():
             setattr(settings, name, value)
     return settings

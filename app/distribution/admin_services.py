@@ -308,7 +308,13 @@ def update_settings(data: Mapping[str, object], *, owner: bool = False) -> Setti
     )
     cap_changed = "payout_cap_bp" in clean and clean["payout_cap_bp"] != settings.payout_cap_bp
     field = "payout_cap_bp" if cap_changed else _first_rate_field(clean)
-    with cap_guard(SHOP, field=field, everything=cap_changed):
+    # A save that leaves the rates alone (say, the withdrawal fee) is not refused for
+    # defaults saved before the cap existed; one that sets them must fit.
+    rates_set = any(
+        name in clean and clean[name] != getattr(settings, name)
+        for name in ("levels", "level1_bp", "level2_bp", "level3_bp")
+    )
+    with cap_guard(*([SHOP] if rates_set else []), field=field, everything=cap_changed):
         for name, value in clean.items():
             setattr(settings, name, value)
     return SettingsResult(settings, settings_warnings(settings))
