@@ -121,10 +121,10 @@ def update_cloud_settings(values: dict, *, owner: bool = False) -> CloudSettings
     refuse_raise(
         owner,
         (
-            (f"{level}_bp", f"{AGENT_LEVEL_NAMES[level]}分红", new, old, old)
+            # the shop rate is its own yardstick: staff may lower it, never raise it
+            (name, f"{AGENT_LEVEL_NAMES[level]}分红", clean[name], current, current)
             for level in AGENT_LEVELS
-            if (new := clean.get(f"{level}_bp")) is not None
-            and (old := getattr(settings, f"{level}_bp")) is not None
+            if (name := f"{level}_bp") in clean and (current := getattr(settings, name)) is not None
         ),
     )
     # Only a change of the rates or the switch must fit the cap: setting the precedence
@@ -347,7 +347,7 @@ def set_product_rate(
     if level not in AGENT_LEVELS:
         raise AgentError("invalid_level", "代理级别应为 province、city 或 district", 422)
     if rate_bp is None:
-        with cap_guard(product_scope(product_id), field="rate_bp"):
+        with cap_guard(field="rate_bp"):  # refused only if the shop rate makes it worse
             db.session.execute(
                 delete(AgentProductRate).where(
                     AgentProductRate.product_id == product_id, AgentProductRate.level == level

@@ -300,10 +300,11 @@ def update_settings(data: Mapping[str, object], *, owner: bool = False) -> Setti
     refuse_raise(
         owner,
         (
-            (f"level{level}_bp", f"默认{LEVEL_LABELS[level]}佣金", new, old, old)
+            # a default is its own yardstick: staff may lower it, never raise it
+            (name, f"默认{LEVEL_LABELS[level]}佣金", clean[name], current, current)
             for level in range(1, MAX_LEVELS + 1)
-            if (new := clean.get(f"level{level}_bp")) is not None
-            and (old := getattr(settings, f"level{level}_bp")) is not None
+            if (name := f"level{level}_bp") in clean
+            and (current := getattr(settings, name)) is not None
         ),
     )
     cap_changed = "payout_cap_bp" in clean and clean["payout_cap_bp"] != settings.payout_cap_bp
@@ -800,8 +801,9 @@ def delete_commission_rule(product: Product, sku_id: int | None) -> bool:
     )
     if rule is None:
         return False
-    # Grades and the shop default apply again: refused only if that breaks the cap.
-    with cap_guard(product_scope(product.id), field="values"):
+    # Grades and the shop default apply again (or the product rule, for a SKU): refused
+    # only if that makes the product's worst case worse and over the cap.
+    with cap_guard(field="values"):
         db.session.delete(rule)
     return True
 
