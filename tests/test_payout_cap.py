@@ -13,6 +13,7 @@ from app.accounts.models import User
 from app.cloud.models import AgentProductRate, CloudSettings
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.models import CommissionRule, Grade, LedgerEntry
+from app.distribution.payout_cap import trim_note, trim_to_cap
 from app.extensions import db
 from tests.test_admin_support import csrf_token, fresh_client, text
 from tests.test_cloud_agents import NANSHAN, order_to, three_agents
@@ -304,6 +305,24 @@ def test_open_api_routes_refuse_rates_over_the_cap(api, make, app_ctx):
 
 
 # --- earning: the job trims, the simulator shows the same -----------------------------------
+
+
+def test_trimming_order_worked_case():
+    """¥100.00 at a 30% cap (¥30.00): 20 + 8 + 4 + 2 + 3 + 5 = ¥42.00, so ¥12.00 goes,
+    district first (5), then city (3), province (2), then ¥2.00 of level 3's ¥4.00."""
+    parts = [
+        ("level_1", 2000),
+        ("level_2", 800),
+        ("level_3", 400),
+        ("province", 200),
+        ("city", 300),
+        ("district", 500),
+    ]
+    assert trim_to_cap(10000, 3000, parts) == [2000, 800, 200, 0, 0, 0]
+    assert trim_to_cap(10000, 5000, parts) == [2000, 800, 400, 200, 300, 500]  # fits
+    assert trim_to_cap(10000, 0, parts) == [0, 0, 0, 0, 0, 0]
+    assert trim_to_cap(999, 3000, [("level_1", 999)]) == [299]  # floor(999 × 30%)
+    assert trim_note(3000, 123) == "超出分佣上限 30%，扣减 ¥1.23"
 
 
 def saved_before_the_cap(product, mode: str, values: tuple[int, int, int], sku_id=None) -> None:
