@@ -70,7 +70,9 @@ def compute_order_commissions(order_id: int) -> dict:
     extend = bool(redis.set(claim, 1, nx=True, ex=90 * 86400))
     try:
         done = follow_up_payment(order, extend_protection_once=extend)
-        write_region_dividends(order)  # regional agents (issue 8); a no-op when switched off
+        # Regional agents (a no-op when switched off). After the commissions on purpose:
+        # the payout cap trims dividends first, to what the line's commissions leave.
+        write_region_dividends(order)
         after_payment(order)  # tasks and invite rewards (app/incentives/events.py)
         notify_commissions_earned(order_id)  # once per distributor and order (dedupe key)
         db.session.commit()

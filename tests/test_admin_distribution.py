@@ -148,13 +148,15 @@ def test_bad_settings_are_refused_with_the_reason(signed_in, app_ctx, field, val
 
 
 def test_total_rates_over_half_warn(signed_in, app_ctx):
+    # Above the default 30% payout cap, so the owner raises the cap too (and is warned).
     response = post(
         signed_in,
         "/admin/distribution/settings",
-        {**SETTINGS_FORM, "level1_bp": "40", "level2_bp": "20"},
+        {**SETTINGS_FORM, "level1_bp": "40", "level2_bp": "20", "payout_cap_bp": "70"},
         follow_redirects=True,
     )
     assert "超过商品实付金额的 50%" in text(response)
+    assert "分佣上限设为 70%，超过 30%" in text(response)
 
 
 def test_plain_staff_cannot_change_settings(client, login_as, clerk):

@@ -31,12 +31,12 @@ def by_level(result) -> list[tuple[int, int | None, int, str]]:
 def test_simulation_matches_what_the_engine_writes(app_ctx, make):
     configure(levels=3)
     seller, parent, grand = chain(make, 3)
-    gold = save_grade({"name": "金牌", "rank": 1, "level1_bp": 1500, "level2_bp": 700})
+    gold = save_grade({"name": "金牌", "rank": 1, "level1_bp": 1500, "level2_bp": 700}, owner=True)
     parent.grade_id = gold.id
     db.session.commit()
     product = make.product(price_fen=3333, stock=100, specs={"尺码": ["S", "M"]})
     small, medium = product.skus
-    save_commission_rule(product, medium.id, "fixed", [200, 100, 50])
+    save_commission_rule(product, medium.id, "fixed", [200, 100, 50], owner=True)
     db.session.commit()
     buyer = customer_of(make, seller)
     address = address_for(buyer)

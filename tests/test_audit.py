@@ -150,7 +150,7 @@ ADMIN_CASES = [
         "grade",
         lambda w: (
             f"/admin/distribution/grades/{w['grade'].id}",
-            {"name": "金牌", "level1_bp": "20"},
+            {"name": "金牌", "level1_bp": "15"},
         ),
         "level1_bp",
     ),

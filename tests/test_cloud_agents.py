@@ -38,7 +38,7 @@ GUANGDONG, SHENZHEN = "440000", "440300"
 def rates(province=100, city=200, district=300, **more) -> None:
     """Shop dividend rates in bp (committed)."""
     svc.update_cloud_settings(
-        {"province_bp": province, "city_bp": city, "district_bp": district, **more}
+        {"province_bp": province, "city_bp": city, "district_bp": district, **more}, owner=True
     )
     db.session.commit()
 
@@ -114,10 +114,10 @@ def test_settings_rates_are_validated(app_ctx):
     assert (settings.province_bp, settings.city_bp, settings.district_bp) == (100, 200, 300)
     for bad in (-1, 10001, "100", 1.5, True):
         with pytest.raises(svc.AgentError) as err:
-            svc.update_cloud_settings({"city_bp": bad})
+            svc.update_cloud_settings({"city_bp": bad}, owner=True)
         assert err.value.code == "invalid_rate"
     db.session.rollback()
-    svc.update_cloud_settings({"city_bp": 10000, "agents_enabled": False})
+    svc.update_cloud_settings({"city_bp": 10000, "agents_enabled": False}, owner=True)
     db.session.commit()
     assert (svc.get_cloud_settings().city_bp, svc.get_cloud_settings().agents_enabled) == (
         10000,
@@ -334,8 +334,10 @@ def test_product_override_beats_the_level_rate(app_ctx, make):
     rates(province=100, city=200, district=300)
     agents = three_agents(make)
     special = make.product(price_fen=9999, stock=100)
-    svc.set_product_rate(special.id, "city", 1234)
-    svc.set_product_rate(special.id, "district", 0)  # this product pays district agents nothing
+    # This product pays district agents nothing (first: with it, city 12.34% fits the
+    # 30% payout cap: 10% + 5% + 1% + 12.34% + 0%).
+    svc.set_product_rate(special.id, "district", 0, owner=True)
+    svc.set_product_rate(special.id, "city", 1234, owner=True)
     db.session.commit()
     order = pay(order_to(make, NANSHAN, product=special))
     assert dividends(order.id) == {
@@ -346,7 +348,7 @@ def test_product_override_beats_the_level_rate(app_ctx, make):
         select(LedgerEntry).where(LedgerEntry.distributor_id == agents["city"].distributor_id)
     )
     assert city_entry.rule_source == "商品分红比例"
-    svc.set_product_rate(special.id, "city", None)  # removing the override: the level rate
+    svc.set_product_rate(special.id, "city", None, owner=True)  # back to the level rate
     db.session.commit()
     again = pay(order_to(make, NANSHAN, product=special))
     assert dividends(again.id)[agents["city"].distributor_id] == 199

@@ -71,7 +71,7 @@ def test_simulated_dividends_commissions_and_differences_equal_the_ledger(app, m
     district = assigned(make, "district", NANSHAN, "南山区代理")
     assigned(make, "district", FUTIAN, "福田区代理")  # another district: earns nothing here
     product = make.product("保温杯", price_fen=3333, stock=100)
-    cloud_agents.set_product_rate(product.id, "district", 500)
+    cloud_agents.set_product_rate(product.id, "district", 500, owner=True)
     db.session.commit()
     sku = product.skus[0]
     buyer = customer_of(make, low.distributor)
@@ -121,7 +121,7 @@ def test_districts_without_agents_switched_off_and_bad_codes(app, make, login_as
     bad = client.get(f"{url}&district_code=440300")  # a city, not a district
     assert bad.status_code == 422 and "请选择正确的收货省市区" in text(bad)
     assert client.get(f"{url}&district_code=abc").status_code == 422
-    cloud_agents.update_cloud_settings({"agents_enabled": False})
+    cloud_agents.update_cloud_settings({"agents_enabled": False}, owner=True)
     db.session.commit()
     off = text(client.get(f"{url}&district_code={NANSHAN}"))
     assert "区域代理已关闭" in off and "商家保留 ¥100.00" in off

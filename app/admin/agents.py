@@ -25,6 +25,7 @@ from app.cloud.models import AGENT_LEVELS, AgentProductRate, CloudSettings, Regi
 from app.core.params import bounded_int, page_arg
 from app.distribution.ledger import balances
 from app.distribution.models import Distributor
+from app.distribution.payout_cap import RateRefused
 from app.distribution.rules import format_bp
 from app.extensions import db
 from app.incentives.audit import audited, form_int, row, rows
@@ -375,9 +376,10 @@ def agent_settings_save():
             {
                 "agents_enabled": request.form.get("agents_enabled") == "on",
                 **{f"{level}_bp": _bp_field(f"{level}_bp") for level in AGENT_LEVELS},
-            }
+            },
+            owner=current_user.is_owner,
         )
-    except svc.AgentError as err:
+    except (svc.AgentError, RateRefused) as err:
         db.session.rollback()
         flash(err.message, "error")
         return redirect(url_for("admin.agent_settings"))
@@ -399,8 +401,8 @@ def agent_rate_save():
         if product is None:
             raise svc.AgentError("not_found", "找不到该商品编号", 404)
         rate = None if not (request.form.get("rate_bp") or "").strip() else _bp_field("rate_bp")
-        svc.set_product_rate(product.id, level, rate)
-    except svc.AgentError as err:
+        svc.set_product_rate(product.id, level, rate, owner=current_user.is_owner)
+    except (svc.AgentError, RateRefused) as err:
         db.session.rollback()
         flash(err.message, "error")
         return redirect(url_for("admin.agent_settings"))

@@ -33,6 +33,7 @@ from app.distribution.models import (
     Grade,
     LedgerEntry,
 )
+from app.distribution.payout_cap import RateRefused
 from app.distribution.team import team_stats
 from app.extensions import db
 from app.incentives.audit import BINDING_OF_FORM_USER, audited, row, rows
@@ -98,8 +99,8 @@ def distribution_settings_save():
     """Save the settings; a bad value re-shows the form with the reason."""
     typed = dict(request.form.items())
     try:
-        result = svc.update_settings(settings_from_form(request.form))
-    except svc.SettingsError as exc:
+        result = svc.update_settings(settings_from_form(request.form), owner=current_user.is_owner)
+    except (svc.SettingsError, RateRefused) as exc:
         db.session.rollback()
         return _render_settings(typed, exc.message, exc.field, exc.status)
     db.session.commit()
@@ -152,9 +153,9 @@ def distribution_grades():
 def distribution_grade_create():
     """Add a grade."""
     try:
-        grade = svc.save_grade(grade_from_form(request.form))
+        grade = svc.save_grade(grade_from_form(request.form), owner=current_user.is_owner)
         db.session.commit()
-    except svc.SettingsError as exc:
+    except (svc.SettingsError, RateRefused) as exc:
         db.session.rollback()
         return _render_grades(exc.message, exc.status, new=dict(request.form.items()))
     except IntegrityError:
@@ -171,9 +172,9 @@ def distribution_grade_update(grade_id: int):
     """Change a grade's name, rates or conditions."""
     grade = db.get_or_404(Grade, grade_id)
     try:
-        svc.save_grade(grade_from_form(request.form), grade)
+        svc.save_grade(grade_from_form(request.form), grade, owner=current_user.is_owner)
         db.session.commit()
-    except svc.SettingsError as exc:
+    except (svc.SettingsError, RateRefused) as exc:
         db.session.rollback()
         return _render_grades(exc.message, exc.status, error_id=grade_id)
     except IntegrityError:

@@ -77,8 +77,13 @@ def _typed(form: MultiDict, field: str, label: str) -> object:
 
 
 def settings_from_form(form: MultiDict) -> dict[str, object]:
-    """Every setting from the settings page (an unticked box is ``False``)."""
-    return {field: _typed(form, field, label) for field, (label, _r) in SETTINGS_FIELDS.items()}
+    """Every setting from the settings page (an unticked box is ``False``). The payout cap
+    is left as it is when the form has no box for it (a page from before it existed)."""
+    return {
+        field: _typed(form, field, label)
+        for field, (label, _r) in SETTINGS_FIELDS.items()
+        if field != "payout_cap_bp" or field in form
+    }
 
 
 def settings_to_form(settings: DistributionSettings) -> dict[str, str]:

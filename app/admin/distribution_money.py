@@ -29,6 +29,7 @@ from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
 from app.distribution.distributors import DistributionError
 from app.distribution.models import LEDGER_KINDS, Distributor, LedgerEntry, Withdrawal
+from app.distribution.payout_cap import RateRefused
 from app.extensions import db
 from app.incentives.audit import RULES_OF_PRODUCT, audited, row
 from app.orders.models import Order
@@ -384,9 +385,11 @@ def product_commission_rule(product_id: int):
             message = f"已删除{what}佣金规则，改用分销员等级或店铺默认比例"
         else:
             mode, values = rule_from_form(request.form)
-            rule = svc.save_commission_rule(product, sku_id, mode, values)
+            rule = svc.save_commission_rule(
+                product, sku_id, mode, values, owner=current_user.is_owner
+            )
             message = f"{what}佣金规则已保存：{svc.describe_rule(rule)}"
-    except svc.SettingsError as exc:
+    except (svc.SettingsError, RateRefused) as exc:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(back)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, model_v
 from spectree import Response
 from sqlalchemy.exc import IntegrityError
 
-from app.api.blueprints import admin_bp
+from app.api.blueprints import admin_bp, token_has_owner_rights
 from app.api.present import page_meta
 from app.api.schemas import (
     MAX_ID,
@@ -54,6 +54,7 @@ from app.distribution.models import (
     LedgerEntry,
     Withdrawal,
 )
+from app.distribution.payout_cap import RateRefused
 from app.distribution.simulator import Preview, simulate
 from app.distribution.team import team_counts
 from app.extensions import db
@@ -93,6 +94,9 @@ class DistributionSettingsOut(BaseModel):
     withdraw_fee_bp: int
     withdraw_daily_limit: int = Field(description="0 为不限")
     payout_channel: str = Field(description="wechat / manual")
+    payout_cap_bp: int = Field(
+        description="分佣上限（万分比）：一条订单行的各级佣金与区域分红合计不超过其实付金额的这一比例"
+    )
     warnings: list[str] = Field(description="允许但有风险的设置（如三级分销）")
 
 
@@ -117,6 +121,10 @@ class DistributionSettingsPut(Body):
     withdraw_fee_bp: Bp = omitted()
     withdraw_daily_limit: StrictInt = omitted()
     payout_channel: Literal[PAYOUT_CHANNELS] = omitted()  # type: ignore[valid-type]
+    payout_cap_bp: Bp = omitted(
+        description="分佣上限 0-10000，仅店主可改；超过 3000（30%）会给出警告；"
+        "低于现有规则的最坏情况时拒绝（payout_cap_exceeded）"
+    )
 
 
 class AdminGrade(BaseModel):
@@ -361,6 +369,11 @@ class SimulationOut(BaseModel):
     region_dividends: RegionDividendsOut | None = Field(
         None, description="给出 district_code 时该地址代理的区域分红，否则为 null"
     )
+    payout_cap_bp: int = Field(0, description="分佣上限（万分比）")
+    cap_trimmed_fen: int = Field(
+        0,
+        description="因超出分佣上限扣减的金额（按区、市、省、三级、二级、一级依次扣减，与实际入账一致）",
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -382,6 +395,10 @@ def distribution_errors() -> Iterator[None]:
     try:
         yield
     except svc.SettingsError as exc:
+        db.session.rollback()
+        detail = {"field": exc.field, "code": exc.code, "message": exc.message}
+        raise ApiError(exc.status, exc.code, exc.message, [detail]) from None
+    except RateRefused as exc:  # payout_cap_exceeded (422), rate_above_default (403)
         db.session.rollback()
         detail = {"field": exc.field, "code": exc.code, "message": exc.message}
         raise ApiError(exc.status, exc.code, exc.message, [detail]) from None
@@ -507,14 +524,21 @@ def get_settings():
 @admin_bp.put("/distribution/settings")
 @audited("distribution_settings.update", rows(DistributionSettings, "distribution_settings"))
 @spec.validate(
-    resp=Response(HTTP_200=DistributionSettingsOut, HTTP_422=ErrorResponse, **BODY_ERRORS),
+    resp=Response(
+        HTTP_200=DistributionSettingsOut,
+        HTTP_403=ErrorResponse,  # rate_above_default / owner_required
+        HTTP_422=ErrorResponse,
+        **BODY_ERRORS,
+    ),
     tags=TAGS,
     security=SECURITY,
 )
 def put_settings(json: DistributionSettingsPut):
     """Change the settings given; 4+ levels are refused (``too_many_levels``)."""
     with distribution_errors():
-        result = svc.update_settings(json.model_dump(exclude_unset=True))
+        result = svc.update_settings(
+            json.model_dump(exclude_unset=True), owner=token_has_owner_rights()
+        )
     db.session.commit()
     return _settings_out(result)
 
@@ -545,7 +569,11 @@ def list_grades():
 @audited("grade.create", rows(Grade, "grade"))
 @spec.validate(
     resp=Response(
-        HTTP_201=AdminGrade, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS
+        HTTP_201=AdminGrade,
+        HTTP_403=ErrorResponse,  # rate_above_default
+        HTTP_409=ErrorResponse,
+        HTTP_422=ErrorResponse,
+        **BODY_ERRORS,
     ),
     tags=TAGS,
     security=SECURITY,
@@ -553,7 +581,7 @@ def list_grades():
 def create_grade(json: AdminGradeCreate):
     """Add a grade (name unique: 409 ``name_taken``)."""
     with distribution_errors():
-        grade = svc.save_grade(json.model_dump())
+        grade = svc.save_grade(json.model_dump(), owner=token_has_owner_rights())
         db.session.commit()
     return _grade_out(grade, {}), 201
 
@@ -813,6 +841,8 @@ def simulate_commission(json: SimulateBody):
         notes=result.notes,
         price_differences=_differences_out(result.price_differences),
         region_dividends=_dividends_out(result.region_dividends),
+        payout_cap_bp=result.payout_cap_bp,
+        cap_trimmed_fen=result.cap_trimmed_fen,
     )
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from spectree import Response
 from sqlalchemy import select
 
-from app.api.blueprints import admin_bp, bp
+from app.api.blueprints import admin_bp, bp, token_has_owner_rights
 from app.api.orders import customer_id, customer_required
 from app.api.present import page_meta
 from app.api.schemas import (
@@ -49,6 +49,7 @@ from app.cloud.models import (
 from app.core.errors import ApiError
 from app.distribution.centre import STATE_LABELS, entry_label
 from app.distribution.ledger import balances
+from app.distribution.payout_cap import RateRefused
 from app.extensions import db
 from app.incentives.audit import audited, row, rows
 from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
@@ -225,6 +226,10 @@ def agent_errors() -> Iterator[None]:
     except svc.AgentError as err:
         db.session.rollback()
         raise ApiError(err.status, err.code, err.message) from None
+    except RateRefused as err:  # payout_cap_exceeded (422), rate_above_default (403)
+        db.session.rollback()
+        detail = {"field": err.field, "code": err.code, "message": err.message}
+        raise ApiError(err.status, err.code, err.message, [detail]) from None
     except InvalidTransition as err:
         db.session.rollback()
         label = svc.STATUS_LABELS.get(err.current, err.current)
@@ -512,14 +517,16 @@ def admin_cloud_settings():
 @admin_bp.put("/cloud/settings")
 @audited("cloud_settings.update", rows(CloudSettings, "cloud_settings"))
 @spec.validate(
-    resp=Response(HTTP_200=CloudSettingsOut, **ADMIN_BODY_ERRORS),
+    resp=Response(HTTP_200=CloudSettingsOut, HTTP_403=ErrorResponse, **ADMIN_BODY_ERRORS),
     tags=ADMIN_TAGS,
     security=ADMIN_SECURITY,
 )
 def admin_cloud_settings_put(json: CloudSettingsPut):
     """Change the given settings only; rates 0-10000 (422 ``invalid_rate``)."""
     with agent_errors():
-        svc.update_cloud_settings(json.model_dump(exclude_unset=True))
+        svc.update_cloud_settings(
+            json.model_dump(exclude_unset=True), owner=token_has_owner_rights()
+        )
         db.session.commit()
     return settings_out()
 
@@ -547,7 +554,7 @@ def _rates_out() -> ProductRateList:
 @admin_bp.put("/agents/product-rates")
 @audited("agent_rate.save", rows(AgentProductRate, "agent_product_rate"))
 @spec.validate(
-    resp=Response(HTTP_200=ProductRateList, **ADMIN_BODY_ERRORS),
+    resp=Response(HTTP_200=ProductRateList, HTTP_403=ErrorResponse, **ADMIN_BODY_ERRORS),
     tags=ADMIN_TAGS,
     security=ADMIN_SECURITY,
 )
@@ -558,6 +565,8 @@ def admin_agent_product_rate_put(json: ProductRatePut):
     if db.session.get(Product, json.product_id) is None:
         raise ApiError(404, "not_found", "商品不存在")
     with agent_errors():
-        svc.set_product_rate(json.product_id, json.level, json.rate_bp)
+        svc.set_product_rate(
+            json.product_id, json.level, json.rate_bp, owner=token_has_owner_rights()
+        )
         db.session.commit()
     return _rates_out()

@@ -103,6 +103,14 @@ def require_api_token() -> None:
     g.api_token = token
 
 
+def token_has_owner_rights() -> bool:
+    """Whether the calling Open API token acts with the shop owner's rights (owner-only
+    settings, rates above the shop default). A token with a ``scope`` needs ``owner``; a
+    token without one was made by the operator with ``flask create-api-token`` on the
+    server, which is the owner's act, so it has them."""
+    return getattr(g.api_token, "scope", "owner") == "owner"
+
+
 admin_bp.before_request(require_api_token)  # auth first: no token, no body parsing
 admin_bp.before_request(require_json_object)
 bp.before_request(require_json_object)

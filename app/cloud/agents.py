@@ -37,6 +37,13 @@ from app.distribution.distributors import (
     distributor_for_user,
 )
 from app.distribution.models import Distributor
+from app.distribution.payout_cap import (
+    AGENT_LEVEL_NAMES,
+    SHOP,
+    cap_guard,
+    product_scope,
+    refuse_raise,
+)
 from app.extensions import db
 from app.orders.states import move_status, record_creation
 
@@ -91,24 +98,44 @@ def _rate(value: object, field: str) -> int:
     return value
 
 
-def update_cloud_settings(values: dict) -> CloudSettings:
+def update_cloud_settings(values: dict, *, owner: bool = False) -> CloudSettings:
     """Change the given settings: ``agents_enabled`` (bool), ``province_bp``, ``city_bp``,
-    ``district_bp`` (0..10000) and ``precedence``. Refuses bad values (flushes)."""
+    ``district_bp`` (0..10000) and ``precedence``. Refuses bad values (flushes), a rate
+    raised by staff rather than the ``owner`` (403 ``rate_above_default``), and rates whose
+    worst case breaks the payout cap (422 ``payout_cap_exceeded``)."""
     settings = get_cloud_settings()
+    clean: dict[str, object] = {}
     for name, value in values.items():
         if name in ("province_bp", "city_bp", "district_bp"):
-            setattr(settings, name, _rate(value, name))
+            clean[name] = _rate(value, name)
         elif name == "agents_enabled":
             if not isinstance(value, bool):
                 raise AgentError("invalid_value", "agents_enabled 应为 true 或 false", 422)
-            settings.agents_enabled = value
+            clean[name] = value
         elif name == "precedence":
             if value not in PRECEDENCE:
                 raise AgentError("invalid_value", "precedence 取值不正确", 422)
-            settings.precedence = value
+            clean[name] = value
         else:
             raise AgentError("invalid_value", f"未知的设置项 {name}", 422)
-    db.session.flush()
+    refuse_raise(
+        owner,
+        (
+            # the shop rate is its own yardstick: staff may lower it, never raise it
+            (name, f"{AGENT_LEVEL_NAMES[level]}分红", clean[name], current, current)
+            for level in AGENT_LEVELS
+            if (name := f"{level}_bp") in clean and (current := getattr(settings, name)) is not None
+        ),
+    )
+    # Only a change of the rates or the switch must fit the cap: setting the precedence
+    # alone is not refused for rates saved before the cap existed.
+    rates_set = any(
+        name != "precedence" and clean[name] != getattr(settings, name) for name in clean
+    )
+    field = next((n for n in clean if n.endswith("_bp")), "")
+    with cap_guard(*([SHOP] if rates_set else []), field=field):
+        for name, value in clean.items():
+            setattr(settings, name, value)
     return settings
 
 
@@ -309,25 +336,39 @@ def transfer(agent: RegionAgent, to_user_id: int, actor: str, reason: str = "") 
 # --- product rate overrides -----------------------------------------------------------------
 
 
-def set_product_rate(product_id: int, level: str, rate_bp: int | None) -> AgentProductRate | None:
-    """Set (or with None, remove) a product's dividend rate for one agent level."""
+def set_product_rate(
+    product_id: int, level: str, rate_bp: int | None, *, owner: bool = False
+) -> AgentProductRate | None:
+    """Set (or with None, remove) a product's dividend rate for one agent level.
+
+    Staff may not set it above the shop's rate for the level (the ``owner`` may); a rate
+    whose worst case breaks the payout cap is refused (422 ``payout_cap_exceeded``).
+    """
     if level not in AGENT_LEVELS:
         raise AgentError("invalid_level", "代理级别应为 province、city 或 district", 422)
     if rate_bp is None:
-        db.session.execute(
-            delete(AgentProductRate).where(
-                AgentProductRate.product_id == product_id, AgentProductRate.level == level
+        with cap_guard(field="rate_bp"):  # refused only if the shop rate makes it worse
+            db.session.execute(
+                delete(AgentProductRate).where(
+                    AgentProductRate.product_id == product_id, AgentProductRate.level == level
+                )
             )
-        )
-        db.session.flush()
         return None
     rate = _rate(rate_bp, "rate_bp")
-    db.session.execute(
-        dialect_insert(AgentProductRate)
-        .values(product_id=product_id, level=level, rate_bp=rate)
-        .on_conflict_do_update(index_elements=["product_id", "level"], set_={"rate_bp": rate})
+    old = db.session.scalar(
+        select(AgentProductRate.rate_bp).where(
+            AgentProductRate.product_id == product_id, AgentProductRate.level == level
+        )
     )
-    db.session.flush()
+    label = f"商品{AGENT_LEVEL_NAMES[level]}分红"
+    shop_rate = level_rate_bp(get_cloud_settings(), level)
+    refuse_raise(owner, [("rate_bp", label, rate, old, shop_rate)])
+    with cap_guard(product_scope(product_id), field="rate_bp"):
+        db.session.execute(
+            dialect_insert(AgentProductRate)
+            .values(product_id=product_id, level=level, rate_bp=rate)
+            .on_conflict_do_update(index_elements=["product_id", "level"], set_={"rate_bp": rate})
+        )
     return db.session.scalar(
         select(AgentProductRate)
         .where(AgentProductRate.product_id == product_id, AgentProductRate.level == level)

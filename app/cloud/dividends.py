@@ -26,7 +26,7 @@ Settlement, reversal and withdrawal are the commission services' (``LINE_EARNING
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, case, func, or_, select
@@ -36,10 +36,17 @@ from app import regions
 from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp
 from app.cloud.models import AgentProductRate, RegionAgent
 from app.core.time import utcnow
-from app.distribution.commissions import lines_of_order, lock_order_lines, write_line_earnings
+from app.distribution.commissions import (
+    line_commissions_fen,
+    lines_of_order,
+    lock_order_lines,
+    write_line_earnings,
+)
+from app.distribution.distributors import get_distribution_settings
 from app.distribution.ledger import mask_name
 from app.distribution.models import PENDING, REVERSED, LedgerEntry
-from app.distribution.rules import floor_commission, format_bp
+from app.distribution.payout_cap import trim_note, trim_to_cap
+from app.distribution.rules import earns_on_own_order, floor_commission, format_bp
 from app.distribution.team import SALES_STATUSES
 from app.extensions import db
 from app.orders.models import Order
@@ -126,28 +133,62 @@ def line_dividends(
     return shares
 
 
+def capped_dividends(
+    amount_fen: int, cap_bp: int, commissions: list[tuple[str, int]], shares: list[DividendShare]
+) -> list[DividendShare]:
+    """``shares`` trimmed under the payout cap, given the ``commissions`` already earned on
+    the line ((level kind, fen)): district first, then city, then province
+    (``payout_cap.trim_to_cap``, the one copy of the arithmetic). A trimmed share's note
+    says by how much; a share trimmed to nothing is left out."""
+    parts = commissions + [(share.agent.level, share.amount_fen) for share in shares]
+    kept = trim_to_cap(amount_fen, cap_bp, parts)[len(commissions) :]
+    out = []
+    for share, amount in zip(shares, kept, strict=True):
+        if amount == share.amount_fen:
+            out.append(share)
+        elif amount > 0:
+            note = f"{share.note}，{trim_note(cap_bp, share.amount_fen - amount)}"
+            out.append(replace(share, amount_fen=amount, note=note))
+    return out
+
+
 def write_region_dividends(order: Order) -> list[int]:
     """Write the order's pending ``region_dividend`` entries once; return the ids written now.
 
     Nothing when agents are switched off, the order is not paid, or no active agent's
-    region contains its district. Flushes; the job commits.
+    region contains its district. An agent earns nothing on their own order unless
+    self-purchase is on (``rules.earns_on_own_order``). Each line's dividends are trimmed
+    to what the payout cap leaves after the line's commissions (written first, by the
+    same job). Flushes; the job commits.
     """
     settings = get_cloud_settings()
     if not settings.agents_enabled or order.paid_at is None:
         return []
-    agents = agents_for_district(order.district_code)
+    distribution = get_distribution_settings()
+    agents = [
+        agent
+        for agent in agents_for_district(order.district_code)
+        if earns_on_own_order(agent.user_id, order.user_id, distribution.self_purchase)
+    ]
     if not agents:
         return []
     lock_order_lines(order.id)  # one after the other with refunds of these lines
     lines = lines_of_order(order.id)
     overrides = product_overrides(line.product_id for line in lines if line.product_id)
+    commissions = line_commissions_fen(order.id)
     now = utcnow()
     written: list[int] = []
     for line in lines:
         if line.amount_fen - line.refunded_fen <= 0:
             continue
         by_distributor: dict[int, dict] = {}
-        for share in line_dividends(line.amount_fen, line.product_id, agents, settings, overrides):
+        shares = capped_dividends(
+            line.amount_fen,
+            distribution.payout_cap_bp,
+            commissions.get(line.id, []),
+            line_dividends(line.amount_fen, line.product_id, agents, settings, overrides),
+        )
+        for share in shares:
             row = by_distributor.setdefault(
                 share.agent.distributor_id,
                 {
@@ -187,11 +228,18 @@ class RegionPreview:
 
 
 def preview_region_dividends(
-    district_code: str, product_id: int | None, paid_fen: int
+    district_code: str,
+    product_id: int | None,
+    paid_fen: int,
+    *,
+    buyer_id: int | None = None,
+    self_purchase: bool = True,
 ) -> RegionPreview | None:
     """What the active province, city and district agents of ``district_code`` would earn
-    on a line of ``product_id`` paid ``paid_fen``; writes nothing. None for a code that
-    is not a GB/T 2260 district."""
+    on a line of ``product_id`` paid ``paid_fen``, before the payout cap (the simulator
+    trims with ``capped_dividends`` once it knows the commissions); writes nothing. With
+    ``buyer_id`` and self-purchase off, the buyer's own regions earn nothing, as on
+    payment. None for a code that is not a GB/T 2260 district."""
     from app.cloud.agents import region_path
 
     if regions.resolve(district_code) is None:
@@ -203,6 +251,12 @@ def preview_region_dividends(
     agents = agents_for_district(district_code)
     if not agents:
         return RegionPreview(district_code, text, [], "该地区没有生效中的省、市、区县代理。")
+    if buyer_id is not None:
+        agents = [a for a in agents if earns_on_own_order(a.user_id, buyer_id, self_purchase)]
+        if not agents:
+            return RegionPreview(
+                district_code, text, [], "买家本人是该地区代理，未开启自购返佣：不产生区域分红。"
+            )
     overrides = product_overrides([product_id] if product_id else [])
     shares = line_dividends(paid_fen, product_id, agents, settings, overrides)
     return RegionPreview(district_code, text, shares, "" if shares else "分红不足 1 分。")

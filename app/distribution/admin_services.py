@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, true
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User
@@ -49,6 +49,15 @@ from app.distribution.models import (
     Grade,
     LedgerEntry,
     Withdrawal,
+)
+from app.distribution.payout_cap import (
+    LEGAL_CAP_BP,
+    SHOP,
+    RateRefused,
+    cap_guard,
+    product_scope,
+    refuse_raise,
+    rule_bp,
 )
 from app.distribution.rules import BP_DENOMINATOR, FIXED, MAX_LEVELS, NONE, PERCENT, RULE_MODES
 from app.extensions import db
@@ -202,7 +211,10 @@ SETTINGS_FIELDS: dict[str, tuple[str, object]] = {
         lambda d, f, lbl: _int(d, f, lbl, 0, MAX_DAILY_WITHDRAWALS),
     ),
     "payout_channel": ("提现打款方式", lambda d, f, lbl: _choice(d, f, lbl, PAYOUT_CHANNEL_LABELS)),
+    "payout_cap_bp": ("分佣上限", _bp),
 }
+# Only the owner changes these (app/distribution/payout_cap.py).
+OWNER_ONLY_FIELDS = ("payout_cap_bp",)
 assert set(JOIN_MODE_LABELS) == set(JOIN_MODES)
 assert set(BIND_MODE_LABELS) == set(BIND_MODES)
 assert set(PAYOUT_CHANNEL_LABELS) == set(PAYOUT_CHANNELS)
@@ -245,6 +257,12 @@ def settings_warnings(settings: DistributionSettings) -> list[str]:
         warnings.append(
             f"各级默认佣金合计 {_percent(sum(rates))}，超过商品实付金额的 50%，请确认利润足够。"
         )
+    if settings.payout_cap_bp > LEGAL_CAP_BP:
+        warnings.append(
+            f"分佣上限设为 {_percent(settings.payout_cap_bp)}，超过 30%：《直销管理条例》第二十四条"
+            "规定直销员的报酬总额不得超过其本人直接向消费者销售产品收入的 30%，"
+            "请确认符合规定。"
+        )
     if settings.withdraw_fee_bp > 2000:
         warnings.append(f"提现手续费 {_percent(settings.withdraw_fee_bp)}，分销员可能难以接受。")
     return warnings
@@ -256,12 +274,15 @@ def _percent(bp: int) -> str:
     return format_bp(bp)
 
 
-def update_settings(data: Mapping[str, object]) -> SettingsResult:
+def update_settings(data: Mapping[str, object], *, owner: bool = False) -> SettingsResult:
     """Validate and save the keys given in ``data`` (others stay as they are); flushes.
 
     Values are typed (int, bool, str): money in fen, rates in basis points, days as
     integers. Raises ``SettingsError`` (422, with the field) on the first bad value, before
     anything changes. There is no join fee to set, on purpose: joining is always free.
+    Only the ``owner`` may change the payout cap or raise a default rate (403
+    ``owner_required`` / ``rate_above_default``); a change whose worst case breaks the
+    cap is refused (422 ``payout_cap_exceeded``, ``payout_cap.cap_guard``).
     """
     unknown = sorted(set(data) - set(SETTINGS_FIELDS))
     if unknown:
@@ -272,10 +293,40 @@ def update_settings(data: Mapping[str, object]) -> SettingsResult:
             continue
         clean[field] = check_levels(data[field]) if reader is None else reader(data, field, label)
     settings = get_distribution_settings()
-    for field, value in clean.items():
-        setattr(settings, field, value)
-    db.session.flush()
+    for field in OWNER_ONLY_FIELDS:
+        if not owner and field in clean and clean[field] != getattr(settings, field):
+            label = SETTINGS_FIELDS[field][0]
+            raise RateRefused("owner_required", f"只有店主可以修改{label}", 403, field)
+    refuse_raise(
+        owner,
+        (
+            # a default is its own yardstick: staff may lower it, never raise it
+            (name, f"默认{LEVEL_LABELS[level]}佣金", clean[name], current, current)
+            for level in range(1, MAX_LEVELS + 1)
+            if (name := f"level{level}_bp") in clean
+            and (current := getattr(settings, name)) is not None
+        ),
+    )
+    cap_changed = "payout_cap_bp" in clean and clean["payout_cap_bp"] != settings.payout_cap_bp
+    field = "payout_cap_bp" if cap_changed else _first_rate_field(clean)
+    # A save that leaves the rates alone (say, the withdrawal fee) is not refused for
+    # defaults saved before the cap existed; one that sets them must fit.
+    rates_set = any(
+        name in clean and clean[name] != getattr(settings, name)
+        for name in ("levels", "level1_bp", "level2_bp", "level3_bp")
+    )
+    with cap_guard(*([SHOP] if rates_set else []), field=field, everything=cap_changed):
+        for name, value in clean.items():
+            setattr(settings, name, value)
     return SettingsResult(settings, settings_warnings(settings))
+
+
+def _first_rate_field(clean: Mapping[str, object]) -> str:
+    """The field a cap refusal of a settings change points at (the rates, else levels)."""
+    for name in ("level1_bp", "level2_bp", "level3_bp", "levels"):
+        if name in clean:
+            return name
+    return ""
 
 
 def settings_values(settings: DistributionSettings) -> dict[str, object]:
@@ -308,13 +359,16 @@ def _grade_name(value: object) -> str:
     return name
 
 
-def save_grade(data: Mapping[str, object], grade: Grade | None = None) -> Grade:
+def save_grade(
+    data: Mapping[str, object], grade: Grade | None = None, *, owner: bool = False
+) -> Grade:
     """Create a grade (``grade`` None) or change the keys given; flushes.
 
     The name is unique (checked here for the message; the unique key is the final guard,
     so the edge still handles ``IntegrityError`` from a concurrent save). A grade with no
     upgrade condition is only ever given by staff; conditions are met when every one set
-    is reached (team sales and direct sub-distributors).
+    is reached (team sales and direct sub-distributors). Staff may not raise a rate above
+    the shop default (the ``owner`` may); no grade may break the payout cap.
     """
     unknown = sorted(set(data) - set(GRADE_FIELDS))
     if unknown:
@@ -333,12 +387,28 @@ def save_grade(data: Mapping[str, object], grade: Grade | None = None) -> Grade:
             taken = taken.where(Grade.id != grade.id)
         if db.session.scalar(taken) is not None:
             raise SettingsError("name", "name_taken", f"等级名称“{clean['name']}”已存在", 409)
-    if grade is None:
-        grade = Grade()
-        db.session.add(grade)
-    for field, value in clean.items():
-        setattr(grade, field, value)
-    db.session.flush()
+    defaults = get_distribution_settings()
+    refuse_raise(
+        owner,
+        (
+            (
+                f"level{level}_bp",
+                f"等级{LEVEL_LABELS[level]}佣金",
+                new,
+                getattr(grade, f"level{level}_bp") if grade is not None else None,
+                getattr(defaults, f"level{level}_bp"),
+            )
+            for level in range(1, MAX_LEVELS + 1)
+            if (new := clean.get(f"level{level}_bp")) is not None
+        ),
+    )
+    rate_fields = [f for f in ("level1_bp", "level2_bp", "level3_bp") if f in clean]
+    with cap_guard(SHOP, field=rate_fields[0] if rate_fields else ""):
+        if grade is None:
+            grade = Grade()
+            db.session.add(grade)
+        for field, value in clean.items():
+            setattr(grade, field, value)
     return grade
 
 
@@ -665,11 +735,19 @@ def check_rule(mode: object, values: object) -> tuple[str, tuple[int, int, int]]
 
 
 def save_commission_rule(
-    product: Product, sku_id: int | None, mode: str, values: tuple[int, int, int] | list[int]
+    product: Product,
+    sku_id: int | None,
+    mode: str,
+    values: tuple[int, int, int] | list[int],
+    *,
+    owner: bool = False,
 ) -> CommissionRule:
     """Set the product's rule (``sku_id`` None) or one SKU's rule; flushes.
 
     A SKU rule wins over the product rule, which wins over grades and the shop default.
+    Staff may not raise a level above the shop default (a fixed amount counts against the
+    lowest price it applies to); the ``owner`` may. A rule whose worst case breaks the
+    payout cap is refused (``payout_cap_exceeded``), whoever saves it.
     """
     mode, clean = check_rule(mode, values)
     if sku_id is not None:
@@ -682,12 +760,34 @@ def save_commission_rule(
     rule = db.session.scalar(
         select(CommissionRule).where(CommissionRule.product_id == product.id, condition)
     )
-    if rule is None:
-        rule = CommissionRule(product_id=product.id, sku_id=sku_id)
-        db.session.add(rule)
-    rule.mode = mode
-    rule.level1, rule.level2, rule.level3 = clean
-    db.session.flush()
+    prices = db.session.scalars(
+        select(Sku.price_fen).where(
+            Sku.product_id == product.id, true() if sku_id is None else Sku.id == sku_id
+        )
+    ).all()
+    lowest = min(prices) if prices else None
+    new_bp = rule_bp(mode, clean, lowest)
+    old_bp = rule_bp(rule.mode, (rule.level1, rule.level2, rule.level3), lowest) if rule else None
+    defaults = get_distribution_settings()
+    refuse_raise(
+        owner,
+        (
+            (
+                f"level{level}",
+                f"{LEVEL_LABELS[level]}佣金",
+                new_bp[level - 1],
+                old_bp[level - 1] if old_bp is not None else None,
+                getattr(defaults, f"level{level}_bp"),
+            )
+            for level in range(1, defaults.levels + 1)
+        ),
+    )
+    with cap_guard(product_scope(product.id), field="values"):
+        if rule is None:
+            rule = CommissionRule(product_id=product.id, sku_id=sku_id)
+            db.session.add(rule)
+        rule.mode = mode
+        rule.level1, rule.level2, rule.level3 = clean
     return rule
 
 
@@ -701,8 +801,10 @@ def delete_commission_rule(product: Product, sku_id: int | None) -> bool:
     )
     if rule is None:
         return False
-    db.session.delete(rule)
-    db.session.flush()
+    # Grades and the shop default apply again (or the product rule, for a SKU): refused
+    # only if that makes the product's worst case worse and over the cap.
+    with cap_guard(field="values"):
+        db.session.delete(rule)
     return True
 
 

@@ -69,6 +69,7 @@ from app.distribution.models import (
     LedgerEntry,
     OrderAttribution,
 )
+from app.distribution.payout_cap import trim_to_cap, with_trim_note
 from app.distribution.rules import PERCENT, Beneficiary, Rule, line_shares
 from app.distribution.team import SALES_STATUSES, count_order_sales, team_sales_fen
 from app.extensions import db
@@ -125,6 +126,22 @@ _GRADES_OF = (
 _ANY_GRADE_CONDITION = select(
     exists().where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
 )
+
+
+def line_commissions_fen(order_id: int) -> dict[int, list[tuple[str, int]]]:
+    """{line id: [(level kind, fen)]} of the commissions written on an order (before any
+    reversal): what the region dividends may add to under the payout cap."""
+    rows = db.session.execute(
+        select(LedgerEntry.order_line_id, LedgerEntry.kind, LedgerEntry.amount_fen).where(
+            LedgerEntry.order_id == order_id,
+            LedgerEntry.kind.in_(LEVEL_KINDS),
+            LedgerEntry.order_line_id.is_not(None),
+        )
+    ).all()
+    out: dict[int, list[tuple[str, int]]] = {}
+    for line_id, kind, amount in rows:
+        out.setdefault(line_id, []).append((kind, amount))
+    return out
 
 
 def lines_of_order(order_id: int) -> list[OrderLine]:
@@ -224,21 +241,35 @@ def write_earnings(order: Order, *, lines_locked: bool = False) -> list[int]:
         )
         if not shares:
             continue
+        # The payout cap, again (rules saved before it existed): level 3 gives way first.
+        kept = trim_to_cap(
+            line.amount_fen,
+            settings.payout_cap_bp,
+            [(f"level_{share.level}", share.amount_fen) for share in shares],
+        )
         values = [
             {
                 "distributor_id": share.distributor_id,
                 "kind": f"level_{share.level}",
-                "amount_fen": share.amount_fen,
+                "amount_fen": amount,
                 "state": PENDING,
                 "order_id": order.id,
                 "order_line_id": line.id,
                 "rule_source": share.source[:64],
-                "note": share.explanation[:200],
+                "note": (
+                    share.explanation[:200]
+                    if amount == share.amount_fen
+                    else with_trim_note(
+                        share.explanation, settings.payout_cap_bp, share.amount_fen - amount
+                    )
+                ),
                 "created_at": now,
             }
-            for share in shares
+            for share, amount in zip(shares, kept, strict=True)
+            if amount > 0  # trimmed to nothing: that level earns nothing on this line
         ]
-        written += write_line_earnings(line, values, now)
+        if values:
+            written += write_line_earnings(line, values, now)
     db.session.flush()
     return written
 

@@ -50,6 +50,7 @@ class DistributionSettings(db.Model):
     __table_args__ = (
         CheckConstraint("levels BETWEEN 1 AND 3", name="levels_1_to_3"),
         CheckConstraint("withdraw_fee_bp BETWEEN 0 AND 10000", name="fee_bp_range"),
+        CheckConstraint("payout_cap_bp BETWEEN 0 AND 10000", name="payout_cap_bp_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -70,6 +71,9 @@ class DistributionSettings(db.Model):
     withdraw_fee_bp: Mapped[int] = mapped_column(default=0)
     withdraw_daily_limit: Mapped[int] = mapped_column(default=3)
     payout_channel: Mapped[str] = mapped_column(String(16), default="wechat")
+    # The most all earnings on one order line (commission levels + region dividends) may
+    # add up to, in bp of what was paid for the line (app/distribution/payout_cap.py).
+    payout_cap_bp: Mapped[int] = mapped_column(default=3000, server_default="3000")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 

@@ -29,6 +29,13 @@ def floor_commission(base_fen: int, rate_bp: int) -> int:
     return base_fen * rate_bp // BP_DENOMINATOR
 
 
+def earns_on_own_order(beneficiary_user_id: int, buyer_user_id: int, self_purchase: bool) -> bool:
+    """The self-purchase rule for every earning on a sale: with self-purchase off, nobody
+    earns anything on an order they placed themself (commission levels, where attribution
+    skips the buyer, and region dividends alike); with it on, they may."""
+    return self_purchase or beneficiary_user_id != buyer_user_id
+
+
 def format_bp(rate_bp: int) -> str:
     """Basis points as a percentage for people, without floats: 1050 -> '10.5%'."""
     whole, frac = divmod(rate_bp, 100)

@@ -15,13 +15,15 @@ roll the session back afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 
+from app import regions
 from app.catalog.models import Sku
-from app.cloud.dividends import RegionPreview, preview_region_dividends
+from app.cloud.dividends import RegionPreview, capped_dividends, preview_region_dividends
 from app.cloud.price_difference import DifferencePreview, simulate_differences
+from app.core.money import format_yuan
 from app.distribution.attribution import buyer_chain
 from app.distribution.binding import may_bind
 from app.distribution.commissions import default_rule, grade_rule, product_rules
@@ -31,6 +33,7 @@ from app.distribution.distributors import (
     get_distribution_settings,
 )
 from app.distribution.models import Distributor, RefTouch
+from app.distribution.payout_cap import trim_to_cap, with_trim_note
 from app.distribution.rules import (
     MAX_LEVELS,
     NONE,
@@ -92,6 +95,8 @@ class Simulation:
     price_differences: DifferencePreview | None = None
     # Region dividends when a shipping district was given (app/cloud/dividends.py).
     region_dividends: RegionPreview | None = None
+    payout_cap_bp: int = 0
+    cap_trimmed_fen: int = 0  # what the payout cap took off commissions and dividends
 
     @property
     def total_fen(self) -> int:
@@ -176,11 +181,8 @@ def simulate(
     base = sku.price_fen * quantity if paid_fen is None else paid_fen
     if base < 0:
         raise DistributionError("invalid_amount", "实付金额不能为负数", 422)
-    dividends = None
-    if district_code:
-        dividends = preview_region_dividends(str(district_code), sku.product_id, base)
-        if dividends is None:
-            raise DistributionError("invalid_district", "请选择正确的收货省市区", 422)
+    if district_code and regions.resolve(str(district_code)) is None:
+        raise DistributionError("invalid_district", "请选择正确的收货省市区", 422)
 
     settings = get_distribution_settings()
     levels = check_levels(preview.levels) if preview.levels is not None else settings.levels
@@ -287,6 +289,22 @@ def simulate(
                 for r in rows
             ]
 
+    dividends = None
+    if district_code:
+        dividends = preview_region_dividends(
+            str(district_code),
+            sku.product_id,
+            base,
+            buyer_id=buyer_id,
+            self_purchase=self_purchase,
+        )
+    rows, dividends, trimmed = _apply_cap(base, settings.payout_cap_bp, rows, dividends)
+    if trimmed:
+        notes.append(
+            f"超出分佣上限 {format_bp(settings.payout_cap_bp)}：共扣减 {format_yuan(trimmed)}"
+            "（按区、市、省、三级、二级、一级的顺序扣减），与实际入账一致。"
+        )
+
     return Simulation(
         sku_id=sku.id,
         product_id=sku.product_id,
@@ -299,4 +317,35 @@ def simulate(
         notes=notes,
         price_differences=differences,
         region_dividends=dividends,
+        payout_cap_bp=settings.payout_cap_bp,
+        cap_trimmed_fen=trimmed,
     )
+
+
+def _apply_cap(
+    paid_fen: int, cap_bp: int, rows: list[SimulatedLevel], dividends: RegionPreview | None
+) -> tuple[list[SimulatedLevel], RegionPreview | None, int]:
+    """The payout cap as the earning job applies it: commissions trimmed first on their
+    own (``commissions.write_earnings``), then the dividends against what they leave
+    (``dividends.capped_dividends``), by the same functions. Returns the rows, the
+    dividends and the total trimmed."""
+    earning = [row for row in rows if row.amount_fen > 0]
+    kept = trim_to_cap(paid_fen, cap_bp, [(f"level_{r.level}", r.amount_fen) for r in earning])
+    trimmed = 0
+    after: dict[int, SimulatedLevel] = {}
+    for row, amount in zip(earning, kept, strict=True):
+        if amount != row.amount_fen:
+            cut = row.amount_fen - amount
+            trimmed += cut
+            after[row.level] = replace(
+                row,
+                amount_fen=amount,
+                explanation=with_trim_note(row.explanation, cap_bp, cut),
+            )
+    rows = [after.get(row.level, row) if row.amount_fen > 0 else row for row in rows]
+    if dividends is not None and dividends.shares:
+        commissions = [(f"level_{r.level}", r.amount_fen) for r in rows if r.amount_fen > 0]
+        shares = capped_dividends(paid_fen, cap_bp, commissions, dividends.shares)
+        trimmed += dividends.total_fen - sum(share.amount_fen for share in shares)
+        dividends = replace(dividends, shares=shares)
+    return rows, dividends, trimmed
