@@ -5,7 +5,7 @@ line never exceed this share (basis points) of what the customer paid for the li
 Default 3000 (30%, 直销管理条例 第二十四条); 0..10000.
 
 Revision ID: a7c3e91d5b20
-Revises: 439552e7cc3c
+Revises: 5e55a0f1c0de
 Create Date: 2026-12-07 01:30:00
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "a7c3e91d5b20"
-down_revision = "439552e7cc3c"
+down_revision = "5e55a0f1c0de"
 branch_labels = None
 depends_on = None
 
