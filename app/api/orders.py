@@ -108,7 +108,7 @@ def order_errors() -> Iterator[None]:
         yield
     except OrderError as exc:
         db.session.rollback()
-        raise ApiError(exc.status, exc.code, exc.message) from None
+        raise ApiError(exc.status, exc.code, exc.message, link=exc.link) from None
     except InvalidTransition:
         db.session.rollback()
         raise ApiError(409, "invalid_transition", "订单状态已变化，请刷新后重试") from None
