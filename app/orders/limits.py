@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.accounts.models import User
 from app.catalog.models import Product
@@ -37,11 +37,24 @@ def lock_customer(user_id: int) -> None:
     PostgreSQL: a row lock on the user; a second checkout of the same customer waits
     here, then reads the first one's committed order. ``FOR NO KEY UPDATE`` rather than
     ``FOR UPDATE``: rows that merely reference the user (cart, addresses) take a key-share
-    lock, which it leaves alone. SQLite ignores the clause but lets one writer at a time,
-    and a placement writes (stock) before it commits, so the second one either waits for
-    the first or fails as busy.
+    lock, which it leaves alone.
+
+    SQLite has no row locks, and Python's driver begins a transaction only at the first
+    write, so the counts read next would be read outside it; a no-op write on the user
+    row begins it and takes the database's one write lock first (a second checkout waits
+    for it, up to the busy timeout, and then reads the first one's order).
     """
-    db.session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(nickname=User.nickname)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        db.session.execute(
+            select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+        )
 
 
 def unpaid_order_count(user_id: int, now: datetime) -> int:
