@@ -20,9 +20,17 @@ from sqlalchemy import func, select
 from app.catalog.models import Product, Sku
 from app.core.time import utcnow
 from app.extensions import db
-from app.orders.models import CANCELLED, PENDING_PAYMENT, Order, OrderLine, ShopSettings
+from app.orders.models import CANCELLED, PENDING_PAYMENT, Order, Refund, ShopSettings
+from app.orders.refunds import approve_refund
 from app.orders.services import ItemRequest, OrderError, get_settings, mark_paid, place_order
-from tests.pay_support import address_for, fresh
+from tests.pay_support import (
+    address_for,
+    fresh,
+    prepay,
+    sandbox_pay,
+    sandbox_settings,
+    wait_until,
+)
 from tests.test_admin_support import post, text
 
 UNPAID_URL = "/orders?status=pending_payment"
@@ -218,22 +226,38 @@ def test_purchase_limit_counts_across_orders(make, client, buyer):
     db.session.commit()
 
 
-def test_a_refunded_unit_frees_the_limit(make, client, buyer):
-    """Refunded units went back to the shop, so they no longer count (as Youzan does)."""
+@pytest.fixture
+def stand_in(sandbox):
+    """The WeChat Pay stand-in, its settings restored afterwards."""
+    saved = sandbox_settings(sandbox)
+    yield sandbox
+    sandbox_settings(sandbox, **saved)
+
+
+def test_a_refunded_unit_frees_the_limit(make, client, buyer, live_server, stand_in):
+    """Refunded units went back to the shop, so they no longer count (as Youzan does); a
+    refund still under review counts until the money has gone back."""
     _user, address_id, headers = buyer
     sku_id = limited(make, 2).skus[0].id
     created = place(client, headers, address_id, (sku_id, 2)).get_json()
     order = db.session.get(Order, created["id"])
-    mark_paid(order, transaction_id="tx-limit-refund", amount_fen=order.total_fen)
-    db.session.commit()
+    prepay(order)
+    sandbox_pay(stand_in, order.number)
+    wait_until(lambda: fresh(Order, order.id).status == "paid")
     assert place(client, headers, address_id, (sku_id, 1)).status_code == 409
-    # The refund of one unit has been completed (its WeChat round trip is tested in
-    # test_pay_refunds.py): the line records it.
-    line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
-    line.refunded_quantity = 1
-    line.refunded_fen = line.unit_price_fen
-    order.refunded_fen = line.unit_price_fen
+
+    line_id = created["lines"][0]["id"]
+    asked = client.post(
+        f"/api/v1/orders/{order.id}/lines/{line_id}/refund",
+        json={"quantity": 1, "reason": "不想要了"},
+        headers=headers,
+    )
+    assert asked.status_code in (200, 201), asked.get_json()
+    assert place(client, headers, address_id, (sku_id, 1)).status_code == 409  # not yet
+    refund = db.session.scalar(select(Refund).where(Refund.order_id == order.id))
+    approve_refund(refund, "staff:1")
     db.session.commit()
+    wait_until(lambda: fresh(Refund, refund.id).status == "refunded")
     assert place(client, headers, address_id, (sku_id, 1)).status_code == 201
     assert place(client, headers, address_id, (sku_id, 1)).status_code == 409
 
