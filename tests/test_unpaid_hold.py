@@ -13,10 +13,15 @@ import html
 import re
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 
+from app import create_app
 from app.catalog.models import Product, Sku
 from app.core.time import utcnow
 from app.extensions import db
@@ -493,3 +498,52 @@ def test_concurrent_checkouts_cannot_pass_the_purchase_limit(app, make):
     assert outcomes.count("ok") == 2, outcomes
     assert outcomes.count("purchase_limit_exceeded") == 6, outcomes
     assert stock_of(sku_id) == 98
+
+
+# --- the migration -----------------------------------------------------------------------------
+
+
+def test_migration_moves_a_shop_at_the_old_default_to_15_minutes(redis_url, tmp_path):
+    """A shop still at the old 30-minute default moves to 15; the new columns get their
+    defaults on existing rows. On a database of its own, upgraded step by step."""
+    migrations = str(Path(__file__).resolve().parent.parent / "migrations")
+    app = create_app(
+        {
+            "ENV_NAME": "test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'migrate.db'}",
+            "REDIS_URL": redis_url,
+            "UPLOAD_DIR": str(tmp_path / "uploads"),
+        }
+    )
+    with app.app_context():
+        script = ScriptDirectory.from_config(
+            app.extensions["migrate"].migrate.get_config(migrations)
+        )
+        before = script.get_revision("a7c31e5d9f02").down_revision
+        upgrade(directory=migrations, revision=before)
+        db.session.execute(
+            sql(
+                "INSERT INTO shop_settings (id, shop_name, shipping_fee_fen, "
+                "free_shipping_over_fen, pay_timeout_minutes, auto_complete_days, updated_at) "
+                "VALUES (1, '店', 1000, 9900, 30, 10, '2026-01-01 00:00:00')"
+            )
+        )
+        db.session.execute(
+            sql(
+                "INSERT INTO products (id, title, subtitle, description, spec_names, on_shelf, "
+                "featured, sort, created_at, updated_at) VALUES (1, '旧商品', '', '', '[]', 1, "
+                "0, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+        db.session.commit()
+        upgrade(directory=migrations, revision="a7c31e5d9f02")
+        row = db.session.execute(
+            sql("SELECT pay_timeout_minutes, max_unpaid_orders FROM shop_settings")
+        ).one()
+        assert tuple(row) == (15, 3)
+        assert db.session.scalar(sql("SELECT purchase_limit FROM products")) == 0
+        db.session.commit()
+        downgrade(directory=migrations, revision=before)
+        assert db.session.scalar(sql("SELECT pay_timeout_minutes FROM shop_settings")) == 30
+        db.session.remove()
+        db.engine.dispose()
