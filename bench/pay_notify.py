@@ -220,10 +220,12 @@ from app.accounts.models import User
 from app.catalog.models import Product, Sku
 from app.extensions import db
 from app.orders.models import Address
-from app.orders.services import ItemRequest, place_order
+from app.orders.services import ItemRequest, get_settings, place_order
 from sqlalchemy.exc import IntegrityError
 app = create_app("production")
 with app.app_context():
+    # One bench customer holds every unpaid order: lift the shop's cap for this database.
+    get_settings().max_unpaid_orders = {count} + 1
     user = User(openid="o_bench", nickname="压测")
     product = Product(title="压测商品", on_shelf=True, spec_names=[])
     product.skus.append(Sku(specs={{}}, price_fen=1990, original_price_fen=2990, stock=10**7))

@@ -228,7 +228,7 @@ def test_bad_filters_are_a_message_not_an_error(staff_client, shop):
 def test_pagination(staff_client, make):
     user = make.user()
     for _ in range(21):
-        new_order(make, user=user)
+        paid(make, user=user)  # paid: one customer may hold only a few unpaid orders
     first = staff_client.get("/admin/orders")
     assert "共 21 条" in text(first) and "下一页" in text(first)
     assert len(_numbers(first)) == 20
@@ -492,6 +492,7 @@ def _settings_form(**values) -> dict:
         "shipping_fee": "8",
         "free_shipping_over": "88.5",
         "pay_timeout_minutes": "15",
+        "max_unpaid_orders": "5",
         "auto_complete_days": "7",
     }
     data.update(values)
@@ -514,8 +515,9 @@ def test_owner_saves_order_settings(owner_client, app_ctx):
         settings.shipping_fee_fen,
         settings.free_shipping_over_fen,
         settings.pay_timeout_minutes,
+        settings.max_unpaid_orders,
         settings.auto_complete_days,
-    ) == (800, 8850, 15, 7)
+    ) == (800, 8850, 15, 5, 7)
     assert 'value="88.50"' in text(owner_client.get("/admin/settings/orders"))
 
 
@@ -530,6 +532,8 @@ def test_owner_saves_order_settings(owner_client, app_ctx):
         ("pay_timeout_minutes", "0", "5-1440"),
         ("pay_timeout_minutes", "abc", "不是有效的整数"),
         ("auto_complete_days", "61", "1-60"),
+        ("max_unpaid_orders", "21", "1-20"),
+        ("max_unpaid_orders", "", "请填写每人未付款订单上限"),
     ],
 )
 def test_order_settings_are_validated(owner_client, app_ctx, field, value, message):

@@ -125,8 +125,8 @@ def test_stand_in_duplicates_are_applied_once(app, make, live_server, stand_in):
 def test_a_thousand_concurrent_duplicate_notices_for_a_hundred_orders(
     app, make, live_server, stand_in
 ):
-    user = make.user()
-    orders = [new_order(make, user=user)[0] for _ in range(100)]
+    # A customer each: one customer may hold only a few unpaid orders.
+    orders = [new_order(make)[0] for _ in range(100)]
     notices = []
     for order in orders:
         resource = transaction_resource(stand_in, order)

@@ -227,6 +227,7 @@ def _save_product(form: ProductForm, product: Product | None):
             on_shelf=form.on_shelf.data,
             featured=form.featured.data,
             sort=form.sort.data or 0,
+            purchase_limit=form.purchase_limit.data or 0,
             spec_names=spec_names,
             skus=skus,
         )

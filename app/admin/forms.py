@@ -24,6 +24,8 @@ from wtforms import (
 from wtforms.i18n import get_translations
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from app.catalog.services import MAX_PURCHASE_LIMIT
+
 
 @cache
 def _zh_translations():
@@ -83,6 +85,16 @@ class ProductForm(AdminForm):
         validators=[
             Optional(),
             NumberRange(min=-100000, max=100000, message="排序需为 -100000 到 100000 的整数"),
+        ],
+    )
+    purchase_limit = IntegerField(
+        "每人限购（件）",
+        default=0,
+        validators=[
+            Optional(),
+            NumberRange(
+                min=0, max=MAX_PURCHASE_LIMIT, message=f"限购需为 0-{MAX_PURCHASE_LIMIT} 件"
+            ),
         ],
     )
 

@@ -15,6 +15,7 @@ from app.orders.shipping import CARRIERS
 
 MAX_SHIPPING_FEE_FEN = 100_000  # ¥1000: anything above is surely a typo
 MAX_FREE_OVER_FEN = 10_000_000  # ¥100000
+MAX_UNPAID_ORDERS = 20  # more only lets one customer hold more stock
 
 
 class ShipForm(AdminForm):
@@ -67,6 +68,13 @@ class OrderSettingsForm(AdminForm):
         validators=[
             InputRequired("请填写未付款自动取消时间"),
             NumberRange(min=5, max=1440, message="需为 5-1440 分钟"),
+        ],
+    )
+    max_unpaid_orders = IntegerField(
+        "每人未付款订单上限（笔）",
+        validators=[
+            InputRequired("请填写每人未付款订单上限"),
+            NumberRange(min=1, max=MAX_UNPAID_ORDERS, message=f"需为 1-{MAX_UNPAID_ORDERS} 笔"),
         ],
     )
     auto_complete_days = IntegerField(

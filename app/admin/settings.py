@@ -21,13 +21,15 @@ def _render(form: OrderSettingsForm, error: str | None = None, status: int = 200
 @bp.get("/settings/orders")
 @owner_required
 def settings_orders():
-    """Shipping fee, free-shipping threshold, payment timeout, automatic receipt."""
+    """Shipping fee, free-shipping threshold, payment timeout, unpaid-order cap, automatic
+    receipt."""
     settings = get_settings()
     db.session.commit()  # get_settings may have created the row
     form = OrderSettingsForm(formdata=None)
     form.shipping_fee.data = format_yuan(settings.shipping_fee_fen, symbol=False)
     form.free_shipping_over.data = format_yuan(settings.free_shipping_over_fen, symbol=False)
     form.pay_timeout_minutes.data = settings.pay_timeout_minutes
+    form.max_unpaid_orders.data = settings.max_unpaid_orders
     form.auto_complete_days.data = settings.auto_complete_days
     return _render(form)
 
@@ -47,6 +49,7 @@ def settings_orders_save():
     settings.shipping_fee_fen = form.shipping_fee.fen
     settings.free_shipping_over_fen = form.free_shipping_over.fen
     settings.pay_timeout_minutes = form.pay_timeout_minutes.data
+    settings.max_unpaid_orders = form.max_unpaid_orders.data
     settings.auto_complete_days = form.auto_complete_days.data
     db.session.commit()
     flash("订单设置已保存", "success")

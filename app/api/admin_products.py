@@ -113,6 +113,7 @@ def create(json: ProductCreate):
         skus=[SkuInput(**sku.model_dump()) for sku in json.skus],
         on_shelf=json.on_shelf,
         featured=json.featured,
+        purchase_limit=json.purchase_limit,
         sort=json.sort,
     )
     with catalog_errors():
@@ -156,6 +157,9 @@ def patch_product(product_id: int, json: ProductPatch):
         skus=skus,
         on_shelf=json.on_shelf if "on_shelf" in given else product.on_shelf,
         featured=json.featured if "featured" in given else product.featured,
+        purchase_limit=(
+            json.purchase_limit if "purchase_limit" in given else product.purchase_limit
+        ),
         sort=json.sort if "sort" in given else product.sort,
     )
     with catalog_errors():

@@ -108,7 +108,7 @@ def order_errors() -> Iterator[None]:
         yield
     except OrderError as exc:
         db.session.rollback()
-        raise ApiError(exc.status, exc.code, exc.message) from None
+        raise ApiError(exc.status, exc.code, exc.message, link=exc.link) from None
     except InvalidTransition:
         db.session.rollback()
         raise ApiError(409, "invalid_transition", "订单状态已变化，请刷新后重试") from None
@@ -443,7 +443,9 @@ def sync_payment(order: Order) -> None:
     security=SECURITY,
 )
 def create_order(json: OrderCreate):
-    """Place an order: stock is taken now; 409 ``sold_out`` (售罄) when there is not enough."""
+    """Place an order: stock is taken now; 409 ``sold_out`` (售罄) when there is not enough,
+    ``purchase_limit_exceeded`` past a product's 限购, ``too_many_unpaid_orders`` when the
+    customer already holds the shop's maximum of unpaid orders (``link`` is their list)."""
     items = [ItemRequest(item.sku_id, item.quantity) for item in json.items]
     with order_errors():
         order = place_order(customer_id(), items, json.address_id, json.remark, actor=actor())

@@ -60,6 +60,7 @@ def product_detail(product: Product) -> schemas.ProductDetail:
     return schemas.ProductDetail(
         **_summary_fields(product),
         description=product.description,
+        purchase_limit=product.purchase_limit,
         spec_names=list(product.spec_names or []),
         images=[_image(i) for i in product.images],
         skus=[
@@ -98,6 +99,7 @@ def admin_product(product: Product) -> schemas.AdminProduct:
         spec_names=list(product.spec_names or []),
         on_shelf=product.on_shelf,
         featured=product.featured,
+        purchase_limit=product.purchase_limit,
         sort=product.sort,
         min_price_fen=product.min_price_fen,
         stock=product.total_stock,

@@ -22,7 +22,13 @@ from pydantic import (
     model_validator,
 )
 
-from app.catalog.services import MAX_PRICE_FEN, MAX_SKUS, MAX_SPECS, MAX_STOCK
+from app.catalog.services import (
+    MAX_PRICE_FEN,
+    MAX_PURCHASE_LIMIT,
+    MAX_SKUS,
+    MAX_SPECS,
+    MAX_STOCK,
+)
 
 MAX_ID = 2**31 - 1
 MAX_PER_PAGE = 50
@@ -80,6 +86,9 @@ class ErrorBody(BaseModel):
     code: str = Field(description="snake_case 错误码，如 validation_error、not_found")
     message: str = Field(description="中文说明，可直接展示")
     details: list[ErrorDetail] | None = None
+    link: str | None = Field(
+        None, description="可帮助解决问题的页面路径，如待付款订单 /orders?status=pending_payment"
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -168,6 +177,7 @@ class ProductPage(BaseModel):
 
 class ProductDetail(ProductSummary):
     description: str
+    purchase_limit: int = Field(description="每人限购件数；0 表示不限购")
     spec_names: list[str] = Field(description="规格项名称，按展示顺序，如 ['颜色', '尺码']")
     images: list[ImageOut]
     skus: list[SkuOut]
@@ -203,6 +213,9 @@ class AdminProduct(BaseModel):
     spec_names: list[str]
     on_shelf: bool
     featured: bool
+    purchase_limit: int = Field(
+        description="每人限购件数（待付款与已付款订单合计，退款不计）；0 表示不限购"
+    )
     sort: int
     min_price_fen: int
     stock: int
@@ -254,6 +267,9 @@ class ProductCreate(Body):
     skus: list[SkuCreate] = Field(min_length=1, max_length=MAX_SKUS)
     on_shelf: StrictBool = True
     featured: StrictBool = False
+    purchase_limit: StrictInt = Field(
+        0, ge=0, le=MAX_PURCHASE_LIMIT, description="每人限购件数；0 表示不限购"
+    )
     sort: StrictInt = Field(0, ge=-MAX_SORT, le=MAX_SORT, description="小的在前")
 
 
@@ -269,6 +285,7 @@ class ProductPatch(Body):
     skus: list[SkuUpdate] = omitted(min_length=1, max_length=MAX_SKUS)
     on_shelf: StrictBool = omitted()
     featured: StrictBool = omitted()
+    purchase_limit: StrictInt = omitted(ge=0, le=MAX_PURCHASE_LIMIT, description="0 表示不限购")
     sort: StrictInt = omitted(ge=-MAX_SORT, le=MAX_SORT)
 
 

@@ -46,6 +46,9 @@ class Product(db.Model):
     on_shelf: Mapped[bool] = mapped_column(default=True)
     featured: Mapped[bool] = mapped_column(default=False)
     sort: Mapped[int] = mapped_column(default=0)
+    # 限购: at most this many units per customer over their unpaid and paid orders,
+    # refunded units not counted (app/orders/limits.py); 0 = no limit.
+    purchase_limit: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -17,6 +17,7 @@ MAX_PRICE_FEN = 10_000_000_00  # ¥10,000,000.00: anything above is a typo
 MAX_STOCK = 10_000_000
 MAX_SPECS = 3
 MAX_SKUS = 200
+MAX_PURCHASE_LIMIT = 999  # the most one order may hold of a SKU: a higher limit limits nothing
 
 
 class CatalogError(ValueError):
@@ -53,6 +54,7 @@ class ProductInput:
     on_shelf: bool = True
     featured: bool = False
     sort: int = 0
+    purchase_limit: int = 0  # 限购 per customer; 0 = none
 
 
 # --- categories -------------------------------------------------------------------------
@@ -123,6 +125,10 @@ def _fill(product: Product, data: ProductInput) -> None:
         raise CatalogError("商品详情最多 20000 个字", "description")
     if data.category_id is not None and db.session.get(Category, data.category_id) is None:
         raise CatalogError("所选分类不存在", "category_id")
+    limit = data.purchase_limit or 0
+    if type(limit) is not int or not 0 <= limit <= MAX_PURCHASE_LIMIT:  # bool is no count
+        message = f"限购数量需为 0-{MAX_PURCHASE_LIMIT} 件（0 表示不限购）"
+        raise CatalogError(message, "purchase_limit")
     spec_names = _clean_spec_names(data.spec_names)
     skus = _clean_skus(spec_names, data.skus)
 
@@ -133,6 +139,7 @@ def _fill(product: Product, data: ProductInput) -> None:
     product.spec_names = spec_names
     product.featured = bool(data.featured)
     product.sort = int(data.sort or 0)
+    product.purchase_limit = limit
 
     existing = {sku.id: sku for sku in product.skus if sku.id is not None}
     kept: list[Sku] = []

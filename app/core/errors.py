@@ -16,17 +16,27 @@ from werkzeug.exceptions import HTTPException
 class ApiError(Exception):
     """An error a JSON endpoint returns: HTTP status, snake_case code, Chinese message."""
 
-    def __init__(self, status: int, code: str, message: str, details: object | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: object | None = None,
+        link: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.link = link  # a page that helps the person, e.g. their unpaid orders
 
     def to_response(self):
         body: dict = {"code": self.code, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
+        if self.link is not None:
+            body["link"] = self.link
         return jsonify(error=body), self.status
 
 

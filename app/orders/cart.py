@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 from app.catalog.models import Product, Sku
 from app.core.sql import dialect_insert
 from app.extensions import db
+from app.orders.limits import limit_problems
 from app.orders.models import CartItem
 from app.orders.services import (
     MAX_LINES,
@@ -92,6 +93,7 @@ def add_to_cart(user_id: int, sku_id: int, quantity: int) -> CartItem:
     _check_quantity(item.quantity)
     if item.quantity > sku.stock:
         raise OrderError("sold_out", f"库存不足，仅剩 {sku.stock} 件", status=409)
+    _check_limit(user_id, sku)
     return item
 
 
@@ -111,6 +113,29 @@ def set_cart_quantity(user_id: int, sku_id: int, quantity: int) -> None:
         raise OrderError("sold_out", f"库存不足，仅剩 {sku.stock} 件", status=409)
     item.quantity = quantity
     db.session.flush()
+    _check_limit(user_id, sku)
+
+
+def _in_cart(user_id: int, product_id: int) -> int:
+    """Units of a product in the cart, over all its SKUs."""
+    return db.session.scalar(
+        select(func.coalesce(func.sum(CartItem.quantity), 0))
+        .join(Sku, Sku.id == CartItem.sku_id)
+        .where(CartItem.user_id == user_id, Sku.product_id == product_id)
+    )
+
+
+def _check_limit(user_id: int, sku: Sku) -> None:
+    """Refuse a cart whose units of the product would pass its purchase limit (限购).
+
+    A courtesy: the cart holds no stock, and placing the order checks again under a lock.
+    """
+    if not sku.product.purchase_limit:
+        return
+    wanted = _in_cart(user_id, sku.product_id)
+    problem = limit_problems(user_id, [(sku.product, wanted)]).get(sku.product_id)
+    if problem:
+        raise OrderError("purchase_limit_exceeded", problem, status=409)
 
 
 def remove_from_cart(user_id: int, sku_id: int) -> None:
@@ -129,6 +154,7 @@ def view_cart(user_id: int) -> CartView:
         .order_by(CartItem.id.desc())
         .options(selectinload(CartItem.sku).selectinload(Sku.product).selectinload(Product.images))
     ).all()
+    over_limit = limit_problems(user_id, [(item.sku.product, item.quantity) for item in items])
     lines = []
     for item in items:
         sku = item.sku
@@ -139,7 +165,7 @@ def view_cart(user_id: int) -> CartView:
         elif item.quantity > sku.stock:
             problem = f"库存不足，仅剩 {sku.stock} 件"
         else:
-            problem = ""
+            problem = over_limit.get(sku.product_id, "")
         lines.append(CartLine(item=item, sku=sku, available=not problem, problem=problem))
     items_fen = sum(line.amount_fen for line in lines if line.available)
     shipping = shipping_fee_for(items_fen, get_settings()) if items_fen else 0

@@ -56,7 +56,10 @@ class ShopSettings(db.Model):
     shop_name: Mapped[str] = mapped_column(String(64), default="分销商城")
     shipping_fee_fen: Mapped[int] = mapped_column(default=1000)
     free_shipping_over_fen: Mapped[int] = mapped_column(default=9900)  # 0 = never free
-    pay_timeout_minutes: Mapped[int] = mapped_column(default=30)
+    # Unpaid orders hold stock (taken at placement) until paid or cancelled: a short
+    # window and a cap per customer keep one customer from holding it all.
+    pay_timeout_minutes: Mapped[int] = mapped_column(default=15)
+    max_unpaid_orders: Mapped[int] = mapped_column(default=3, server_default="3")
     auto_complete_days: Mapped[int] = mapped_column(default=10)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -21,6 +21,13 @@ from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order
 from app.extensions import db
+from app.orders.limits import (
+    UNPAID_ORDERS_PATH,
+    limit_problems,
+    lock_customer,
+    unpaid_order_count,
+    unpaid_orders_message,
+)
 from app.orders.models import (
     CANCELLED,
     COMPLETED,
@@ -50,11 +57,12 @@ MAX_QUANTITY = 999
 class OrderError(Exception):
     """An order request that cannot be carried out: a code for JSON and a Chinese message."""
 
-    def __init__(self, code: str, message: str, status: int = 400):
+    def __init__(self, code: str, message: str, status: int = 400, link: str | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.link = link  # a page that helps, e.g. the unpaid orders (a path)
 
 
 @dataclass(frozen=True)
@@ -190,8 +198,19 @@ def create_order(
 
     ``price_of`` gives a SKU's unit price (default: its retail ``price_fen``); ordering
     merchants order at their level price through it (app/cloud/merchants.py).
+    The buyer's unpaid-order cap and the products' purchase limits are checked under a
+    lock on the buyer (app/orders/limits.py), so concurrent checkouts cannot both pass.
     """
     now = now or utcnow()
+    lock_customer(user_id)
+    settings = get_settings()
+    if unpaid_order_count(user_id, now) >= settings.max_unpaid_orders:
+        raise OrderError(
+            "too_many_unpaid_orders",
+            unpaid_orders_message(settings.max_unpaid_orders),
+            status=409,
+            link=UNPAID_ORDERS_PATH,
+        )
     skus = {
         sku.id: sku
         for sku in db.session.scalars(
@@ -204,6 +223,10 @@ def create_order(
         sku = skus.get(sku_id)
         if sku is None or not sku.product.on_shelf:
             raise OrderError("unavailable", "商品已下架或不存在", status=409)
+    problems = limit_problems(user_id, [(skus[i].product, n) for i, n in wanted.items()])
+    for product_id, problem in sorted(problems.items()):
+        title = next(s.product.title for s in skus.values() if s.product_id == product_id)
+        raise OrderError("purchase_limit_exceeded", f"“{title}”{problem}", status=409)
 
     # Take stock in ascending SKU id order (see module docstring).
     for sku_id in sorted(wanted):
@@ -217,7 +240,6 @@ def create_order(
             sku = skus[sku_id]
             raise OrderError("sold_out", f"“{sku.product.title}”库存不足，已售罄", status=409)
 
-    settings = get_settings()
     order = Order(
         number=new_order_number(now),
         user_id=user_id,

@@ -18,11 +18,19 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
 
 from app.accounts.oauth import safe_next
-from app.catalog.models import Sku
+from app.catalog.models import Product, Sku
 from app.core.params import MAX_ID, bounded_int
+from app.core.time import utcnow
 from app.extensions import db
 from app.orders.addresses import default_address, list_addresses
 from app.orders.cart import view_cart
+from app.orders.limits import (
+    UNPAID_ORDERS_PATH,
+    bought_quantities,
+    limit_problems,
+    unpaid_order_count,
+    unpaid_orders_message,
+)
 from app.orders.models import (
     OPEN_REFUND_STATUSES,
     PAID,
@@ -124,7 +132,11 @@ def _int_arg(name: str, default: int | None = None, high: int = MAX_ID) -> int |
 
 @bp.get("/cart/session")
 def cart_session():
-    """Who is here, for cached pages: signed in?, a CSRF token, the cart count. Never cached."""
+    """Who is here, for cached pages: signed in?, a CSRF token, the cart count. Never cached.
+
+    With ``?product_id=`` of a product with a purchase limit (限购), also ``purchase``:
+    the limit, what the customer has bought of it, what remains and whether it is reached.
+    """
     person = current_user
     if not person.is_authenticated or person.is_staff:
         body = {"signed_in": False}
@@ -134,6 +146,17 @@ def cart_session():
             "csrf_token": generate_csrf(),
             "cart_count": view_cart(person.id).count,
         }
+        product_id = _int_arg("product_id")
+        product = db.session.get(Product, product_id) if product_id else None
+        if product is not None and product.purchase_limit:
+            limit = product.purchase_limit
+            bought = bought_quantities(person.id, [product.id]).get(product.id, 0)
+            body["purchase"] = {
+                "limit": limit,
+                "bought": bought,
+                "remaining": max(0, limit - bought),
+                "reached": bought >= limit,
+            }
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -161,11 +184,16 @@ def _checkout_lines(user_id: int) -> tuple[list[dict], bool]:
         sku = db.session.get(Sku, sku_id)
         if sku is None:
             abort(404, description="商品不存在或已下架")
-        return [_line(sku, quantity)], False
-    return [_line(line.sku, line.item.quantity) for line in view_cart(user_id).lines], True
+        wanted = [(sku, quantity)]
+        from_cart = False
+    else:
+        wanted = [(line.sku, line.item.quantity) for line in view_cart(user_id).lines]
+        from_cart = True
+    over_limit = limit_problems(user_id, [(sku.product, n) for sku, n in wanted])
+    return [_line(sku, n, over_limit.get(sku.product_id, "")) for sku, n in wanted], from_cart
 
 
-def _line(sku: Sku, quantity: int) -> dict:
+def _line(sku: Sku, quantity: int, over_limit: str = "") -> dict:
     if not sku.product.on_shelf:
         problem = "已下架"
     elif sku.stock == 0:
@@ -173,7 +201,7 @@ def _line(sku: Sku, quantity: int) -> dict:
     elif quantity > sku.stock:
         problem = f"库存不足，仅剩 {sku.stock} 件"
     else:
-        problem = ""
+        problem = over_limit  # 限购: the customer's earlier orders count too
     return {
         "sku": sku,
         "quantity": quantity,
@@ -190,10 +218,13 @@ def checkout():
     Prices shown here are read now; placing the order reads them again on the server.
     """
     user_id = _customer_id()
+    settings = get_settings()
     lines, from_cart = _checkout_lines(user_id)
     buyable = [line for line in lines if not line["problem"]]
     items_fen = sum(line["amount_fen"] for line in buyable)
-    shipping_fen = shipping_fee_for(items_fen, get_settings()) if buyable else 0
+    shipping_fen = shipping_fee_for(items_fen, settings) if buyable else 0
+    # Placing checks the cap again under a lock; this only saves a pointless tap.
+    too_many_unpaid = unpaid_order_count(user_id, utcnow()) >= settings.max_unpaid_orders
     address = None
     address_id = _int_arg("address_id")
     if address_id is not None:
@@ -213,7 +244,11 @@ def checkout():
         items_fen=items_fen,
         shipping_fen=shipping_fen,
         total_fen=items_fen + shipping_fen,
-        settings=get_settings(),
+        settings=settings,
+        unpaid_notice=unpaid_orders_message(settings.max_unpaid_orders)
+        if too_many_unpaid
+        else None,
+        unpaid_url=UNPAID_ORDERS_PATH,
         address=address,
         choose_url=url_for("orders.addresses", select=1, next=here),
         new_address_url=url_for("orders.new_address", next=here),

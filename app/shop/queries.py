@@ -138,6 +138,7 @@ def sku_picker_data(product: Product) -> dict:
     return {
         "specs": [{"name": n, "values": v} for n, v in zip(names, values, strict=True)],
         "skus": skus,
+        "purchase_limit": product.purchase_limit,  # 0 = none
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
+from app.orders.limits import held_by_unpaid
 from app.shop import cache, queries
 
 bp = Blueprint("shop", __name__)
@@ -99,18 +100,26 @@ def search():
     )
 
 
-def _render_product_page(product_id: int) -> str | None:
-    """The whole product page as HTML, or None when the product is not for sale."""
+def _render_product_page(product_id: int, held: bool = False) -> tuple[str, tuple] | None:
+    """The whole product page as HTML with the ids of its SKUs when the product is sold
+    out (else ``()``), or None when the product is not for sale.
+
+    ``held``: sold out, but unpaid orders hold stock that comes back unless they are paid
+    in time; the page says so (已被抢光，仍有未付款订单) instead of a plain 售罄.
+    """
     found = queries.get_product(product_id)
     if found is None or not found.skus:
         return None
-    return render_template(
+    total_stock = found.total_stock
+    html = render_template(
         "shop/product.html",
         product=found,
         prices=queries.price_summary(found),
-        picker=queries.sku_picker_data(found),
-        total_stock=found.total_stock,
+        picker={**queries.sku_picker_data(found), "held": held},
+        total_stock=total_stock,
+        held=held,
     )
+    return html, () if total_stock else tuple(sku.id for sku in found.skus)
 
 
 @bp.get("/product/<int:product_id>")
@@ -120,10 +129,20 @@ def product(product_id: int):
     The page is the same for every visitor, so it is cached per catalog version
     (app/shop/cache.py): the hot page of a shop shared in WeChat groups should not hit the
     database and the template engine on every view. See bench/README.md.
+
+    Whether unpaid orders hold a sold-out product's stock is not part of the catalog (a
+    payment changes it and no catalog row), so it is asked on every view of a sold-out
+    page, outside the cache, and picks one of the page's two cached variants.
     """
-    html = cache.cached(("product", product_id), lambda: _render_product_page(product_id))
-    if html is None:
+    page = cache.cached(("product", product_id), lambda: _render_product_page(product_id))
+    if page is None:
         abort(404, description="商品不存在或已下架")
+    html, sold_out_skus = page
+    if sold_out_skus and held_by_unpaid(sold_out_skus):
+        held = cache.cached(
+            ("product", product_id, "held"), lambda: _render_product_page(product_id, True)
+        )
+        html = held[0] if held is not None else html
     return html
 
 

@@ -20,15 +20,33 @@
 
   /* Cached catalog pages carry no token: ask /cart/session once (it also says who is here). */
   var sessionPromise = null;
-  function session() {
+  function session(productId) {
     if (!sessionPromise) {
       var token = metaToken();
+      var url = "/cart/session" + (productId ? "?product_id=" + productId : "");
       sessionPromise = token
         ? Promise.resolve({ signed_in: true, csrf_token: token })
-        : fetch("/cart/session", { credentials: "same-origin", cache: "no-store" })
+        : fetch(url, { credentials: "same-origin", cache: "no-store" })
             .then(function (r) { return r.json(); });
     }
     return sessionPromise;
+  }
+
+  /* A product with 限购: what this customer may still buy (the page itself is cached for all). */
+  var limitEl = document.querySelector("[data-limit]");
+  if (limitEl) {
+    session(limitEl.getAttribute("data-product")).then(function (s) {
+      var p = s.purchase;
+      if (!p) return;
+      document.dispatchEvent(new CustomEvent("shop:remaining", { detail: { remaining: p.remaining } }));
+      if (!p.reached) return;
+      limitEl.textContent = "限购 " + p.limit + " 件 · 已达限购";
+      limitEl.classList.add("reached");
+      Array.prototype.forEach.call(document.querySelectorAll("[data-buy]"), function (btn) {
+        btn.disabled = true;
+        if (btn.getAttribute("data-buy") === "now") btn.textContent = "已达限购";
+      });
+    }, function () {});
   }
 
   function loginUrl() {
@@ -137,10 +155,34 @@
       address_id: data.address_id,
       remark: remark ? remark.value.trim() : ""
     }).then(function (res) {
-      if (!res.ok) { busy(btn, false); toast(errorText(res)); return; }
+      if (!res.ok) {
+        busy(btn, false);
+        var link = res.data && res.data.error && res.data.error.link;
+        if (link) { showNotice(errorText(res), link); btn.disabled = true; } else { toast(errorText(res)); }
+        return;
+      }
       location.replace("/orders/" + res.data.id + "/pay");
     }, function () { busy(btn, false); });
   });
+
+  /* A refusal with a way out (e.g. too many unpaid orders: the 待付款 list) stays on the page. */
+  function showNotice(text, link) {
+    var el = document.querySelector("[data-unpaid-notice]");
+    if (!el) {
+      el = document.createElement("p");
+      el.className = "block unpaid-notice";
+      el.setAttribute("role", "alert");
+      el.setAttribute("data-unpaid-notice", "");
+      var anchor = document.querySelector("[data-address-link]");
+      anchor.parentNode.insertBefore(el, anchor);
+    }
+    el.textContent = text + " ";
+    var a = document.createElement("a");
+    a.href = link;
+    a.textContent = "查看待付款订单 ›";
+    el.appendChild(a);
+    el.scrollIntoView({ block: "nearest" });
+  }
 
   /* --- addresses: the province / city / district picker ---------------------------------- */
   var form = document.querySelector("[data-address-form]");

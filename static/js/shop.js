@@ -74,6 +74,13 @@
     var plus = document.querySelector("[data-plus]");
     var selected = specs.map(function (s) { return s.values.length === 1 ? s.values[0] : null; });
     var maxQty = 0;
+    /* 限购: the most one customer may still buy (orders.js learns what they already have). */
+    var limit = data.purchase_limit || 0;
+    var remaining = limit || Infinity;
+    document.addEventListener("shop:remaining", function (event) {
+      remaining = event.detail.remaining;
+      setQty(Number(qty.value) || 1);
+    });
 
     /* SKUs matching the current choices, ignoring spec ``skip`` (to test its values). */
     function matching(skip) {
@@ -109,7 +116,7 @@
       origEl.textContent = "¥" + yuan(original);
 
       maxQty = current.reduce(function (n, s) { return n + s.stock; }, 0);
-      stockEl.textContent = maxQty > 0 ? "库存 " + maxQty + " 件" : "已售罄";
+      stockEl.textContent = maxQty > 0 ? "库存 " + maxQty + " 件" : (data.held ? "已被抢光" : "已售罄");
       stockEl.classList.toggle("out", maxQty === 0);
       setQty(Number(qty.value) || 1);
 
@@ -120,7 +127,7 @@
     }
 
     function setQty(n) {
-      var cap = Math.max(1, maxQty);
+      var cap = Math.max(1, Math.min(maxQty, remaining));
       n = Math.min(Math.max(1, Math.floor(n) || 1), cap);
       qty.value = String(n);
       qty.max = String(cap);
@@ -138,7 +145,8 @@
     });
     minus.addEventListener("click", function () { setQty(Number(qty.value) - 1); });
     plus.addEventListener("click", function () {
-      if (Number(qty.value) >= maxQty && maxQty > 0) toast("最多只能买 " + maxQty + " 件");
+      if (limit && Number(qty.value) >= remaining && remaining < maxQty) toast("每人限购 " + limit + " 件");
+      else if (Number(qty.value) >= maxQty && maxQty > 0) toast("最多只能买 " + maxQty + " 件");
       setQty(Number(qty.value) + 1);
     });
     qty.addEventListener("change", function () { setQty(Number(qty.value)); });
@@ -148,6 +156,7 @@
         var missing = specs.filter(function (s, i) { return selected[i] === null; });
         if (missing.length) { toast("请选择 " + missing[0].name); return; }
         if (maxQty === 0) { toast("该规格已售罄"); return; }
+        if (remaining === 0) { toast("每人限购 " + limit + " 件，您已达限购"); return; }
         // orders.js adds to the cart or goes to checkout (signing in first if needed).
         var chosen = matching(-1).filter(function (s) { return s.stock > 0; })[0];
         document.dispatchEvent(new CustomEvent("shop:buy", { detail: {
