@@ -6,7 +6,7 @@ window's default drops from 30 to 15 minutes; a shop still at the old default mo
 the new one (a shop that chose another value keeps it).
 
 Revision ID: a7c31e5d9f02
-Revises: 439552e7cc3c
+Revises: a7c3e91d5b20
 Create Date: 2026-12-07 01:40:00.000000
 
 """
@@ -16,7 +16,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "a7c31e5d9f02"
-down_revision = "439552e7cc3c"
+down_revision = "a7c3e91d5b20"
 branch_labels = None
 depends_on = None
 
