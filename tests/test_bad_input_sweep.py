@@ -198,7 +198,7 @@ def test_api_survives_junk_queries_and_bodies(app, client, login_as, runner, wor
         login_as(client, user)
         headers = {"X-CSRFToken": client.get("/cart/session").get_json()["csrf_token"]}
     elif who == "open-api token":
-        made = runner.invoke(args=["create-api-token", "sweep"])
+        made = runner.invoke(args=["create-api-token", "sweep", "--scope", "owner"])
         assert made.exit_code == 0, made.output
         headers = {"Authorization": f"Bearer {made.output.strip()}"}
     args = {**world["args"], "code": "ABCDEFGH", "number": "X1", "name": "x"}

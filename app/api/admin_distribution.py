@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, model_v
 from spectree import Response
 from sqlalchemy.exc import IntegrityError
 
-from app.api.blueprints import admin_bp
+from app.api.blueprints import admin_bp, requires_scope
 from app.api.present import page_meta
 from app.api.schemas import (
     MAX_ID,
@@ -505,6 +505,7 @@ def get_settings():
 
 
 @admin_bp.put("/distribution/settings")
+@requires_scope("owner")  # an owner-only page in the admin
 @audited("distribution_settings.update", rows(DistributionSettings, "distribution_settings"))
 @spec.validate(
     resp=Response(HTTP_200=DistributionSettingsOut, HTTP_422=ErrorResponse, **BODY_ERRORS),

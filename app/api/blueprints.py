@@ -8,12 +8,13 @@ cookie, so it is CSRF-exempt (in register_api) and every request must show a liv
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 
 from flask import Blueprint, current_app, g, request
 from sqlalchemy import select
 
-from app.accounts.models import ApiToken
+from app.accounts.models import API_SCOPES, ApiToken
 from app.api.spec import spec
 from app.core.errors import ApiError
 from app.core.time import utcnow
@@ -27,17 +28,37 @@ MAX_TOKEN_LENGTH = 256
 # last_used_at is for the merchant's "is this token still used?" question; minute
 # precision is plenty and spares a write on every call of a busy integration.
 TOUCH_INTERVAL = timedelta(minutes=1)
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SCOPE_ATTR = "_api_scope"
+SCOPE_WORDS = {"read": "只读", "write": "读写", "owner": "店主设置"}
 
 
 class InvalidToken(ApiError):
-    """401 for a missing, unknown or revoked bearer token, with the RFC 6750 header."""
+    """401 for a missing, unknown, revoked or expired bearer token, with the RFC 6750
+    header; ``code`` tells the integration which (``token_revoked``, ``token_expired``)."""
 
-    def __init__(self, message: str, given: bool):
-        super().__init__(401, "invalid_token", message)
+    def __init__(self, message: str, given: bool, code: str = "invalid_token"):
+        super().__init__(401, code, message)
         challenge = 'Bearer realm="api"'
         if given:
             challenge += ', error="invalid_token"'
         self.challenge = challenge
+
+    def to_response(self):
+        body, status = super().to_response()
+        return body, status, {"WWW-Authenticate": self.challenge}
+
+
+class InsufficientScope(ApiError):
+    """403 for a live token whose scope does not cover the request (RFC 6750 §3.1)."""
+
+    def __init__(self, needed: str):
+        super().__init__(
+            403,
+            "insufficient_scope",
+            f"API 令牌权限不足：此操作需要 {needed} 权限（{SCOPE_WORDS[needed]}）",
+        )
+        self.challenge = f'Bearer realm="api", error="insufficient_scope", scope="{needed}"'
 
     def to_response(self):
         body, status = super().to_response()
@@ -79,8 +100,34 @@ def _expects_json_body() -> bool:
     return bool(metadata and metadata.json)
 
 
+def requires_scope(scope: str) -> Callable[[Callable], Callable]:
+    """Mark an Open API view as needing ``scope`` (``owner`` for the owner's settings).
+
+    Without a mark a view needs ``read`` for GET and ``write`` for any other method;
+    ``require_api_token`` reads the mark before the view (or its body) is touched.
+    """
+    if scope not in API_SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def mark(view: Callable) -> Callable:
+        setattr(view, SCOPE_ATTR, scope)
+        return view
+
+    return mark
+
+
+def needed_scope() -> str:
+    """The scope the current Open API request needs."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    marked = getattr(view, SCOPE_ATTR, None) if view is not None else None
+    if marked is not None:
+        return marked
+    return "read" if request.method in READ_METHODS else "write"
+
+
 def require_api_token() -> None:
-    """Find the live ApiToken named by ``Authorization: Bearer sk_...`` or answer 401."""
+    """Find the live ApiToken named by ``Authorization: Bearer sk_...`` or answer 401;
+    answer 403 when its scope does not cover the request."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.strip().partition(" ")
     secret = secret.strip()
@@ -91,16 +138,21 @@ def require_api_token() -> None:
         token = db.session.scalar(
             select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(secret))
         )
-    if token is None or token.revoked_at is not None:
-        raise InvalidToken("API 令牌无效或已撤销", given=True)
+    if token is None:
+        raise InvalidToken("API 令牌无效", given=True)
+    if token.revoked_at is not None:
+        raise InvalidToken("API 令牌已撤销", given=True, code="token_revoked")
     now = utcnow()
+    if token.expired(now):
+        raise InvalidToken("API 令牌已过期，请让店主重新创建", given=True, code="token_expired")
     last = token.last_used_at
-    if last is not None and last.tzinfo is None:  # SQLite returns naive UTC
-        last = last.replace(tzinfo=UTC)
     if last is None or now - last >= TOUCH_INTERVAL:
         token.last_used_at = now
         db.session.commit()  # an edge of its own: the call is recorded even if it then fails
     g.api_token = token
+    needed = needed_scope()
+    if not token.allows(needed):
+        raise InsufficientScope(needed)
 
 
 admin_bp.before_request(require_api_token)  # auth first: no token, no body parsing
