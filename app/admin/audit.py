@@ -55,6 +55,8 @@ ACTION_LABELS = {
     "merchant.create": "新增订货商",
     "merchant.status": "订货商状态",
     "merchant.update": "修改订货商",
+    "api_token.create": "创建 API 令牌",
+    "api_token.revoke": "撤销 API 令牌",
 }
 
 

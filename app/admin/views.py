@@ -2,6 +2,7 @@
 
 from app.admin import (  # noqa: F401
     agents,
+    api_tokens,
     audit,
     auth,
     bp,
