@@ -8,6 +8,7 @@ cookie, so it is CSRF-exempt (in register_api) and every request must show a liv
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from flask import Blueprint, current_app, g, request
 from sqlalchemy import select
 
 from app.accounts.models import API_SCOPES, ApiToken
-from app.api.spec import spec
+from app.api.spec import BEARER, spec
 from app.core.errors import ApiError
 from app.core.time import utcnow
 from app.extensions import db
@@ -31,6 +32,18 @@ TOUCH_INTERVAL = timedelta(minutes=1)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCOPE_ATTR = "_api_scope"
 SCOPE_WORDS = {"read": "只读", "write": "读写", "owner": "店主设置"}
+PATH_ARG = re.compile(r"<(?:[^:<>]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+BEARER_DESCRIPTION = (
+    "商家 Open API 令牌：Authorization: Bearer sk_...（`flask create-api-token 名称 "
+    "--scope read|write|owner [--expires-days N]` 或后台 /admin/api-tokens 创建）。"
+    "权限：read 仅 GET；write 还可进行写操作（店主专属设置除外）；owner 全部。"
+    "每个操作所需权限见 x-token-scope。401 错误码：invalid_token、token_revoked、"
+    "token_expired；403：insufficient_scope。"
+)
+REFUSED_401 = (
+    "缺少令牌，或令牌无效（invalid_token）、已撤销（token_revoked）、已过期（token_expired）"
+)
+REFUSED_403 = "令牌权限不足（insufficient_scope）"
 
 
 class InvalidToken(ApiError):
@@ -153,6 +166,34 @@ def require_api_token() -> None:
     needed = needed_scope()
     if not token.allows(needed):
         raise InsufficientScope(needed)
+
+
+def document_token_scopes(document: dict) -> dict:
+    """Add to the OpenAPI ``document`` what the bearer token check can answer on every
+    Open API operation (401 and 403, with their codes) and the scope each one needs
+    (``x-token-scope``), read from the same marks ``require_api_token`` reads."""
+    scheme = document.get("components", {}).get("securitySchemes", {}).get(BEARER)
+    if scheme is not None:
+        scheme["description"] = BEARER_DESCRIPTION
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for rule in current_app.url_map.iter_rules():
+        if not rule.endpoint.startswith(admin_bp.name + "."):
+            continue
+        path = PATH_ARG.sub(r"{\1}", rule.rule)
+        view = current_app.view_functions[rule.endpoint]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            operation = document.get("paths", {}).get(path, {}).get(method.lower())
+            if operation is None:
+                continue
+            marked = getattr(view, SCOPE_ATTR, None)
+            operation["x-token-scope"] = marked or ("read" if method in READ_METHODS else "write")
+            responses = operation.setdefault("responses", {})
+            for status, text in (("401", REFUSED_401), ("403", REFUSED_403)):
+                responses.setdefault(
+                    status,
+                    {"description": text, "content": {"application/json": {"schema": error_ref}}},
+                )
+    return document
 
 
 admin_bp.before_request(require_api_token)  # auth first: no token, no body parsing
