@@ -166,3 +166,28 @@ def test_last_used_is_written_at_most_once_a_minute(app_ctx, client, runner):
     # A refused call still counts as a use (the token was shown).
     call(client, secret, *OWNER[:2], json=OWNER[2])
     assert utcnow() - token_row(secret).last_used_at < timedelta(seconds=30)
+
+
+def test_document_tells_each_operations_scope_and_refusals(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    admin = {
+        (path, method): operation
+        for path, operations in document["paths"].items()
+        if path.startswith("/api/v1/admin/")
+        for method, operation in operations.items()
+    }
+    assert len(admin) > 40
+    for (path, method), operation in admin.items():
+        assert {"401", "403"} <= set(operation["responses"]), (path, method)
+        expected = "read" if method == "get" else "write"
+        if (path, method) in {
+            ("/api/v1/admin/distribution/settings", "put"),
+            ("/api/v1/admin/cloud/settings", "put"),
+            ("/api/v1/admin/agents/product-rates", "put"),
+        }:
+            expected = "owner"
+        assert operation["x-token-scope"] == expected, (path, method)
+    assert (
+        "insufficient_scope"
+        in document["components"]["securitySchemes"]["bearerAuth"]["description"]
+    )
