@@ -194,3 +194,34 @@ def test_the_simulator_pays_by_the_rule_set_through_the_api(api, make):
     assert preview.status_code == 200, preview.get_data(as_text=True)
     amounts = [level["amount_fen"] for level in preview.get_json()["levels_detail"]]
     assert amounts[0] == 2468  # 12.34 per unit, two units
+
+
+def test_grade_rates_change_and_grades_go_through_the_api(api, make):
+    """Grades carry rates too: the Open API changes and deletes them as the admin does."""
+    made = api("post", "/distribution/grades", json={"name": "金牌", "level1_bp": 800})
+    assert made.status_code == 201, made.get_data(as_text=True)
+    grade_id = made.get_json()["id"]
+    api("post", "/distribution/grades", json={"name": "银牌"})
+    url = f"/distribution/grades/{grade_id}"
+
+    changed = api("patch", url, json={"level1_bp": 1200, "level2_bp": 300})
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    assert (changed.get_json()["name"], changed.get_json()["level1_bp"]) == ("金牌", 1200)
+    error = error_of(api("patch", url, json={"level1_bp": 10001}), 422, "out_of_range")
+    assert error["details"][0]["field"] == "level1_bp"
+    error_of(api("patch", url, json={"name": "银牌"}), 409, "name_taken")
+    error_of(api("patch", url, json={"level1_bp": "12"}), 422, "validation_error")
+    error_of(api("patch", "/distribution/grades/987654", json={"rank": 1}), 404, "not_found")
+
+    holder = create_distributor(make.user().id, None)
+    holder.grade_id = grade_id
+    db.session.commit()
+    error_of(api("delete", url), 409, "grade_in_use")
+    holder.grade_id = None
+    db.session.commit()
+    assert api("delete", url).status_code == 204
+    assert [g["name"] for g in api("get", "/distribution/grades").get_json()["items"]] == ["银牌"]
+    actions = db.session.scalars(
+        select(AuditLog.action).where(AuditLog.subject == "grade").order_by(AuditLog.id)
+    ).all()
+    assert actions == ["grade.create", "grade.create", "grade.update", "grade.delete"]
