@@ -186,3 +186,39 @@ def test_document_tells_each_operations_scope_and_refusals(client):
         "insufficient_scope"
         in document["components"]["securitySchemes"]["bearerAuth"]["description"]
     )
+
+
+def test_tokens_made_before_scopes_keep_working_as_owner_tokens(redis_url, tmp_path):
+    """The migration: a token row written before scopes existed upgrades to ``owner``, so
+    an integration keeps every power it had (owner settings included) until replaced."""
+    from pathlib import Path
+
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    migrations = str(Path(__file__).resolve().parent.parent / "migrations")
+    old = create_app(
+        {
+            "ENV_NAME": "test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.db'}",
+            "REDIS_URL": redis_url,
+        }
+    )
+    secret = "sk_made_before_scopes"
+    with old.app_context():
+        upgrade(directory=migrations, revision="439552e7cc3c")  # the schema before scopes
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?, ?, ?)",
+                ("erp", ApiToken.hash(secret), "2026-01-01 00:00:00"),
+            )
+        upgrade(directory=migrations)
+        assert db.session.scalar(select(ApiToken.scope)) == "owner"
+        db.session.remove()
+    client = old.test_client()
+    response = call(client, secret, *OWNER[:2], json=OWNER[2])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    with old.app_context():
+        db.session.remove()
+        db.engine.dispose()
