@@ -116,7 +116,10 @@ class ApiToken(db.Model):
         return row, secret
 
     def allows(self, needed: str) -> bool:
-        """Whether this token's scope covers ``needed`` (read < write < owner)."""
+        """Whether this token's scope covers ``needed`` (read < write < owner); a scope
+        this code does not know (a row edited by hand) covers nothing."""
+        if self.scope not in API_SCOPES:
+            return False
         return API_SCOPES.index(self.scope) >= API_SCOPES.index(needed)
 
     def expired(self, now: datetime) -> bool:

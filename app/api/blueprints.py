@@ -3,7 +3,9 @@
 ``bp`` (``/api/v1``) is the customer side: the session cookie after WeChat OAuth, so
 CSRFProtect stays on for it and any future POST must carry the ``X-CSRFToken`` header.
 ``admin_bp`` (``/api/v1/admin``) is the merchant Open API: a bearer token, never a
-cookie, so it is CSRF-exempt (in register_api) and every request must show a live token.
+cookie, so it is CSRF-exempt (in register_api) and every request must show a live token
+whose scope covers it: ``read`` for GET, ``write`` for other methods, ``owner`` for the
+views marked ``@requires_scope("owner")`` (the Open API twins of owner-only admin pages).
 """
 
 from __future__ import annotations
