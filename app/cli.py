@@ -34,16 +34,53 @@ def register(app: Flask) -> None:
 
     @app.cli.command("create-api-token")
     @click.argument("name")
-    def create_api_token(name: str) -> None:
+    @click.option(
+        "--scope",
+        type=click.Choice(["read", "write", "owner"]),
+        default="write",
+        show_default=True,
+        help="read: GET only; write: every change but the owner's settings; owner: all.",
+    )
+    @click.option(
+        "--expires-days",
+        type=click.IntRange(1, 3650),
+        default=None,
+        help="Days until the token stops working (default: never).",
+    )
+    def create_api_token(name: str, scope: str, expires_days: int | None) -> None:
         """Print a new Open API bearer token (shown once; only its hash is stored)."""
-        from app.accounts.models import ApiToken
+        from app.accounts.tokens import TokenError, create_token
+        from app.incentives.audit import record, snapshot
 
-        name = name.strip()
-        if not name or len(name) > 64:
-            raise click.ClickException("name must be 1-64 characters")
-        _, secret = ApiToken.issue(name)
+        try:
+            token, secret = create_token(name, scope, expires_days)
+        except TokenError as exc:
+            raise click.ClickException(str(exc)) from None
+        record("cli", "api_token.create", "api_token", token.id, {}, snapshot(token))
         db.session.commit()
         click.echo(secret)
+
+    @app.cli.command("revoke-api-token")
+    @click.argument("name")
+    def revoke_api_token(name: str) -> None:
+        """End the Open API token(s) called NAME at once."""
+        from app.accounts.tokens import revoke_tokens_named
+        from app.incentives.audit import record
+
+        revoked = revoke_tokens_named(name)
+        if not revoked:
+            raise click.ClickException(f"no unrevoked token named {name.strip()!r}")
+        for token in revoked:
+            record(
+                "cli",
+                "api_token.revoke",
+                "api_token",
+                token.id,
+                {"revoked_at": None},
+                {"revoked_at": token.revoked_at},
+            )
+        db.session.commit()
+        click.echo(f"revoked {len(revoked)} token(s) named {name.strip()}")
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from app.accounts.models import ApiToken
 from app.admin.decorators import ROLE_ATTR
 from app.catalog.models import ProductImage
 from app.cloud.agents import apply_for_region
@@ -85,6 +86,7 @@ def world(app, make):
         ends_at=utcnow() + timedelta(days=1),
     )
     db.session.add(task)
+    api_token, _secret = ApiToken.issue("world")
     db.session.commit()
     return {
         "args": {
@@ -102,6 +104,7 @@ def world(app, make):
             "poster_template_id": poster_template.id,
             "merchant_id": merchant.id,
             "agent_id": agent.id,
+            "token_id": api_token.id,
         },
         "customer": make.user(),
         "staff": staff,

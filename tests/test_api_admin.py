@@ -158,7 +158,7 @@ def test_revoked_token_is_401(api, token):
     row.revoked_at = utcnow()
     db.session.commit()
     response = api("get", "/products")
-    _error(response, 401, "invalid_token")
+    _error(response, 401, "token_revoked")
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
 

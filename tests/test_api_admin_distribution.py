@@ -19,7 +19,7 @@ from tests.test_commissions import chain, configure, customer_of, distributor, p
 
 @pytest.fixture
 def token(runner, app_ctx) -> str:
-    result = runner.invoke(args=["create-api-token", "erp"])
+    result = runner.invoke(args=["create-api-token", "erp", "--scope", "owner"])
     assert result.exit_code == 0, result.output
     return result.output.strip()
 

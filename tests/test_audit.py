@@ -81,7 +81,7 @@ def owner_client(app, world):
 
 @pytest.fixture
 def token(runner, app_ctx) -> tuple[int, str]:
-    result = runner.invoke(args=["create-api-token", "erp"])
+    result = runner.invoke(args=["create-api-token", "erp", "--scope", "owner"])
     assert result.exit_code == 0, result.output
     from app.accounts.models import ApiToken
 

@@ -320,7 +320,7 @@ def test_admin_settings_and_product_overrides(app, make, admin):
 
 @pytest.fixture
 def api(client, runner, app_ctx):
-    token = runner.invoke(args=["create-api-token", "erp"]).output.strip()
+    token = runner.invoke(args=["create-api-token", "erp", "--scope", "owner"]).output.strip()
 
     def call(method: str, path: str, **kwargs):
         headers = {"Authorization": f"Bearer {token}"}

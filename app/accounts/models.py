@@ -105,15 +105,25 @@ class StaffSession(db.Model):
         return hashlib.sha256(token.encode()).hexdigest()
 
 
+API_SCOPES = ("read", "write", "owner")  # each one allows what the ones before it allow
+
+
 class ApiToken(db.Model):
-    """A bearer token for the merchant Open API. Only its SHA-256 is stored."""
+    """A bearer token for the merchant Open API. Only its SHA-256 is stored.
+
+    ``scope``: ``read`` (GET only), ``write`` (every change but the owner's settings) or
+    ``owner`` (everything). ``expires_at`` None means it never expires; a revoked token
+    keeps its row (and its name) so the audit log and the token list still say who it was.
+    """
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(8), default="write")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
@@ -123,9 +133,22 @@ class ApiToken(db.Model):
         return hashlib.sha256(token.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, name: str) -> tuple[ApiToken, str]:
+    def issue(
+        cls, name: str, scope: str = "write", expires_at: datetime | None = None
+    ) -> tuple[ApiToken, str]:
         """Make a token row (added to the session, not committed) and return it with the secret."""
         secret = "sk_" + secrets.token_urlsafe(32)
-        row = cls(name=name, token_hash=cls.hash(secret))
+        row = cls(name=name, token_hash=cls.hash(secret), scope=scope, expires_at=expires_at)
         db.session.add(row)
         return row, secret
+
+    def allows(self, needed: str) -> bool:
+        """Whether this token's scope covers ``needed`` (read < write < owner); a scope
+        this code does not know (a row edited by hand) covers nothing."""
+        if self.scope not in API_SCOPES:
+            return False
+        return API_SCOPES.index(self.scope) >= API_SCOPES.index(needed)
+
+    def expired(self, now: datetime) -> bool:
+        """Whether the token's expiry has passed at ``now``."""
+        return self.expires_at is not None and self.expires_at <= now

@@ -61,6 +61,8 @@ ACTION_LABELS = {
     "staff.password_change": "修改密码",
     "staff.deactivate": "停用员工",
     "staff.activate": "启用员工",
+    "api_token.create": "创建 API 令牌",
+    "api_token.revoke": "撤销 API 令牌",
 }
 
 

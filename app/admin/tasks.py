@@ -18,7 +18,11 @@ from app.core.money import format_yuan, parse_yuan
 from app.distribution.models import Grade, LedgerEntry
 from app.extensions import db
 from app.incentives.audit import audited, row, single
-from app.incentives.invites import get_incentive_settings
+from app.incentives.invites import (
+    IncentiveSettingsError,
+    get_incentive_settings,
+    update_incentive_settings,
+)
 from app.incentives.models import TASK_TARGETS, IncentiveSettings, Task
 from app.incentives.tasks import TARGET_LABELS, TaskError, TaskInput, save_task
 
@@ -192,20 +196,21 @@ def incentive_settings():
     settings = get_incentive_settings()
     try:
         fen = parse_yuan(request.form.get("invite_reward", "0") or "0")
-        if fen > 100_000_00:
-            raise ValueError("金额过大")
     except ValueError as err:
         db.session.rollback()
         flash(f"邀请奖励金额：{err}", "error")
         return redirect(url_for("admin.tasks"))
-    enabled = request.form.get("invite_reward_enabled") == "1"
-    if enabled and fen <= 0:
+    try:
+        update_incentive_settings(
+            settings,
+            request.form.get("invite_reward_enabled") == "1",
+            fen,
+            request.form.get("leaderboards_enabled") == "1",
+        )
+    except IncentiveSettingsError as err:
         db.session.rollback()
-        flash("开启邀请奖励时金额必须大于 0", "error")
+        flash(err.message, "error")
         return redirect(url_for("admin.tasks"))
-    settings.invite_reward_enabled = enabled
-    settings.invite_reward_fen = fen
-    settings.leaderboards_enabled = request.form.get("leaderboards_enabled") == "1"
     db.session.commit()
     flash("激励设置已保存", "success")
     return redirect(url_for("admin.tasks"))

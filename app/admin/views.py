@@ -3,6 +3,7 @@
 from app.admin import (  # noqa: F401
     account,
     agents,
+    api_tokens,
     audit,
     auth,
     bp,

@@ -14,6 +14,7 @@ def register_api(app: Flask) -> None:
     from app.api import (  # noqa: F401  (routes register on import)
         addresses,
         admin_distribution,
+        admin_incentives,
         admin_orders,
         admin_products,
         agents,

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, model_v
 from spectree import Response
 from sqlalchemy.exc import IntegrityError
 
-from app.api.blueprints import admin_bp, token_has_owner_rights
+from app.api.blueprints import admin_bp, requires_scope, token_has_owner_rights
 from app.api.present import page_meta
 from app.api.schemas import (
     MAX_ID,
@@ -64,6 +64,7 @@ from app.payments.client import PaymentError
 
 DISTRIBUTOR_ID = "<int:distributor_id>"
 WITHDRAWAL_ID = "<int:withdrawal_id>"
+GRADE_ID = "<int:grade_id>"
 TAGS = ["admin-distribution"]
 SECURITY = {BEARER: []}
 ERRORS = {"HTTP_401": ErrorResponse, "HTTP_404": ErrorResponse}
@@ -151,6 +152,18 @@ class AdminGradeCreate(Body):
     level3_bp: Bp = 0
     upgrade_team_sales_fen: FenIn = 0
     upgrade_direct_count: StrictInt = 0
+
+
+class AdminGradePatch(Body):
+    """Only the fields given change (the admin grade form's rules and messages)."""
+
+    name: Name = omitted(min_length=1, max_length=32)
+    rank: StrictInt = omitted()
+    level1_bp: Bp = omitted()
+    level2_bp: Bp = omitted()
+    level3_bp: Bp = omitted()
+    upgrade_team_sales_fen: FenIn = omitted()
+    upgrade_direct_count: StrictInt = omitted()
 
 
 class AdminDistributorQuery(PageQuery):
@@ -522,6 +535,7 @@ def get_settings():
 
 
 @admin_bp.put("/distribution/settings")
+@requires_scope("owner")  # an owner-only page in the admin
 @audited("distribution_settings.update", rows(DistributionSettings, "distribution_settings"))
 @spec.validate(
     resp=Response(
@@ -584,6 +598,42 @@ def create_grade(json: AdminGradeCreate):
         grade = svc.save_grade(json.model_dump(), owner=token_has_owner_rights())
         db.session.commit()
     return _grade_out(grade, {}), 201
+
+
+def _grade_of(grade_id: int) -> Grade:
+    return _get(Grade, grade_id, "等级")
+
+
+@admin_bp.patch(f"/distribution/grades/{GRADE_ID}")
+@audited("grade.update", rows(Grade, "grade"))
+@spec.validate(
+    resp=Response(
+        HTTP_200=AdminGrade, HTTP_409=ErrorResponse, HTTP_422=ErrorResponse, **BODY_ERRORS
+    ),
+    tags=TAGS,
+    security=SECURITY,
+)
+def patch_grade(grade_id: int, json: AdminGradePatch):
+    """Change a grade's name, rates or upgrade conditions (only the fields given)."""
+    grade = _grade_of(grade_id)
+    with distribution_errors():
+        svc.save_grade(json.model_dump(exclude_unset=True), grade, owner=token_has_owner_rights())
+        db.session.commit()
+    return _grade_out(grade, _grade_counts())
+
+
+@admin_bp.delete(f"/distribution/grades/{GRADE_ID}")
+@audited("grade.delete", rows(Grade, "grade"))
+@spec.validate(
+    resp=Response("HTTP_204", HTTP_409=ErrorResponse, **ERRORS), tags=TAGS, security=SECURITY
+)
+def delete_grade(grade_id: int):
+    """Delete a grade nobody holds (409 ``grade_in_use`` while distributors hold it). 204."""
+    grade = _grade_of(grade_id)
+    with distribution_errors():
+        svc.delete_grade(grade)
+        db.session.commit()
+    return "", 204
 
 
 # --- distributors ---------------------------------------------------------------------------

@@ -1,7 +1,11 @@
-"""Merchant Open API for products, SKUs and stock (bearer token; see app.api.blueprints).
+"""Merchant Open API for products, SKUs, stock and their commission rules (bearer token;
+see app.api.blueprints).
 
 Views validate (spectree), call app.catalog.services, and commit once at the end. A
 CatalogError becomes 422 with ``invalid_<field>`` and the service's Chinese message.
+Commission rules go through the same services as the admin product page
+(app.distribution.admin_services), so both doors refuse the same rules with the same
+code and message, and both are audited as ``commission_rule.save``.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from spectree import Response
 from sqlalchemy.exc import IntegrityError
 
 from app.api import present, queries
-from app.api.blueprints import admin_bp
+from app.api.blueprints import admin_bp, token_has_owner_rights
 from app.api.schemas import (
     AdminProduct,
     AdminProductPage,
     AdminProductQuery,
     AdminSkuOut,
+    CommissionRuleIn,
+    CommissionRuleOut,
     ErrorResponse,
     ProductCreate,
     ProductPatch,
@@ -40,8 +46,10 @@ from app.catalog.services import (
     update_product,
 )
 from app.core.errors import ApiError
+from app.distribution import admin_services as rules_svc
+from app.distribution.distributors import DistributionError
 from app.extensions import db
-from app.incentives.audit import NEW_PRODUCT, PRODUCT_WITH_SKUS, audited, row
+from app.incentives.audit import NEW_PRODUCT, PRODUCT_WITH_SKUS, RULES_OF_PRODUCT, audited, row
 
 PRODUCT_ID = "<int:product_id>"  # ids past MAX_ID are simply not found (queries.py)
 SKU_ID = "<int:sku_id>"
@@ -66,6 +74,19 @@ def catalog_errors() -> Iterator[None]:
         # The services check SKU codes first; only a concurrent write can get here.
         db.session.rollback()
         raise ApiError(409, "conflict", "数据已被其他请求修改（如 SKU 编码重复），请重试") from None
+
+
+@contextmanager
+def rule_errors() -> Iterator[None]:
+    """A rule the distribution services refuse (range, payout cap, SKU of another
+    product) rolls back and answers their status, code and Chinese message."""
+    try:
+        yield
+    except DistributionError as exc:
+        db.session.rollback()
+        field = getattr(exc, "field", None) or "body"
+        detail = {"field": field, "code": exc.code, "message": exc.message}
+        raise ApiError(exc.status, exc.code, exc.message, [detail]) from None
 
 
 def _product_or_404(product_id: int) -> Product:
@@ -93,8 +114,9 @@ def list_products(query: AdminProductQuery):
         q=query.q,
         on_shelf=query.on_shelf,
     )
+    rules = present.commission_rules([p.id for p in rows])
     return AdminProductPage(
-        items=[present.admin_product(p) for p in rows],
+        items=[present.admin_product(p, rules) for p in rows],
         meta=present.page_meta(query.page, query.per_page, total),
     )
 
@@ -132,13 +154,19 @@ def get_product(product_id: int):
 
 @admin_bp.patch(f"/products/{PRODUCT_ID}")
 @audited("product.update", PRODUCT_WITH_SKUS)
-@spec.validate(resp=Response(HTTP_200=AdminProduct, **BODY_ERRORS), tags=TAGS, security=SECURITY)
+@audited("commission_rule.save", RULES_OF_PRODUCT)
+@spec.validate(
+    resp=Response(HTTP_200=AdminProduct, HTTP_422=ErrorResponse, **BODY_ERRORS),
+    tags=TAGS,
+    security=SECURITY,
+)
 def patch_product(product_id: int, json: ProductPatch):
     """Change only the fields given.
 
     ``skus``, when given, is the product's whole SKU list: a SKU with an ``id`` is kept
     (only its given fields change), one without is added, and the product's SKUs left out
-    are removed.
+    are removed. ``commission_rule`` sets the product's own rule (null removes it); the
+    product and its rule change together or not at all.
     """
     product = _product_or_404(product_id)
     given = json.model_fields_set
@@ -162,10 +190,23 @@ def patch_product(product_id: int, json: ProductPatch):
         ),
         sort=json.sort if "sort" in given else product.sort,
     )
-    with catalog_errors():
+    with catalog_errors(), rule_errors():
         update_product(product, data)
+        if "commission_rule" in given:
+            _set_rule(product, None, json.commission_rule)
         db.session.commit()
     return present.admin_product(product)
+
+
+def _set_rule(product: Product, sku_id: int | None, rule: CommissionRuleIn | None) -> None:
+    """Save (or, for None, remove) the product's or a SKU's rule; the services flush."""
+    owner = token_has_owner_rights()  # staff-scoped tokens may not go above the default
+    if rule is None:
+        rules_svc.delete_commission_rule(product, sku_id)
+    else:
+        rules_svc.save_commission_rule(
+            product, sku_id, rule.mode, [rule.level1, rule.level2, rule.level3], owner=owner
+        )
 
 
 def _merge_sku(item: SkuUpdate, sku: Sku | None) -> SkuInput:
@@ -221,3 +262,100 @@ def adjust(product_id: int, sku_id: int, json: StockAdjust):
         raise ApiError(409, "stock_limit_exceeded", f"库存不能超过 {MAX_STOCK}") from None
     db.session.commit()
     return present.admin_sku(sku)
+
+
+# --- commission rules of a product and of one SKU ---------------------------------------------
+
+RULE_TAGS = ["admin-commission-rules"]
+NO_RULE = "没有单独的佣金规则（按分销员等级或店铺默认比例计算）"
+
+
+def _rule_target(product_id: int, sku_id: int | None = None) -> tuple[Product, int | None]:
+    """The product (and, for a SKU route, the SKU's id) whose rule a request concerns."""
+    if sku_id is None:
+        return _product_or_404(product_id), None
+    sku = _sku_or_404(product_id, sku_id)
+    return _product_or_404(product_id), sku.id
+
+
+def _rule_or_404(product: Product, sku_id: int | None) -> CommissionRuleOut:
+    found = present.commission_rules([product.id])[product.id].get(sku_id)
+    if found is None:
+        what = "该商品" if sku_id is None else "该 SKU"
+        raise ApiError(404, "commission_rule_not_found", what + NO_RULE)
+    return present.commission_rule(found)
+
+
+def _rule_get(product_id: int, sku_id: int | None) -> CommissionRuleOut:
+    return _rule_or_404(*_rule_target(product_id, sku_id))
+
+
+def _rule_put(product_id: int, sku_id: int | None, rule: CommissionRuleIn) -> CommissionRuleOut:
+    product, sku_id = _rule_target(product_id, sku_id)
+    with rule_errors():
+        _set_rule(product, sku_id, rule)
+        db.session.commit()
+    return _rule_or_404(product, sku_id)
+
+
+def _rule_delete(product_id: int, sku_id: int | None):
+    product, sku_id = _rule_target(product_id, sku_id)
+    _rule_or_404(product, sku_id)  # removing what is not there says so
+    with rule_errors():
+        _set_rule(product, sku_id, None)
+        db.session.commit()
+    return "", 204
+
+
+RULE_READ = Response(HTTP_200=CommissionRuleOut, **ERRORS)
+RULE_WRITE = Response(HTTP_200=CommissionRuleOut, HTTP_422=ErrorResponse, **BODY_ERRORS)
+RULE_DELETE = Response("HTTP_204", **ERRORS)
+
+
+@admin_bp.get(f"/products/{PRODUCT_ID}/commission-rule")
+@spec.validate(resp=RULE_READ, tags=RULE_TAGS, security=SECURITY)
+def get_product_rule(product_id: int):
+    """The product's own commission rule; 404 ``commission_rule_not_found`` when it has none."""
+    return _rule_get(product_id, None)
+
+
+@admin_bp.put(f"/products/{PRODUCT_ID}/commission-rule")
+@audited("commission_rule.save", RULES_OF_PRODUCT)
+@spec.validate(resp=RULE_WRITE, tags=RULE_TAGS, security=SECURITY)
+def put_product_rule(product_id: int, json: CommissionRuleIn):
+    """Create or replace the product's commission rule (its SKUs' own rules still win).
+
+    Refused rules answer 422 with the service's code (e.g. ``out_of_range``) and message.
+    """
+    return _rule_put(product_id, None, json)
+
+
+@admin_bp.delete(f"/products/{PRODUCT_ID}/commission-rule")
+@audited("commission_rule.save", RULES_OF_PRODUCT)
+@spec.validate(resp=RULE_DELETE, tags=RULE_TAGS, security=SECURITY)
+def delete_product_rule(product_id: int):
+    """Remove the product's rule: grades and the shop default apply again. 204."""
+    return _rule_delete(product_id, None)
+
+
+@admin_bp.get(f"/products/{PRODUCT_ID}/skus/{SKU_ID}/commission-rule")
+@spec.validate(resp=RULE_READ, tags=RULE_TAGS, security=SECURITY)
+def get_sku_rule(product_id: int, sku_id: int):
+    """The SKU's own commission rule; 404 ``commission_rule_not_found`` when it has none."""
+    return _rule_get(product_id, sku_id)
+
+
+@admin_bp.put(f"/products/{PRODUCT_ID}/skus/{SKU_ID}/commission-rule")
+@audited("commission_rule.save", RULES_OF_PRODUCT)
+@spec.validate(resp=RULE_WRITE, tags=RULE_TAGS, security=SECURITY)
+def put_sku_rule(product_id: int, sku_id: int, json: CommissionRuleIn):
+    """Create or replace one SKU's commission rule (it wins over the product's)."""
+    return _rule_put(product_id, sku_id, json)
+
+
+@admin_bp.delete(f"/products/{PRODUCT_ID}/skus/{SKU_ID}/commission-rule")
+@audited("commission_rule.save", RULES_OF_PRODUCT)
+@spec.validate(resp=RULE_DELETE, tags=RULE_TAGS, security=SECURITY)
+def delete_sku_rule(product_id: int, sku_id: int):
+    """Remove the SKU's rule: the product's rule (or grades, or the default) applies. 204."""
+    return _rule_delete(product_id, sku_id)

@@ -22,10 +22,11 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from spectree import Response
 from sqlalchemy import select
 
-from app.api.blueprints import admin_bp, bp, token_has_owner_rights
+from app.api.blueprints import admin_bp, bp, requires_scope, token_has_owner_rights
 from app.api.orders import customer_id, customer_required
 from app.api.present import page_meta
 from app.api.schemas import (
+    MAX_ID,
     Body,
     ErrorResponse,
     Id,
@@ -458,7 +459,9 @@ def admin_assign_agent(json: AdminAgentAssign):
 
 
 def _decide(agent_id: int, action):
-    agent = db.session.get(RegionAgent, agent_id)
+    # ``<int:...>`` takes any length: a number past any row is not found, not a
+    # database error (SQLite cannot bind it; PostgreSQL's integer refuses it).
+    agent = db.session.get(RegionAgent, agent_id) if agent_id <= MAX_ID else None
     if agent is None:
         raise ApiError(404, "not_found", "代理不存在")
     with agent_errors():
@@ -515,6 +518,7 @@ def admin_cloud_settings():
 
 
 @admin_bp.put("/cloud/settings")
+@requires_scope("owner")  # an owner-only page in the admin
 @audited("cloud_settings.update", rows(CloudSettings, "cloud_settings"))
 @spec.validate(
     resp=Response(HTTP_200=CloudSettingsOut, HTTP_403=ErrorResponse, **ADMIN_BODY_ERRORS),
@@ -552,6 +556,7 @@ def _rates_out() -> ProductRateList:
 
 
 @admin_bp.put("/agents/product-rates")
+@requires_scope("owner")  # an owner-only page in the admin
 @audited("agent_rate.save", rows(AgentProductRate, "agent_product_rate"))
 @spec.validate(
     resp=Response(HTTP_200=ProductRateList, HTTP_403=ErrorResponse, **ADMIN_BODY_ERRORS),

@@ -3,18 +3,22 @@
 ``bp`` (``/api/v1``) is the customer side: the session cookie after WeChat OAuth, so
 CSRFProtect stays on for it and any future POST must carry the ``X-CSRFToken`` header.
 ``admin_bp`` (``/api/v1/admin``) is the merchant Open API: a bearer token, never a
-cookie, so it is CSRF-exempt (in register_api) and every request must show a live token.
+cookie, so it is CSRF-exempt (in register_api) and every request must show a live token
+whose scope covers it: ``read`` for GET, ``write`` for other methods, ``owner`` for the
+views marked ``@requires_scope("owner")`` (the Open API twins of owner-only admin pages).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+import re
+from collections.abc import Callable
+from datetime import timedelta
 
 from flask import Blueprint, current_app, g, request
 from sqlalchemy import select
 
-from app.accounts.models import ApiToken
-from app.api.spec import spec
+from app.accounts.models import API_SCOPES, ApiToken
+from app.api.spec import BEARER, spec
 from app.core.errors import ApiError
 from app.core.time import utcnow
 from app.extensions import db
@@ -27,17 +31,49 @@ MAX_TOKEN_LENGTH = 256
 # last_used_at is for the merchant's "is this token still used?" question; minute
 # precision is plenty and spares a write on every call of a busy integration.
 TOUCH_INTERVAL = timedelta(minutes=1)
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SCOPE_ATTR = "_api_scope"
+SCOPE_WORDS = {"read": "只读", "write": "读写", "owner": "店主设置"}
+PATH_ARG = re.compile(r"<(?:[^:<>]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+BEARER_DESCRIPTION = (
+    "商家 Open API 令牌：Authorization: Bearer sk_...（`flask create-api-token 名称 "
+    "--scope read|write|owner [--expires-days N]` 或后台 /admin/api-tokens 创建）。"
+    "权限：read 仅 GET；write 还可进行写操作（店主专属设置除外）；owner 全部。"
+    "每个操作所需权限见 x-token-scope。401 错误码：invalid_token、token_revoked、"
+    "token_expired；403：insufficient_scope。"
+)
+REFUSED_401 = (
+    "缺少令牌，或令牌无效（invalid_token）、已撤销（token_revoked）、已过期（token_expired）"
+)
+REFUSED_403 = "令牌权限不足（insufficient_scope）"
 
 
 class InvalidToken(ApiError):
-    """401 for a missing, unknown or revoked bearer token, with the RFC 6750 header."""
+    """401 for a missing, unknown, revoked or expired bearer token, with the RFC 6750
+    header; ``code`` tells the integration which (``token_revoked``, ``token_expired``)."""
 
-    def __init__(self, message: str, given: bool):
-        super().__init__(401, "invalid_token", message)
+    def __init__(self, message: str, given: bool, code: str = "invalid_token"):
+        super().__init__(401, code, message)
         challenge = 'Bearer realm="api"'
         if given:
             challenge += ', error="invalid_token"'
         self.challenge = challenge
+
+    def to_response(self):
+        body, status = super().to_response()
+        return body, status, {"WWW-Authenticate": self.challenge}
+
+
+class InsufficientScope(ApiError):
+    """403 for a live token whose scope does not cover the request (RFC 6750 §3.1)."""
+
+    def __init__(self, needed: str):
+        super().__init__(
+            403,
+            "insufficient_scope",
+            f"API 令牌权限不足：此操作需要 {needed} 权限（{SCOPE_WORDS[needed]}）",
+        )
+        self.challenge = f'Bearer realm="api", error="insufficient_scope", scope="{needed}"'
 
     def to_response(self):
         body, status = super().to_response()
@@ -79,8 +115,34 @@ def _expects_json_body() -> bool:
     return bool(metadata and metadata.json)
 
 
+def requires_scope(scope: str) -> Callable[[Callable], Callable]:
+    """Mark an Open API view as needing ``scope`` (``owner`` for the owner's settings).
+
+    Without a mark a view needs ``read`` for GET and ``write`` for any other method;
+    ``require_api_token`` reads the mark before the view (or its body) is touched.
+    """
+    if scope not in API_SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def mark(view: Callable) -> Callable:
+        setattr(view, SCOPE_ATTR, scope)
+        return view
+
+    return mark
+
+
+def needed_scope() -> str:
+    """The scope the current Open API request needs."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    marked = getattr(view, SCOPE_ATTR, None) if view is not None else None
+    if marked is not None:
+        return marked
+    return "read" if request.method in READ_METHODS else "write"
+
+
 def require_api_token() -> None:
-    """Find the live ApiToken named by ``Authorization: Bearer sk_...`` or answer 401."""
+    """Find the live ApiToken named by ``Authorization: Bearer sk_...`` or answer 401;
+    answer 403 when its scope does not cover the request."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.strip().partition(" ")
     secret = secret.strip()
@@ -91,24 +153,55 @@ def require_api_token() -> None:
         token = db.session.scalar(
             select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(secret))
         )
-    if token is None or token.revoked_at is not None:
-        raise InvalidToken("API 令牌无效或已撤销", given=True)
+    if token is None:
+        raise InvalidToken("API 令牌无效", given=True)
+    if token.revoked_at is not None:
+        raise InvalidToken("API 令牌已撤销", given=True, code="token_revoked")
     now = utcnow()
+    if token.expired(now):
+        raise InvalidToken("API 令牌已过期，请让店主重新创建", given=True, code="token_expired")
     last = token.last_used_at
-    if last is not None and last.tzinfo is None:  # SQLite returns naive UTC
-        last = last.replace(tzinfo=UTC)
     if last is None or now - last >= TOUCH_INTERVAL:
         token.last_used_at = now
         db.session.commit()  # an edge of its own: the call is recorded even if it then fails
     g.api_token = token
+    needed = needed_scope()
+    if not token.allows(needed):
+        raise InsufficientScope(needed)
+
+
+def document_token_scopes(document: dict) -> dict:
+    """Add to the OpenAPI ``document`` what the bearer token check can answer on every
+    Open API operation (401 and 403, with their codes) and the scope each one needs
+    (``x-token-scope``), read from the same marks ``require_api_token`` reads."""
+    scheme = document.get("components", {}).get("securitySchemes", {}).get(BEARER)
+    if scheme is not None:
+        scheme["description"] = BEARER_DESCRIPTION
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for rule in current_app.url_map.iter_rules():
+        if not rule.endpoint.startswith(admin_bp.name + "."):
+            continue
+        path = PATH_ARG.sub(r"{\1}", rule.rule)
+        view = current_app.view_functions[rule.endpoint]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            operation = document.get("paths", {}).get(path, {}).get(method.lower())
+            if operation is None:
+                continue
+            marked = getattr(view, SCOPE_ATTR, None)
+            operation["x-token-scope"] = marked or ("read" if method in READ_METHODS else "write")
+            responses = operation.setdefault("responses", {})
+            for status, text in (("401", REFUSED_401), ("403", REFUSED_403)):
+                responses.setdefault(
+                    status,
+                    {"description": text, "content": {"application/json": {"schema": error_ref}}},
+                )
+    return document
 
 
 def token_has_owner_rights() -> bool:
     """Whether the calling Open API token acts with the shop owner's rights (owner-only
-    settings, rates above the shop default). A token with a ``scope`` needs ``owner``; a
-    token without one was made by the operator with ``flask create-api-token`` on the
-    server, which is the owner's act, so it has them."""
-    return getattr(g.api_token, "scope", "owner") == "owner"
+    settings, rates above the shop default): only a token of scope ``owner``."""
+    return g.api_token.allows("owner")
 
 
 admin_bp.before_request(require_api_token)  # auth first: no token, no body parsing

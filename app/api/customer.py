@@ -8,7 +8,7 @@ from flask_login import current_user
 from spectree import Response
 
 from app.api import present, queries
-from app.api.blueprints import bp
+from app.api.blueprints import bp, document_token_scopes
 from app.api.schemas import (
     CategoryList,
     ErrorResponse,
@@ -28,7 +28,7 @@ PRODUCT_ID = "<int:product_id>"  # ids past MAX_ID are simply not found (queries
 @spec.validate(resp=Response("HTTP_200"), tags=["meta"])
 def openapi():
     """The OpenAPI 3 document of this API (generated from the validating models)."""
-    return jsonify(openapi_document())
+    return jsonify(document_token_scopes(openapi_document()))
 
 
 @bp.get("/categories")

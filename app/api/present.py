@@ -6,9 +6,16 @@ import math
 from datetime import UTC, datetime
 
 from flask import current_app, url_for
+from sqlalchemy import select
 
 from app.api import schemas
 from app.catalog.models import Category, Product, ProductImage, Sku
+from app.distribution.admin_services import describe_rule
+from app.distribution.models import CommissionRule
+from app.extensions import db
+
+# product id -> {sku id or None (the product's own rule): rule}
+RuleMap = dict[int, dict[int | None, CommissionRule]]
 
 
 def media_url(filename: str) -> str:
@@ -76,8 +83,35 @@ def product_detail(product: Product) -> schemas.ProductDetail:
     )
 
 
-def admin_sku(sku: Sku) -> schemas.AdminSkuOut:
-    """A SKU with its merchant code."""
+def commission_rules(product_ids: list[int]) -> RuleMap:
+    """The own commission rules of these products and their SKUs, in one query."""
+    found: RuleMap = {pid: {} for pid in product_ids}
+    if product_ids:
+        query = select(CommissionRule).where(CommissionRule.product_id.in_(product_ids))
+        for rule in db.session.scalars(query):
+            found.setdefault(rule.product_id, {})[rule.sku_id] = rule
+    return found
+
+
+def commission_rule(rule: CommissionRule | None) -> schemas.CommissionRuleOut | None:
+    """A commission rule as the Open API shows it (None stays None)."""
+    if rule is None:
+        return None
+    return schemas.CommissionRuleOut(
+        product_id=rule.product_id,
+        sku_id=rule.sku_id,
+        mode=rule.mode,
+        level1=rule.level1,
+        level2=rule.level2,
+        level3=rule.level3,
+        description=describe_rule(rule),
+    )
+
+
+def admin_sku(sku: Sku, rules: RuleMap | None = None) -> schemas.AdminSkuOut:
+    """A SKU with its merchant code and its own commission rule."""
+    if rules is None:
+        rules = commission_rules([sku.product_id])
     return schemas.AdminSkuOut(
         id=sku.id,
         specs=dict(sku.specs or {}),
@@ -85,11 +119,15 @@ def admin_sku(sku: Sku) -> schemas.AdminSkuOut:
         original_price_fen=sku.original_price_fen,
         stock=sku.stock,
         code=sku.code,
+        commission_rule=commission_rule(rules.get(sku.product_id, {}).get(sku.id)),
     )
 
 
-def admin_product(product: Product) -> schemas.AdminProduct:
-    """A product as the merchant Open API shows it (on or off the shelf)."""
+def admin_product(product: Product, rules: RuleMap | None = None) -> schemas.AdminProduct:
+    """A product as the merchant Open API shows it (on or off the shelf), with the
+    commission rules of the product and its SKUs (``rules`` when a list loaded them)."""
+    if rules is None:
+        rules = commission_rules([product.id])
     return schemas.AdminProduct(
         id=product.id,
         title=product.title,
@@ -104,7 +142,8 @@ def admin_product(product: Product) -> schemas.AdminProduct:
         min_price_fen=product.min_price_fen,
         stock=product.total_stock,
         images=[_image(i) for i in product.images],
-        skus=[admin_sku(s) for s in product.skus],
+        skus=[admin_sku(s, rules) for s in product.skus],
+        commission_rule=commission_rule(rules.get(product.id, {}).get(None)),
         created_at=_aware(product.created_at),
         updated_at=_aware(product.updated_at),
     )

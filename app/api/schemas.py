@@ -10,7 +10,7 @@ Money is an integer number of fen in fields ending in ``_fen``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -200,8 +200,34 @@ class AdminProductQuery(PageQuery):
     on_shelf: bool | None = Field(None, description="true 仅在售，false 仅已下架")
 
 
+class CommissionRuleOut(BaseModel):
+    """A product's (``sku_id`` null) or one SKU's own commission rule."""
+
+    product_id: int
+    sku_id: int | None
+    mode: str = Field(description="percent（按比例）、fixed（每件固定金额）或 none（不参与分佣）")
+    level1: int = Field(description="一级：percent 为万分比（1000 = 10%），fixed 为每件分数")
+    level2: int = Field(description="二级，单位同 level1")
+    level3: int = Field(description="三级，单位同 level1")
+    description: str = Field(description="中文说明，如“按比例 一级 10% · 二级 5% · 三级 0%”")
+
+
+class CommissionRuleIn(Body):
+    """A commission rule to save. SKU rule > product rule > distributor grade > shop default."""
+
+    mode: Literal["percent", "fixed", "none"] = Field(
+        description="percent（按比例）、fixed（每件固定金额）或 none（不参与分佣）"
+    )
+    level1: StrictInt = Field(0, description="percent：万分比 0-10000；fixed：每件分数 ≥ 0")
+    level2: StrictInt = Field(0, description="二级，单位同 level1")
+    level3: StrictInt = Field(0, description="三级，单位同 level1；店铺只开两级时不发放")
+
+
 class AdminSkuOut(SkuOut):
     code: str | None
+    commission_rule: CommissionRuleOut | None = Field(
+        None, description="该 SKU 自己的佣金规则；null 表示沿用商品规则、等级或店铺默认"
+    )
 
 
 class AdminProduct(BaseModel):
@@ -221,6 +247,9 @@ class AdminProduct(BaseModel):
     stock: int
     images: list[ImageOut]
     skus: list[AdminSkuOut]
+    commission_rule: CommissionRuleOut | None = Field(
+        None, description="商品自己的佣金规则；null 表示沿用分销员等级或店铺默认比例"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -287,6 +316,10 @@ class ProductPatch(Body):
     featured: StrictBool = omitted()
     purchase_limit: StrictInt = omitted(ge=0, le=MAX_PURCHASE_LIMIT, description="0 表示不限购")
     sort: StrictInt = omitted(ge=-MAX_SORT, le=MAX_SORT)
+    commission_rule: CommissionRuleIn | None = omitted(
+        description="商品的佣金规则；null 删除（改用等级或店铺默认）。SKU 规则见 "
+        "/products/{id}/skus/{sku_id}/commission-rule"
+    )
 
 
 class StockSet(Body):

@@ -35,8 +35,9 @@ from app.extensions import db
 from app.incentives.models import AuditLog
 
 PENDING_KEY = "audit_pending"
-# Bookkeeping columns whose change says nothing about what staff did.
-SKIPPED_COLUMNS = frozenset({"updated_at"})
+# Bookkeeping columns whose change says nothing about what staff did; an API token's
+# hash is kept out too (the log is read by people who must not hold a way in).
+SKIPPED_COLUMNS = frozenset({"updated_at", "token_hash"})
 
 
 def json_safe(value: Any) -> Any:

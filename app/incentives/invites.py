@@ -42,6 +42,37 @@ def get_incentive_settings() -> IncentiveSettings:
     return row
 
 
+MAX_INVITE_REWARD_FEN = 100_000_00
+
+
+class IncentiveSettingsError(ValueError):
+    """Incentive settings that cannot be saved, with a Chinese message."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def update_incentive_settings(
+    settings: IncentiveSettings, invite_enabled: bool, invite_fen: int, leaderboards: bool
+) -> IncentiveSettings:
+    """Save the invite reward (on/off, amount in fen) and the leaderboard switch; flushes.
+
+    The one place these rules live, for the admin page and the Open API alike.
+    """
+    if isinstance(invite_fen, bool) or not isinstance(invite_fen, int) or invite_fen < 0:
+        raise IncentiveSettingsError("邀请奖励金额：须为不小于 0 的整数（分）")
+    if invite_fen > MAX_INVITE_REWARD_FEN:
+        raise IncentiveSettingsError("邀请奖励金额：金额过大")
+    if invite_enabled and invite_fen <= 0:
+        raise IncentiveSettingsError("开启邀请奖励时金额必须大于 0")
+    settings.invite_reward_enabled = invite_enabled
+    settings.invite_reward_fen = invite_fen
+    settings.leaderboards_enabled = leaderboards
+    db.session.flush()
+    return settings
+
+
 def first_purchase(user_id: int) -> Order | None:
     """The customer's earliest paid order that is not refunded in full."""
     return db.session.scalar(
