@@ -224,6 +224,7 @@ ADMIN_CASES = [
                 "free_shipping_over": "88.5",
                 "pay_timeout_minutes": "15",
                 "auto_complete_days": "7",
+                "max_unpaid_orders": "3",
             },
         ),
         "shipping_fee_fen",
