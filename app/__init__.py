@@ -39,6 +39,9 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     from app.core.errors import register_error_handlers
 
     register_error_handlers(app)
+    from app.core.security_headers import register_security_headers
+
+    register_security_headers(app)
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
     return app
