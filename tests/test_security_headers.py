@@ -207,7 +207,8 @@ def test_shop_pages_load_jweixin_and_avatars_with_no_violation(make, page, live_
 
     page.route("https://res.wx.qq.com/**", serve_jweixin)
     page.add_init_script(WATCH_VIOLATIONS)
-    page.goto(f"{base}/product/{product.id}")
+    response = page.goto(f"{base}/product/{product.id}")
+    assert "https://res.wx.qq.com" in response.headers["content-security-policy"]
     wait_until(page, "window.__wxCalls && window.__wxCalls.timeline.length > 0")
     assert asked == [JWEIXIN]
     assert page.evaluate("window.__csp") == []
@@ -249,7 +250,8 @@ def test_admin_pages_work_under_their_policy(make, desk, live_server):
     desk.click("button[type=submit]")
     desk.wait_for_url(f"{base}/admin/")
 
-    desk.goto(f"{base}/admin/distribution/settings")
+    response = desk.goto(f"{base}/admin/distribution/settings")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     warning = desk.locator("[data-level3-warning]")
     desk.select_option("[data-levels]", "3")
     warning.wait_for(state="visible")
