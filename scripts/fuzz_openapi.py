@@ -18,7 +18,7 @@ script prints the counts and exits 1 if any was a 5xx.
     .venv/bin/python scripts/fuzz_openapi.py                 # about 3,000 cases on SQLite
     .venv/bin/python scripts/fuzz_openapi.py --database postgresql --examples 50
 
-schemathesis is in requirements-dev.txt (``pip install schemathesis`` otherwise).
+schemathesis is in requirements-dev.txt (or ``pip install schemathesis``).
 """
 
 from __future__ import annotations

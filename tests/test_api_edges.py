@@ -53,8 +53,8 @@ def test_an_anonymous_write_is_asked_to_sign_in_before_any_csrf_check(app, clien
     urls = list(customer_write_urls(app))
     assert len(urls) >= 15
     for method, url, _endpoint in urls:
-        for body in ({}, None):
-            response = client.open(url, method=method, json=body)
+        for body, headers in (({}, {}), (None, {}), ({}, {"Authorization": "Bearer sk_x"})):
+            response = client.open(url, method=method, json=body, headers=headers)
             assert response.status_code == 401, (method, url, response.status_code)
             assert error_code(response) == "unauthorized", (method, url)
     # Signed in, the CSRF header is still needed.

@@ -64,13 +64,17 @@ def require_customer_for_writes() -> None:
 
     Sign-in comes first: an anonymous POST answers 401 ("请先登录"), not a CSRF error
     that would send a client looking for a token it cannot get without signing in.
+    A request carrying ``Authorization: Bearer`` (a mini-program) needs no CSRF token: a
+    page on another site cannot add that header without a CORS preflight we never allow.
     """
     if request.method not in WRITE_METHODS:
         return
     person = current_user
     if not person.is_authenticated or getattr(person, "is_staff", False):
         raise ApiError(401, "unauthorized", "请先登录")
-    csrf.protect()
+    scheme = request.headers.get("Authorization", "").strip().partition(" ")[0]
+    if scheme.lower() != "bearer":
+        csrf.protect()
 
 
 def require_json_object() -> None:
