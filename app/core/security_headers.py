@@ -24,7 +24,9 @@ Style attributes (``style="..."``) are refused too: a width or colour that depen
 data is drawn with SVG presentation attributes or set from static JS through the CSSOM,
 which CSP allows.
 
-HSTS is sent when ``PUBLIC_BASE_URL`` is https (a year; subdomains are not ours to pin).
+When ``PUBLIC_BASE_URL`` is https: HSTS (a year; subdomains are not ours to pin), and the
+page policies add ``upgrade-insecure-requests``, so an avatar WeChat still hands out as
+``http://thirdwx.qlogo.cn/...`` is fetched over https and matches the https image hosts.
 """
 
 from __future__ import annotations
@@ -64,24 +66,24 @@ def add_security_headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    base_url = current_app.config.get("PUBLIC_BASE_URL") or ""
-    if base_url.startswith("https://"):
+    https = (current_app.config.get("PUBLIC_BASE_URL") or "").startswith("https://")
+    if https:
         headers.setdefault("Strict-Transport-Security", HSTS)
     path = request.path
     if path.startswith("/api/"):
         headers.setdefault("Content-Security-Policy", API_POLICY)
     elif path == "/admin" or path.startswith("/admin/"):
         headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Content-Security-Policy", admin_policy(g.get("csp_nonce")))
+        headers.setdefault("Content-Security-Policy", admin_policy(g.get("csp_nonce"), https))
     else:
-        headers.setdefault("Content-Security-Policy", shop_policy(g.get("csp_nonce")))
+        headers.setdefault("Content-Security-Policy", shop_policy(g.get("csp_nonce"), https))
     return response
 
 
-def admin_policy(nonce: str | None) -> str:
+def admin_policy(nonce: str | None, https: bool = False) -> str:
     """The admin pages' CSP: the site's own resources only, never framed."""
     own = _with_nonce("'self'", nonce)
-    return "; ".join(
+    return _join(
         (
             "default-src 'self'",
             f"script-src {own}",
@@ -93,11 +95,12 @@ def admin_policy(nonce: str | None) -> str:
             "base-uri 'self'",
             "form-action 'self'",
             "frame-ancestors 'none'",
-        )
+        ),
+        https,
     )
 
 
-def shop_policy(nonce: str | None) -> str:
+def shop_policy(nonce: str | None, https: bool = False) -> str:
     """The H5 pages' CSP: the site's own resources, WeChat's JS-SDK and image hosts.
 
     In development and tests the stand-in plays WeChat, so its origin (where its avatars
@@ -105,7 +108,7 @@ def shop_policy(nonce: str | None) -> str:
     """
     own = _with_nonce("'self'", nonce)
     images = ["'self'", "data:", "blob:", *WECHAT_IMAGE_SOURCES, *_wechat_origins()]
-    return "; ".join(
+    return _join(
         (
             "default-src 'self'",
             f"script-src {own} {' '.join(WECHAT_SCRIPT_SOURCES)}",
@@ -116,8 +119,15 @@ def shop_policy(nonce: str | None) -> str:
             "object-src 'none'",
             "base-uri 'self'",
             "frame-ancestors 'self'",
-        )
+        ),
+        https,
     )
+
+
+def _join(directives: tuple[str, ...], https: bool) -> str:
+    if https:
+        directives = (*directives, "upgrade-insecure-requests")
+    return "; ".join(directives)
 
 
 def _with_nonce(source: str, nonce: str | None) -> str:
