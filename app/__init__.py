@@ -44,6 +44,9 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     from app.core.access_log import install_werkzeug_redaction
 
     install_werkzeug_redaction()  # flask run / the stand-in: no signed queries in the log
+    from app.core.security_headers import register_security_headers
+
+    register_security_headers(app)
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
     return app

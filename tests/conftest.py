@@ -332,9 +332,11 @@ def page(browser, live_server):
         locale="zh-CN",
     )
     context.set_default_timeout(10_000)
+    violations = watch_csp(context)
     pg = context.new_page()
     yield pg
     context.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"
 
 
 @pytest.fixture
@@ -344,10 +346,25 @@ def desk(browser, live_server):
         user_agent=DESKTOP_UA, viewport={"width": 1366, "height": 900}, locale="zh-CN"
     )
     context.set_default_timeout(10_000)
+    violations = watch_csp(context)
     pg = context.new_page()
     pg.on("dialog", lambda dialog: dialog.accept())  # the "are you sure" confirmations
     yield pg
     context.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+
+
+def watch_csp(context) -> list[str]:
+    """Collect the Content-Security-Policy violations chromium reports on any page of
+    ``context`` (it logs each refused script, style or image to the console)."""
+    violations: list[str] = []
+
+    def on_console(message) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    context.on("console", on_console)
+    return violations
 
 
 @pytest.fixture

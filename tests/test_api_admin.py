@@ -185,7 +185,8 @@ INVALID_CREATES = [
         "skus.0.price_fen",
     ),
     ({"title": "x", "skus": [_sku(price_fen="100")]}, 422, "validation_error", "skus.0.price_fen"),
-    ({"title": "x", "skus": [_sku(price_fen=12.0)]}, 422, "validation_error", "skus.0.price_fen"),
+    # 12.0 is the integer 12 (JSON Schema's integer); a fraction is not.
+    ({"title": "x", "skus": [_sku(price_fen=12.01)]}, 422, "validation_error", "skus.0.price_fen"),
     ({"title": "x", "skus": [_sku(price_fen=-1)]}, 422, "validation_error", "skus.0.price_fen"),
     ({"title": "x", "skus": [_sku(price_fen=10**30)]}, 422, "validation_error", "skus.0.price_fen"),
     ({"title": "x", "skus": [_sku(stock=-1)]}, 422, "validation_error", "skus.0.stock"),

@@ -15,6 +15,7 @@ from app.core.money import format_yuan
 from app.distribution.models import LedgerEntry
 from app.distribution.simulator import simulate
 from app.extensions import db
+from tests.browser_support import wait_until
 from tests.test_admin_support import fresh_client, text
 from tests.test_cloud_agents import (
     FUTIAN,
@@ -217,8 +218,8 @@ def test_staff_pick_the_shipping_district_in_the_browser(desk, live_server, make
     # Explained like the commissions above it (a percentage, rounded down to the fen).
     assert "实付 10000 分 × 3%（向下取整到分）" in shown
     # The page after the submit shows the picked district again, not the placeholders.
-    desk.wait_for_function(
-        "code => document.querySelector('[data-pick=district]').value === code", arg=NANSHAN
+    wait_until(
+        desk, "code => document.querySelector('[data-pick=district]').value === code", arg=NANSHAN
     )
     assert desk.locator("[data-pick=province] option:checked").inner_text() == "广东省"
     assert desk.locator("[data-pick=city] option:checked").inner_text() == "深圳市"

@@ -67,7 +67,7 @@ def test_task_progress_and_leaderboard_in_the_centre(
     expect(task.locator("[data-progress]")).to_have_text("¥194.00")  # 128 + 66 yuan
     bar = task.get_by_role("progressbar")
     expect(bar).to_have_attribute("aria-valuenow", "38")  # 19,400 of 50,000 fen
-    width = bar.locator("i").evaluate("el => el.getBoundingClientRect().width")
+    width = bar.locator("rect").evaluate("el => el.getBoundingClientRect().width")
     full = bar.evaluate("el => el.getBoundingClientRect().width")
     assert 0.3 * full < width < 0.45 * full
     expect(task.locator("[data-left]")).to_contain_text(re.compile(r"剩余 3 天 [45] 小时"))

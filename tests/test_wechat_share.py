@@ -18,6 +18,7 @@ from app.catalog.models import ProductImage
 from app.distribution.distributors import create_distributor
 from app.extensions import db
 from app.wechat.jssdk import JssdkError, build_config, page_url, signature
+from tests.browser_support import wait_until
 
 # WeChat's published example (JS-SDK 说明文档, 附录1), recomputed in wechat-protocol.md §3.
 VECTOR_TICKET = (
@@ -245,7 +246,7 @@ def test_product_page_configures_wx_and_sets_the_share_card(app, make, page, liv
         page.goto(f"{base}/product/{product.id}#desc")
     signed_url = parse_qs(urlsplit(requested.value.url).query)["url"][0]
     assert signed_url == f"{base}/product/{product.id}"
-    page.wait_for_function("window.__wxCalls.timeline.length > 0")
+    wait_until(page, "window.__wxCalls.timeline.length > 0")
 
     calls = page.evaluate("window.__wxCalls")
     [config] = calls["config"]
@@ -287,7 +288,7 @@ def test_a_distributors_share_card_carries_their_ref(app, make, page, live_serve
     db.session.commit()
 
     page.goto(f"{base}/product/{product.id}")
-    page.wait_for_function("window.__wxCalls.appMessage.length > 0")
+    wait_until(page, "window.__wxCalls.appMessage.length > 0")
     link = f"{base}/product/{product.id}?ref={distributor.code}"
     assert page.evaluate("window.__wxCalls.appMessage[0].link") == link
     assert page.evaluate("window.__wxCalls.timeline[0].link") == link
@@ -306,14 +307,14 @@ def test_ios_signs_the_entry_url_first_then_the_current_one(app, make, page, liv
     base = live_server.url
     page.add_init_script(FAKE_WX)
     page.goto(f"{base}/")
-    page.wait_for_function("window.__wxCalls.appMessage.length > 0")
+    wait_until(page, "window.__wxCalls.appMessage.length > 0")
     home_card = page.evaluate("window.__wxCalls.appMessage[0]")
     assert home_card["link"] == f"{base}/"
     assert home_card["imgUrl"] == f"{base}/media/cup.png"
 
     page.add_init_script("window.__wxRefuseFirst = true;")
     page.goto(f"{base}/product/{product.id}")
-    page.wait_for_function("window.__wxCalls.appMessage.length > 0")
+    wait_until(page, "window.__wxCalls.appMessage.length > 0")
     assert _config_requests(page) == [f"{base}/", f"{base}/product/{product.id}"]
     calls = page.evaluate("window.__wxCalls")
     assert len(calls["config"]) == 2
@@ -331,7 +332,7 @@ def test_outside_wechat_no_sdk_is_loaded_and_the_page_still_works(app, make, bro
         outside.on("request", lambda r: requested.append(r.url))
         outside.on("pageerror", lambda e: errors.append(str(e)))
         outside.goto(f"{live_server.url}/product/{product.id}")
-        outside.wait_for_function("window.__shareData !== undefined")
+        wait_until(outside, "window.__shareData !== undefined")
         assert outside.evaluate("window.__shareData.title") == "手工陶瓷茶杯"
         assert outside.evaluate("typeof window.wx") == "undefined"
     finally:
@@ -354,7 +355,7 @@ def test_inside_wechat_without_the_sdk_the_page_degrades_quietly(app, make, page
     page.route("https://res.wx.qq.com/**", refuse)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{live_server.url}/product/{product.id}")
-    page.wait_for_function("window.__shareData !== undefined")
+    wait_until(page, "window.__shareData !== undefined")
     page.wait_for_timeout(200)
     assert asked == ["https://res.wx.qq.com/open/js/jweixin-1.6.0.js"]
     assert errors == []

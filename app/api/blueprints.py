@@ -1,11 +1,16 @@
 """The two API blueprints and the checks every request on them passes first.
 
-``bp`` (``/api/v1``) is the customer side: the session cookie after WeChat OAuth, so
-CSRFProtect stays on for it and any future POST must carry the ``X-CSRFToken`` header.
+``bp`` (``/api/v1``) is the customer side: the session cookie after WeChat OAuth. Every
+write needs a signed-in customer (401 first, so an anonymous caller learns to sign in) and
+then the ``X-CSRFToken`` header: CSRFProtect's app-wide check is turned off for ``bp`` (in
+register_api) and run here, after the sign-in check.
 ``admin_bp`` (``/api/v1/admin``) is the merchant Open API: a bearer token, never a
 cookie, so it is CSRF-exempt (in register_api) and every request must show a live token
 whose scope covers it: ``read`` for GET, ``write`` for other methods, ``owner`` for the
 views marked ``@requires_scope("owner")`` (the Open API twins of owner-only admin pages).
+
+On both, a path and query longer than ``MAX_URI_LENGTH`` bytes answers 414 before anything
+else (below gunicorn's own request-line limit of 4094, so clients get the JSON answer).
 """
 
 from __future__ import annotations
@@ -15,18 +20,21 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Blueprint, current_app, g, request
+from flask_login import current_user
 from sqlalchemy import select
 
 from app.accounts.models import API_SCOPES, ApiToken
 from app.api.spec import BEARER, spec
 from app.core.errors import ApiError
 from app.core.time import utcnow
-from app.extensions import db
+from app.extensions import csrf, db
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 admin_bp = Blueprint("api_admin", __name__, url_prefix="/api/v1/admin")
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_URI_LENGTH = 4000
 MAX_TOKEN_LENGTH = 256
 # last_used_at is for the merchant's "is this token still used?" question; minute
 # precision is plenty and spares a write on every call of a busy integration.
@@ -78,6 +86,31 @@ class InsufficientScope(ApiError):
     def to_response(self):
         body, status = super().to_response()
         return body, status, {"WWW-Authenticate": self.challenge}
+
+
+def refuse_long_uri() -> None:
+    """414 for a path and query string longer than ``MAX_URI_LENGTH`` bytes."""
+    length = len(request.path.encode("utf-8")) + len(request.query_string)
+    if length > MAX_URI_LENGTH:
+        raise ApiError(414, "uri_too_long", f"请求地址过长（不能超过 {MAX_URI_LENGTH} 字节）")
+
+
+def require_customer_for_writes() -> None:
+    """A write on the customer side needs a signed-in customer, then a valid CSRF token.
+
+    Sign-in comes first: an anonymous POST answers 401 ("请先登录"), not a CSRF error
+    that would send a client looking for a token it cannot get without signing in.
+    A request carrying ``Authorization: Bearer`` (a mini-program) needs no CSRF token: a
+    page on another site cannot add that header without a CORS preflight we never allow.
+    """
+    if request.method not in WRITE_METHODS:
+        return
+    person = current_user
+    if not person.is_authenticated or getattr(person, "is_staff", False):
+        raise ApiError(401, "unauthorized", "请先登录")
+    scheme = request.headers.get("Authorization", "").strip().partition(" ")[0]
+    if scheme.lower() != "bearer":
+        csrf.protect()
 
 
 def require_json_object() -> None:
@@ -204,6 +237,9 @@ def token_has_owner_rights() -> bool:
     return g.api_token.allows("owner")
 
 
+admin_bp.before_request(refuse_long_uri)
 admin_bp.before_request(require_api_token)  # auth first: no token, no body parsing
 admin_bp.before_request(require_json_object)
+bp.before_request(refuse_long_uri)
+bp.before_request(require_customer_for_writes)
 bp.before_request(require_json_object)

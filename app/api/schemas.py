@@ -1,9 +1,12 @@
 """Pydantic models of the JSON API: they validate requests and describe the OpenAPI document.
 
 Request bodies are strict (``12.5`` or ``"12"`` is not an integer, ``"true"`` is not a
-boolean) and refuse unknown fields, so a typo never passes silently. Query strings arrive
-as text, so their models convert ``"2"`` to 2 but still refuse ``abc``. Every id is bounded
-to PostgreSQL's integer range: a larger number is a validation error, not a database error.
+boolean) and refuse unknown fields, so a typo never passes silently. A JSON number whose
+fraction is zero (``1.0``, ``1e3``) is the integer it names: JSON Schema's ``integer``, which
+the OpenAPI document uses, includes it, and some JSON encoders write every number that way.
+Query strings arrive as text, so their models convert ``"2"`` to 2 but still refuse ``abc``.
+Every id is bounded to PostgreSQL's integer range: a larger number is a validation error,
+not a database error.
 Money is an integer number of fen in fields ending in ``_fen``.
 """
 
@@ -58,10 +61,38 @@ def omitted(**kwargs: Any) -> Any:
     return Field(default=None, json_schema_extra=_drop_default, **kwargs)
 
 
+# How deep whole_numbers looks: a body's own fields and lists or maps of numbers in them.
+# Nested bodies are Body models that convert their own fields; deeper input is refused by
+# the schema anyway (and walking it could exhaust the stack).
+WHOLE_NUMBER_DEPTH = 3
+
+
+def whole_numbers(value: Any, depth: int = WHOLE_NUMBER_DEPTH) -> Any:
+    """``value`` with every float whose fraction is zero (``1.0``) turned into that int.
+
+    Other floats (``1.5``, ``inf``) stay floats, so strict integer fields still refuse them.
+    """
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if depth <= 0:
+        return value
+    if isinstance(value, list):
+        return [whole_numbers(item, depth - 1) for item in value]
+    if isinstance(value, dict):
+        return {key: whole_numbers(item, depth - 1) for key, item in value.items()}
+    return value
+
+
 class Body(BaseModel):
-    """Base of every JSON request body: strict types, unknown fields refused."""
+    """Base of every JSON request body: strict types, unknown fields refused, whole floats
+    (``1.0``) taken as integers."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_floats_are_integers(cls, data: Any) -> Any:
+        return whole_numbers(data) if isinstance(data, dict) else data
 
 
 class Query(BaseModel):
@@ -101,7 +132,7 @@ class ErrorResponse(BaseModel):
 
 
 class PageQuery(Query):
-    page: int = Field(1, ge=1, le=MAX_PAGE)
+    page: int = Field(1, ge=1, le=MAX_PAGE, description="页码；超过最后一页时返回空列表（200）")
     per_page: int = Field(20, ge=1, le=MAX_PER_PAGE)
 
 

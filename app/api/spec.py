@@ -103,7 +103,8 @@ spec = SpecTree(
     description=(
         "顾客端（小程序 / H5，会话 Cookie）与商家 Open API（Bearer 令牌，"
         "`flask create-api-token` 生成）。金额均为整数，单位分，字段名以 `_fen` 结尾。"
-        '错误：4xx 与 `{"error": {"code", "message"}}`。'
+        '错误：4xx 与 `{"error": {"code", "message"}}`（繁忙时 503）。'
+        "整数字段也接受小数部分为零的写法（如 `1.0`），`1.5` 则为 422。"
     ),
     version="1",
     openapi_version="3.1.0",
@@ -135,6 +136,53 @@ spec = SpecTree(
 )
 
 
+WRITE_METHODS = ("post", "put", "patch", "delete")
+ERROR_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+# Answers any route can give besides those its own decorator names: they come from the
+# checks every request passes (blueprints.py, core/errors.py), not from the view.
+EVERY_ROUTE = {
+    "414": "请求地址（路径加查询串）过长",
+    "422": "参数不正确（含路径、查询串）",
+    "503": "数据库或 Redis 暂时繁忙，请按 Retry-After 稍后重试",
+}
+WRITES = {
+    "400": "请求体不是有效的 JSON 对象；会话 Cookie 调用缺少或带错 X-CSRFToken",
+    "401": "未登录（顾客端）或令牌无效（Open API）；匿名写操作先得到 401",
+    "413": "请求体过大",
+    "415": "请求体不是 application/json",
+}
+WITH_ID = {"404": "路径中的编号不存在（或不属于当前用户）"}
+BEARER_ROUTE = {"401": "缺少、未知或已撤销的 API 令牌"}
+BEARER_WRITE = {"403": "令牌的权限范围不允许此操作"}
+
+
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3 document of every endpoint decorated with ``spec.validate``."""
-    return spec.spec
+    """The OpenAPI 3 document of every endpoint decorated with ``spec.validate``, with
+    every status each route can answer (``declare_common_statuses``)."""
+    document = spec.spec
+    declare_common_statuses(document)
+    return document
+
+
+def declare_common_statuses(document: dict[str, Any]) -> None:
+    """Add to each operation the statuses the shared checks can answer (idempotent).
+
+    Lists past their last page answer 200 with no items, never 404 (see ``PageQuery``).
+    """
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            statuses = dict(EVERY_ROUTE)
+            if method in WRITE_METHODS:
+                statuses.update(WRITES)
+            if "{" in path:
+                statuses.update(WITH_ID)
+            schemes = {name for entry in operation.get("security") or [] for name in entry}
+            if BEARER in schemes:
+                statuses.update(BEARER_ROUTE)
+                if method in WRITE_METHODS:
+                    statuses.update(BEARER_WRITE)
+            responses = operation["responses"]
+            for status, description in statuses.items():
+                responses.setdefault(status, {"description": description, "content": ERROR_REF})

@@ -48,6 +48,7 @@ HTTP_ERRORS = {
     404: ("not_found", "页面不存在"),
     405: ("method_not_allowed", "不支持该请求方式"),
     413: ("payload_too_large", "上传的内容太大"),
+    414: ("uri_too_long", "请求地址过长"),
     429: ("too_many_requests", "请求太频繁，请稍后再试"),
     500: ("internal_error", "服务器开小差了，请稍后再试"),
     503: ("busy", "系统繁忙"),
