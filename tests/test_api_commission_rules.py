@@ -31,6 +31,18 @@ def api(client, runner, app_ctx):
     return call
 
 
+@pytest.fixture
+def owner_api(client, runner, app_ctx):
+    """``owner_api(method, path, **kwargs)`` with an owner token: rates above the default."""
+    token = make_token(runner, "owner")
+
+    def call(method: str, path: str, **kwargs):
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
+
+    return call
+
+
 def error_of(response, status: int, code: str) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
     error = response.get_json()["error"]
@@ -182,13 +194,15 @@ def test_a_read_token_cannot_change_rules(client, runner, make, app_ctx):
     assert rules_in_db(product.id) == {}
 
 
-def test_the_simulator_pays_by_the_rule_set_through_the_api(api, make):
+def test_the_simulator_pays_by_the_rule_set_through_the_api(api, owner_api, make):
     product = make.product("茶叶", price_fen=10000)
     sku = product.skus[0]
     seller = create_distributor(make.user().id, None)
     db.session.commit()
     url = f"/products/{product.id}/skus/{sku.id}/commission-rule"
-    assert api("put", url, json={"mode": "fixed", "level1": 1234}).status_code == 200
+    # 12.34 per unit of ¥100 is 12.34%, above the shop default of 10%: the owner's call.
+    error_of(api("put", url, json={"mode": "fixed", "level1": 1234}), 403, "rate_above_default")
+    assert owner_api("put", url, json={"mode": "fixed", "level1": 1234}).status_code == 200
     body = {"sku_id": sku.id, "quantity": 2, "chain": [seller.id]}
     preview = api("post", "/distribution/simulate", json=body)
     assert preview.status_code == 200, preview.get_data(as_text=True)
@@ -196,7 +210,7 @@ def test_the_simulator_pays_by_the_rule_set_through_the_api(api, make):
     assert amounts[0] == 2468  # 12.34 per unit, two units
 
 
-def test_grade_rates_change_and_grades_go_through_the_api(api, make):
+def test_grade_rates_change_and_grades_go_through_the_api(api, owner_api, make):
     """Grades carry rates too: the Open API changes and deletes them as the admin does."""
     made = api("post", "/distribution/grades", json={"name": "金牌", "level1_bp": 800})
     assert made.status_code == 201, made.get_data(as_text=True)
@@ -204,7 +218,9 @@ def test_grade_rates_change_and_grades_go_through_the_api(api, make):
     api("post", "/distribution/grades", json={"name": "银牌"})
     url = f"/distribution/grades/{grade_id}"
 
-    changed = api("patch", url, json={"level1_bp": 1200, "level2_bp": 300})
+    # Above the shop default of 10%: a write token is held to it like staff, the owner is not.
+    error_of(api("patch", url, json={"level1_bp": 1200}), 403, "rate_above_default")
+    changed = owner_api("patch", url, json={"level1_bp": 1200, "level2_bp": 300})
     assert changed.status_code == 200, changed.get_data(as_text=True)
     assert (changed.get_json()["name"], changed.get_json()["level1_bp"]) == ("金牌", 1200)
     error = error_of(api("patch", url, json={"level1_bp": 10001}), 422, "out_of_range")
