@@ -76,8 +76,9 @@ def post(client, path: str, data: dict, **kwargs):
 
 @pytest.fixture
 def api(client, runner, app_ctx):
-    """Call the Open API with a token made by ``flask create-api-token``."""
-    result = runner.invoke(args=["create-api-token", "erp"])
+    """Call the Open API with an owner token made by ``flask create-api-token``: the cap
+    binds the owner too (a write token is also held to the shop default)."""
+    result = runner.invoke(args=["create-api-token", "erp", "--scope", "owner"])
     assert result.exit_code == 0, result.output
     secret = result.output.strip()
 
