@@ -10,8 +10,8 @@ one process:
 
 Then it signs a customer in through the stand-in's OAuth (the same redirects a phone
 follows), makes that customer a distributor, makes an Open API token with
-``flask create-api-token`` (add ``--scope owner`` where the CLI has scopes, so the owner-only
-routes are reached), and runs schemathesis with the session cookie, its CSRF header and the
+``flask create-api-token --scope owner`` (so the owner-only routes are reached), and runs
+schemathesis with the session cookie, its CSRF header and the
 bearer token on every request. A middleware counts every API response by status; the
 script prints the counts and exits 1 if any was a 5xx.
 
@@ -175,11 +175,9 @@ def make_distributor(app, user_id: int) -> None:
 
 
 def create_token(app) -> str:
-    """A bearer token printed by ``flask create-api-token`` (owner scope where there is one)."""
+    """An owner-scope bearer token printed by ``flask create-api-token``: every route."""
     runner = app.test_cli_runner()
     result = runner.invoke(args=["create-api-token", "fuzz", "--scope", "owner"])
-    if result.exit_code != 0:  # a CLI without scopes: every token may do everything
-        result = runner.invoke(args=["create-api-token", "fuzz-all"])
     if result.exit_code != 0:
         raise RuntimeError(result.output)
     return result.output.strip().splitlines()[-1]
