@@ -26,8 +26,6 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from rq import Retry, get_current_job
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from sqlalchemy import select, update
 from wechatpy.exceptions import WeChatClientException
 
@@ -35,7 +33,7 @@ from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import OutboundMessage
-from jobs.queues import get_queue, schedule_in_slot
+from jobs.queues import get_queue, job_is_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +45,6 @@ SWEEP_SECONDS = 300
 SWEEP_MIN_AGE = timedelta(minutes=5)
 SWEEP_MAX_AGE = timedelta(days=3)
 SWEEP_MAX_ATTEMPTS = 10
-LIVE_JOB_STATES = ("queued", "started", "scheduled", "deferred")
 
 
 class SendFailed(Exception):
@@ -161,14 +158,6 @@ def _record(message_id: int, status: str, error: str) -> None:
 # --- the sweep ----------------------------------------------------------------------------
 
 
-def _job_alive(message_id: int) -> bool:
-    try:
-        job = Job.fetch(outbound_job_id(message_id), connection=get_redis())
-    except NoSuchJobError:
-        return False
-    return job.get_status(refresh=False) in LIVE_JOB_STATES
-
-
 def sweep_outbox(now: datetime | None = None) -> int:
     """Queue again every ``pending`` row a few minutes old whose job is gone; return how many."""
     now = now or utcnow()
@@ -186,7 +175,7 @@ def sweep_outbox(now: datetime | None = None) -> int:
     db.session.rollback()
     queued = 0
     for message_id in ids:
-        if not _job_alive(message_id):
+        if not job_is_live(outbound_job_id(message_id)):
             enqueue_send(message_id)
             queued += 1
     return queued
@@ -194,13 +183,14 @@ def sweep_outbox(now: datetime | None = None) -> int:
 
 def schedule_outbox_sweep(at: datetime | None = None) -> str | None:
     """Schedule ``run_outbox_sweep`` for the slot after ``at`` (default now), once per slot."""
-    interval = int(current_app.config.get("OUTBOX_SWEEP_SECONDS", SWEEP_SECONDS))
+    interval = int(current_app.config.get("OUTBOX_SWEEP_INTERVAL_SECONDS", SWEEP_SECONDS))
     return schedule_in_slot(
         "wechat:outbox:sweep", "outbox-sweep", run_outbox_sweep, interval, "low", at
     )
 
 
-def run_outbox_sweep() -> int:
+@single_flight("wechat:outbox:sweep")
+def run_outbox_sweep() -> int | None:
     """The periodic job: schedule the next run first (a crash keeps the chain), then sweep."""
     schedule_outbox_sweep()
     return sweep_outbox()
