@@ -3,7 +3,8 @@
 ``wechat_messages_seen`` dedupes WeChat's pushes (retried within seconds) and
 ``outbound_messages`` is the template-message outbox, whose unique key stops a notice
 being sent twice. Both would grow forever; old rows are deleted in batches, oldest first
-(ids grow with time, so the scan stops early), by an hourly job.
+(ids grow with time, so the scan stops early), by a job every ``PRUNE_INTERVAL_SECONDS``
+(default an hour).
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ but before the commit leaves it ``pending``; the retry then sends it again with 
 ``client_msg_id``, which WeChat uses to drop repeats within 10 minutes.
 
 ``sweep_outbox`` re-queues ``pending`` rows older than a few minutes whose job is gone (Redis
-was down at commit time, a job expired); the worker schedules it like the other periodic
-jobs, one run per time slot.
+was down at commit time, a job expired or failed, a job popped by a worker killed before it
+registered the job); the worker schedules it like the other periodic jobs, one run per slot
+of ``OUTBOX_SWEEP_INTERVAL_SECONDS`` (default 300), one run at a time.
 """
 
 from __future__ import annotations
