@@ -33,7 +33,8 @@ from app.distribution.models import LedgerEntry
 from app.extensions import db
 from app.orders.services import ItemRequest, mark_paid, place_order
 from app.wechat.notify import KINDS, save_setting, set_staff_openids
-from jobs.commissions import compute_order_commissions, run_settlement
+from config import Config
+from jobs.commissions import commissions_job_id, compute_order_commissions, run_settlement
 from jobs.payments import (
     enqueue_order_paid,
     on_order_paid,
@@ -380,3 +381,54 @@ def test_two_workers_never_run_a_periodic_job_at_once(app_ctx, sandbox, database
     assert worked and len(worked) < 6
     for (_start, end), (next_start, _end) in pairwise(worked):
         assert next_start > end - 0.2, worked  # one ended before the next began
+
+
+def _alive_workers(app) -> set[bytes]:
+    return set(redis_for(app).scan_iter("worker:alive:*"))
+
+
+def test_default_settings_recover_a_killed_commission_job_within_a_minute(
+    app, make, sandbox, database_url, redis_url, tmp_path
+):
+    """With the default liveness settings (tick 5 s, alive 15 s, recovery every 10 s,
+    grace 20 s), a worker killed inside the commission job: a worker started afterwards
+    has the earnings written within a minute of being up."""
+    seller, parent, customer = _chain_and_customer(make)
+    defaults = {
+        name: str(getattr(Config, name))
+        for name in (
+            "WORKER_TICK_SECONDS",
+            "WORKER_ALIVE_SECONDS",
+            "RECOVERY_INTERVAL_SECONDS",
+            "FOLLOW_UP_GRACE_SECONDS",
+        )
+    }
+    env = _env(database_url, redis_url, sandbox, **defaults)
+    order_ids = [_paid_order(make, customer, enqueue=False)]
+    compute_order_commissions(order_ids[0])
+    order_ids.append(_paid_order(make, customer))
+    count_file = tmp_path / "statements"
+    counter = _hooked_worker(dict(env, STATEMENT_COUNT_FILE=str(count_file)), "--burst")
+    assert counter.wait(120) == 0
+    total = int(count_file.read_text())
+
+    order_ids.append(_paid_order(make, customer))
+    killer = _hooked_worker(env, "--burst", kill_after=total - 2)  # before the commit
+    assert killer.wait(120) == -signal.SIGKILL
+    started = get_queue("default").started_job_registry.get_job_ids(cleanup=False)
+    assert started == [commissions_job_id(order_ids[-1])]  # it died in the commission job
+    assert _earnings(order_ids) != _expected(order_ids, seller, parent)
+
+    before = _alive_workers(app)
+    worker = _flask_worker(env)
+    try:
+        wait_until(lambda: _alive_workers(app) - before, timeout=60, interval=0.2)
+        up = time.monotonic()
+        wait_until(
+            lambda: _earnings(order_ids) == _expected(order_ids, seller, parent),
+            timeout=RECOVERY_BUDGET,
+            interval=0.5,
+        )
+        assert time.monotonic() - up < RECOVERY_BUDGET
+    finally:
+        _stop(worker)
