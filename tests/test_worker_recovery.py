@@ -25,6 +25,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from sqlalchemy import select
 
+from app import create_app
 from app.core.redis import redis_for
 from app.core.time import utcnow
 from app.distribution.binding import bind
@@ -413,7 +414,7 @@ def test_default_settings_recover_a_killed_commission_job_within_a_minute(
     total = int(count_file.read_text())
 
     order_ids.append(_paid_order(make, customer))
-    killer = _hooked_worker(env, "--burst", kill_after=total - 2)  # before the commit
+    killer = _hooked_worker(env, "--burst", kill_after=total * 2 // 3)  # mid-way
     assert killer.wait(120) == -signal.SIGKILL
     started = get_queue("default").started_job_registry.get_job_ids(cleanup=False)
     assert started == [commissions_job_id(order_ids[-1])]  # it died in the commission job
@@ -432,3 +433,17 @@ def test_default_settings_recover_a_killed_commission_job_within_a_minute(
         assert time.monotonic() - up < RECOVERY_BUDGET
     finally:
         _stop(worker)
+
+
+def test_worker_intervals_come_from_the_environment(monkeypatch):
+    """Each interval is read from the environment under its own name; junk stops the start."""
+    monkeypatch.setenv("SETTLEMENT_INTERVAL_SECONDS", "120")
+    monkeypatch.setenv("RECOVERY_INTERVAL_SECONDS", "7")
+    app = create_app("test")
+    assert app.config["SETTLEMENT_INTERVAL_SECONDS"] == 120
+    assert app.config["RECOVERY_INTERVAL_SECONDS"] == 7
+    assert app.config["TIMERS_INTERVAL_SECONDS"] == 60  # today's value by default
+    for junk in ("0", "-5", "ten", "1.5"):
+        monkeypatch.setenv("TIMERS_INTERVAL_SECONDS", junk)
+        with pytest.raises(RuntimeError, match="TIMERS_INTERVAL_SECONDS"):
+            create_app("test")
