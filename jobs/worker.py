@@ -4,7 +4,7 @@ and a ticker thread in every worker instead of RQ's scheduler process.
 Why a ticker and not RQ's scheduler: RQ runs one scheduler process per set of queues,
 started by whichever worker took its lock; the lock lives about a minute, but the other
 workers try to take it only in their maintenance pass, every 10 minutes and only between
-jobs or after a 6-minute idle wait. When that process died, scheduled work (order timers,
+jobs or after an idle wait of almost 7 minutes (the worker TTL less 15 s). When that process died, scheduled work (order timers,
 settlement, retries with a delay) stopped for 10-20 minutes. Likewise RQ notices a job
 whose worker was killed only once the job's timeout has passed and a maintenance pass
 looks. So every worker, burst or not, runs a small daemon thread (``Ticker``) that every
@@ -25,6 +25,11 @@ There is no scheduler process to lose: while any worker runs, all of this goes o
 periodic run that died with its worker is retried once its lock has lapsed. A ``SIGKILL``
 of a worker mid-job is noticed within ``WORKER_ALIVE_SECONDS`` + ``RECOVERY_INTERVAL_SECONDS``
 by any other worker (or by the restarted one), well within a minute with the defaults.
+A killed job with retries left runs again after its retry interval (the commission job:
+10 s); one without (the paid-order job) is failed, and the same pass queues the order's
+follow-up again because its ``OrderFollowUp`` row is missing. Every earning is guarded by
+the ledger's unique keys, so a job run twice writes nothing twice.
+
 Burst workers (``--burst``) tick too, for their liveness only: they move due jobs once at
 start, as RQ's burst scheduler did, and schedule and recover nothing.
 """
@@ -35,6 +40,7 @@ import logging
 import threading
 
 from flask import Flask
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 
 from app.core.redis import redis_for
@@ -139,7 +145,10 @@ class Ticker(threading.Thread):
         """End the loop; the worker is gone, so say so at once."""
         self._stopped.set()
         self.join(self.tick_seconds + 5)
-        redis_for(self.app).delete(worker_alive_key(self.worker_name))
+        try:
+            redis_for(self.app).delete(worker_alive_key(self.worker_name))
+        except RedisError:  # Redis is gone too: the key lapses on its own
+            log.warning("could not clear the alive key of %s", self.worker_name)
 
     def tick(self) -> None:
         """One tick (see the module docstring)."""
