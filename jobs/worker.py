@@ -4,10 +4,10 @@ and a ticker thread in every worker instead of RQ's scheduler process.
 Why a ticker and not RQ's scheduler: RQ runs one scheduler process per set of queues,
 started by whichever worker took its lock; the lock lives about a minute, but the other
 workers try to take it only in their maintenance pass, every 10 minutes and only between
-jobs or after an idle wait of almost 7 minutes (the worker TTL less 15 s). When that process died, scheduled work (order timers,
-settlement, retries with a delay) stopped for 10-20 minutes. Likewise RQ notices a job
-whose worker was killed only once the job's timeout has passed and a maintenance pass
-looks. So every worker, burst or not, runs a small daemon thread (``Ticker``) that every
+jobs or after an idle wait of almost 7 minutes (the worker TTL less 15 s). When that
+process died, scheduled work (order timers, settlement, retries with a delay) stopped for
+10-20 minutes. Likewise RQ notices a job whose worker was killed only once the job's
+timeout has passed and a maintenance pass looks. So every worker, burst or not, runs a small daemon thread (``Ticker``) that every
 ``WORKER_TICK_SECONDS`` (default 5):
 
 1. says the worker is alive (``worker:alive:<name>``, TTL ``WORKER_ALIVE_SECONDS``,
