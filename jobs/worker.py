@@ -7,8 +7,8 @@ workers try to take it only in their maintenance pass, every 10 minutes and only
 jobs or after an idle wait of almost 7 minutes (the worker TTL less 15 s). When that
 process died, scheduled work (order timers, settlement, retries with a delay) stopped for
 10-20 minutes. Likewise RQ notices a job whose worker was killed only once the job's
-timeout has passed and a maintenance pass looks. So every worker, burst or not, runs a small daemon thread (``Ticker``) that every
-``WORKER_TICK_SECONDS`` (default 5):
+timeout has passed and a maintenance pass looks. So every worker, burst or not, runs a
+small daemon thread (``Ticker``) that every ``WORKER_TICK_SECONDS`` (default 5):
 
 1. says the worker is alive (``worker:alive:<name>``, TTL ``WORKER_ALIVE_SECONDS``,
    default 15) and renews the locks of the periodic runs this process works on;
