@@ -46,6 +46,16 @@ def _proxy_count(value: str) -> int:
     return int(value)
 
 
+def _positive_int_env(name: str, default: int) -> int:
+    """An integer setting from the environment; anything but a positive integer is refused."""
+    raw = _env(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdecimal() or int(raw) <= 0:
+        raise RuntimeError(f"{name} must be a positive whole number of seconds, not {raw!r}")
+    return int(raw)
+
+
 def _instance_secret_key() -> str:
     """Return a secret key generated once into instance/ (development only)."""
     INSTANCE_DIR.mkdir(exist_ok=True)
@@ -93,6 +103,33 @@ class Config:
     # 商家转账 scene for withdrawals ("1000" 现金营销; "1005" 佣金报酬 if the merchant has it).
     WECHAT_TRANSFER_SCENE_ID = "1000"
 
+    # The worker's periodic work, in seconds (jobs/worker.py). Each may be set from the
+    # environment under the same name; a value that is not a positive integer stops the start.
+    TIMERS_INTERVAL_SECONDS = 60  # unpaid orders past their deadline, auto-completion
+    SETTLEMENT_INTERVAL_SECONDS = 600  # commission settlement
+    TRANSFER_SYNC_INTERVAL_SECONDS = 300  # withdrawal transfers still in flight at WeChat
+    OUTBOX_SWEEP_INTERVAL_SECONDS = 300  # template messages whose send job was lost
+    INCENTIVES_INTERVAL_SECONDS = 600  # tasks, invite rewards, leaderboards
+    REPORTS_INTERVAL_SECONDS = 600  # report summaries
+    PRUNE_INTERVAL_SECONDS = 3600  # old push dedupe and outbox rows
+    RECOVERY_INTERVAL_SECONDS = 10  # jobs of dead workers, paid orders without follow-up
+    WORKER_TICK_SECONDS = 5  # how often every worker ticks (liveness, due jobs, slots)
+    WORKER_ALIVE_SECONDS = 15  # a worker not heard of for this long is dead
+    FOLLOW_UP_GRACE_SECONDS = 20  # a paid order this young may still have its job on the way
+    WORKER_SETTINGS = (
+        "TIMERS_INTERVAL_SECONDS",
+        "SETTLEMENT_INTERVAL_SECONDS",
+        "TRANSFER_SYNC_INTERVAL_SECONDS",
+        "OUTBOX_SWEEP_INTERVAL_SECONDS",
+        "INCENTIVES_INTERVAL_SECONDS",
+        "REPORTS_INTERVAL_SECONDS",
+        "PRUNE_INTERVAL_SECONDS",
+        "RECOVERY_INTERVAL_SECONDS",
+        "WORKER_TICK_SECONDS",
+        "WORKER_ALIVE_SECONDS",
+        "FOLLOW_UP_GRACE_SECONDS",
+    )
+
     @classmethod
     def from_env(cls) -> dict:
         """Return this class's settings merged with what the environment says."""
@@ -121,6 +158,9 @@ class Config:
             UPLOAD_DIR=_env("UPLOAD_DIR", cls.UPLOAD_DIR),
             WECHAT_TRANSFER_SCENE_ID=_env("WECHAT_TRANSFER_SCENE_ID", cls.WECHAT_TRANSFER_SCENE_ID),
             TRUSTED_PROXIES=_proxy_count(_env("TRUSTED_PROXIES", "0")),
+        )
+        settings.update(
+            {name: _positive_int_env(name, getattr(cls, name)) for name in cls.WORKER_SETTINGS}
         )
         return settings
 

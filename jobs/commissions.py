@@ -6,11 +6,14 @@ re-enqueue, an abandoned job that RQ retries, two workers): every entry it write
 guarded by a unique key, and the one thing that is not idempotent, extending the
 customer's protection period, is claimed once per order in Redis (``SET NX``). If the
 worker dies between that claim and the commit, the extension of that one order is lost
-(never doubled); everything else is redone by the retry.
+(never doubled); everything else is redone by the retry. The same commit inserts
+the order's ``OrderFollowUp`` row: an order paid without one is one the worker's recovery pass
+(``jobs.payments.resume_lost_follow_ups``) queues again.
 
-``run_settlement`` settles due entries and schedules itself like the order timers
-(``jobs/payments.py``): one job per time slot, its id derived from the slot and claimed
-with ``SET NX`` so several workers never schedule the same slot twice.
+``run_settlement`` settles due entries once per slot of ``SETTLEMENT_INTERVAL_SECONDS``
+(default 600), scheduled like the order timers (``jobs/payments.py``): one job per time
+slot, its id derived from the slot and claimed with ``SET NX`` so several workers never
+schedule the same slot twice, and one run at a time (``single_flight``).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from rq import Retry
 
 from app.cloud.dividends import write_region_dividends
 from app.core.redis import get_redis
+from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.commissions import follow_up_payment, settle_due
 from app.extensions import db
 from app.incentives.events import after_payment
-from app.orders.models import Order
+from app.orders.models import Order, OrderFollowUp
 from app.wechat.notify import notify_commissions_earned, notify_commissions_settled
-from jobs.queues import get_queue, schedule_in_slot
+from jobs.queues import enqueue_unless_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,10 @@ def commissions_job_id(order_id: int) -> str:
 
 
 def enqueue_commissions(order_id: int):
-    """Queue ``compute_order_commissions`` for a paid order (after the commit)."""
-    return get_queue("default").enqueue(
+    """Queue ``compute_order_commissions`` for a paid order (after the commit), unless
+    that job is already waiting, scheduled or running; the job, or None."""
+    return enqueue_unless_live(
+        "default",
         compute_order_commissions,
         order_id,
         job_id=commissions_job_id(order_id),
@@ -55,6 +61,15 @@ def enqueue_commissions(order_id: int):
 
 def _protection_claim(order_id: int) -> str:
     return f"commissions:protection-extended:{order_id}"
+
+
+def mark_followed_up(order_id: int) -> None:
+    """Record (once) that ``order_id``'s follow-up is written; flushes with the caller."""
+    db.session.execute(
+        dialect_insert(OrderFollowUp)
+        .values(order_id=order_id, done_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["order_id"])
+    )
 
 
 def compute_order_commissions(order_id: int) -> dict:
@@ -75,6 +90,7 @@ def compute_order_commissions(order_id: int) -> dict:
         write_region_dividends(order)
         after_payment(order)  # tasks and invite rewards (app/incentives/events.py)
         notify_commissions_earned(order_id)  # once per distributor and order (dedupe key)
+        mark_followed_up(order_id)  # what the recovery pass looks for
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -94,7 +110,7 @@ def compute_order_commissions(order_id: int) -> dict:
 
 
 def _interval() -> int:
-    return int(current_app.config.get("SETTLEMENT_TIMER_SECONDS", SETTLEMENT_SECONDS))
+    return int(current_app.config.get("SETTLEMENT_INTERVAL_SECONDS", SETTLEMENT_SECONDS))
 
 
 def schedule_settlement(at: datetime | None = None) -> str | None:
@@ -104,10 +120,12 @@ def schedule_settlement(at: datetime | None = None) -> str | None:
     )
 
 
-def run_settlement(batch: int = 5000) -> int:
+@single_flight("commissions:settlement")
+def run_settlement(batch: int = 5000) -> int | None:
     """The periodic job: schedule the next run first (a crash keeps the chain), then settle.
 
-    Commits after every batch so no lock is held for long; returns how many settled.
+    Commits after every batch so no lock is held for long; returns how many settled
+    (None when another run was working).
     """
     schedule_settlement()
     now = utcnow()

@@ -4,10 +4,10 @@ leaderboard rebuild.
 Events keep things current (app/incentives/events.py); this job covers what no event
 reports (a task created after the sales, a member who joined by application, a drifted
 Redis set) and settles rewards, whose settlement depends on orders passing their hold.
-It schedules itself like the commission settlement: one job per time slot, the slot
-claimed with ``SET NX`` so several workers never schedule it twice. Every step is
-idempotent (unique reward keys, conditional state changes, absolute Redis scores), so
-two runs at once are harmless.
+It runs once per slot of ``INCENTIVES_INTERVAL_SECONDS`` (default 600), scheduled like the
+commission settlement: one job per time slot, the slot claimed with ``SET NX`` so several
+workers never schedule it twice, one run at a time (``single_flight``). Every step is
+idempotent too (unique reward keys, conditional state changes, absolute Redis scores).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from app.distribution.models import Distributor
 from app.extensions import db
 from app.incentives import invites, leaderboards, tasks
 from app.incentives.grades import upgrade_many
-from jobs.queues import schedule_in_slot
+from jobs.queues import schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ INCENTIVES_SECONDS = 600
 
 
 def _interval() -> int:
-    return int(current_app.config.get("INCENTIVES_TIMER_SECONDS", INCENTIVES_SECONDS))
+    return int(current_app.config.get("INCENTIVES_INTERVAL_SECONDS", INCENTIVES_SECONDS))
 
 
 def schedule_incentives(at: datetime | None = None) -> str | None:
@@ -71,7 +71,8 @@ def evaluate_everything(now: datetime | None = None) -> dict:
     }
 
 
-def run_incentives() -> dict:
+@single_flight("incentives")
+def run_incentives() -> dict | None:
     """The periodic job: schedule the next run first (a crash keeps the chain), then work."""
     schedule_incentives()
     summary = evaluate_everything()

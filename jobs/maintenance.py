@@ -3,7 +3,8 @@
 ``wechat_messages_seen`` dedupes WeChat's pushes (retried within seconds) and
 ``outbound_messages`` is the template-message outbox, whose unique key stops a notice
 being sent twice. Both would grow forever; old rows are deleted in batches, oldest first
-(ids grow with time, so the scan stops early), by an hourly job.
+(ids grow with time, so the scan stops early), by a job every ``PRUNE_INTERVAL_SECONDS``
+(default an hour).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import OutboundMessage, WechatMessageSeen
-from jobs.queues import schedule_in_slot
+from jobs.queues import schedule_in_slot, single_flight
 
 HEARTBEAT_KEY = "worker:heartbeat"
 # WeChat retries a push within about 15 seconds; a week is ample to dedupe any replay.
@@ -65,13 +66,14 @@ def prune_old_rows(now: datetime | None = None, batch: int = PRUNE_BATCH) -> dic
 
 def schedule_pruning(at: datetime | None = None) -> str | None:
     """Schedule ``run_pruning`` for the slot after ``at`` (default now), once per slot."""
-    interval = int(current_app.config.get("PRUNE_SECONDS", PRUNE_SECONDS))
+    interval = int(current_app.config.get("PRUNE_INTERVAL_SECONDS", PRUNE_SECONDS))
     return schedule_in_slot(
         "maintenance:prune", "maintenance-prune", run_pruning, interval, "low", at
     )
 
 
-def run_pruning(batch: int = PRUNE_BATCH) -> dict[str, int]:
+@single_flight("maintenance:prune")
+def run_pruning(batch: int = PRUNE_BATCH) -> dict[str, int] | None:
     """The periodic job: schedule the next run first (a crash keeps the chain), then prune
     until a batch comes back short."""
     schedule_pruning()

@@ -14,8 +14,9 @@ but before the commit leaves it ``pending``; the retry then sends it again with 
 ``client_msg_id``, which WeChat uses to drop repeats within 10 minutes.
 
 ``sweep_outbox`` re-queues ``pending`` rows older than a few minutes whose job is gone (Redis
-was down at commit time, a job expired); the worker schedules it like the other periodic
-jobs, one run per time slot.
+was down at commit time, a job expired or failed, a job popped by a worker killed before it
+registered the job); the worker schedules it like the other periodic jobs, one run per slot
+of ``OUTBOX_SWEEP_INTERVAL_SECONDS`` (default 300), one run at a time.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from rq import Retry, get_current_job
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from sqlalchemy import select, update
 from wechatpy.exceptions import WeChatClientException
 
@@ -35,7 +34,7 @@ from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import OutboundMessage
-from jobs.queues import get_queue, schedule_in_slot
+from jobs.queues import get_queue, job_is_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,6 @@ SWEEP_SECONDS = 300
 SWEEP_MIN_AGE = timedelta(minutes=5)
 SWEEP_MAX_AGE = timedelta(days=3)
 SWEEP_MAX_ATTEMPTS = 10
-LIVE_JOB_STATES = ("queued", "started", "scheduled", "deferred")
 
 
 class SendFailed(Exception):
@@ -161,14 +159,6 @@ def _record(message_id: int, status: str, error: str) -> None:
 # --- the sweep ----------------------------------------------------------------------------
 
 
-def _job_alive(message_id: int) -> bool:
-    try:
-        job = Job.fetch(outbound_job_id(message_id), connection=get_redis())
-    except NoSuchJobError:
-        return False
-    return job.get_status(refresh=False) in LIVE_JOB_STATES
-
-
 def sweep_outbox(now: datetime | None = None) -> int:
     """Queue again every ``pending`` row a few minutes old whose job is gone; return how many."""
     now = now or utcnow()
@@ -186,7 +176,7 @@ def sweep_outbox(now: datetime | None = None) -> int:
     db.session.rollback()
     queued = 0
     for message_id in ids:
-        if not _job_alive(message_id):
+        if not job_is_live(outbound_job_id(message_id)):
             enqueue_send(message_id)
             queued += 1
     return queued
@@ -194,13 +184,14 @@ def sweep_outbox(now: datetime | None = None) -> int:
 
 def schedule_outbox_sweep(at: datetime | None = None) -> str | None:
     """Schedule ``run_outbox_sweep`` for the slot after ``at`` (default now), once per slot."""
-    interval = int(current_app.config.get("OUTBOX_SWEEP_SECONDS", SWEEP_SECONDS))
+    interval = int(current_app.config.get("OUTBOX_SWEEP_INTERVAL_SECONDS", SWEEP_SECONDS))
     return schedule_in_slot(
         "wechat:outbox:sweep", "outbox-sweep", run_outbox_sweep, interval, "low", at
     )
 
 
-def run_outbox_sweep() -> int:
+@single_flight("wechat:outbox:sweep")
+def run_outbox_sweep() -> int | None:
     """The periodic job: schedule the next run first (a crash keeps the chain), then sweep."""
     schedule_outbox_sweep()
     return sweep_outbox()

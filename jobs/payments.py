@@ -5,9 +5,15 @@ bad order never holds back the rest and a job run twice changes nothing the seco
 
 Timers: ``run_timers`` cancels orders left unpaid past their deadline (after asking
 WeChat, which has the last word) and completes shipped orders after
-``ShopSettings.auto_complete_days``. The worker schedules it with RQ's scheduler
-(``enqueue_at``) once per time slot; the slot's job id is deterministic and claimed with
-``SET NX`` first, so several workers never schedule the same slot twice.
+``ShopSettings.auto_complete_days``. It runs once per slot of ``TIMERS_INTERVAL_SECONDS``
+(default 60): every worker's ticker schedules the next slot (``enqueue_at``), the slot's job
+id is deterministic and claimed with ``SET NX`` first, so several workers never schedule the
+same slot twice, and ``single_flight`` keeps two runs from working at once.
+
+Lost follow-ups: ``resume_lost_follow_ups`` (run by the worker's recovery pass) decides
+from the database which paid orders have no committed follow-up (an ``OrderFollowUp`` row
+is inserted in the transaction that writes the earnings) and from RQ whether a job for them is
+really going to run, and queues the follow-up again otherwise.
 """
 
 from __future__ import annotations
@@ -16,28 +22,32 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from rq.job import Job
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
-from app.orders.models import COMPLETED, Order
+from app.orders.models import COMPLETED, Order, OrderFollowUp
 from app.orders.services import (
     cancel_order,
     due_shipped_order_ids,
     due_unpaid_order_ids,
 )
 from app.orders.states import InvalidTransition, move_order
-from jobs.queues import enqueue_once_piped, schedule_in_slot
+from jobs.commissions import commissions_job_id, enqueue_commissions
+from jobs.queues import enqueue_once_piped, job_is_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
 PAID_COUNTER_KEY = "orders:paid:followups"
-# Lost follow-ups (Redis down at the payment's commit) are looked for among orders paid
-# in this window: older than the grace (a queued job is normally done within seconds).
-FOLLOW_UP_GRACE = timedelta(minutes=2)
+# Lost follow-ups are looked for among orders paid in this window, older than the grace
+# (``FOLLOW_UP_GRACE_SECONDS``: the pay notice commits, then enqueues; a job in between is
+# not lost, only not there yet).
+FOLLOW_UP_GRACE_SECONDS = 20
 FOLLOW_UP_WINDOW = timedelta(hours=6)
+# An order's follow-up queued again this many times and still not committed is left to a
+# person (it may be what kills the worker); the counter lives as long as the window.
+MAX_RESUMES = 10
 TIMER_SECONDS = 60
 
 
@@ -68,19 +78,20 @@ def enqueue_order_paid(order_id: int) -> None:
 def on_order_paid(order_id: int) -> bool:
     """Work that follows a payment. Idempotent: True once.
 
-    Queues the commission job first (its deterministic id and unique ledger keys make a
-    repeat harmless, so a crash of this job never loses it), then counts paid orders in
-    Redis; the ``SET NX`` marker makes a second run of the same order's job a no-op.
+    Records the paid notices (once per order and recipient) and commits, then queues the
+    commission job (unless it is already queued or running), then counts paid orders in
+    Redis; the ``SET NX`` marker makes a second run of the same order's job a no-op. If
+    this job dies before the commission job is queued, the order has no ``OrderFollowUp``
+    row and the recovery pass queues this job again; the notices are deduped.
     """
-    from jobs.commissions import enqueue_commissions
-
-    enqueue_commissions(order_id)
     order = db.session.get(Order, order_id)
     if order is not None and order.paid_at is not None:
         from app.wechat.notify import notify_order_paid
 
         notify_order_paid(order)  # once per order and recipient (dedupe keys)
         db.session.commit()
+    db.session.rollback()  # hold no transaction open while Redis is asked
+    enqueue_commissions(order_id)
     redis = get_redis()
     if not redis.set(paid_done_key(order_id), 1, nx=True, ex=30 * 86400):
         return False
@@ -174,7 +185,7 @@ def timer_job_id(slot: int) -> str:
 
 
 def _interval() -> int:
-    return int(current_app.config.get("PAYMENT_TIMER_SECONDS", TIMER_SECONDS))
+    return int(current_app.config.get("TIMERS_INTERVAL_SECONDS", TIMER_SECONDS))
 
 
 def schedule_timers(at: datetime | None = None) -> str | None:
@@ -187,40 +198,58 @@ def schedule_timers(at: datetime | None = None) -> str | None:
     )
 
 
+@single_flight("payments:timers")
 def run_timers() -> dict:
     """The periodic job: schedule the next run first (a crash keeps the chain), then work."""
     schedule_timers()
     expired = expire_unpaid_orders()
     completed = auto_complete_orders()
-    resumed = resume_lost_follow_ups()
-    return {"expired": expired, "completed": completed, "resumed": resumed}
+    return {"expired": expired, "completed": completed}
+
+
+def follow_up_grace() -> timedelta:
+    """How old a paid order without a follow-up must be before it counts as lost."""
+    return timedelta(
+        seconds=int(current_app.config.get("FOLLOW_UP_GRACE_SECONDS", FOLLOW_UP_GRACE_SECONDS))
+    )
 
 
 def resume_lost_follow_ups(now: datetime | None = None) -> int:
-    """Queue again the follow-up of recently paid orders whose job never reached Redis.
+    """Queue again the follow-up of paid orders whose earnings never committed.
 
-    A pay notice commits the payment, then enqueues ``on_order_paid``; if Redis was down
-    at that moment the enqueue was only logged. Orders paid between ``FOLLOW_UP_WINDOW``
-    and ``FOLLOW_UP_GRACE`` ago with neither the job (queued, finished or failed: RQ keeps
-    it for days) nor its done marker are queued again. The job is idempotent, so a
-    follow-up that is merely slow is harmless to queue twice. Returns how many.
+    The database says what is missing: orders paid between ``FOLLOW_UP_WINDOW`` and the
+    grace ago that have no ``OrderFollowUp`` row. RQ says whether something will
+    still do it: the order's follow-up job or its commission job is waiting, scheduled for
+    a retry or running on a live worker (``job_is_live``; run ``requeue_abandoned_jobs``
+    first so jobs of dead workers are retried or failed). When neither will, whatever the
+    reason (Redis down at the payment's commit, a job failed or abandoned without retries,
+    a job popped by a worker killed before registering it), the follow-up is queued again
+    under its one job id. The jobs are idempotent and the ledger's unique keys hold, so a
+    follow-up that is merely slow is harmless to queue again. Returns how many.
     """
     now = now or utcnow()
     order_ids = db.session.scalars(
-        select(Order.id).where(
-            Order.paid_at >= now - FOLLOW_UP_WINDOW, Order.paid_at <= now - FOLLOW_UP_GRACE
+        select(Order.id)
+        .where(
+            Order.paid_at >= now - FOLLOW_UP_WINDOW,
+            Order.paid_at <= now - follow_up_grace(),
+            ~exists().where(OrderFollowUp.order_id == Order.id),
         )
+        .order_by(Order.id)
+        .limit(1000)
     ).all()
     db.session.rollback()
-    if not order_ids:
-        return 0
     redis = get_redis()
-    with redis.pipeline(transaction=False) as pipe:
-        for order_id in order_ids:
-            pipe.exists(paid_done_key(order_id), Job.key_for(order_paid_job_id(order_id)))
-        found = pipe.execute()
-    lost = [order_id for order_id, count in zip(order_ids, found, strict=True) if count == 0]
-    for order_id in lost:
-        log.warning("paid order %s had no follow-up job: queueing it again", order_id)
+    resumed = 0
+    for order_id in order_ids:
+        if job_is_live(order_paid_job_id(order_id)) or job_is_live(commissions_job_id(order_id)):
+            continue
+        tries = redis.incr(f"orders:paid:resumed:{order_id}")
+        redis.expire(f"orders:paid:resumed:{order_id}", int(FOLLOW_UP_WINDOW.total_seconds()))
+        if tries > MAX_RESUMES:
+            log.error("paid order %s: follow-up queued %s times, never done", order_id, tries - 1)
+            continue
+        log.warning("paid order %s has no follow-up job running: queueing it again", order_id)
         enqueue_order_paid(order_id)
-    return len(lost)
+        resumed += 1
+    return resumed

@@ -1,6 +1,6 @@
 """The periodic report-summary refresh (app/reports/summary.py has the exactness rule).
 
-Every ``REPORTS_TIMER_SECONDS`` (default 10 minutes) it recomputes the daily summaries of
+Every ``REPORTS_INTERVAL_SECONDS`` (default 10 minutes) it recomputes the daily summaries of
 past days that have none yet or that changed since (a refund of an old order, a settlement
 batch, a reversal), one transaction per run of days. It schedules itself like the
 incentives pass: one job per time slot, the slot claimed with ``SET NX``. Two runs at once
@@ -17,7 +17,7 @@ from flask import current_app
 
 from app.extensions import db
 from app.reports.summary import due_days, refresh_run, refresh_runs
-from jobs.queues import schedule_in_slot
+from jobs.queues import schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ REPORTS_SECONDS = 600
 
 
 def _interval() -> int:
-    return int(current_app.config.get("REPORTS_TIMER_SECONDS", REPORTS_SECONDS))
+    return int(current_app.config.get("REPORTS_INTERVAL_SECONDS", REPORTS_SECONDS))
 
 
 def schedule_report_refresh(at: datetime | None = None) -> str | None:
@@ -44,7 +44,8 @@ def refresh_summaries(limit: int = 400, now: datetime | None = None) -> dict:
     return {"due": len(days), "clean": marked}
 
 
-def run_report_refresh() -> dict:
+@single_flight("reports")
+def run_report_refresh() -> dict | None:
     """The periodic job: schedule the next run first (a crash keeps the chain), then work."""
     schedule_report_refresh()
     summary = refresh_summaries()

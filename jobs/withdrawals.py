@@ -8,7 +8,7 @@ for an approved withdrawal WeChat has never heard of, the bill created again wit
 out_bill_no. One commit per withdrawal, so one bad bill never holds back the rest.
 
 The worker schedules ``run_transfer_sync`` like the order timers (``jobs.payments``): once
-per slot of ``WITHDRAWAL_SYNC_SECONDS`` (default 300), the slot claimed with ``SET NX``.
+per slot of ``TRANSFER_SYNC_INTERVAL_SECONDS`` (default 300), the slot claimed with ``SET NX``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from app.distribution.distributors import DistributionError
 from app.distribution.models import Withdrawal
 from app.extensions import db
 from app.orders.states import InvalidTransition
-from jobs.queues import schedule_in_slot
+from jobs.queues import schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def sync_transfers(now: datetime | None = None) -> dict[str, int]:
 
 
 def _interval() -> int:
-    return int(current_app.config.get("WITHDRAWAL_SYNC_SECONDS", SYNC_SECONDS))
+    return int(current_app.config.get("TRANSFER_SYNC_INTERVAL_SECONDS", SYNC_SECONDS))
 
 
 def schedule_transfer_sync(at: datetime | None = None) -> str | None:
@@ -70,7 +70,8 @@ def schedule_transfer_sync(at: datetime | None = None) -> str | None:
     )
 
 
-def run_transfer_sync() -> dict:
+@single_flight("withdrawals:sync")
+def run_transfer_sync() -> dict | None:
     """The periodic job: schedule the next run first (a crash keeps the chain), then work."""
     schedule_transfer_sync()
     return sync_transfers()

@@ -257,3 +257,20 @@ class PaymentTransaction(db.Model):
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class OrderFollowUp(db.Model):
+    """A paid order whose follow-up committed: its earnings are written (jobs/commissions.py).
+
+    Inserted in the same transaction as the earnings, so a paid order without a row is one
+    whose follow-up a dead worker or a lost job left undone: the worker's recovery pass
+    (``jobs.payments.resume_lost_follow_ups``) queues it again. A table of its own rather
+    than a column on ``orders``: the job then never locks the order's row.
+    """
+
+    __tablename__ = "order_follow_ups"
+
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    done_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
