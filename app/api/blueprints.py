@@ -24,6 +24,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.accounts.models import API_SCOPES, ApiToken
+from app.accounts.tokens import SCOPE_LABELS
 from app.api.spec import BEARER, spec
 from app.core.errors import ApiError
 from app.core.time import utcnow
@@ -41,7 +42,6 @@ MAX_TOKEN_LENGTH = 256
 TOUCH_INTERVAL = timedelta(minutes=1)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCOPE_ATTR = "_api_scope"
-SCOPE_WORDS = {"read": "只读", "write": "读写", "owner": "店主设置"}
 PATH_ARG = re.compile(r"<(?:[^:<>]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 BEARER_DESCRIPTION = (
     "商家 Open API 令牌：Authorization: Bearer sk_...（`flask create-api-token 名称 "
@@ -79,7 +79,7 @@ class InsufficientScope(ApiError):
         super().__init__(
             403,
             "insufficient_scope",
-            f"API 令牌权限不足：此操作需要 {needed} 权限（{SCOPE_WORDS[needed]}）",
+            f"API 令牌权限不足：此操作需要 {needed} 权限（{SCOPE_LABELS[needed]}）",
         )
         self.challenge = f'Bearer realm="api", error="insufficient_scope", scope="{needed}"'
 
