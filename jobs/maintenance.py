@@ -2,7 +2,8 @@
 
 ``wechat_messages_seen`` dedupes WeChat's pushes (retried within seconds) and
 ``outbound_messages`` is the template-message outbox, whose unique key stops a notice
-being sent twice. Both would grow forever; old rows are deleted in batches, oldest first
+being sent twice; ``staff_sessions`` keeps every staff sign-in, which ends within 12 hours.
+All would grow forever; old rows are deleted in batches, oldest first
 (ids grow with time, so the scan stops early), by a job every ``PRUNE_INTERVAL_SECONDS``
 (default an hour).
 """
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import delete, select
 
+from app.accounts.models import StaffSession
 from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
@@ -25,6 +27,8 @@ HEARTBEAT_KEY = "worker:heartbeat"
 SEEN_KEEP = timedelta(days=7)
 # Sent or failed notices stay 90 days for the admin log; pending ones are never pruned.
 OUTBOX_KEEP = timedelta(days=90)
+# A staff session lives 12 hours at most; 30 days of them answer "who signed in from where".
+STAFF_SESSIONS_KEEP = timedelta(days=30)
 PRUNE_BATCH = 5000
 PRUNE_SECONDS = 3600
 
@@ -49,8 +53,9 @@ def _delete_batch(model, batch: int, *conditions) -> int:
 
 
 def prune_old_rows(now: datetime | None = None, batch: int = PRUNE_BATCH) -> dict[str, int]:
-    """Delete push dedupe rows older than ``SEEN_KEEP`` and finished outbox rows older
-    than ``OUTBOX_KEEP``, a batch of each per call, committing after each; the counts."""
+    """Delete push dedupe rows older than ``SEEN_KEEP``, finished outbox rows older than
+    ``OUTBOX_KEEP`` and staff sessions begun before ``STAFF_SESSIONS_KEEP`` (long over), a
+    batch of each per call, committing after each; the counts."""
     now = now or utcnow()
     seen = _delete_batch(WechatMessageSeen, batch, WechatMessageSeen.received_at < now - SEEN_KEEP)
     db.session.commit()
@@ -61,7 +66,11 @@ def prune_old_rows(now: datetime | None = None, batch: int = PRUNE_BATCH) -> dic
         OutboundMessage.created_at < now - OUTBOX_KEEP,
     )
     db.session.commit()
-    return {"seen": seen, "outbox": outbox}
+    sessions = _delete_batch(
+        StaffSession, batch, StaffSession.created_at < now - STAFF_SESSIONS_KEEP
+    )
+    db.session.commit()
+    return {"seen": seen, "outbox": outbox, "staff_sessions": sessions}
 
 
 def schedule_pruning(at: datetime | None = None) -> str | None:
@@ -77,7 +86,7 @@ def run_pruning(batch: int = PRUNE_BATCH) -> dict[str, int] | None:
     """The periodic job: schedule the next run first (a crash keeps the chain), then prune
     until a batch comes back short."""
     schedule_pruning()
-    total = {"seen": 0, "outbox": 0}
+    total = {"seen": 0, "outbox": 0, "staff_sessions": 0}
     while True:
         done = prune_old_rows(batch=batch)
         for key, count in done.items():

@@ -6,10 +6,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.accounts.models import StaffSession
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import OutboundMessage, WechatMessageSeen
 from jobs.maintenance import run_pruning
+from tests import factories
 
 
 def _seen(key: str, age: timedelta) -> None:
@@ -30,6 +32,20 @@ def _outbox(key: str, status: str, age: timedelta) -> None:
     )
 
 
+def _staff_session(staff_id: int, key: str, age: timedelta) -> None:
+    began = utcnow() - age
+    db.session.add(
+        StaffSession(
+            token_hash=StaffSession.hash(key),
+            staff_id=staff_id,
+            created_at=began,
+            last_seen_at=began,
+            ended_at=began + timedelta(hours=1),
+            ended_reason="logout",
+        )
+    )
+
+
 def test_pruning_keeps_recent_and_pending_rows(app_ctx):
     for i in range(5):
         _seen(f"msg:old{i}", timedelta(days=8))
@@ -39,13 +55,21 @@ def test_pruning_keeps_recent_and_pending_rows(app_ctx):
     _outbox("old-failed", "failed", timedelta(days=91))
     _outbox("old-pending", "pending", timedelta(days=91))  # still to send: kept
     _outbox("recent-sent", "sent", timedelta(days=30))
+    clerk = factories.staff("clerk")
+    db.session.flush()
+    for i in range(3):
+        _staff_session(clerk.id, f"old-{i}", timedelta(days=31))
+    _staff_session(clerk.id, "recent", timedelta(days=29))
     db.session.commit()
 
-    assert run_pruning(batch=2) == {"seen": 5, "outbox": 4}  # several batches
+    assert run_pruning(batch=2) == {"seen": 5, "outbox": 4, "staff_sessions": 3}
     db.session.rollback()
     assert db.session.scalars(select(WechatMessageSeen.dedupe_key)).all() == ["msg:recent"]
     assert sorted(db.session.scalars(select(OutboundMessage.dedupe_key))) == [
         "old-pending",
         "recent-sent",
     ]
-    assert run_pruning() == {"seen": 0, "outbox": 0}
+    assert db.session.scalars(select(StaffSession.token_hash)).all() == [
+        StaffSession.hash("recent")
+    ]
+    assert run_pruning() == {"seen": 0, "outbox": 0, "staff_sessions": 0}
