@@ -85,6 +85,15 @@ def test_tasks_refused_with_the_admin_pages_reasons(api):
         422,
         "invalid_task",
     )
+    for huge in (2**31, 1099511627775, 10**20):  # past the integer column: refused, not a 500
+        for method, path in (
+            ("post", "/incentives/tasks"),
+            ("patch", f"/incentives/tasks/{made['id']}"),
+        ):
+            body = {**TASK, "target_value": huge} if method == "post" else {"target_value": huge}
+            assert error_of(api(method, path, json=body), 422, "invalid_task")["message"] == (
+                "目标值过大"
+            )
     error_of(api("patch", "/incentives/tasks/987654", json={"reward_fen": 1}), 404, "not_found")
     db.session.expire_all()
     assert db.session.scalars(select(Task.target_value)).all() == [10]

@@ -84,6 +84,9 @@ class TaskInput:
     active: bool = True
 
 
+TARGET_MAX = 2**31 - 1  # the column is an integer: ¥21,474,836.47 or that many people
+
+
 def validate(data: TaskInput) -> TaskInput:
     """Check a task's fields; raise TaskError in Chinese."""
     name = data.name.strip()
@@ -93,6 +96,8 @@ def validate(data: TaskInput) -> TaskInput:
         raise TaskError("请选择任务目标")
     if data.target_value <= 0:
         raise TaskError("目标值必须大于 0")
+    if data.target_value > TARGET_MAX:
+        raise TaskError("目标值过大")
     if data.reward_fen <= 0:
         raise TaskError("奖励金额必须大于 0")
     if data.reward_fen > 100_000_00:
