@@ -73,3 +73,14 @@ def with_ids(value: Any, number: int) -> Any:
     if isinstance(value, list):
         return [with_ids(v, number) for v in value]
     return value
+
+
+def bearer_caller(client, token: str):
+    """``call(method, path, **kwargs)``: ``client.open`` on ``/api/v1/admin{path}`` with
+    ``token`` as the bearer (extra ``headers`` given to a call are added to it)."""
+
+    def call(method: str, path: str, **kwargs):
+        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
+
+    return call

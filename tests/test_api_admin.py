@@ -9,6 +9,7 @@ from app.accounts.models import ApiToken
 from app.catalog.models import Product, Sku
 from app.core.time import utcnow
 from app.extensions import db
+from tests.openapi_support import bearer_caller
 
 
 @pytest.fixture
@@ -25,11 +26,7 @@ def token(runner, app_ctx) -> str:
 def api(client, token):
     """Call the Open API with the token: ``api("get", "/products")``."""
 
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, token)
 
 
 def _error(response, status: int, code: str) -> dict:

@@ -12,6 +12,7 @@ from app.distribution.models import Distributor, LedgerEntry, Withdrawal
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.orders.models import StatusChange
+from tests.openapi_support import bearer_caller
 from tests.pay_support import fresh
 from tests.test_admin_distribution import money_for
 from tests.test_commissions import chain, configure, customer_of, distributor, pay, place
@@ -28,11 +29,7 @@ def token(runner, app_ctx) -> str:
 def api(client, token):
     """Call the Open API with the token: ``api("get", "/ledger")``."""
 
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, token)
 
 
 def error_of(response, status: int, code: str) -> dict:

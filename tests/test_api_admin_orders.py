@@ -10,6 +10,7 @@ from app.extensions import db
 from app.orders.models import Order, Refund
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
+from tests.openapi_support import bearer_caller
 from tests.pay_support import (
     fresh,
     new_order,
@@ -34,11 +35,7 @@ def token(runner, app_ctx) -> str:
 def api(client, token):
     """Call the Open API with the token: ``api("get", "/orders")``."""
 
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, token)
 
 
 def _error(response, status: int, code: str) -> dict:

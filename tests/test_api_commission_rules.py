@@ -11,6 +11,7 @@ from app.distribution.distributors import create_distributor
 from app.distribution.models import CommissionRule
 from app.extensions import db
 from app.incentives.models import AuditLog
+from tests.openapi_support import bearer_caller
 
 
 def make_token(runner, scope: str) -> str:
@@ -24,11 +25,7 @@ def api(client, runner, app_ctx):
     """``api(method, path, **kwargs)`` with a write token (the default scope)."""
     token = runner.invoke(args=["create-api-token", "erp"]).output.strip()
 
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, token)
 
 
 @pytest.fixture
@@ -36,11 +33,7 @@ def owner_api(client, runner, app_ctx):
     """``owner_api(method, path, **kwargs)`` with an owner token: rates above the default."""
     token = make_token(runner, "owner")
 
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, token)
 
 
 def error_of(response, status: int, code: str) -> dict:

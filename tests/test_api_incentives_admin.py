@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.incentives.models import AuditLog, IncentiveSettings, Task
+from tests.openapi_support import bearer_caller
 
 TASK = {
     "name": "月度冲刺",
@@ -23,11 +24,7 @@ TASK = {
 def api(client, runner, app_ctx):
     token = runner.invoke(args=["create-api-token", "erp"]).output.strip()
 
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, token)
 
 
 def error_of(response, status: int, code: str) -> dict:

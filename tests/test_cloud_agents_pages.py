@@ -12,6 +12,7 @@ from app.cloud import agents as svc
 from app.cloud.models import RegionAgent
 from app.extensions import db
 from app.orders.models import StatusChange
+from tests.openapi_support import bearer_caller
 from tests.pay_support import fresh
 from tests.test_admin_support import csrf_token, fresh_client
 from tests.test_cloud_agents import (
@@ -322,11 +323,7 @@ def test_admin_settings_and_product_overrides(app, make, admin):
 def api(client, runner, app_ctx):
     token = runner.invoke(args=["create-api-token", "erp", "--scope", "owner"]).output.strip()
 
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, token)
 
 
 def test_open_api_needs_a_token(client, app_ctx):

@@ -10,6 +10,7 @@ from app.cloud.models import MerchantOrder, OrderingMerchant
 from app.extensions import db
 from app.orders.models import Order, StatusChange
 from app.orders.shipping import ship_order
+from tests.openapi_support import bearer_caller
 from tests.pay_support import fresh
 from tests.test_api_admin_distribution import error_of
 from tests.test_cloud_merchants import (
@@ -39,11 +40,7 @@ def token(runner, app_ctx) -> str:
 
 @pytest.fixture
 def api(client, token):
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, token)
 
 
 # --- customer side --------------------------------------------------------------------------

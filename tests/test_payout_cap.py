@@ -15,6 +15,7 @@ from app.distribution.distributors import get_distribution_settings
 from app.distribution.models import CommissionRule, Grade, LedgerEntry
 from app.distribution.payout_cap import trim_note, trim_to_cap
 from app.extensions import db
+from tests.openapi_support import bearer_caller
 from tests.test_admin_support import csrf_token, fresh_client, text
 from tests.test_cloud_agents import NANSHAN, order_to, three_agents
 from tests.test_commissions import chain, configure, customer_of, pay, place
@@ -82,11 +83,7 @@ def api(client, runner, app_ctx):
     assert result.exit_code == 0, result.output
     secret = result.output.strip()
 
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {secret}"}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, secret)
 
 
 def refused(response, status: int = 422, code: str = "payout_cap_exceeded") -> str:

@@ -28,6 +28,7 @@ from app.extensions import db
 from app.orders.models import CANCELLED, PENDING_PAYMENT, Order, Refund, ShopSettings
 from app.orders.refunds import approve_refund
 from app.orders.services import ItemRequest, OrderError, get_settings, mark_paid, place_order
+from tests.openapi_support import bearer_caller
 from tests.pay_support import (
     address_for,
     fresh,
@@ -414,11 +415,7 @@ def api(client, runner, app_ctx):
     result = runner.invoke(args=["create-api-token", "limits"])
     token = result.output.strip()
 
-    def call(method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"}
-        return client.open(f"/api/v1/admin{path}", method=method.upper(), headers=headers, **kwargs)
-
-    return call
+    return bearer_caller(client, token)
 
 
 def test_open_api_creates_and_patches_the_limit(api, client):
