@@ -67,7 +67,8 @@ def test_token_issues_a_new_token_each_time_and_old_ones_overlap(sandbox):
         params={"access_token": first["access_token"], "type": "jsapi"},
         timeout=5,
     ).json()
-    assert ticket["errcode"] == 0 and ticket["ticket"] and ticket["expires_in"] > 7000
+    # The session's stand-in may have issued this ticket minutes ago: some life left, at most 2 h.
+    assert ticket["errcode"] == 0 and ticket["ticket"] and 0 < ticket["expires_in"] <= 7200
 
 
 @pytest.mark.parametrize(
@@ -94,7 +95,8 @@ def test_stable_token_is_the_same_while_valid_and_force_refresh_renews(sandbox):
     first = requests.post(url, json=body, timeout=5).json()
     again = requests.post(url, json={**body, "force_refresh": False}, timeout=5).json()
     assert first["access_token"] == again["access_token"]
-    assert 7000 < again["expires_in"] <= 7200
+    # Counting down from 2 h since the session's stand-in first issued it (maybe minutes ago).
+    assert 0 < again["expires_in"] <= first["expires_in"] <= 7200
     forced = requests.post(url, json={**body, "force_refresh": True}, timeout=5).json()
     assert forced["access_token"] != first["access_token"]
     after = requests.post(url, json=body, timeout=5).json()
