@@ -25,6 +25,7 @@ import functools
 import logging
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 
 from flask import current_app
@@ -179,32 +180,83 @@ def enqueue_unless_live(queue_name: str, func, *args, job_id: str, **options):
     return get_queue(queue_name).enqueue(func, *args, job_id=job_id, **options)
 
 
-def requeue_abandoned_jobs(queues: list[Queue]) -> list[str]:
+# Moves one started-registry entry to another sorted set (score 1: long expired) only if it
+# was still there, and says whether it was: of several callers, exactly one gets 1.
+_CLAIM_ENTRY = """
+if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
+    redis.call('zadd', KEYS[2], 1, ARGV[1])
+    redis.call('expire', KEYS[2], ARGV[2])
+    return 1
+end
+return 0
+"""
+# A claimed entry waits in its pass's own set only while the pass hands it over; if the
+# process dies in between, the set goes away after this long (and the job, ``started``
+# with no started entry, counts as lost: ``job_is_live``).
+CLAIMED_TTL = 3600
+
+
+class _ClaimedJobRegistry(StartedJobRegistry):
+    """The started entries one recovery pass took from a queue's started registry.
+
+    A set of its own, named per pass, that no one else reads: RQ's ``cleanup`` run on it
+    is RQ's abandoned-job handling (failure callback, retry or failed registry) for
+    exactly these entries, once.
+    """
+
+    def __init__(self, queue: Queue, token: str) -> None:
+        super().__init__(queue=queue)
+        self.key = f"worker:abandoned:{queue.name}:{token}"
+
+
+def requeue_abandoned_jobs(queues: list[Queue], alive_worker: str | None = None) -> list[str]:
     """Hand the started jobs of dead workers to RQ's abandoned-job handling now.
 
     RQ notices an abandoned job only when its started-registry entry expires (the job's
     timeout plus a minute) and a worker's maintenance pass (every 10 minutes) looks. Here
-    an entry whose worker has no alive key is expired on the spot and the registry's
-    own ``cleanup`` runs: a job with retries left is retried (after its retry interval),
-    others go to the failed registry. Returns the job ids handed over.
+    an entry whose worker has no alive key is taken out of the started registry at once
+    and handed to RQ's own handling: a job with retries left is retried (after its retry
+    interval), others go to the failed registry. ``alive_worker`` (the caller's own
+    worker, running this very pass) is never taken for dead, even if its key lapsed while
+    the pass was slow. Returns the job ids handed over.
+
+    Each job is handed over once. The entry is moved, in one Redis script, to a set of
+    this pass's own, and only if it was still in the started registry; it is never left
+    there with an expired score. (It once was, and RQ's registry cleanup, which every
+    worker runs at start and every 10 minutes, could then see it too and hand the job
+    over a second time: two retries spent, and the second one's longer interval, a
+    minute for the commission job, had the last word.)
     """
     handed: list[str] = []
+    claim = None
     for queue in queues:
+        connection = queue.connection
         registry = StartedJobRegistry(queue=queue)
         dead: list[str] = []
-        for raw in queue.connection.zrange(registry.key, 0, -1):
+        for raw in connection.zrange(registry.key, 0, -1):
             entry = as_text(raw)
             job_id, execution_id = parse_composite_key(entry)
-            execution = Execution(execution_id, job_id, connection=queue.connection)
-            worker = as_text(queue.connection.hget(execution.key, "worker_name") or b"")
-            if not worker_is_alive(queue.connection, worker):
+            execution = Execution(execution_id, job_id, connection=connection)
+            worker = as_text(connection.hget(execution.key, "worker_name") or b"")
+            if worker and worker == alive_worker:
+                continue
+            if not worker_is_alive(connection, worker):
                 dead.append(entry)
-                handed.append(job_id)
-        if dead:
-            log.warning("jobs of dead workers on %s: %s", queue.name, ", ".join(dead))
-            # Score 1 is long past: only these entries are expired when cleanup runs.
-            queue.connection.zadd(registry.key, dict.fromkeys(dead, 1), xx=True)
-            registry.cleanup(timestamp=1)
+        if not dead:
+            continue
+        claim = claim or connection.register_script(_CLAIM_ENTRY)
+        claimed = _ClaimedJobRegistry(queue, uuid.uuid4().hex)
+        taken = [
+            entry
+            for entry in dead
+            if claim(keys=[registry.key, claimed.key], args=[entry, CLAIMED_TTL])
+        ]
+        if not taken:
+            continue  # another pass (or RQ's cleanup) had them first
+        log.warning("jobs of dead workers on %s: %s", queue.name, ", ".join(taken))
+        claimed.cleanup(timestamp=1)
+        connection.delete(claimed.key)
+        handed.extend(parse_composite_key(entry)[0] for entry in taken)
     return handed
 
 

@@ -108,9 +108,12 @@ def app_queues(app: Flask) -> list[Queue]:
 
 
 @single_flight("recovery")
-def run_recovery(queues: list[Queue]) -> dict:
-    """One recovery pass: jobs of dead workers first, then lost paid-order follow-ups."""
-    abandoned = requeue_abandoned_jobs(queues)
+def run_recovery(queues: list[Queue], worker_name: str | None = None) -> dict:
+    """One recovery pass: jobs of dead workers first, then lost paid-order follow-ups.
+
+    ``worker_name`` is the worker whose ticker runs the pass: alive, whatever its key says.
+    """
+    abandoned = requeue_abandoned_jobs(queues, alive_worker=worker_name)
     resumed = resume_lost_follow_ups()
     if abandoned or resumed:
         log.warning(
@@ -166,7 +169,7 @@ class Ticker(threading.Thread):
                 if redis.set(
                     RECOVERY_SLOT_KEY, self.worker_name, nx=True, ex=self.recovery_seconds
                 ):
-                    run_recovery(self.queues)
+                    run_recovery(self.queues, self.worker_name)
             finally:
                 db.session.remove()
 

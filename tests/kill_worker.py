@@ -11,6 +11,8 @@ does, with SQLAlchemy listeners that count what the jobs do on the worker's main
   M ms, so a short periodic job lasts long enough for two workers to meet in it.
 - ``STATEMENT_COUNT_FILE=path``: when the worker ends, how many there were is written
   there (a burst worker run once tells a test how many points its jobs have).
+- ``STATEMENT_LOG_FILE=path``: each counted point is appended there as it happens, its
+  number and its SQL (or ``COMMIT``), to tell which point a kill number stands for.
 
 Only tests use this; the production worker has no such hook.
 """
@@ -42,11 +44,16 @@ def main() -> None:
     app = create_app()
     counter = itertools.count(1)
     seen = [0]
+    log_file = os.environ.get("STATEMENT_LOG_FILE")
 
-    def step(*_args) -> None:
+    def step(*args) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         seen[0] = next(counter)
+        if log_file:
+            what = " ".join(str(args[2]).split()) if len(args) > 2 else "COMMIT"
+            with open(log_file, "a") as out:
+                out.write(f"{seen[0]}\t{what}\n")
         if kill_after and seen[0] >= kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
         if pause:

@@ -22,7 +22,12 @@ import pytest
 from rq import Retry
 from rq.executions import Execution
 from rq.job import Job
-from rq.registry import FailedJobRegistry, FinishedJobRegistry
+from rq.registry import (
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
 from sqlalchemy import select
 
 from app import create_app
@@ -52,7 +57,7 @@ from tests.pay_support import address_for, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "tests" / "kill_worker.py"
-RECOVERY_BUDGET = 60  # seconds from a worker's start to every earning written
+RECOVERY_BUDGET = 60  # seconds from a worker being up (its alive key) to every earning written
 DAY = "86400"
 # Quick liveness for the tests' sake (the defaults: tick 5 s, alive 15 s, recovery 10 s,
 # grace 20 s); periodic work a day apart unless a test wants it.
@@ -206,6 +211,8 @@ def test_worker_killed_at_every_statement_of_the_follow_up(
     # A first order's follow-up does some things once (team totals rows...): run it here.
     order_ids = [_paid_order(make, customer, enqueue=False)]
     compute_order_commissions(order_ids[0])
+    # Its notices are sent first, so that they are not counted as the follow-up's points.
+    assert _hooked_worker(env, "--burst").wait(120) == 0
     # One follow-up run through without a kill: how many statements it has.
     order_ids.append(_paid_order(make, customer))
     count_file = tmp_path / "statements"
@@ -231,8 +238,11 @@ def test_worker_killed_at_every_statement_of_the_follow_up(
             continue
         assert killer.returncode == -signal.SIGKILL, f"N={n}: exit {killer.returncode}"
         kills += 1
+        before = _alive_workers(app)
         worker = _flask_worker(env)
         try:
+            # From the worker being up: a busy machine may take seconds to start Python.
+            wait_until(lambda up=before: _alive_workers(app) - up, timeout=60, interval=0.2)
             started = time.monotonic()
             wait_until(
                 lambda: _earnings(order_ids) == _expected(order_ids, seller, parent),
@@ -313,6 +323,60 @@ def test_the_started_job_of_a_dead_worker_is_handed_back_at_once(app, make):
     assert queue.job_ids == ["commissions-test"]
     assert Job.fetch("commissions-test", connection=redis).retries_left == 0
     assert redis.zcard(queue.started_job_registry.key) == 1  # the live worker's stays
+    assert requeue_abandoned_jobs([queue]) == []
+
+
+def _started_by(redis, queue, job, worker_name: str) -> None:
+    """Register ``job`` as started by ``worker_name`` (who may be dead), as a worker would."""
+    queue.remove(job)
+    execution = Execution.create(job, ttl=3600, pipeline=redis.pipeline(), worker_name=worker_name)
+    with redis.pipeline() as pipe:
+        execution.save(3600, pipeline=pipe)
+        pipe.zadd(queue.started_job_registry.key, {execution.composite_key: time.time() + 3600})
+        pipe.execute()
+
+
+def test_a_dead_workers_job_is_handed_back_once_while_rq_cleans_its_registries(
+    app, make, monkeypatch
+):
+    """RQ's own registry cleanup, which every worker runs at start and every 10 minutes,
+    may run while the recovery pass hands a dead worker's job back: the job is retried
+    once, after its first retry interval. (Handed back twice, it spent two retries and the
+    second one's interval won: the commission job's first order after a kill waited a
+    minute instead of 10 seconds.) The pass's own worker is never taken for dead."""
+    _seller, _parent, customer = _chain_and_customer(make)
+    order_id = _paid_order(make, customer, enqueue=False)
+    redis = redis_for(app)
+    queue = get_queue("default")
+    job = queue.enqueue(
+        compute_order_commissions,
+        order_id,
+        job_id="commissions-race",
+        retry=Retry(max=3, interval=[10, 600, 600]),
+    )
+    _started_by(redis, queue, job, "busy-worker")  # its alive key lapsed: a slow tick
+    assert requeue_abandoned_jobs([queue], alive_worker="busy-worker") == []
+    assert redis.zcard(queue.started_job_registry.key) == 1
+
+    handed = []
+    real_retry = Job.retry
+
+    def retry_while_rq_cleans(self, queue, pipeline):
+        handed.append(self.id)
+        if len(handed) == 1:  # another worker's maintenance cleans the registry right now
+            StartedJobRegistry(queue=queue).cleanup()
+        return real_retry(self, queue, pipeline)
+
+    monkeypatch.setattr(Job, "retry", retry_while_rq_cleans)
+    assert requeue_abandoned_jobs([queue]) == ["commissions-race"]
+    assert handed == ["commissions-race"]
+    job = Job.fetch("commissions-race", connection=redis)
+    assert job.retries_left == 2
+    assert job.get_status() == "scheduled"
+    due = redis.zscore(ScheduledJobRegistry(queue=queue).key, "commissions-race")
+    assert due <= time.time() + 10.5  # the first retry interval, not the second
+    assert redis.zcard(queue.started_job_registry.key) == 0
+    assert not list(redis.scan_iter("worker:abandoned:*"))  # nothing left behind
     assert requeue_abandoned_jobs([queue]) == []
 
 
