@@ -1,0 +1,31 @@
+"""What happened in the shop, announced for whoever listens.
+
+Domain code (orders, distribution, incentives) sends these after it has flushed a change;
+listeners such as the WeChat notifications (``app/wechat/listeners.py``) subscribe when the
+app starts. This keeps the dependencies pointing down: the domain never imports the
+packages that react to it. Receivers run inside the sender's transaction, so whatever they
+write commits or rolls back with the change that caused it.
+
+Every signal is sent with keyword arguments only; the sender is the module that announces.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+shop = Namespace()
+
+#: an order was paid: ``order`` (the Order row)
+order_paid = shop.signal("order-paid")
+#: an order was shipped: ``order``
+order_shipped = shop.signal("order-shipped")
+#: a paid order's earnings were written: ``order_id``
+commissions_earned = shop.signal("commissions-earned")
+#: pending earnings were settled by one settlement run: ``settled_at``
+commissions_settled = shop.signal("commissions-settled")
+#: a withdrawal moved to a new status: ``withdrawal``, ``status``
+withdrawal_changed = shop.signal("withdrawal-changed")
+#: a customer was bound to a distributor: ``user_id``, ``distributor_id``, ``source``
+member_bound = shop.signal("member-bound")
+#: a distributor's grade changed: ``distributor_id``, ``grade``, ``reason``
+grade_changed = shop.signal("grade-changed")
