@@ -56,7 +56,8 @@ def entries_only(order_id: int) -> int:
     with no rules, binding, team totals, dividends, incentives or notices."""
     from app.core.time import utcnow
     from app.distribution.attribution import attribution_for
-    from app.distribution.commissions import lines_of_order, write_line_earnings
+    from app.distribution.commissions import write_line_earnings
+    from app.earnings.on_paid import lines_of_order
     from app.extensions import db
 
     rows = attribution_for(order_id)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from app.distribution.admin_services import save_commission_rule, save_grade
 from app.distribution.models import LedgerEntry
-from app.distribution.simulator import Preview, simulate
+from app.earnings.simulator import Preview, simulate
 from app.extensions import db
 from app.orders.services import ItemRequest, place_order
 from tests.pay_support import address_for

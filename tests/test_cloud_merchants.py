@@ -462,7 +462,7 @@ def test_pending_merchant_earns_nothing_until_approved(app, make):
 
 @pytest.mark.parametrize("mode", ["price_difference", "commission", "both"])
 def test_simulator_shows_price_differences_under_the_precedence(app, make, mode):
-    from app.distribution.simulator import simulate
+    from app.earnings.simulator import simulate
 
     configure(levels=2)
     levels()
