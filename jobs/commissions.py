@@ -32,7 +32,7 @@ from app.distribution.commissions import follow_up_payment, settle_due
 from app.extensions import db
 from app.incentives.events import after_payment
 from app.orders.models import Order, OrderFollowUp
-from app.wechat.notify import notify_commissions_earned, notify_commissions_settled
+from app.signals import commissions_earned, commissions_settled
 from jobs.queues import enqueue_unless_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,8 @@ def compute_order_commissions(order_id: int) -> dict:
         # the payout cap trims dividends first, to what the line's commissions leave.
         write_region_dividends(order)
         after_payment(order)  # tasks and invite rewards (app/incentives/events.py)
-        notify_commissions_earned(order_id)  # once per distributor and order (dedupe key)
+        # Listeners (WeChat notices) dedupe once per distributor and order.
+        commissions_earned.send(__name__, order_id=order_id)
         mark_followed_up(order_id)  # what the recovery pass looks for
         db.session.commit()
     except Exception:
@@ -131,7 +132,7 @@ def run_settlement(batch: int = 5000) -> int | None:
     now = utcnow()
     settled = settle_due(now, batch=batch, after_batch=db.session.commit)
     if settled:
-        notify_commissions_settled(now)  # the entries stamped settled_at = now
+        commissions_settled.send(__name__, settled_at=now)  # the entries stamped settled_at = now
         db.session.commit()
     log.info("settled %s commission entries", settled)
     return settled

@@ -23,6 +23,7 @@ from app.distribution.models import Binding, Distributor, LedgerEntry, OrderAttr
 from app.extensions import db
 from app.incentives import invites, tasks
 from app.incentives.grades import upgrade_many
+from app.incentives.leaderboards import sync_members
 from app.orders.models import Order, Refund
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,6 @@ def _after_commit(session) -> None:
     ids = session.info.pop(_PENDING_KEY, set())
     if not ids:
         return
-    from app.incentives.leaderboards import sync_members
-
     try:
         # The session cannot run SQL inside after_commit: read on a connection of its own.
         with db.engine.connect() as conn:

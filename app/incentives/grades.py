@@ -19,6 +19,7 @@ from sqlalchemy import select
 from app.distribution.models import Distributor, Grade
 from app.extensions import db
 from app.incentives.models import GradeChange
+from app.signals import grade_changed
 
 
 def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | None:
@@ -39,7 +40,8 @@ def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | 
         )
     )
     db.session.flush()
-    _notify(distributor_id, grade, reason)
+    # Listeners (the WeChat notice) dedupe once per distributor and grade.
+    grade_changed.send(__name__, distributor_id=distributor_id, grade=grade, reason=reason)
     return grade
 
 
@@ -56,19 +58,4 @@ def history(distributor_id: int) -> list[GradeChange]:
             .where(GradeChange.distributor_id == distributor_id)
             .order_by(GradeChange.id.desc())
         )
-    )
-
-
-def _notify(distributor_id: int, grade: Grade, reason: str) -> int | None:
-    from flask import current_app
-
-    from app.wechat.notify import _openid_of_distributor, china_time, queue_notification
-
-    base = current_app.config.get("PUBLIC_BASE_URL", "").rstrip("/")
-    return queue_notification(
-        "grade_upgraded",
-        _openid_of_distributor(distributor_id),
-        {"thing1": grade.name, "thing2": reason or "业绩达标，等级提升", "time3": china_time()},
-        f"grade_upgraded:{distributor_id}:{grade.id}",
-        f"{base}/distributor",
     )
