@@ -31,7 +31,7 @@ from app.distribution.commissions import settle_due
 from app.earnings.on_paid import follow_up_order
 from app.extensions import db
 from app.orders.models import Order, OrderFollowUp
-from app.wechat.notify import notify_commissions_settled
+from app.signals import commissions_settled
 from jobs.queues import enqueue_unless_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def run_settlement(batch: int = 5000) -> int | None:
     now = utcnow()
     settled = settle_due(now, batch=batch, after_batch=db.session.commit)
     if settled:
-        notify_commissions_settled(now)  # the entries stamped settled_at = now
+        commissions_settled.send(__name__, settled_at=now)  # the entries stamped settled_at = now
         db.session.commit()
     log.info("settled %s commission entries", settled)
     return settled

@@ -43,6 +43,7 @@ from app.distribution.models import SETTLED, WITHDRAWN, Distributor, LedgerEntry
 from app.distribution.rules import floor_commission
 from app.extensions import db
 from app.orders.states import InvalidTransition, move_status, record_creation
+from app.signals import withdrawal_changed
 
 REQUESTED = "requested"
 APPROVED = "approved"
@@ -98,10 +99,8 @@ def preview_fee(amount_fen: int) -> FeePreview:
 
 def _move_withdrawal(w: Withdrawal, to: str, actor: str, reason: str = "", **values) -> None:
     move_status(Withdrawal, w, WITHDRAWAL_TRANSITIONS, "withdrawal", to, actor, reason, **values)
-    if to in (APPROVED, PAID):
-        from app.wechat.notify import notify_withdrawal
-
-        notify_withdrawal(w, to)  # outbox row in this transaction, sent after the commit
+    # Listeners (the WeChat notice of approved and paid) write in this transaction.
+    withdrawal_changed.send(__name__, withdrawal=w, status=to)
 
 
 def _lock_distributor(distributor_id: int) -> None:

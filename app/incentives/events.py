@@ -21,8 +21,9 @@ from sqlalchemy import bindparam, event, select, union, update
 
 from app.distribution.models import Binding, Distributor, LedgerEntry, OrderAttribution
 from app.extensions import db
-from app.incentives import invites, leaderboards, tasks
+from app.incentives import invites, tasks
 from app.incentives.grades import upgrade_many
+from app.incentives.leaderboards import sync_members
 from app.orders.models import Order, Refund
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def _after_commit(session) -> None:
     try:
         # The session cannot run SQL inside after_commit: read on a connection of its own.
         with db.engine.connect() as conn:
-            leaderboards.sync_members(ids, conn=conn)
+            sync_members(ids, conn=conn)
     except Exception:  # Redis down: the money is committed; the periodic rebuild catches up
         log.exception("leaderboard sync failed for %s", sorted(ids))
 

@@ -20,6 +20,7 @@ from app.distribution.models import Distributor, Grade
 from app.distribution.team import team_sales_fen
 from app.extensions import db
 from app.incentives.models import GradeChange
+from app.signals import grade_changed
 
 _ANY_GRADE_CONDITION = select(
     exists().where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
@@ -92,7 +93,8 @@ def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | 
         )
     )
     db.session.flush()
-    _notify(distributor_id, grade, reason)
+    # Listeners (the WeChat notice) dedupe once per distributor and grade.
+    grade_changed.send(__name__, distributor_id=distributor_id, grade=grade, reason=reason)
     return grade
 
 
@@ -109,19 +111,4 @@ def history(distributor_id: int) -> list[GradeChange]:
             .where(GradeChange.distributor_id == distributor_id)
             .order_by(GradeChange.id.desc())
         )
-    )
-
-
-def _notify(distributor_id: int, grade: Grade, reason: str) -> int | None:
-    from flask import current_app
-
-    from app.wechat.notify import _openid_of_distributor, china_time, queue_notification
-
-    base = current_app.config.get("PUBLIC_BASE_URL", "").rstrip("/")
-    return queue_notification(
-        "grade_upgraded",
-        _openid_of_distributor(distributor_id),
-        {"thing1": grade.name, "thing2": reason or "业绩达标，等级提升", "time3": china_time()},
-        f"grade_upgraded:{distributor_id}:{grade.id}",
-        f"{base}/distributor",
     )
