@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 
 from app.core.redis import get_redis, redis_for
 from app.distribution.commissions import follow_up_payment
-from app.distribution.models import LedgerEntry
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from jobs.commissions import commissions_job_id, compute_order_commissions, enqueue_commissions
 from jobs.payments import on_order_paid

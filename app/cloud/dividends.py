@@ -36,19 +36,16 @@ from app import regions
 from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp
 from app.cloud.models import AgentProductRate, RegionAgent
 from app.core.time import utcnow
-from app.distribution.commissions import (
-    line_commissions_fen,
-    lines_of_order,
-    lock_order_lines,
-    write_line_earnings,
-)
+from app.distribution.commissions import line_commissions_fen, lines_of_order, lock_order_lines
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.ledger import mask_name
-from app.distribution.models import PENDING, REVERSED, LedgerEntry
 from app.distribution.payout_cap import trim_note, trim_to_cap
 from app.distribution.rules import earns_on_own_order, floor_commission, format_bp
 from app.distribution.team import SALES_STATUSES
 from app.extensions import db
+from app.ledger.entries import write_line_earnings
+from app.ledger.kinds import PENDING, REVERSED
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 
 REGION_DIVIDEND = "region_dividend"

@@ -54,8 +54,9 @@ from app.cloud.models import MerchantOrder, OrderingMerchant
 from app.cloud.pricing import get_cloud_settings, level_names, level_prices, list_levels, set_prices
 from app.core.money import format_yuan
 from app.core.time import utcnow
-from app.distribution.models import PENDING, OrderAttribution
+from app.distribution.models import OrderAttribution
 from app.extensions import db
+from app.ledger.kinds import PENDING
 from app.orders.models import Order
 
 KIND = "price_difference"
@@ -205,7 +206,8 @@ def write_price_differences(order: Order, plan: EarningsPlan | None = None) -> l
     Lines refunded in full earn nothing; refunds already completed on a line are applied
     as reversals right away (the same code as a later refund). Flushes.
     """
-    from app.distribution.commissions import lines_of_order, lock_order_lines, write_line_earnings
+    from app.distribution.commissions import lines_of_order, lock_order_lines
+    from app.ledger.entries import write_line_earnings
 
     plan = plan or earnings_plan(order)
     if not plan.price_differences or plan.merchant is None:

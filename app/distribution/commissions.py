@@ -48,7 +48,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.core.sql import dialect_insert, insert_rows_on_conflict, row_params
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order, attribution_for
 from app.distribution.binding import current_binding, extend_protection, on_first_payment
@@ -57,49 +56,21 @@ from app.distribution.distributors import (
     distributor_for_user,
     get_distribution_settings,
 )
-from app.distribution.models import (
-    LEVEL_KINDS,
-    PENDING,
-    REVERSED,
-    SETTLED,
-    WITHDRAWN,
-    CommissionRule,
-    Distributor,
-    Grade,
-    LedgerEntry,
-    OrderAttribution,
-)
+from app.distribution.models import CommissionRule, Distributor, Grade, OrderAttribution
 from app.distribution.payout_cap import trim_to_cap, with_trim_note
 from app.distribution.rules import PERCENT, Beneficiary, Rule, line_shares
 from app.distribution.team import SALES_STATUSES, count_order_sales, team_sales_fen
 from app.extensions import db
+from app.ledger.entries import write_line_earnings
+from app.ledger.kinds import LEVEL_KINDS, PENDING, SETTLEABLE_KINDS, SETTLED
+from app.ledger.models import LedgerEntry
 from app.orders.models import (
     COMPLETED,
     OPEN_REFUND_STATUSES,
-    REFUND_REFUNDED,
     Order,
     OrderLine,
     Refund,
 )
-
-REVERSAL = "reversal"
-# Every per-line earning: commissions, regional dividends and price differences all
-# reverse proportionally on refund and settle the same way.
-LINE_EARNING_KINDS = (*LEVEL_KINDS, "region_dividend", "price_difference")
-SETTLEABLE_KINDS = (*LINE_EARNING_KINDS, REVERSAL)
-# What every caller of ``write_line_earnings`` gives for each entry (the rest stay NULL).
-EARNING_COLUMNS = (
-    "distributor_id",
-    "kind",
-    "amount_fen",
-    "state",
-    "order_id",
-    "order_line_id",
-    "rule_source",
-    "note",
-    "created_at",
-)
-
 
 # The statements every commission job runs, built once with bound parameters (building
 # and caching a statement costs more CPU than PostgreSQL spends running it).
@@ -270,121 +241,6 @@ def write_earnings(order: Order, *, lines_locked: bool = False) -> list[int]:
         ]
         if values:
             written += write_line_earnings(line, values, now)
-    db.session.flush()
-    return written
-
-
-# --- reversals ------------------------------------------------------------------------------
-
-
-def reversal_target(original_fen: int, remaining_fen: int, line_amount_fen: int) -> int:
-    """What an earning is worth once part of its line is refunded (rounded down)."""
-    if line_amount_fen <= 0 or remaining_fen <= 0:
-        return 0
-    return original_fen * min(remaining_fen, line_amount_fen) // line_amount_fen
-
-
-def write_line_earnings(line: OrderLine, values: list[dict], now: datetime) -> list[int]:
-    """Insert a line's pending earnings (commissions, dividends or price differences) once,
-    then reverse the share of any refund the line already had; the new entries' ids.
-
-    The unique key (order line, beneficiary, kind) makes a repeat insert nothing; RETURNING
-    rather than rowcount, which psycopg reports as -1 for ORM-executed inserts. The SQL is
-    built once per number of rows (``insert_rows_on_conflict``): every paid order runs it.
-    """
-    statement = insert_rows_on_conflict(
-        LedgerEntry.__table__,
-        EARNING_COLUMNS,
-        len(values),
-        conflict=("order_line_id", "distributor_id", "kind"),
-        returning=(LedgerEntry.__table__.c.id,),
-    )
-    written = db.session.scalars(statement, row_params(EARNING_COLUMNS, values)).all()
-    if line.refunded_fen:
-        for refund_id in db.session.scalars(
-            select(Refund.id)
-            .where(Refund.order_line_id == line.id, Refund.status == REFUND_REFUNDED)
-            .order_by(Refund.id)
-        ):
-            _reverse_line(line, refund_id, now)
-    return list(written)
-
-
-def _reverse_line(line: OrderLine, refund_id: int, now: datetime) -> list[int]:
-    """Bring every earning on ``line`` down to its target after ``refund_id``."""
-    remaining = line.amount_fen - line.refunded_fen
-    earnings = db.session.scalars(
-        select(LedgerEntry)
-        .where(
-            LedgerEntry.order_line_id == line.id,
-            LedgerEntry.kind.in_(LINE_EARNING_KINDS),
-            LedgerEntry.state != REVERSED,
-        )
-        .order_by(LedgerEntry.id)
-        .execution_options(populate_existing=True)
-    ).all()
-    written: list[int] = []
-    for earning in earnings:
-        reversed_so_far = db.session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0)).where(
-                LedgerEntry.reverses_id == earning.id
-            )
-        )
-        target = reversal_target(earning.amount_fen, remaining, line.amount_fen)
-        delta = target - (earning.amount_fen + int(reversed_so_far))
-        settled = earning.state in (SETTLED, WITHDRAWN)
-        if delta < 0:
-            written += db.session.scalars(
-                dialect_insert(LedgerEntry)
-                .values(
-                    distributor_id=earning.distributor_id,
-                    kind=REVERSAL,
-                    amount_fen=delta,
-                    state=SETTLED if settled else PENDING,
-                    order_id=earning.order_id,
-                    order_line_id=None,  # the (line, beneficiary, kind) key is the earning's
-                    refund_id=refund_id,
-                    reverses_id=earning.id,
-                    rule_source="退款冲回",
-                    note=f"退款后剩余实付 {remaining} 分：佣金 {earning.amount_fen} → {target} 分",
-                    created_at=now,
-                    settled_at=now if settled else None,
-                )
-                .on_conflict_do_nothing(index_elements=["reverses_id", "refund_id"])
-                .returning(LedgerEntry.id)
-            ).all()
-        if target == 0 and not settled:
-            # Refunded in full before settlement: the earning and its reversals lapse.
-            db.session.execute(
-                update(LedgerEntry)
-                .where(
-                    (LedgerEntry.id == earning.id) | (LedgerEntry.reverses_id == earning.id),
-                    LedgerEntry.state == PENDING,
-                )
-                .values(state=REVERSED)
-                .execution_options(synchronize_session=False)
-            )
-    return written
-
-
-def reverse_for_refund(refund: Refund, now: datetime | None = None) -> list[int]:
-    """Take back the refunded share of every commission on the refund's line (flushes).
-
-    Called by ``complete_refund`` in its transaction, after the line's ``refunded_fen``
-    includes this refund. Returns the ids of the reversal entries written now (none when
-    the commissions are not written yet: the job applies the refund then).
-    """
-    # complete_refund holds this line's row lock already (its conditional UPDATE); locking
-    # the order's other lines too could deadlock two refunds of one order.
-    line = db.session.scalar(
-        select(OrderLine)
-        .where(OrderLine.id == refund.order_line_id)
-        .execution_options(populate_existing=True)
-    )
-    written = _reverse_line(line, refund.id, now or utcnow())
-    from app.incentives.events import after_refund  # task and invite rewards fall back
-
-    after_refund(refund)
     db.session.flush()
     return written
 

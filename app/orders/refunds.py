@@ -161,8 +161,9 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
     Adds the refund to its line and order (bounded), returns stock if nothing was shipped,
     and cancels a paid order whose every line is now fully refunded.
     """
-    from app.distribution.commissions import reverse_for_refund
     from app.distribution.team import count_order_sales
+    from app.incentives.events import after_refund
+    from app.ledger.entries import reverse_for_refund
     from app.payments.client import record_transaction
 
     if amount_fen != refund.amount_fen:
@@ -225,6 +226,7 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
         order.id, "refund_done", refund_id or refund.out_refund_no, amount_fen, "SUCCESS", payload
     )
     reverse_for_refund(refund, now)  # take back the refunded share of its commissions
+    after_refund(refund)  # task and invite rewards fall back, grades are looked at again
     lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)).all()
     for each in lines:
         db.session.refresh(each)

@@ -377,8 +377,8 @@ def notify_commissions_earned(order_id: int) -> int:
     kinds make up the amount (佣金 / 区域分红 / 级差收益) and links the page that lists
     them; a distributor who earned commissions only reads the same text as before.
     """
-    from app.distribution.commissions import LINE_EARNING_KINDS, REVERSAL
-    from app.distribution.models import LEVEL_KINDS, REVERSED, LedgerEntry
+    from app.ledger.kinds import LEVEL_KINDS, LINE_EARNING_KINDS, REVERSAL, REVERSED
+    from app.ledger.models import LedgerEntry
     from app.orders.models import Order
 
     setting = notification_setting("commission_earned")
@@ -448,8 +448,8 @@ def notify_commissions_settled(settled_at: datetime) -> int:
     alone, "1笔区域分红已结算" / "3笔级差收益已结算" for one other kind, and
     "收益已结算：佣金、区域分红" when kinds are mixed; it links the page that lists them.
     """
-    from app.distribution.commissions import REVERSAL, SETTLEABLE_KINDS
-    from app.distribution.models import LEVEL_KINDS, LedgerEntry
+    from app.ledger.kinds import LEVEL_KINDS, REVERSAL, SETTLEABLE_KINDS
+    from app.ledger.models import LedgerEntry
 
     earning = aliased(LedgerEntry)
     kind = case((LedgerEntry.kind == REVERSAL, earning.kind), else_=LedgerEntry.kind)
