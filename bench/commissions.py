@@ -56,9 +56,9 @@ def entries_only(order_id: int) -> int:
     with no rules, binding, team totals, dividends, incentives or notices."""
     from app.core.time import utcnow
     from app.distribution.attribution import attribution_for
-    from app.distribution.commissions import write_line_earnings
     from app.earnings.on_paid import lines_of_order
     from app.extensions import db
+    from app.ledger.entries import write_line_earnings
 
     rows = attribution_for(order_id)
     now = utcnow()
@@ -208,8 +208,8 @@ def job_statements(app) -> int:
 def bench_jobs(app, jobs: int, rounds: int) -> tuple[float, float]:
     from rq import Worker
 
-    from app.distribution.models import LedgerEntry
     from app.extensions import db
+    from app.ledger.models import LedgerEntry
     from jobs.commissions import compute_order_commissions
     from jobs.queues import get_queue
 
@@ -351,8 +351,8 @@ def bench_settlement(app, entries: int) -> float:
     from app.accounts.models import User
     from app.core.time import utcnow
     from app.distribution.commissions import settle_due
-    from app.distribution.models import LedgerEntry
     from app.extensions import db
+    from app.ledger.models import LedgerEntry
 
     with app.app_context():
         people = chain_of_three()

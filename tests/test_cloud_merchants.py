@@ -31,8 +31,8 @@ from app.cloud.pricing import (
     save_prices,
 )
 from app.distribution.ledger import balances, entries_for
-from app.distribution.models import LedgerEntry
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.services import ItemRequest, OrderError
 from tests.pay_support import fresh, prepay, sandbox_pay, wait_until

@@ -19,9 +19,9 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
 from app.core.redis import get_redis, redis_for
-from app.distribution.models import LedgerEntry
 from app.earnings.on_paid import follow_up_order
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from jobs.commissions import commissions_job_id, compute_order_commissions, enqueue_commissions
 from jobs.payments import on_order_paid

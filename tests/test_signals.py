@@ -18,13 +18,13 @@ from app import create_app, signals
 from app.core.redis import redis_for
 from app.distribution.binding import bind
 from app.distribution.distributors import create_distributor, get_distribution_settings
-from app.distribution.models import LedgerEntry
 from app.distribution.withdrawals import (
     approve_withdrawal,
     mark_paid_manually,
     request_withdrawal,
 )
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.services import mark_paid
 from app.orders.shipping import ship_order
 from app.wechat import listeners

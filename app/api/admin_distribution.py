@@ -45,12 +45,10 @@ from app.distribution.models import (
     BIND_MODES,
     DISTRIBUTOR_STATUSES,
     JOIN_MODES,
-    LEDGER_KINDS,
     PAYOUT_CHANNELS,
     DistributionSettings,
     Distributor,
     Grade,
-    LedgerEntry,
     Withdrawal,
 )
 from app.distribution.payout_cap import RateRefused
@@ -58,6 +56,8 @@ from app.distribution.team import team_counts
 from app.earnings.simulator import DifferencePreview, Preview, simulate
 from app.extensions import db
 from app.incentives.audit import audited, row, rows
+from app.ledger.kinds import LEDGER_KINDS
+from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition
 from app.payments.client import PaymentError
 

@@ -38,11 +38,12 @@ from app.cloud.models import AgentProductRate, RegionAgent
 from app.core.time import utcnow
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.ledger import mask_name
-from app.distribution.models import PENDING, REVERSED, LedgerEntry
 from app.distribution.payout_cap import trim_note, trim_to_cap
 from app.distribution.rules import EarningRow, earns_on_own_order, floor_commission, format_bp
 from app.distribution.team import SALES_STATUSES
 from app.extensions import db
+from app.ledger.kinds import PENDING, REVERSED
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine
 
 REGION_DIVIDEND = "region_dividend"

@@ -39,9 +39,11 @@ from app.core.money import format_yuan
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
-from app.distribution.models import SETTLED, WITHDRAWN, Distributor, LedgerEntry, Withdrawal
+from app.distribution.models import Distributor, Withdrawal
 from app.distribution.rules import floor_commission
 from app.extensions import db
+from app.ledger.kinds import SETTLED, WITHDRAWN
+from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition, move_status, record_creation
 from app.signals import withdrawal_changed
 

@@ -39,17 +39,18 @@ from app.cloud.price_difference import price_difference_rows
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order, attribution_for
 from app.distribution.binding import extend_protection, on_first_payment
-from app.distribution.commissions import write_line_earnings
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.joining import join_by_threshold
 from app.distribution.levels import commission_rows
-from app.distribution.models import LEVEL_KINDS, PENDING, LedgerEntry
 from app.distribution.rules import EarningRow
 from app.distribution.team import count_order_sales
 from app.earnings.plan import earnings_plan
 from app.extensions import db
 from app.incentives.events import after_payment
 from app.incentives.grades import grades_with_conditions, upgrade_many
+from app.ledger.entries import write_line_earnings
+from app.ledger.kinds import LEVEL_KINDS, PENDING
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine
 
 # The statements every follow-up runs, built once with bound parameters (building and

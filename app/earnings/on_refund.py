@@ -5,7 +5,7 @@
 ``refund_completed`` in the same transaction, which, top to bottom:
 
 1. takes back the refunded share of every earning on the line (ledger reversal, the
-   proportional rule in ``distribution/commissions.py``);
+   proportional rule in ``app/ledger/entries.py``);
 2. brings the team totals of the seller and everyone above down (``team.count_order_sales``,
    after the cancellation so a cancelled order counts nothing);
 3. lets incentives fall back (``incentives.events.after_refund``: invite rewards of a
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.distribution.commissions import reverse_for_refund
 from app.distribution.team import count_order_sales
 from app.extensions import db
 from app.incentives.events import after_refund
+from app.ledger.entries import reverse_for_refund
 from app.orders.models import Refund
 
 

@@ -19,11 +19,12 @@ import logging
 
 from sqlalchemy import bindparam, event, select, union, update
 
-from app.distribution.models import Binding, Distributor, LedgerEntry, OrderAttribution
+from app.distribution.models import Binding, Distributor, OrderAttribution
 from app.extensions import db
 from app.incentives import invites, tasks
 from app.incentives.grades import upgrade_many
 from app.incentives.leaderboards import sync_members
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, Refund
 
 log = logging.getLogger(__name__)

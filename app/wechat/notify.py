@@ -44,9 +44,10 @@ from app.accounts.models import User
 from app.core.money import format_yuan
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.commissions import LINE_EARNING_KINDS, REVERSAL, SETTLEABLE_KINDS
-from app.distribution.models import LEVEL_KINDS, REVERSED, Distributor, LedgerEntry
+from app.distribution.models import Distributor
 from app.extensions import db
+from app.ledger.kinds import LEVEL_KINDS, LINE_EARNING_KINDS, REVERSAL, REVERSED, SETTLEABLE_KINDS
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.wechat.models import NotificationSetting, OutboundMessage
 from app.wechat.outbox import enqueue_send
