@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.cloud import agents as cloud_agents
+from app.cloud.models import RegionAgent
 from app.core.money import format_yuan
 from app.earnings.simulator import simulate
 from app.extensions import db
@@ -225,3 +226,79 @@ def test_staff_pick_the_shipping_district_in_the_browser(desk, live_server, make
     assert desk.locator("[data-pick=city] option:checked").inner_text() == "深圳市"
     assert desk.locator("[data-pick=district] option:checked").inner_text() == "南山区"
     desk.screenshot(path=str(artifacts / "admin-simulator-district.png"), full_page=True)
+
+
+def _simulated(body: dict) -> Counter:
+    """(kind, distributor, fen) of everything the simulator's JSON says is paid."""
+    found = Counter()
+    for row in body["levels_detail"]:
+        if row["amount_fen"]:
+            found[(f"level_{row['level']}", row["distributor_id"])] += row["amount_fen"]
+    differences = body["price_differences"]
+    if differences and differences["price_differences"]:
+        for row in differences["rows"]:
+            if row["amount_fen"]:
+                found[("price_difference", row["distributor_id"])] += row["amount_fen"]
+    for share in (body["region_dividends"] or {}).get("shares", []):
+        agent = db.session.get(RegionAgent, share["agent_id"])
+        found[("region_dividend", agent.distributor_id)] += share["amount_fen"]
+    return found
+
+
+@pytest.mark.parametrize(
+    "seller_kind, order_precedence",
+    [
+        ("distributor", "price_difference"),
+        ("merchant", "price_difference"),
+        ("merchant", "commission"),
+        ("merchant", "both"),
+    ],
+)
+def test_simulator_json_and_the_paid_order_pipeline_agree(
+    app, client, make, runner, seller_kind, order_precedence
+):
+    """One plan for both: the Open API simulator and the pipeline run on a real paid order
+    of the same SKU, quantity and district write the same (kind, beneficiary, fen), for a
+    plain distributor's order and an ordering merchant's order under each precedence, with
+    three levels, three region agents and a payout cap that trims."""
+    configure(levels=3, level1_bp=2000, level2_bp=1000, level3_bp=500, payout_cap_bp=6000)
+    rates(province=300, city=500, district=800)
+    # Rates saved before a lower cap (what the cap trims on payment, as in the simulator).
+    configure(level1_bp=2000, level2_bp=1000, level3_bp=500, payout_cap_bp=4000)
+    levels()
+    precedence(order_precedence)
+    assigned(make, "province", GUANGDONG, "广东省代理")
+    assigned(make, "city", SHENZHEN, "深圳市代理")
+    assigned(make, "district", NANSHAN, "南山区代理")
+    if seller_kind == "merchant":
+        top = merchant(make, 1, nickname="总代老王")
+        seller = merchant(make, 3, top, nickname="市代小张").distributor
+    else:
+        seller = distributor(make, distributor(make, distributor(make)))
+    buyer = customer_of(make, seller)
+    product = make.product("茶叶", price_fen=3333, stock=50)
+    token = runner.invoke(args=["create-api-token", "erp"]).output.strip()
+    answer = client.post(
+        "/api/v1/admin/distribution/simulate",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "sku_id": product.skus[0].id,
+            "quantity": 3,
+            "buyer_id": buyer.id,
+            "district_code": NANSHAN,
+        },
+    )
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    expected = _simulated(body)
+
+    order = pay(order_to(make, NANSHAN, quantity=3, product=product, user=buyer))
+    assert written(order.id) == expected
+    kinds = {kind for kind, _who in expected}
+    assert "region_dividend" in kinds
+    if seller_kind == "merchant" and order_precedence != "commission":
+        assert "price_difference" in kinds
+    if order_precedence != "price_difference" or seller_kind == "distributor":
+        assert "level_1" in kinds and body["cap_trimmed_fen"] > 0  # 35 % + 16 % > 40 %
+    else:
+        assert "level_1" not in kinds  # 级差 instead of commissions

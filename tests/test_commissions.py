@@ -568,6 +568,21 @@ def test_threshold_join_under_the_binding_and_grade_upgrade(app, make):
     assert db.session.get(Distributor, seller.id).grade_id == silver.id
 
 
+def test_threshold_join_counts_goods_not_shipping(app, make):
+    """Paid purchases are goods only, like team sales: a ¥95 order paid ¥105 with
+    shipping stays below a ¥100 threshold; ¥5 more of goods (again with shipping) joins."""
+    configure(join_mode="threshold", join_threshold_fen=10000)
+    seller = distributor(make)
+    user = customer_of(make, seller)
+    first = pay(place(make, user, price_fen=9500))  # below free shipping (¥99)
+    assert (first.items_fen, first.shipping_fen, first.paid_fen) == (9500, 1000, 10500)
+    assert db.session.scalar(select(Distributor).where(Distributor.user_id == user.id)) is None
+    second = pay(place(make, user, price_fen=500))
+    assert second.shipping_fen == 1000
+    joined = db.session.scalar(select(Distributor).where(Distributor.user_id == user.id))
+    assert joined is not None and joined.parent_id == seller.id
+
+
 # --- end to end: a signed notice over HTTP, a real worker ---------------------------------
 
 
