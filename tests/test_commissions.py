@@ -26,6 +26,7 @@ from app.distribution.commissions import settle_due
 from app.distribution.distributors import create_distributor, get_distribution_settings
 from app.distribution.ledger import balances, entries_for, mask_name, reason_not_available
 from app.distribution.models import Binding, CommissionRule, Distributor, Grade, OrderAttribution
+from app.earnings.on_paid import follow_up_orders
 from app.extensions import db
 from app.ledger.entries import reversal_target
 from app.ledger.models import LedgerEntry
@@ -581,6 +582,26 @@ def test_threshold_join_counts_goods_not_shipping(app, make):
     assert second.shipping_fen == 1000
     joined = db.session.scalar(select(Distributor).where(Distributor.user_id == user.id))
     assert joined is not None and joined.parent_id == seller.id
+
+
+def test_a_batch_of_orders_in_one_transaction_writes_each_once(app, make):
+    """``follow_up_orders``: several paid orders followed up in one transaction (what a
+    batch job commits once), an unknown id skipped, a second run writing nothing."""
+    configure(levels=2)
+    seller, parent = chain(make, 2)
+    orders = [pay(place(make, customer_of(make, seller)), run_job=False) for _ in range(3)]
+    ids = [order.id for order in orders]
+    done = follow_up_orders([*ids, 999_999], extend_protection={ids[0]})
+    db.session.commit()
+    assert [(f.order_id, f.skipped, f.entries) for f in done] == [
+        *((i, False, 2) for i in ids),
+        (999_999, True, 0),
+    ]
+    for order_id in ids:
+        assert earned(order_id) == {f"level_1@{seller.id}": 1000, f"level_2@{parent.id}": 500}
+    again = follow_up_orders(ids)
+    db.session.commit()
+    assert [f.entries for f in again] == [0, 0, 0] and len(all_entries()) == 6
 
 
 # --- end to end: a signed notice over HTTP, a real worker ---------------------------------

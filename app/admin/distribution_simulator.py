@@ -1,4 +1,4 @@
-"""Admin page of the commission simulator (app.distribution.simulator).
+"""Admin page of the commission simulator (app.earnings.simulator).
 
 A GET form: SKU, quantity, buyer or chain, and optionally rules not yet saved. The
 result is computed on the same request and the session rolled back, so nothing is ever

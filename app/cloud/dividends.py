@@ -114,7 +114,7 @@ def line_dividends(
     """Each agent's dividend on a line paid ``amount_fen`` (after discounts, no shipping):
     the product's override for the agent's level, else the shop's rate for the level,
     rounded down to the fen (``floor_commission``); agents earning 0 are left out. The
-    payment path (``write_region_dividends``) and the simulator both call this."""
+    payment path (``dividend_rows``) and the simulator both call this."""
     shares = []
     for agent in agents:
         override = overrides.get((product_id, agent.level))

@@ -201,9 +201,12 @@ def follow_up_orders(
     ``extend_protection``: the ids of the orders whose one-time protection claim the
     caller holds. Flushes; the caller commits.
     """
+    order_ids = list(order_ids)
+    # One query for the batch's orders (the bench batches many orders per job).
+    found = {o.id: o for o in db.session.scalars(select(Order).where(Order.id.in_(order_ids)))}
     done = []
     for order_id in order_ids:
-        order = db.session.get(Order, order_id)
+        order = found.get(order_id)
         if order is None:
             done.append(FollowUp(order_id, skipped=True))
             continue
