@@ -127,3 +127,23 @@ def test_known_exceptions_are_still_needed():
     """An exception whose import is gone must leave ``KNOWN`` (the list only shrinks)."""
     stale = set(KNOWN) - violations()
     assert not stale, f"remove from KNOWN: {sorted(stale)}"
+
+
+# The paid-order pipeline (app/earnings) asks calculators for rows and writes them; a
+# calculator returns values and imports nothing above it, so it can never write the
+# ledger, notify or reach back into the pipeline.
+CALCULATORS = (
+    "app/distribution/levels.py",
+    "app/distribution/rules.py",
+    "app/distribution/payout_cap.py",
+    "app/cloud/price_difference.py",
+    "app/cloud/dividends.py",
+)
+ABOVE_CALCULATORS = ("app.earnings", "app.ledger.entries", "app.wechat", "app.api", "jobs")
+
+
+@pytest.mark.parametrize("calculator", CALCULATORS)
+def test_calculators_import_nothing_above_them(calculator):
+    found = imports_of(ROOT / calculator)
+    broken = sorted(m for m in found if any(_under(m, p) for p in ABOVE_CALCULATORS))
+    assert not broken, f"{calculator} imports what sits above it: {broken}"
