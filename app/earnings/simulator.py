@@ -326,8 +326,8 @@ def simulate(
 def _apply_cap(
     paid_fen: int, cap_bp: int, rows: list[SimulatedLevel], dividends: RegionPreview | None
 ) -> tuple[list[SimulatedLevel], RegionPreview | None, int]:
-    """The payout cap as the earning job applies it: commissions trimmed first on their
-    own (``commissions.write_earnings``), then the dividends against what they leave
+    """The payout cap as the pipeline applies it: commissions trimmed first on their
+    own (``levels.commission_rows``), then the dividends against what they leave
     (``dividends.capped_dividends``), by the same functions. Returns the rows, the
     dividends and the total trimmed."""
     earning = [row for row in rows if row.amount_fen > 0]
