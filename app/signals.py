@@ -15,7 +15,8 @@ from blinker import Namespace
 
 shop = Namespace()
 
-#: an order was paid: ``order`` (the Order row)
+#: an order was paid (announced by its follow-up job, after the payment committed):
+#: ``order`` (the Order row)
 order_paid = shop.signal("order-paid")
 #: an order was shipped: ``order``
 order_shipped = shop.signal("order-shipped")

@@ -34,6 +34,7 @@ from wechatpy.exceptions import WeChatClientException
 from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
+from app.wechat.clients import get_wechat_client
 from app.wechat.models import OutboundMessage
 from app.wechat.outbox import enqueue_send, outbound_job_id
 from jobs.queues import job_is_live, schedule_in_slot, single_flight
@@ -72,8 +73,6 @@ def send_outbound_message(message_id: int) -> str:
 
     Raises ``SendFailed`` after recording a failure that RQ will retry.
     """
-    from app.wechat.clients import get_wechat_client
-
     lock = get_redis().lock(f"wechat:outbound:{message_id}:sending", timeout=120)
     if not lock.acquire(blocking=False):
         return "busy"  # another worker is sending it right now

@@ -7,16 +7,16 @@ admin 公众号 page); a kind that is off or has no template id records nothing.
 
 How a notification travels (the outbox):
 
-1. Where the event happens, inside the caller's transaction, ``queue_notification``
-   inserts an ``OutboundMessage`` with ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING
-   RETURNING id``: the dedupe key (e.g. ``order_shipped:42``) makes "notify once" a unique
-   key, however often a job or a notice runs. Services may call it: it only flushes, and
-   the row commits or rolls back with the event it reports.
+1. The domain announces the event (``app/signals.py``); the receivers of
+   ``app/wechat/listeners.py`` call the ``notify_*`` functions below inside the sender's
+   transaction, and ``queue_notification`` inserts an ``OutboundMessage`` with
+   ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id``: the dedupe key (e.g.
+   ``order_shipped:42``) makes "notify once" a unique key, however often a job or a notice
+   runs. It only flushes, and the row commits or rolls back with the event it reports.
 2. After that transaction commits (a SQLAlchemy ``after_commit`` hook on the session), the
    new ids are queued as ``jobs.notifications.send_outbound_message`` RQ jobs
-   (``app/wechat/outbox.py``). A rollback
-   queues nothing. Enqueuing never raises into the request: if Redis is down, the row
-   stays ``pending``.
+   (``app/wechat/outbox.py``). A rollback queues nothing. Enqueuing never raises into the
+   request: if Redis is down, the row stays ``pending``.
 3. The job posts the stored payload to ``/cgi-bin/message/template/send``. Failures are
    recorded (``attempts``, ``last_error``) and retried with backoff (rq ``Retry``); after
    the last try, or at once for errors a retry cannot fix (bad openid or template, not a
