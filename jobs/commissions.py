@@ -28,9 +28,10 @@ from app.cloud.dividends import write_region_dividends
 from app.core.redis import get_redis
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.commissions import follow_up_payment, settle_due
+from app.distribution.commissions import follow_up_payment
 from app.extensions import db
 from app.incentives.events import after_payment
+from app.ledger.settlement import settle_due
 from app.orders.models import Order, OrderFollowUp
 from app.wechat.notify import notify_commissions_earned, notify_commissions_settled
 from jobs.queues import enqueue_unless_live, schedule_in_slot, single_flight

@@ -41,7 +41,6 @@ from app.core.errors import ApiError
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
 from app.distribution.distributors import DistributionError
-from app.distribution.ledger import balances
 from app.distribution.models import (
     BIND_MODES,
     DISTRIBUTOR_STATUSES,
@@ -57,6 +56,7 @@ from app.distribution.simulator import Preview, simulate
 from app.distribution.team import team_counts
 from app.extensions import db
 from app.incentives.audit import audited, row, rows
+from app.ledger.balances import balances
 from app.ledger.kinds import LEDGER_KINDS
 from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition

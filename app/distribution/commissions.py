@@ -1,4 +1,4 @@
-"""The commission engine: earnings on payment, reversals on refund, settlement.
+"""The commission engine: earnings on payment.
 
 Services flush; the job (jobs/commissions.py) or the refund's edge commits.
 
@@ -15,35 +15,20 @@ writing them, by the same reversal code as a refund that completes later, so the
 never depends on which came first. A line refunded in full before payment follow-up earns
 nothing at all.
 
-Reversal rule (partial refunds), for an earning ``E`` of ``original`` fen on a line that
-cost ``line.amount_fen`` and of which ``remaining = line.amount_fen - line.refunded_fen``
-is still paid::
-
-    target   = floor(original × remaining / line.amount_fen)     (integer arithmetic)
-    reversal = target − (original + Σ earlier reversals of E)     (≤ 0, written if < 0)
-
-So after any sequence of refunds the earning nets to ``target``, rounded down like every
-commission: the merchant keeps the odd fen. A reversal is ``pending`` while ``E`` is
-pending (it settles with it) and ``settled`` when ``E`` has settled already (a refund after
-settlement: a negative entry against the available balance, which may go below zero). When
-the line is refunded in full before settlement (``target == 0``), ``E`` and its reversals
-are marked ``reversed`` and count for nothing. Reversals are unique per
-(reverses_id, refund_id).
+The entries are written and reversed by app/ledger/entries.py (the reversal rule is
+written down there).
 
 Concurrency. The earning job locks the order's lines first (a no-op UPDATE: row locks on
 PostgreSQL, the write lock on SQLite) and a completing refund holds its line's lock from
 its own UPDATE, so for one line they run one after the other and each sees what the other
 committed.
 
-Settlement. ``settle_due`` moves pending earnings and their pending reversals to
-``settled`` once the order is completed, ``completed_at + settlement_hold_days`` has
-passed and the order has no open refund: one set-based UPDATE per batch.
+Settlement: app/ledger/settlement.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -62,14 +47,11 @@ from app.distribution.rules import PERCENT, Beneficiary, Rule, line_shares
 from app.distribution.team import SALES_STATUSES, count_order_sales, team_sales_fen
 from app.extensions import db
 from app.ledger.entries import write_line_earnings
-from app.ledger.kinds import LEVEL_KINDS, PENDING, SETTLEABLE_KINDS, SETTLED
+from app.ledger.kinds import LEVEL_KINDS, PENDING
 from app.ledger.models import LedgerEntry
 from app.orders.models import (
-    COMPLETED,
-    OPEN_REFUND_STATUSES,
     Order,
     OrderLine,
-    Refund,
 )
 
 # The statements every commission job runs, built once with bound parameters (building
@@ -243,71 +225,6 @@ def write_earnings(order: Order, *, lines_locked: bool = False) -> list[int]:
             written += write_line_earnings(line, values, now)
     db.session.flush()
     return written
-
-
-# --- settlement -----------------------------------------------------------------------------
-
-
-def _due_ids(now: datetime, limit: int):
-    hold = get_distribution_settings().settlement_hold_days
-    open_refund = exists().where(
-        Refund.order_id == LedgerEntry.order_id, Refund.status.in_(OPEN_REFUND_STATUSES)
-    )
-    due = (
-        select(LedgerEntry.id)
-        .join(Order, Order.id == LedgerEntry.order_id)
-        .where(
-            LedgerEntry.state == PENDING,
-            LedgerEntry.kind.in_(SETTLEABLE_KINDS),
-            Order.status == COMPLETED,
-            Order.completed_at <= now - timedelta(days=hold),
-            ~open_refund,
-        )
-        .limit(limit)
-    )
-    if db.engine.dialect.name != "postgresql":
-        return due  # (pysqlite reports no rowcount for a statement that starts WITH)
-    # Two settlement runs at once split the rows instead of waiting on each other. The CTE
-    # is MATERIALIZED so the LIMIT is applied once: a plain ``IN (subquery LIMIT n)`` may be
-    # re-run by the planner and settle more than one batch in a statement.
-    due = due.with_for_update(of=LedgerEntry, skip_locked=True).cte("due")
-    return select(due.prefix_with("MATERIALIZED").c.id)
-
-
-def settle_batch(now: datetime, limit: int) -> int:
-    """Settle up to ``limit`` due entries in one UPDATE; return how many (flushes)."""
-    due = _due_ids(now, limit)
-    if db.engine.dialect.name == "postgresql":
-        # ``id = ANY(ARRAY(subquery))``: the batch's ids become one array, so the UPDATE
-        # finds its rows by primary key; ``IN (subquery)`` was planned as a hash semi-join
-        # over a sequential scan of the whole ledger in every batch.
-        match = LedgerEntry.id == func.any(func.array(due.scalar_subquery()))
-    else:
-        match = LedgerEntry.id.in_(due)
-    result = db.session.execute(
-        update(LedgerEntry)
-        .where(match, LedgerEntry.state == PENDING)
-        .values(state=SETTLED, settled_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount
-
-
-def settle_due(now: datetime | None = None, batch: int = 5000, after_batch=None) -> int:
-    """Settle every due entry, ``batch`` rows per UPDATE; return the total.
-
-    ``after_batch`` (e.g. ``db.session.commit`` from the job) runs after each batch so a
-    long run holds no lock for long; without it everything stays in one transaction.
-    """
-    now = now or utcnow()
-    total = 0
-    while True:
-        done = settle_batch(now, batch)
-        total += done
-        if after_batch is not None:
-            after_batch()
-        if done < batch:
-            return total
 
 
 # --- what follows a payment ----------------------------------------------------------------

@@ -43,6 +43,7 @@ from app.core.money import format_yuan
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.extensions import db
+from app.ledger.kinds import EARNED_LABELS
 from app.wechat.models import NotificationSetting, OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -354,13 +355,7 @@ def notify_order_shipped(order) -> int | None:
     )
 
 
-# What an order earns besides commissions, as the message names it, and the centre page
-# that lists it (``LINE_EARNING_KINDS`` of the commission engine).
-EARNED_LABELS = {
-    "commission": "佣金",
-    "region_dividend": "区域分红",
-    "price_difference": "级差收益",
-}
+# The centre page that lists each group of earnings (``EARNED_LABELS``, app/ledger/kinds.py).
 EARNED_PAGES = {
     "commission": "/distributor/commissions",
     "region_dividend": "/agent/dividends",
