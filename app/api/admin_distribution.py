@@ -228,7 +228,10 @@ class AdminLedgerEntry(BaseModel):
     withdrawal_id: int | None
     rule_source: str = Field(description="命中的规则，如 商品规则、等级 金牌、店铺默认")
     note: str
-    settle_after: datetime | None
+    settle_after: datetime | None = Field(
+        description="最早可结算时间：订单完成时间 + 售后期天数（修改售后期后随之更新）；"
+        "订单未完成或无关联订单时为 null；订单有进行中的退款时仍不结算"
+    )
     created_at: datetime
     settled_at: datetime | None
 

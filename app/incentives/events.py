@@ -5,7 +5,7 @@ own transaction; everything here flushes, the edge commits):
   after the commissions are written: tasks of the people the order counts for, the
   invite reward of a buyer who is someone's invitee (grade upgrades run inside
   ``follow_up_payment`` through app/incentives/grades.py);
-- ``after_refund(refund)``: from ``reverse_for_refund`` when a refund completes: invite
+- ``after_refund(refund)``: from ``complete_refund``, right after the ledger reversal: invite
   rewards of a purchase now refunded in full, tasks that fall back below target, grades.
 
 Both mark the distributors whose leaderboard figures may have moved; once the

@@ -73,9 +73,13 @@ class LedgerEntry(db.Model):
     rule_source: Mapped[str] = mapped_column(String(64), default="")
     note: Mapped[str] = mapped_column(String(200), default="")
     # When the entry may settle at the earliest: its order's ``completed_at`` plus the
-    # settlement hold, written when the order completes (``settlement.schedule_order``) and
-    # rewritten when the hold days change; NULL while the order is not completed (or for an
-    # entry without an order). An open refund still holds it back (settlement.py).
+    # settlement hold. Written on the order's pending entries when it completes
+    # (``settlement.schedule_order``), rewritten for every completed order's pending
+    # entries when the hold days change, copied to a pending reversal from its earning and
+    # set on an invite reward written after its purchase completed. NULL while the order
+    # is not completed, and for entries without an order (task rewards, withdrawals).
+    # Informational: settlement itself applies ``settlement_eligible`` (an open refund
+    # still holds the entry back past this date).
     settle_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

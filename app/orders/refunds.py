@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from app.catalog.models import Sku
 from app.core.time import utcnow
 from app.extensions import db
+from app.ledger.entries import reverse_for_refund
 from app.orders.models import (
     CANCELLED,
     COMPLETED,
@@ -163,7 +164,6 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
     """
     from app.distribution.team import count_order_sales
     from app.incentives.events import after_refund
-    from app.ledger.entries import reverse_for_refund
     from app.payments.client import record_transaction
 
     if amount_fen != refund.amount_fen:

@@ -41,6 +41,28 @@ def _one_of(column, values):
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+def _sqlite_triggers() -> list[str]:
+    """The triggers on ledger_entries (the reports' change counters, 439552e7cc3c): SQLite's
+    batch mode rebuilds the table, which drops them, so they are made again after it."""
+    if op.get_bind().dialect.name != "sqlite":
+        return []
+    return list(
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger'"
+                " AND tbl_name = 'ledger_entries' AND sql IS NOT NULL ORDER BY name"
+            )
+        )
+        .scalars()
+    )
+
+
+def _restore(triggers: list[str]) -> None:
+    for sql in triggers:
+        op.execute(sql)
+
+
 def upgrade():
     op.create_table(
         "ledger_entry_changes",
@@ -70,6 +92,7 @@ def upgrade():
             batch_op.f("ix_ledger_entry_changes_entry_id"), ["entry_id"], unique=False
         )
 
+    triggers = _sqlite_triggers()
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("task_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
@@ -82,6 +105,7 @@ def upgrade():
         batch_op.create_check_constraint(
             op.f("ck_ledger_entries_state_known"), _one_of("state", STATES)
         )
+    _restore(triggers)
 
     # Task rewards said which task they pay for only in rule_source ("task:<id>").
     op.execute(
@@ -114,12 +138,14 @@ def upgrade():
 
 
 def downgrade():
+    triggers = _sqlite_triggers()
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_ledger_entries_state_known"), type_="check")
         batch_op.drop_constraint(op.f("ck_ledger_entries_kind_known"), type_="check")
         batch_op.drop_index(batch_op.f("ix_ledger_entries_task_id"))
         batch_op.drop_constraint(batch_op.f("fk_ledger_entries_task_id_tasks"), type_="foreignkey")
         batch_op.drop_column("task_id")
+    _restore(triggers)
     with op.batch_alter_table("ledger_entry_changes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_entry_changes_entry_id"))
     op.drop_table("ledger_entry_changes")
