@@ -30,7 +30,7 @@ from app.incentives.models import (  # noqa: F401
     LeaderboardOptIn,
     Task,
 )
-from app.ledger.models import LedgerEntry  # noqa: F401
+from app.ledger.models import LedgerEntry, LedgerEntryChange  # noqa: F401
 from app.orders.models import (  # noqa: F401
     Address,
     CartItem,

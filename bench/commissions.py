@@ -350,9 +350,9 @@ def bench_settlement(app, entries: int) -> float:
 
     from app.accounts.models import User
     from app.core.time import utcnow
-    from app.distribution.commissions import settle_due
     from app.extensions import db
     from app.ledger.models import LedgerEntry
+    from app.ledger.settlement import settle_due
 
     with app.app_context():
         people = chain_of_three()

@@ -27,9 +27,9 @@ from rq import Retry
 from app.core.redis import get_redis
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.commissions import settle_due
 from app.earnings.on_paid import follow_up_order
 from app.extensions import db
+from app.ledger.settlement import settle_due
 from app.orders.models import Order, OrderFollowUp
 from app.signals import commissions_settled
 from jobs.queues import enqueue_unless_live, schedule_in_slot, single_flight

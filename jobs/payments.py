@@ -27,6 +27,7 @@ from sqlalchemy import exists, select
 from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
+from app.ledger.settlement import schedule_order
 from app.orders.models import COMPLETED, Order, OrderFollowUp
 from app.orders.services import (
     cancel_order,
@@ -168,6 +169,7 @@ def auto_complete_orders() -> int:
         order = db.session.get(Order, order_id)
         try:
             move_order(order, COMPLETED, "system", "超时自动确认收货", completed_at=utcnow())
+            schedule_order(order.id, order.completed_at)  # its pending money's settle_after
         except InvalidTransition:
             db.session.rollback()
             continue

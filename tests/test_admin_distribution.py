@@ -12,7 +12,6 @@ from sqlalchemy import select
 from app.distribution.admin_services import save_grade
 from app.distribution.binding import bind
 from app.distribution.distributors import get_distribution_settings
-from app.distribution.ledger import balances
 from app.distribution.models import (
     Binding,
     BindingEvent,
@@ -23,6 +22,7 @@ from app.distribution.models import (
 )
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
+from app.ledger.balances import balances
 from app.ledger.models import LedgerEntry
 from app.orders.models import StatusChange
 from tests.pay_support import fresh

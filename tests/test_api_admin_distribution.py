@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.distribution.distributors import create_distributor, get_distribution_settings
-from app.distribution.ledger import balances
 from app.distribution.models import Distributor, Withdrawal
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
+from app.ledger.balances import balances
 from app.ledger.models import LedgerEntry
 from app.orders.models import StatusChange
 from tests.openapi_support import bearer_caller

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from app.cloud import agents as svc
 from app.cloud.dividends import region_orders, sales_rollup
 from app.cloud.models import RegionAgent
-from app.distribution.commissions import settle_due
-from app.distribution.ledger import balances, entries_for
 from app.distribution.models import Distributor
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
+from app.ledger.balances import balances, entries_for
 from app.ledger.models import LedgerEntry
+from app.ledger.settlement import settle_due
 from app.orders.models import Address, Order, StatusChange
 from app.orders.services import ItemRequest, place_order
 from app.orders.states import InvalidTransition

@@ -30,8 +30,8 @@ from app.cloud.pricing import (
     save_levels,
     save_prices,
 )
-from app.distribution.ledger import balances, entries_for
 from app.extensions import db
+from app.ledger.balances import balances, entries_for
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.services import ItemRequest, OrderError
@@ -345,7 +345,7 @@ def test_refund_reverses_price_differences_proportionally(app, make):
 
 
 def test_price_differences_settle_like_commissions(app, make):
-    from app.distribution.commissions import settle_due
+    from app.ledger.settlement import settle_due
 
     levels()
     top, _middle, low = three_level_chain(make)

@@ -48,9 +48,7 @@ from sqlalchemy import func, select
 from app.cloud import agents as cloud_agents
 from app.cloud.merchants import place_merchant_order
 from app.core.time import utcnow
-from app.distribution.commissions import settle_due
 from app.distribution.distributors import DistributionError
-from app.distribution.ledger import balances
 from app.distribution.models import Distributor
 from app.distribution.withdrawals import (
     approve_withdrawal,
@@ -59,9 +57,11 @@ from app.distribution.withdrawals import (
     request_withdrawal,
 )
 from app.extensions import db
+from app.ledger.balances import balances
 from app.ledger.entries import reversal_target
 from app.ledger.kinds import LINE_EARNING_KINDS
 from app.ledger.models import LedgerEntry
+from app.ledger.settlement import settle_due
 from app.orders.models import Order, OrderLine
 from app.orders.refunds import refundable
 from app.orders.services import ItemRequest

@@ -22,14 +22,14 @@ from sqlalchemy import func, select, update
 from app.catalog.models import Sku
 from app.core.time import utcnow
 from app.distribution.binding import bind, record_ref
-from app.distribution.commissions import settle_due
 from app.distribution.distributors import create_distributor, get_distribution_settings
-from app.distribution.ledger import balances, entries_for, mask_name, reason_not_available
 from app.distribution.models import Binding, CommissionRule, Distributor, Grade, OrderAttribution
 from app.earnings.on_paid import follow_up_orders
 from app.extensions import db
+from app.ledger.balances import balances, entries_for, mask_name, reason_not_available
 from app.ledger.entries import reversal_target
 from app.ledger.models import LedgerEntry
+from app.ledger.settlement import settle_due
 from app.orders.models import Order, OrderLine
 from app.orders.refunds import complete_refund, request_refund
 from app.orders.services import ItemRequest, mark_paid, place_order

@@ -27,11 +27,11 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select, update
 
 from app.core.time import utcnow
-from app.distribution.commissions import settle_due
-from app.distribution.ledger import balances
 from app.extensions import db
+from app.ledger.balances import balances
 from app.ledger.entries import reversal_target
 from app.ledger.models import LedgerEntry
+from app.ledger.settlement import settle_due
 from app.orders.models import Order, OrderLine
 from app.orders.refunds import refundable
 from jobs.commissions import compute_order_commissions

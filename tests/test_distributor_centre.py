@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 
 from app.core.money import format_yuan
 from app.distribution.binding import current_binding
-from app.distribution.commissions import settle_due
 from app.distribution.distributors import create_distributor, distributor_for_user
 from app.distribution.joining import paid_purchases_fen
 from app.distribution.models import BindingEvent, Distributor, RefTouch, Withdrawal
 from app.distribution.referral import PENDING_KEY
 from app.extensions import db
+from app.ledger.settlement import settle_due
 from app.orders.models import Order
 from tests.pay_support import fresh, wait_until
 from tests.test_commissions import configure, customer_of, finish, pay, place, refund

@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 from app.core.time import utcnow
 from app.distribution.admin_services import save_grade
 from app.distribution.binding import bind
-from app.distribution.ledger import balances
 from app.distribution.models import Distributor
 from app.extensions import db
 from app.incentives import invites, tasks
 from app.incentives.models import GradeChange, IncentiveSettings, Task
+from app.ledger.balances import balances
 from app.ledger.models import LedgerEntry
 from app.wechat.models import OutboundMessage
 from app.wechat.notify import save_setting

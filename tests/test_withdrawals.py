@@ -19,7 +19,6 @@ from app.distribution.distributors import (
     create_distributor,
     get_distribution_settings,
 )
-from app.distribution.ledger import balances
 from app.distribution.models import Distributor, Withdrawal
 from app.distribution.withdrawals import (
     APPROVED,
@@ -35,6 +34,7 @@ from app.distribution.withdrawals import (
     request_withdrawal,
 )
 from app.extensions import db
+from app.ledger.balances import balances
 from app.ledger.kinds import SETTLED, WITHDRAWN
 from app.ledger.models import LedgerEntry
 from app.orders.models import StatusChange

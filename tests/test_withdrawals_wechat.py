@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError
-from app.distribution.ledger import balances
 from app.distribution.models import Distributor, Withdrawal
 from app.distribution.withdrawals import (
     APPROVED,
@@ -29,6 +28,7 @@ from app.distribution.withdrawals import (
     request_withdrawal,
 )
 from app.extensions import db
+from app.ledger.balances import balances
 from app.ledger.kinds import SETTLED, WITHDRAWN
 from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition

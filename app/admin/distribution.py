@@ -25,12 +25,13 @@ from app.admin.orders import actor_label
 from app.core.params import bounded_int, page_arg
 from app.distribution import admin_services as svc
 from app.distribution.distributors import DistributionError, get_distribution_settings
-from app.distribution.ledger import balances
 from app.distribution.models import DISTRIBUTOR_STATUSES, DistributionSettings, Distributor, Grade
 from app.distribution.payout_cap import RateRefused
 from app.distribution.team import team_stats
 from app.extensions import db
 from app.incentives.audit import BINDING_OF_FORM_USER, audited, row, rows
+from app.ledger.balances import balances
+from app.ledger.kinds import KIND_LABELS, STATE_LABELS
 from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition
 
@@ -277,8 +278,8 @@ def _render_detail(d: Distributor, error: str | None = None, status: int = 200):
             history=[(c, actor_label(c.actor, names)) for c in history],
             grades=svc.list_grades(),
             labels=svc.DISTRIBUTOR_STATUS_LABELS,
-            kind_labels=svc.KIND_LABELS,
-            state_labels=svc.STATE_LABELS,
+            kind_labels=KIND_LABELS,
+            state_labels=STATE_LABELS,
             label=svc.distributor_label,
             error=error,
         ),

@@ -32,7 +32,7 @@ from app.distribution.models import Distributor, Withdrawal
 from app.distribution.payout_cap import RateRefused
 from app.extensions import db
 from app.incentives.audit import RULES_OF_PRODUCT, audited, row
-from app.ledger.kinds import LEDGER_KINDS
+from app.ledger.kinds import KIND_LABELS, LEDGER_KINDS, STATE_LABELS
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.search import SHOP_TZ, parse_day
@@ -70,7 +70,7 @@ def _ledger_filter() -> tuple[svc.LedgerFilter, dict[str, str], str | None]:
     error = None
     if args["kind"] not in LEDGER_KINDS:
         args["kind"] = ""
-    if args["state"] not in svc.STATE_LABELS:
+    if args["state"] not in STATE_LABELS:
         args["state"] = ""
     distributor_id = None
     if args["distributor"]:
@@ -134,8 +134,8 @@ def distribution_ledger():
         total_fen=svc.ledger_totals(flt),
         dists=_names({e.distributor_id for e in items}),
         numbers=_order_numbers({e.order_id for e in items if e.order_id}),
-        kinds=svc.KIND_LABELS,
-        states=svc.STATE_LABELS,
+        kinds=KIND_LABELS,
+        states=STATE_LABELS,
         label=svc.distributor_label,
     )
 
@@ -185,9 +185,9 @@ def ledger_csv_lines(flt: svc.LedgerFilter) -> Iterable[str]:
                 e.distributor_id,
                 (d.user.nickname if d and d.user else ""),
                 d.code if d else "",
-                svc.KIND_LABELS.get(e.kind, e.kind),
+                KIND_LABELS.get(e.kind, e.kind),
                 format_yuan(e.amount_fen, symbol=False),
-                svc.STATE_LABELS.get(e.state, e.state),
+                STATE_LABELS.get(e.state, e.state),
                 numbers.get(e.order_id, ""),
                 e.rule_source,
                 e.note,

@@ -25,6 +25,7 @@ from app.incentives.invites import (
 )
 from app.incentives.models import TASK_TARGETS, IncentiveSettings, Task
 from app.incentives.tasks import TARGET_LABELS, TaskError, TaskInput, save_task
+from app.ledger.kinds import REVERSED, TASK_REWARD
 from app.ledger.models import LedgerEntry
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -127,7 +128,7 @@ def tasks():
     reached = dict(
         db.session.execute(
             select(LedgerEntry.rule_source, db.func.count())
-            .where(LedgerEntry.kind == "task_reward", LedgerEntry.state != "reversed")
+            .where(LedgerEntry.kind == TASK_REWARD, LedgerEntry.state != REVERSED)
             .group_by(LedgerEntry.rule_source)
         ).all()
     )

@@ -40,7 +40,6 @@ from app.core.errors import ApiError
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
 from app.distribution.distributors import DistributionError
-from app.distribution.ledger import balances
 from app.distribution.models import (
     BIND_MODES,
     DISTRIBUTOR_STATUSES,
@@ -56,6 +55,7 @@ from app.distribution.team import team_counts
 from app.earnings.simulator import DifferencePreview, Preview, simulate
 from app.extensions import db
 from app.incentives.audit import audited, row, rows
+from app.ledger.balances import balances
 from app.ledger.kinds import LEDGER_KINDS
 from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition
@@ -227,7 +227,10 @@ class AdminLedgerEntry(BaseModel):
     withdrawal_id: int | None
     rule_source: str = Field(description="命中的规则，如 商品规则、等级 金牌、店铺默认")
     note: str
-    settle_after: datetime | None
+    settle_after: datetime | None = Field(
+        description="最早可结算时间：订单完成时间 + 售后期天数（修改售后期后随之更新）；"
+        "订单未完成或无关联订单时为 null；订单有进行中的退款时仍不结算"
+    )
     created_at: datetime
     settled_at: datetime | None
 

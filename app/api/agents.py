@@ -48,11 +48,11 @@ from app.cloud.models import (
     RegionAgent,
 )
 from app.core.errors import ApiError
-from app.distribution.centre import STATE_LABELS, entry_label
-from app.distribution.ledger import balances
 from app.distribution.payout_cap import RateRefused
 from app.extensions import db
 from app.incentives.audit import audited, row, rows
+from app.ledger.balances import balances
+from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
 
 AGENT_ID = "<int:agent_id>"
@@ -393,7 +393,7 @@ def agent_dividends(query: PageQuery):
                 kind_label=entry_label(r.entry),
                 amount_fen=r.entry.amount_fen,
                 state=r.entry.state,
-                state_label=STATE_LABELS.get(r.entry.state, r.entry.state),
+                state_label=CENTRE_STATE_LABELS.get(r.entry.state, r.entry.state),
                 order_number=r.order_number,
                 buyer_name=r.buyer_name,
                 note=r.entry.note,

@@ -24,9 +24,10 @@ from app.api.spec import COOKIE, spec
 from app.core.errors import ApiError
 from app.distribution import centre
 from app.distribution.distributors import DistributionError, distributor_for_user
-from app.distribution.ledger import balances, entries_for, mask_name
 from app.distribution.models import Distributor, Withdrawal
 from app.extensions import db
+from app.ledger.balances import balances, entries_for, mask_name
+from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 
 TAGS = ["distributor"]
 SECURITY = {COOKIE: []}
@@ -297,10 +298,10 @@ def distributor_ledger(query: PageQuery):
             LedgerEntryOut(
                 id=r.entry.id,
                 kind=r.entry.kind,
-                kind_label=centre.entry_label(r.entry),
+                kind_label=entry_label(r.entry),
                 amount_fen=r.entry.amount_fen,
                 state=r.entry.state,
-                state_label=centre.STATE_LABELS.get(r.entry.state, r.entry.state),
+                state_label=CENTRE_STATE_LABELS.get(r.entry.state, r.entry.state),
                 order_number=r.order_number,
                 buyer_name=r.buyer_name,
                 reason_not_available=r.reason_not_available,

@@ -51,9 +51,9 @@ from app.cloud.pricing import (
 )
 from app.core.errors import ApiError
 from app.distribution.centre import share_url
-from app.distribution.ledger import balances
 from app.extensions import db
 from app.incentives.audit import audited, combined, row, rows
+from app.ledger.balances import balances
 from app.orders.services import MAX_LINES, MAX_QUANTITY, ItemRequest
 from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
 

@@ -32,6 +32,7 @@ from app.core.errors import ApiError
 from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
+from app.ledger.settlement import schedule_order
 from app.orders.models import (
     COMPLETED,
     ORDER_STATUSES,
@@ -565,6 +566,7 @@ def confirm_receipt(order_id: int):
     order = own_order(order_id)
     with order_errors():
         move_order(order, COMPLETED, actor(), "买家确认收货", completed_at=utcnow())
+        schedule_order(order.id, order.completed_at)  # its pending money's settle_after
         db.session.commit()
     return order_detail(order)
 

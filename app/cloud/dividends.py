@@ -37,11 +37,11 @@ from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp
 from app.cloud.models import AgentProductRate, RegionAgent
 from app.core.time import utcnow
 from app.distribution.distributors import get_distribution_settings
-from app.distribution.ledger import mask_name
 from app.distribution.payout_cap import trim_note, trim_to_cap
 from app.distribution.rules import EarningRow, earns_on_own_order, floor_commission, format_bp
 from app.distribution.team import SALES_STATUSES
 from app.extensions import db
+from app.ledger.balances import mask_name
 from app.ledger.kinds import PENDING, REVERSED
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine
@@ -438,7 +438,7 @@ def dividend_entries(
     """A page of my region dividends and their refund reversals, newest first, as the
     ledger list shows them (order number, masked buyer, why not withdrawable yet)."""
     from app.accounts.models import User
-    from app.distribution.ledger import entry_rows
+    from app.ledger.balances import entry_rows
 
     now = now or utcnow()
     earning = aliased(LedgerEntry)

@@ -560,7 +560,7 @@ def orders_of(
 
     from app.accounts.models import User
     from app.cloud.models import MerchantOrder
-    from app.distribution.ledger import mask_name
+    from app.ledger.balances import mask_name
     from app.orders.models import Order
 
     query = orders_query(merchant)

@@ -14,11 +14,11 @@ from flask_login import current_user, login_required
 from app.cloud import agents as svc
 from app.cloud import dividends as div
 from app.core.params import page_arg
-from app.distribution.centre import STATE_LABELS, entry_label
 from app.distribution.distributors import distributor_for_user
-from app.distribution.ledger import balances
 from app.distribution.rules import format_bp
 from app.extensions import db
+from app.ledger.balances import balances
+from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 from app.orders.states import ORDER_STATUS_LABELS
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -37,7 +37,7 @@ def agent_globals() -> dict:
         "level_labels": svc.LEVEL_LABELS,
         "agent_status_labels": svc.STATUS_LABELS,
         "order_status_labels": ORDER_STATUS_LABELS,
-        "state_labels": STATE_LABELS,
+        "state_labels": CENTRE_STATE_LABELS,
         "entry_label": entry_label,
         "format_bp": format_bp,
     }

@@ -16,9 +16,10 @@ from app.cloud import merchants as svc
 from app.cloud.models import OrderingMerchant
 from app.cloud.pricing import MerchantError, level_label, level_names, price_table
 from app.core.params import page_arg
-from app.distribution.centre import STATE_LABELS, entry_label, share_url
-from app.distribution.ledger import balances, entries_for
+from app.distribution.centre import share_url
 from app.extensions import db
+from app.ledger.balances import balances, entries_for
+from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 from app.orders.services import MAX_QUANTITY
 from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
 
@@ -36,7 +37,7 @@ def merchant_globals() -> dict:
         "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
         "order_status_labels": ORDER_STATUS_LABELS,
         "merchant_status_labels": svc.MERCHANT_STATUS_LABELS,
-        "state_labels": STATE_LABELS,
+        "state_labels": CENTRE_STATE_LABELS,
         "entry_label": entry_label,
         "level_label": level_label,
     }

@@ -59,8 +59,9 @@ from app.distribution.payout_cap import (
 )
 from app.distribution.rules import BP_DENOMINATOR, FIXED, MAX_LEVELS, NONE, PERCENT, RULE_MODES
 from app.extensions import db
-from app.ledger.kinds import LEDGER_KINDS
+from app.ledger.kinds import LEDGER_KINDS, STATE_LABELS
 from app.ledger.models import LedgerEntry
+from app.ledger.settlement import reschedule_all
 from app.orders.models import StatusChange
 from app.orders.search import day_start_utc
 from app.orders.states import move_status, record_creation
@@ -92,23 +93,6 @@ DISTRIBUTOR_STATUS_LABELS = {
     "active": "正常",
     "disabled": "已停用",
     "rejected": "已拒绝",
-}
-KIND_LABELS = {
-    "level_1": "一级佣金",
-    "level_2": "二级佣金",
-    "level_3": "三级佣金",
-    "region_dividend": "区域分红",
-    "price_difference": "级差",
-    "task_reward": "任务奖励",
-    "invite_reward": "邀请奖励",
-    "withdrawal": "提现",
-    "reversal": "冲回",
-}
-STATE_LABELS = {
-    "pending": "待结算",
-    "settled": "已结算",
-    "withdrawn": "已提现",
-    "reversed": "已失效",
 }
 BINDING_ACTION_LABELS = {
     "bind": "绑定",
@@ -315,9 +299,14 @@ def update_settings(data: Mapping[str, object], *, owner: bool = False) -> Setti
         name in clean and clean[name] != getattr(settings, name)
         for name in ("levels", "level1_bp", "level2_bp", "level3_bp")
     )
+    hold_changed = clean.get("settlement_hold_days", settings.settlement_hold_days) != (
+        settings.settlement_hold_days
+    )
     with cap_guard(*([SHOP] if rates_set else []), field=field, everything=cap_changed):
         for name, value in clean.items():
             setattr(settings, name, value)
+    if hold_changed:  # what is pending on completed orders now settles at another date
+        reschedule_all(settings.settlement_hold_days)
     return SettingsResult(settings, settings_warnings(settings))
 
 

@@ -26,7 +26,6 @@ from app.distribution.distributors import (
     get_distribution_settings,
 )
 from app.distribution.joining import paid_purchases_fen
-from app.distribution.ledger import mask_name
 from app.distribution.models import (
     Binding,
     DistributionSettings,
@@ -37,42 +36,18 @@ from app.distribution.models import (
     Withdrawal,
 )
 from app.extensions import db
+from app.ledger.balances import mask_name
 from app.orders.models import Order, StatusChange
 from app.orders.states import record_creation
 
 PER_PAGE = 20
 JOIN_MODE_LABELS = {"open": "自由加入", "apply": "申请审核", "threshold": "消费满额自动成为"}
-KIND_LABELS = {
-    "level_1": "一级佣金",
-    "level_2": "二级佣金",
-    "level_3": "三级佣金",
-    "region_dividend": "区域分红",
-    "price_difference": "级差收益",
-    "task_reward": "任务奖励",
-    "invite_reward": "邀请奖励",
-    "withdrawal": "提现",
-    "reversal": "退款扣回",
-}
-STATE_LABELS = {
-    "pending": "待结算",
-    "settled": "可提现",
-    "withdrawn": "已提现",
-    "reversed": "已失效",
-}
 STATUS_LABELS = {
     "active": "正常",
     "pending": "审核中",
     "rejected": "未通过",
     "disabled": "已停用",
 }
-
-
-def entry_label(entry) -> str:
-    """A ledger entry's kind for people (a reversal says whether a refund or a returned
-    withdrawal caused it)."""
-    if entry.kind == "reversal":
-        return "提现退回" if entry.withdrawal_id else "退款扣回"
-    return KIND_LABELS.get(entry.kind, entry.kind)
 
 
 # --- share links ------------------------------------------------------------------------

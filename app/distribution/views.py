@@ -23,10 +23,11 @@ from app.distribution.distributors import (
     distributor_for_user,
     get_distribution_settings,
 )
-from app.distribution.ledger import balances, entries_for
 from app.distribution.models import Distributor
 from app.distribution.rules import format_bp
 from app.extensions import db
+from app.ledger.balances import balances, entries_for
+from app.ledger.kinds import CENTRE_KIND_LABELS, CENTRE_STATE_LABELS, entry_label
 
 bp = Blueprint("distribution", __name__, url_prefix="/distributor")
 
@@ -47,9 +48,9 @@ def centre_globals() -> dict:
 
     return {
         "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
-        "kind_labels": centre.KIND_LABELS,
-        "entry_label": centre.entry_label,
-        "state_labels": centre.STATE_LABELS,
+        "kind_labels": CENTRE_KIND_LABELS,
+        "entry_label": entry_label,
+        "state_labels": CENTRE_STATE_LABELS,
         "status_labels": centre.STATUS_LABELS,
         "format_bp": format_bp,
     }

@@ -1,6 +1,6 @@
 """Withdrawals (提现): request, review, payout by WeChat transfer or by hand, completion.
 
-Services flush, the edge commits. Money follows the table in ``app.distribution.ledger``:
+Services flush, the edge commits. Money follows the table in ``app.ledger.balances``:
 
 - a request writes a negative ``withdrawal`` entry in state ``settled``: the money is held
   (it leaves ``available`` at once);
@@ -38,11 +38,12 @@ from sqlalchemy import func, select, update
 from app.core.money import format_yuan
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError, get_distribution_settings
-from app.distribution.ledger import balances
 from app.distribution.models import Distributor, Withdrawal
 from app.distribution.rules import floor_commission
 from app.extensions import db
-from app.ledger.kinds import SETTLED, WITHDRAWN
+from app.ledger.balances import balances
+from app.ledger.entries import move_entries
+from app.ledger.kinds import REVERSAL, SETTLED, WITHDRAWAL, WITHDRAWN
 from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition, move_status, record_creation
 from app.signals import withdrawal_changed
@@ -135,9 +136,7 @@ def new_out_bill_no(now: datetime) -> str:
 def withdrawal_entry(w: Withdrawal) -> LedgerEntry:
     """The negative ledger entry that holds a withdrawal's money."""
     return db.session.scalar(
-        select(LedgerEntry).where(
-            LedgerEntry.withdrawal_id == w.id, LedgerEntry.kind == "withdrawal"
-        )
+        select(LedgerEntry).where(LedgerEntry.withdrawal_id == w.id, LedgerEntry.kind == WITHDRAWAL)
     )
 
 
@@ -206,7 +205,7 @@ def request_withdrawal(
     db.session.add(
         LedgerEntry(
             distributor_id=distributor.id,
-            kind="withdrawal",
+            kind=WITHDRAWAL,
             amount_fen=-amount_fen,
             state=SETTLED,
             withdrawal_id=withdrawal.id,
@@ -228,7 +227,7 @@ def _return_money(w: Withdrawal, why: str) -> None:
     db.session.add(
         LedgerEntry(
             distributor_id=w.distributor_id,
-            kind="reversal",
+            kind=REVERSAL,
             amount_fen=-entry.amount_fen,
             state=SETTLED,
             reverses_id=entry.id,
@@ -241,15 +240,11 @@ def _return_money(w: Withdrawal, why: str) -> None:
 
 
 def _mark_withdrawn(w: Withdrawal) -> None:
-    db.session.execute(
-        update(LedgerEntry)
-        .where(
-            LedgerEntry.withdrawal_id == w.id,
-            LedgerEntry.kind == "withdrawal",
-            LedgerEntry.state == SETTLED,
-        )
-        .values(state=WITHDRAWN)
-        .execution_options(synchronize_session=False)
+    move_entries(
+        [LedgerEntry.withdrawal_id == w.id, LedgerEntry.kind == WITHDRAWAL],
+        SETTLED,
+        WITHDRAWN,
+        f"提现 {w.out_bill_no} 已到账",
     )
 
 

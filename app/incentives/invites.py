@@ -9,29 +9,30 @@ pyramid selling). The entry carries the purchase's ``order_id`` so the centre ca
 it is not available yet.
 
 Refund. If that purchase is refunded in full before the reward settles, the reward is
-reversed (app/incentives/rewards.py). The key stays used: the reward is once per invitee,
-so a later purchase of the same invitee earns nothing more. A partial refund keeps it
-(a real sale remains).
+reversed (``reverse_reward``, app/ledger/entries.py). The key stays used: the reward is
+once per invitee, so a later purchase of the same invitee earns nothing more. A partial
+refund keeps it (a real sale remains).
 
-Settlement. Like the purchase's commissions: once the order is completed, the settlement
-hold has passed and no refund is open (the incentives job).
+Settlement. Like the purchase's commissions: ``settlement_eligible`` (app/ledger/
+settlement.py) on the purchase, run by the incentives job.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import String, cast, exists, literal, select
 
 from app.core.time import utcnow
-from app.distribution.distributors import distributor_for_user, get_distribution_settings
+from app.distribution.distributors import distributor_for_user
 from app.distribution.models import Distributor
 from app.extensions import db
 from app.incentives.models import IncentiveSettings
-from app.incentives.rewards import INVITE_REWARD, reverse_reward, settle_reward, write_reward
-from app.ledger.kinds import PENDING
+from app.ledger.entries import reverse_reward, settle_reward, write_reward
+from app.ledger.kinds import INVITE_REWARD, PENDING
 from app.ledger.models import LedgerEntry
-from app.orders.models import COMPLETED, OPEN_REFUND_STATUSES, Order, Refund
+from app.ledger.settlement import settle_after_for, settlement_eligible
+from app.orders.models import Order
 
 
 def get_incentive_settings() -> IncentiveSettings:
@@ -115,6 +116,7 @@ def evaluate_invitee(invitee: Distributor, now: datetime | None = None) -> int |
         rule_source=f"invite:{invitee.id}",
         note=f"邀请的分销员首单付款（订单 {order.number}）",
         order_id=order.id,
+        settle_after=settle_after_for(order.id),
         now=now,
     )
 
@@ -171,22 +173,16 @@ def evaluate_all() -> list[int]:
 
 
 def settle_invite_rewards(now: datetime | None = None) -> int:
-    """Settle pending invite rewards whose purchase is completed, past the hold and has no
-    open refund (flushes); return how many."""
+    """Settle pending invite rewards whose purchase ``settlement_eligible`` allows (the
+    same rule as that purchase's commissions; flushes); return how many."""
     now = now or utcnow()
-    cutoff = now - timedelta(days=get_distribution_settings().settlement_hold_days)
-    open_refund = exists().where(
-        Refund.order_id == LedgerEntry.order_id, Refund.status.in_(OPEN_REFUND_STATUSES)
-    )
     due = db.session.scalars(
         select(LedgerEntry.id)
         .join(Order, Order.id == LedgerEntry.order_id)
         .where(
             LedgerEntry.kind == INVITE_REWARD,
             LedgerEntry.state == PENDING,
-            Order.status == COMPLETED,
-            Order.completed_at <= cutoff,
-            ~open_refund,
+            settlement_eligible(now),
         )
     ).all()
     settled = sum(settle_reward(entry_id, now) for entry_id in due)

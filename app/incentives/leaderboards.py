@@ -44,11 +44,11 @@ from sqlalchemy.orm import aliased
 from app.accounts.models import User
 from app.core.redis import get_redis
 from app.core.time import utcnow
-from app.distribution.ledger import mask_name
 from app.distribution.models import Distributor, OrderAttribution
 from app.extensions import db
 from app.incentives.models import LeaderboardOptIn
-from app.ledger.kinds import LINE_EARNING_KINDS, REVERSED
+from app.ledger.balances import mask_name
+from app.ledger.kinds import LINE_EARNING_KINDS, REVERSAL, REVERSED
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 
@@ -122,7 +122,7 @@ def scores_query(board: str, start: datetime, end: datetime, distributor_ids=Non
                         entry.created_at < end,
                     ),
                     and_(
-                        entry.kind == "reversal",
+                        entry.kind == REVERSAL,
                         earning.kind.in_(LINE_EARNING_KINDS),
                         earning.created_at >= start,
                         earning.created_at < end,

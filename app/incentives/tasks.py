@@ -15,16 +15,18 @@ Evaluation runs on the events that can change progress: the paid-order follow-up
 a completed refund (in the refund's transaction) and the periodic incentives job
 (jobs/incentives.py), which also covers what no event reports (a task created after the
 sales). When progress reaches the target, one ``task_reward`` entry is written, pending,
-keyed ``task:<task>:<distributor>`` (app/incentives/rewards.py). When a refund takes
+keyed ``task:<task>:<distributor>`` and pointing at its task by ``task_id``
+(app/ledger/entries.py). When a refund takes
 progress back below the target before the reward settles, the reward is reversed; if the
 distributor reaches the target again inside the window, a new attempt is keyed
 ``task:<task>:<distributor>:<n>`` (n = 1 + rewards reversed so far), so at most one reward
 per task and distributor is ever alive, whatever runs at once.
 
 Settlement rule: a reward settles when the target is still met counting only
-*settlement-eligible* activity: orders completed at least ``settlement_hold_days`` ago
-with no open refund, the same rule as commissions. So the reward waits for the same hold
-as the orders that reached it, and a refund inside that hold can still reverse it.
+*settlement-eligible* activity: orders ``settlement_eligible`` allows (app/ledger/
+settlement.py: completed, past the hold, no open refund), the same rule as commissions.
+So the reward waits for the same hold as the orders that reached it, and a refund inside
+that hold can still reverse it.
 Eligibility (grades) is checked when the reward is written; staff may deactivate a task
 to stop new rewards, while pending ones still settle or reverse by the rules above.
 """
@@ -37,14 +39,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, bindparam, case, exists, func, select
 
 from app.core.time import utcnow
-from app.distribution.distributors import get_distribution_settings
 from app.distribution.models import Binding, Distributor, Grade, OrderAttribution
 from app.extensions import db
 from app.incentives.models import TASK_TARGETS, Task
-from app.incentives.rewards import TASK_REWARD, reverse_reward, settle_reward, write_reward
-from app.ledger.kinds import REVERSED
+from app.ledger.entries import reverse_reward, settle_reward, write_reward
+from app.ledger.kinds import PENDING, REVERSED, TASK_REWARD
 from app.ledger.models import LedgerEntry
-from app.orders.models import COMPLETED, OPEN_REFUND_STATUSES, Order, Refund
+from app.ledger.settlement import settlement_eligible, settlement_hold_days
+from app.orders.models import Order
 
 TARGET_LABELS = {
     "sales_fen": "推广销售额",
@@ -136,27 +138,23 @@ def save_task(data: TaskInput, task: Task | None = None) -> Task:
 # --- progress -------------------------------------------------------------------------------
 
 
-def _eligible_order(cutoff: datetime):
-    """Orders past their settlement hold with no open refund (settlement-eligible)."""
-    open_refund = exists().where(
-        Refund.order_id == Order.id, Refund.status.in_(OPEN_REFUND_STATUSES)
-    )
-    return and_(Order.status == COMPLETED, Order.completed_at <= cutoff, ~open_refund)
-
-
 def progress_value(
-    task: Task, distributor_id: int, *, settled_cutoff: datetime | None = None
+    task: Task,
+    distributor_id: int,
+    *,
+    settled_at: datetime | None = None,
+    hold_days: int | None = None,
 ) -> int:
     """The distributor's progress on ``task`` (fen or a count); one query.
 
-    With ``settled_cutoff`` only orders completed before it and without an open refund
-    count (the settlement rule in the module docstring).
+    With ``settled_at`` only orders ``settlement_eligible`` at that moment count (the
+    settlement rule in the module docstring).
     """
     start, end = task.starts_at, task.ends_at
     in_window = and_(Order.paid_at.is_not(None), Order.paid_at >= start, Order.paid_at < end)
     conditions = [in_window]
-    if settled_cutoff is not None:
-        conditions.append(_eligible_order(settled_cutoff))
+    if settled_at is not None:
+        conditions.append(settlement_eligible(settled_at, hold_days))
     kind = task.target_kind
     if kind in ("sales_fen", "paid_orders"):
         figure = (
@@ -219,7 +217,7 @@ def _rewards(task_id: int, distributor_id: int) -> list[LedgerEntry]:
             .where(
                 LedgerEntry.kind == TASK_REWARD,
                 LedgerEntry.distributor_id == distributor_id,
-                LedgerEntry.rule_source == f"task:{task_id}",
+                LedgerEntry.task_id == task_id,
             )
             .order_by(LedgerEntry.id)
             .execution_options(populate_existing=True)
@@ -257,7 +255,7 @@ def evaluate(
     alive = [r for r in rewards if r.state != REVERSED]
     if alive:
         reward = alive[-1]
-        if value < task.target_value and reward.state == "pending":
+        if value < task.target_value and reward.state == PENDING:
             why = f"退款后任务「{task.name}」进度 {value}/{task.target_value}，未达成"
             return Evaluation(value, reversed=reverse_reward(reward, why, refund_id, now))
         return Evaluation(value)
@@ -270,6 +268,7 @@ def evaluate(
         amount_fen=task.reward_fen,
         reward_key=reward_key(task.id, distributor.id, attempt),
         rule_source=f"task:{task.id}",
+        task_id=task.id,
         note=f"任务「{task.name}」达成：{value}/{task.target_value}",
         now=now,
     )
@@ -329,7 +328,7 @@ def candidates(task: Task) -> set[int]:
         Binding.bound_at >= start, Binding.bound_at < end
     )
     holders = select(LedgerEntry.distributor_id).where(
-        LedgerEntry.kind == TASK_REWARD, LedgerEntry.rule_source == f"task:{task.id}"
+        LedgerEntry.kind == TASK_REWARD, LedgerEntry.task_id == task.id
     )
     ids: set[int] = set()
     for query in (sellers, inviters, binders, holders):
@@ -360,20 +359,19 @@ def open_tasks(now: datetime, grace_days: int = 60) -> list[Task]:
 
 
 def settle_task_rewards(now: datetime | None = None) -> int:
-    """Settle pending task rewards whose target is met by settlement-eligible activity
+    """Settle pending task rewards whose target is met by ``settlement_eligible`` activity
     alone (flushes); return how many settled."""
     now = now or utcnow()
-    cutoff = now - timedelta(days=get_distribution_settings().settlement_hold_days)
+    hold_days = settlement_hold_days()
     settled = 0
-    pending = db.session.scalars(
-        select(LedgerEntry).where(LedgerEntry.kind == TASK_REWARD, LedgerEntry.state == "pending")
+    pending = db.session.execute(
+        select(LedgerEntry, Task)
+        .join(Task, Task.id == LedgerEntry.task_id)
+        .where(LedgerEntry.kind == TASK_REWARD, LedgerEntry.state == PENDING)
     ).all()
-    for entry in pending:
-        task_id = int(entry.rule_source.split(":", 1)[1])
-        task = db.session.get(Task, task_id)
-        if task is None:
-            continue
-        if progress_value(task, entry.distributor_id, settled_cutoff=cutoff) >= task.target_value:
+    for entry, task in pending:
+        value = progress_value(task, entry.distributor_id, settled_at=now, hold_days=hold_days)
+        if value >= task.target_value:
             settled += settle_reward(entry.id, now)
     db.session.flush()
     return settled

@@ -74,3 +74,11 @@ EARNED_LABELS = {
 def earned_group(kind: str) -> str:
     """The message group of a line-earning kind (levels 1-3 are all "commission")."""
     return COMMISSION_GROUP if kind in LEVEL_KINDS else kind
+
+
+def entry_label(entry) -> str:
+    """A ledger entry's kind as the distributor centre names it (a reversal says whether a
+    refund or a returned withdrawal caused it)."""
+    if entry.kind == REVERSAL:
+        return "提现退回" if entry.withdrawal_id else "退款扣回"
+    return CENTRE_KIND_LABELS.get(entry.kind, entry.kind)

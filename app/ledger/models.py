@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.time import UtcDateTime, utcnow
 from app.extensions import db
-from app.ledger.kinds import PENDING
+from app.ledger.kinds import LEDGER_KINDS, LEDGER_STATES, PENDING
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class LedgerEntry(db.Model):
@@ -30,6 +34,8 @@ class LedgerEntry(db.Model):
     __table_args__ = (
         UniqueConstraint("order_line_id", "distributor_id", "kind"),
         UniqueConstraint("reverses_id", "refund_id"),
+        CheckConstraint(_one_of("kind", LEDGER_KINDS), name="kind_known"),
+        CheckConstraint(_one_of("state", LEDGER_STATES), name="state_known"),
         Index("ix_ledger_entries_due", "state", "settle_after"),
         Index("ix_ledger_entries_distributor_state", "distributor_id", "state"),
         # Settlement batches walk the pending entries by order (commissions.settle_due):
@@ -62,8 +68,37 @@ class LedgerEntry(db.Model):
     # Once-only key for earnings without an order line: "task:<task>:<distributor>",
     # "invite:<invitee distributor>". NULL for everything else (NULLs never clash).
     reward_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The task a ``task_reward`` pays for (NULL for every other kind).
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True)
     rule_source: Mapped[str] = mapped_column(String(64), default="")
     note: Mapped[str] = mapped_column(String(200), default="")
+    # When the entry may settle at the earliest: its order's ``completed_at`` plus the
+    # settlement hold. Written on the order's pending entries when it completes
+    # (``settlement.schedule_order``), rewritten for every completed order's pending
+    # entries when the hold days change, copied to a pending reversal from its earning and
+    # set on an invite reward written after its purchase completed. NULL while the order
+    # is not completed, and for entries without an order (task rewards, withdrawals).
+    # Informational: settlement itself applies ``settlement_eligible`` (an open refund
+    # still holds the entry back past this date).
     settle_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LedgerEntryChange(db.Model):
+    """One state change of a ledger entry (``entries.move_entries`` writes it)."""
+
+    __tablename__ = "ledger_entry_changes"
+    __table_args__ = (
+        CheckConstraint(_one_of("from_state", LEDGER_STATES), name="from_state_known"),
+        CheckConstraint(_one_of("to_state", LEDGER_STATES), name="to_state_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("ledger_entries.id", ondelete="CASCADE"), index=True
+    )
+    from_state: Mapped[str] = mapped_column(String(12))
+    to_state: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from app.core.time import utcnow
 from app.extensions import db
+from app.ledger.settlement import schedule_order
 from app.orders.models import (
     COMPLETED,
     OPEN_REFUND_STATUSES,
@@ -166,4 +167,5 @@ def complete_order(order: Order, actor: str, reason: str = "商家确认订单�
     if order.status != SHIPPED:
         raise InvalidTransition("order", order.status, COMPLETED)
     move_order(order, COMPLETED, actor, reason, completed_at=utcnow())
+    schedule_order(order.id, order.completed_at)  # its pending money's settle_after
     return order

@@ -10,7 +10,7 @@ Definitions (money in fen):
 - commission, dividends, rewards: ledger entries by ``created_at``, a reversal counted
   with the kind of the entry it reverses. ``pending`` = state pending; ``settled`` = state
   settled or withdrawn (credited to the distributor: the ledger's "available" side);
-  reversed entries count as nothing (see app/distribution/ledger.py). ``withdrawn`` = paid
+  reversed entries count as nothing (see app/ledger/balances.py). ``withdrawn`` = paid
   out withdrawals.
 - distribution share: sales of paid orders with a level-1 attribution (a distributor's
   customer) against those without.
@@ -34,15 +34,25 @@ from sqlalchemy.orm import aliased
 from app.accounts.models import User
 from app.distribution.models import Binding, BindingEvent, Distributor, OrderAttribution
 from app.extensions import db
-from app.ledger.kinds import LEVEL_KINDS, PENDING, REVERSED, SETTLED, WITHDRAWN
+from app.ledger.kinds import (
+    LEVEL_KINDS,
+    PENDING,
+    PRICE_DIFFERENCE,
+    REGION_DIVIDEND,
+    REVERSAL,
+    REVERSED,
+    REWARD_KINDS,
+    SETTLED,
+    WITHDRAWAL,
+    WITHDRAWN,
+)
 from app.ledger.models import LedgerEntry
 from app.orders.models import REFUND_REFUNDED, Order, OrderLine, Refund
 from app.reports.models import ReportDailyDistributor, ReportDailyProduct, ReportDailyTotal
 from app.reports.periods import Range, beijing_date, day_period, period_start
 from app.reports.summary import Split, split
 
-DIVIDEND_KINDS = ("region_dividend", "price_difference")
-REWARD_KINDS = ("task_reward", "invite_reward")
+DIVIDEND_KINDS = (REGION_DIVIDEND, PRICE_DIFFERENCE)
 CATEGORIES = ("commission", "dividend", "reward")
 SOURCES = ("link", "qr", "staff", "natural")
 TOP_N = 10
@@ -118,7 +128,7 @@ def _kind_or_reversed_kind():
     reversed_kind = (
         select(original.kind).where(original.id == LedgerEntry.reverses_id).scalar_subquery()
     )
-    return case((LedgerEntry.kind == "reversal", reversed_kind), else_=LedgerEntry.kind)
+    return case((LedgerEntry.kind == REVERSAL, reversed_kind), else_=LedgerEntry.kind)
 
 
 def live_totals(grain: str, within: Within) -> dict[str, dict[str, int]]:
@@ -164,7 +174,7 @@ def live_totals(grain: str, within: Within) -> dict[str, dict[str, int]]:
     amount = LedgerEntry.amount_fen
     ledger_bucket = period_start(LedgerEntry.created_at, grain)
     category = _category(_kind_or_reversed_kind())
-    paid_out = and_(LedgerEntry.kind == "withdrawal", LedgerEntry.state == WITHDRAWN)
+    paid_out = and_(LedgerEntry.kind == WITHDRAWAL, LedgerEntry.state == WITHDRAWN)
     for period, cat, pending, settled, withdrawn in db.session.execute(
         select(
             ledger_bucket,

@@ -46,7 +46,14 @@ from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.models import Distributor
 from app.extensions import db
-from app.ledger.kinds import LEVEL_KINDS, LINE_EARNING_KINDS, REVERSAL, REVERSED, SETTLEABLE_KINDS
+from app.ledger.kinds import (
+    EARNED_LABELS,
+    LEVEL_KINDS,
+    LINE_EARNING_KINDS,
+    REVERSAL,
+    REVERSED,
+    SETTLEABLE_KINDS,
+)
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.wechat.models import NotificationSetting, OutboundMessage
@@ -351,13 +358,7 @@ def notify_order_shipped(order) -> int | None:
     )
 
 
-# What an order earns besides commissions, as the message names it, and the centre page
-# that lists it (``LINE_EARNING_KINDS`` of the commission engine).
-EARNED_LABELS = {
-    "commission": "佣金",
-    "region_dividend": "区域分红",
-    "price_difference": "级差收益",
-}
+# The centre page that lists each group of earnings (``EARNED_LABELS``, app/ledger/kinds.py).
 EARNED_PAGES = {
     "commission": "/distributor/commissions",
     "region_dividend": "/agent/dividends",

@@ -21,25 +21,17 @@ So ``available = Σ amount where state in (settled, withdrawn)``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from sqlalchemy import case, func, select
 
 from app.accounts.models import User
 from app.core.time import utcnow
-from app.distribution.distributors import get_distribution_settings
 from app.extensions import db
-from app.ledger.kinds import PENDING, REVERSED, SETTLED, WITHDRAWN
+from app.ledger.kinds import PENDING, REVERSED, SETTLED, WITHDRAWAL, WITHDRAWN
 from app.ledger.models import LedgerEntry
-from app.orders.models import (
-    CANCELLED,
-    COMPLETED,
-    OPEN_REFUND_STATUSES,
-    PENDING_PAYMENT,
-    Order,
-    Refund,
-)
+from app.ledger.settlement import not_eligible_reason, settlement_hold_days
+from app.orders.models import OPEN_REFUND_STATUSES, Order, Refund
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,7 @@ def balances(distributor_id: int) -> Balances:
                 func.sum(
                     case(
                         (
-                            (LedgerEntry.kind == "withdrawal") & (LedgerEntry.state == WITHDRAWN),
+                            (LedgerEntry.kind == WITHDRAWAL) & (LedgerEntry.state == WITHDRAWN),
                             -amount,
                         ),
                         else_=0,
@@ -79,7 +71,6 @@ def balances(distributor_id: int) -> Balances:
 
 # --- the ledger list of the distributor centre and the admin --------------------------------
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")  # dates people read are China time
 PER_PAGE = 20
 
 
@@ -99,12 +90,6 @@ def mask_name(nickname: str | None) -> str:
     return f"{name[0]}**" if name else "微信用户"
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
-    return moment
-
-
 def reason_not_available(
     entry: LedgerEntry,
     order: Order | None,
@@ -115,11 +100,11 @@ def reason_not_available(
 ) -> str:
     """Why ``entry`` cannot be withdrawn yet, in Chinese; "" when it counts as available.
 
-    待付款确认 (the order is not paid), 待确认收货 (paid or shipped), 售后期至 12月3日
-    (completed, inside the settlement hold; the date in China time), 退款处理中 (a refund of
-    the order is open), 结算中 (the hold has passed; the next settlement run makes it
-    available), 已失效: 已退款 (reversed). ``refund_open`` and ``hold_days`` may be passed
-    in to save queries when listing many entries.
+    A pending entry on an order says which part of the settlement rule the order still
+    fails (``settlement.not_eligible_reason``: 退款处理中, 待付款确认, 待确认收货,
+    售后期至 12月3日, ...) or 结算中 (the rule allows it; the next settlement run makes it
+    available); 已失效: 已退款 for a reversed entry. ``refund_open`` and ``hold_days`` may
+    be passed in to save queries when listing many entries.
     """
     if entry.state == REVERSED:
         return "已失效: 已退款"
@@ -127,30 +112,8 @@ def reason_not_available(
         return ""
     if order is None:
         return "待结算"
-    if refund_open is None:
-        refund_open = (
-            db.session.scalar(
-                select(func.count())
-                .select_from(Refund)
-                .where(Refund.order_id == order.id, Refund.status.in_(OPEN_REFUND_STATUSES))
-            )
-            > 0
-        )
-    if refund_open:
-        return "退款处理中"
-    if order.status == PENDING_PAYMENT:
-        return "待付款确认"
-    if order.status == CANCELLED:
-        return "已失效: 已退款"
-    if order.status != COMPLETED or order.completed_at is None:
-        return "待确认收货"
-    if hold_days is None:
-        hold_days = get_distribution_settings().settlement_hold_days
-    until = _aware(order.completed_at) + timedelta(days=hold_days)
-    if until > now:
-        local = until.astimezone(SHANGHAI)
-        return f"售后期至 {local.month}月{local.day}日"
-    return "结算中"
+    why = not_eligible_reason(order, now, refund_open=refund_open, hold_days=hold_days)
+    return why or "结算中"
 
 
 def entries_for(
@@ -183,7 +146,7 @@ def entry_rows(rows, now: datetime) -> list[EntryRow]:
             )
         )
     )
-    hold_days = get_distribution_settings().settlement_hold_days
+    hold_days = settlement_hold_days()
     return [
         EntryRow(
             entry=entry,
