@@ -1,6 +1,7 @@
 """CLI commands of interfaces.md: ``flask --app wsgi COMMAND``.
 
-Each command is an edge: it commits once, at the end, like a request does.
+Each command is an edge: it commits once, at the end, like a request does. ``seed-demo``
+lives with the demo (``demo/cli.py``); ``wsgi.py`` adds it.
 """
 
 from __future__ import annotations
@@ -81,16 +82,6 @@ def register(app: Flask) -> None:
             )
         db.session.commit()
         click.echo(f"revoked {len(revoked)} token(s) named {name.strip()}")
-
-    @app.cli.command("seed-demo")
-    def seed_demo() -> None:
-        """Load the demo shop (idempotent: running it twice changes nothing)."""
-        from app.catalog.demo import DEMO_OWNER, seed_demo_shop
-
-        summary = seed_demo_shop()
-        db.session.commit()
-        click.echo(summary)
-        click.echo(f"admin login: {DEMO_OWNER[0]} / {DEMO_OWNER[1]}")
 
     @app.cli.command("rebuild-team-totals")
     def rebuild_team_totals() -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.accounts.models import User
-from app.cloud.demo_agents import DEMO_AGENTS
-from app.cloud.demo_fans import DEMO_CUSTOMER, demo_fan_nicknames
-from app.cloud.demo_merchants import DEMO_MERCHANTS
 from app.distribution.models import LedgerEntry
 from app.extensions import db
 from app.wechat.sandbox import create_sandbox_app
 from app.wechat.sandbox.state import DEFAULT_FANS, fan_openid
+from demo.agents import DEMO_AGENTS
+from demo.merchants import DEMO_MERCHANTS
+from demo.purchase import DEMO_CUSTOMER
+from demo.seed import demo_fan_nicknames
 from tests.conftest import WECHAT_UA
 from tests.test_oauth import local, pick_fan, start_login
 
