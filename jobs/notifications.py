@@ -33,6 +33,7 @@ from wechatpy.exceptions import WeChatClientException
 from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
+from app.wechat.clients import get_wechat_client
 from app.wechat.models import OutboundMessage
 from jobs.queues import get_queue, job_is_live, schedule_in_slot, single_flight
 
@@ -97,8 +98,6 @@ def send_outbound_message(message_id: int) -> str:
 
     Raises ``SendFailed`` after recording a failure that RQ will retry.
     """
-    from app.wechat.clients import get_wechat_client
-
     lock = get_redis().lock(f"wechat:outbound:{message_id}:sending", timeout=120)
     if not lock.acquire(blocking=False):
         return "busy"  # another worker is sending it right now

@@ -14,7 +14,7 @@ Usage::
 
 PACKAGE defaults to ``app jobs demo``. ``--check`` exits 1 when a circle spans more than
 one file or a function-level import has no reason comment. ``--json`` prints the same
-report as JSON (``circles``, ``function_imports``).
+report as JSON (``edges``, ``circles``, ``function_imports``).
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 DEFAULT_PACKAGES = ("app", "jobs", "demo")
+_BARE_DIRECTIVE = re.compile(r"(noqa|type: ?ignore|pragma)\b[:\w\s,\[\]-]*")
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,10 @@ def _inline_comment(lines: list[str], node: ast.stmt) -> str:
     for number in (node.lineno, node.end_lineno or node.lineno):
         text = lines[number - 1]
         if "#" in text:
-            return text.split("#", 1)[1].strip()
+            comment = text.split("#", 1)[1].strip()
+            # A bare linter directive ("noqa: F401") says nothing about why.
+            if comment and not _BARE_DIRECTIVE.fullmatch(comment):
+                return comment
     return ""
 
 
@@ -237,14 +242,23 @@ def _reaches(edges: dict[str, set[str]], start: str, goal: str) -> bool:
     return False
 
 
-def analyse(root: Path, packages: list[str]) -> tuple[list[list[str]], list[FunctionImport]]:
-    """(circles, function-level imports) of the project under ``root``."""
+@dataclass
+class Report:
+    """What ``analyse`` found: the graph, its circles and the function-level imports."""
+
+    edges: dict[str, set[str]]
+    circles: list[list[str]]
+    function_imports: list[FunctionImport]
+
+
+def analyse(root: Path, packages: list[str]) -> Report:
+    """The import graph of ``packages`` under ``root``, its circles and function imports."""
     edges, found = build(root, packages)
     imports = [
         FunctionImport(**row, closes_circle=_reaches(edges, row["target"], row["module"]))
         for row in found
     ]
-    return circles(edges), imports
+    return Report(edges, circles(edges), imports)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,11 +271,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.root.resolve()
     packages = [p for p in args.packages if (root / p).is_dir()]
-    found_circles, imports = analyse(root, packages)
+    report = analyse(root, packages)
+    found_circles, imports = report.circles, report.function_imports
     unexplained = [item for item in imports if not item.reason]
     if args.json:
-        report = {"circles": found_circles, "function_imports": [asdict(i) for i in imports]}
-        print(json.dumps(report, ensure_ascii=False, indent=2))
+        data = {
+            "edges": {module: sorted(targets) for module, targets in report.edges.items()},
+            "circles": found_circles,
+            "function_imports": [asdict(i) for i in imports],
+        }
+        print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         print(f"import circles spanning more than one file: {len(found_circles)}")
         for component in found_circles:
