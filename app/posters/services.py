@@ -36,8 +36,7 @@ from app.posters.render import (
     render_poster,
     sample_content,
 )
-from app.shop.queries import get_product, price_summary
-from app.shop.views import DEFAULT_SHOP_NAME
+from app.shop.queries import DEFAULT_SHOP_NAME, get_product, price_summary
 from app.wechat.qrcodes import QrcodeError, qrcode_for
 
 log = logging.getLogger(__name__)
