@@ -38,12 +38,15 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_template_helpers(app)
     register_commands(app)
+    # Factory wiring: this file runs on every ``app.*`` import; areas load when an app is built.
     from app.core.errors import register_error_handlers
 
     register_error_handlers(app)
+    # Factory wiring (see above).
     from app.core.access_log import install_werkzeug_redaction
 
     install_werkzeug_redaction()  # flask run / the stand-in: no signed queries in the log
+    # Factory wiring (see above).
     from app.core.security_headers import register_security_headers
 
     register_security_headers(app)
@@ -66,6 +69,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, render_as_batch=True)  # batch mode: SQLite can alter tables
     csrf.init_app(app)
     login_manager.init_app(app)
+    # Factory wiring: the login loader needs the models; load them when an app is built.
     from app.accounts.loading import configure_login, refresh_staff_session
 
     configure_login(login_manager)
@@ -83,6 +87,7 @@ def trust_proxies(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount each area's blueprint."""
+    # Factory wiring: the views (and all they import) load only when an app is built.
     from app.accounts.views import bp as accounts_bp
     from app.admin import bp as admin_bp
     from app.api import register_api
@@ -116,6 +121,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_template_helpers(app: Flask) -> None:
     """Filters and globals every template can use."""
+    # Factory wiring: loaded when an app is built, not on every ``app.*`` import.
     from app.core.money import format_yuan
     from app.distribution.rules import format_bp
 
@@ -125,6 +131,7 @@ def register_template_helpers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     """Attach the CLI commands of interfaces.md (``flask --app wsgi ...``)."""
+    # Factory wiring: the commands import jobs and every area; only an app needs them.
     from app.cli import register
 
     register(app)

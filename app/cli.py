@@ -1,6 +1,7 @@
 """CLI commands of interfaces.md: ``flask --app wsgi COMMAND``.
 
-Each command is an edge: it commits once, at the end, like a request does.
+Each command is an edge: it commits once, at the end, like a request does. ``seed-demo``
+lives with the demo (``demo/cli.py``); ``wsgi.py`` adds it.
 """
 
 from __future__ import annotations
@@ -8,13 +9,18 @@ from __future__ import annotations
 import click
 from flask import Flask
 
+from app.accounts.services import StaffError, upsert_staff
+from app.accounts.tokens import TokenError, create_token, revoke_tokens_named
+from app.distribution.team import rebuild_team_totals as rebuild
 from app.extensions import db
+from app.incentives.audit import record, snapshot
+from app.wechat.menu import menu_cli
+from app.wechat.sandbox import run_sandbox
+from jobs.worker import run_worker
 
 
 def register(app: Flask) -> None:
     """Attach every command to ``app.cli``."""
-    from app.wechat.menu import menu_cli
-
     app.cli.add_command(menu_cli)  # wechat-menu publish
 
     @app.cli.command("create-staff")
@@ -23,8 +29,6 @@ def register(app: Flask) -> None:
     @click.option("--role", type=click.Choice(["owner", "staff"]), default="staff")
     def create_staff(username: str, password: str, role: str) -> None:
         """Add a merchant staff account (or reset its password and role)."""
-        from app.accounts.services import StaffError, upsert_staff
-
         try:
             staff, created = upsert_staff(username, password, role)
         except StaffError as exc:
@@ -49,9 +53,6 @@ def register(app: Flask) -> None:
     )
     def create_api_token(name: str, scope: str, expires_days: int | None) -> None:
         """Print a new Open API bearer token (shown once; only its hash is stored)."""
-        from app.accounts.tokens import TokenError, create_token
-        from app.incentives.audit import record, snapshot
-
         try:
             token, secret = create_token(name, scope, expires_days)
         except TokenError as exc:
@@ -64,9 +65,6 @@ def register(app: Flask) -> None:
     @click.argument("name")
     def revoke_api_token(name: str) -> None:
         """End the Open API token(s) called NAME at once."""
-        from app.accounts.tokens import revoke_tokens_named
-        from app.incentives.audit import record
-
         revoked = revoke_tokens_named(name)
         if not revoked:
             raise click.ClickException(f"no unrevoked token named {name.strip()!r}")
@@ -82,21 +80,9 @@ def register(app: Flask) -> None:
         db.session.commit()
         click.echo(f"revoked {len(revoked)} token(s) named {name.strip()}")
 
-    @app.cli.command("seed-demo")
-    def seed_demo() -> None:
-        """Load the demo shop (idempotent: running it twice changes nothing)."""
-        from app.catalog.demo import DEMO_OWNER, seed_demo_shop
-
-        summary = seed_demo_shop()
-        db.session.commit()
-        click.echo(summary)
-        click.echo(f"admin login: {DEMO_OWNER[0]} / {DEMO_OWNER[1]}")
-
     @app.cli.command("rebuild-team-totals")
     def rebuild_team_totals() -> None:
         """Recompute every distributor's running team sales from the orders."""
-        from app.distribution.team import rebuild_team_totals as rebuild
-
         written = rebuild()
         db.session.commit()
         click.echo(f"team sales rebuilt: {written} distributors with sales")
@@ -105,8 +91,6 @@ def register(app: Flask) -> None:
     @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
     def worker(burst: bool) -> None:
         """Run an RQ worker on the app's queues, each job inside an app context."""
-        from jobs.worker import run_worker
-
         run_worker(app, burst=burst)
 
     @app.cli.command("wechat-sandbox")
@@ -114,6 +98,4 @@ def register(app: Flask) -> None:
     @click.option("--host", default="127.0.0.1", show_default=True)
     def wechat_sandbox(port: int, host: str) -> None:
         """Run the local WeChat stand-in (development and tests only)."""
-        from app.wechat.sandbox import run_sandbox
-
         run_sandbox(app, host=host, port=port)

@@ -107,12 +107,12 @@ def main() -> int:
 
     from app import create_app
     from app.accounts.models import User
-    from app.catalog.demo import seed_demo_shop
     from app.distribution.distributors import create_distributor
     from app.extensions import db
     from app.posters import cache, services
     from app.posters.render import QUALITY_STEPS
     from app.shop.queries import list_products
+    from demo.seed import seed_demo
 
     app = create_app(
         {
@@ -127,7 +127,7 @@ def main() -> int:
     )
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
-        seed_demo_shop()
+        seed_demo()
         user = User(openid="o_bench_poster", nickname="小美的好物分享", avatar_url=avatar_url)
         db.session.add(user)
         db.session.flush()

@@ -35,6 +35,8 @@ from app.orders.services import (
     due_unpaid_order_ids,
 )
 from app.orders.states import InvalidTransition, move_order
+from app.payments.client import PaymentError, close_order, query_order, record_transaction
+from app.payments.notices import NoticeRejected, apply_payment
 from app.signals import order_paid
 from jobs.commissions import commissions_job_id, enqueue_commissions
 from jobs.queues import enqueue_once_piped, job_is_live, schedule_in_slot, single_flight
@@ -112,9 +114,6 @@ def expire_order(order_id: int) -> str:
     be paid) and cancelled, which gives its stock back once. If WeChat cannot be reached
     nothing happens and the next run tries again.
     """
-    from app.payments.client import PaymentError, close_order, query_order, record_transaction
-    from app.payments.notices import NoticeRejected, apply_payment
-
     order = db.session.get(Order, order_id)
     if order is None or order.status != "pending_payment":
         return "skipped"

@@ -21,8 +21,10 @@ from flask import current_app
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError
 from app.distribution.models import Withdrawal
+from app.distribution.withdrawals import stuck_withdrawal_ids, sync_withdrawal
 from app.extensions import db
 from app.orders.states import InvalidTransition
+from app.payments.client import PaymentError
 from jobs.queues import schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,6 @@ SYNC_SECONDS = 300
 
 def sync_transfers(now: datetime | None = None) -> dict[str, int]:
     """Query and apply every stuck WeChat withdrawal; return counts by outcome."""
-    from app.distribution.withdrawals import stuck_withdrawal_ids, sync_withdrawal
-    from app.payments.client import PaymentError
-
     minutes = int(current_app.config.get("WITHDRAWAL_SYNC_MINUTES", SYNC_MINUTES))
     older_than = (now or utcnow()) - timedelta(minutes=minutes)
     outcomes: dict[str, int] = {}

@@ -48,7 +48,7 @@ def main() -> int:
         for name, cmd in commands.items()
     }
 
-    from app.catalog.demo import DEMO_OWNER
+    from demo.owner import DEMO_OWNER
 
     base = f"http://127.0.0.1:{WEB_PORT}"
     print(

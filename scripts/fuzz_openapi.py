@@ -123,8 +123,8 @@ def build_app(database_url: str, redis_url: str, workdir: Path, sandbox_url: str
     """The app on the test settings, migrated and seeded with the demo shop."""
     from flask_migrate import upgrade
 
-    from app.catalog.demo import seed_demo_shop
     from app.extensions import db
+    from demo.seed import seed_demo
 
     app = create_app(
         {
@@ -141,7 +141,7 @@ def build_app(database_url: str, redis_url: str, workdir: Path, sandbox_url: str
     )
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
-        seed_demo_shop()
+        seed_demo()
         db.session.commit()
     return app
 

@@ -21,6 +21,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
+from demo.cli import register_demo
 from tests import factories
 from tests.test_admin_support import login_staff
 
@@ -168,6 +169,7 @@ def app(database_url, redis_url, sandbox, live_port, tmp_path_factory):
             "WECHAT_PAY_API_BASE": sandbox.url,
         }
     )
+    register_demo(application)  # ``seed-demo``, as wsgi.py adds it
     application.test_client_class = FreshContextClient
     with application.app_context():
         upgrade(directory=str(Path(__file__).resolve().parent.parent / "migrations"))

@@ -13,11 +13,11 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def demo_shop(app):
     """The demo shop, seeded and committed as ``flask seed-demo`` does."""
-    from app.catalog.demo import seed_demo_shop
     from app.extensions import db
+    from demo.seed import seed_demo
 
     with app.app_context():
-        seed_demo_shop()
+        seed_demo()
         db.session.commit()
 
 

@@ -444,7 +444,7 @@ def test_region_orders_and_sales_rollup(app_ctx, make):
 
 
 def test_demo_agents_are_seeded_once(app_ctx, make):
-    from app.cloud.demo_agents import seed_demo_agents
+    from demo.agents import seed_demo_agents
 
     assert seed_demo_agents().startswith("demo agents: 3 added")
     db.session.commit()

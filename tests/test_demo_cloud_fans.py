@@ -7,13 +7,15 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.accounts.models import User
-from app.cloud.demo_agents import DEMO_AGENTS
-from app.cloud.demo_fans import DEMO_CUSTOMER, demo_fan_nicknames
-from app.cloud.demo_merchants import DEMO_MERCHANTS
+from app.ledger.models import LedgerEntry
 from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.wechat.sandbox import create_sandbox_app
 from app.wechat.sandbox.state import DEFAULT_FANS, fan_openid
+from demo.agents import DEMO_AGENTS
+from demo.merchants import DEMO_MERCHANTS
+from demo.purchase import DEMO_CUSTOMER
+from demo.seed import demo_fan_nicknames
 from tests.conftest import WECHAT_UA
 from tests.test_oauth import local, pick_fan, start_login
 
@@ -55,9 +57,12 @@ def test_demo_agents_and_merchants_are_fans_with_data(app, runner, sandbox):
         assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == entries
         assert db.session.scalar(select(func.count()).select_from(User)) == users
 
-    # The stand-in that `flask wechat-sandbox` runs lists them on its pages.
+    # The stand-in that `flask wechat-sandbox` runs lists them on its pages (run_sandbox
+    # adds the fans the app lists in WECHAT_SANDBOX_EXTRA_FANS; the demo puts them there).
+    extra = app.config["WECHAT_SANDBOX_EXTRA_FANS"]
+    assert set(demo_fan_nicknames()) <= set(extra)
     listed = create_sandbox_app(
-        {"SANDBOX_APPID": appid, "SANDBOX_FANS": (*DEFAULT_FANS, *demo_fan_nicknames())}
+        {"SANDBOX_APPID": appid, "SANDBOX_FANS": (*DEFAULT_FANS, *extra)}
     ).extensions["wechat_sandbox"]
     assert {f.nickname for f in listed.list_fans()} >= set(nicknames)
     assert {f.openid for f in listed.list_fans()} >= {fan_openid(appid, n) for n in nicknames}

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from app.distribution.models import Distributor
 from app.extensions import db
 from app.incentives import leaderboards
-from app.incentives.demo import DEMO_REMARK, DEMO_SELLERS, DEMO_TASK_NAME
 from app.incentives.tasks import progress_for
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
+from demo.incentives import DEMO_REMARK, DEMO_SELLERS, DEMO_TASK_NAME
 
 
 def _demo_orders() -> int:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import func, select
 
+from app import create_app
 from app.accounts.models import Staff
 from app.catalog.models import Category, Product, ProductImage, Sku
 from app.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _counts() -> dict[str, int]:
@@ -20,7 +26,7 @@ def _counts() -> dict[str, int]:
 
 
 def test_seed_demo_twice(app, runner):
-    from app.catalog.demo import DEMO_OWNER
+    from demo.owner import DEMO_OWNER
 
     first = runner.invoke(args=["seed-demo"])
     assert first.exit_code == 0, first.output
@@ -104,8 +110,8 @@ def test_demo_switches_notifications_on_for_the_stand_in_only(app, runner, app_c
 
 
 def test_demo_never_touches_notifications_for_real_wechat(app, app_ctx, monkeypatch):
-    from app.wechat.demo import seed_demo_notifications
     from app.wechat.notify import KINDS, notification_settings
+    from demo.wechat import seed_demo_notifications
 
     monkeypatch.setitem(app.config, "WECHAT_API_BASE", "https://api.weixin.qq.com")
     assert "real WeChat" in seed_demo_notifications()
@@ -126,3 +132,26 @@ def test_demo_has_one_running_task(app, runner, app_ctx):
     assert db.session.scalar(select(func.count(Task.id))) == 1
     task = db.session.scalar(select(Task))
     assert task.starts_at <= utcnow() < task.ends_at
+
+
+def test_the_shop_alone_has_no_demo_command(app):
+    """``app/`` never imports ``demo/``: the factory's app has no ``seed-demo``; wsgi.py adds it."""
+    plain = create_app({"ENV_NAME": "test", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    assert "seed-demo" not in plain.cli.list_commands(None)
+    assert "WECHAT_SANDBOX_EXTRA_FANS" not in plain.config
+
+
+def test_wsgi_entry_point_offers_seed_demo(tmp_path):
+    """``flask --app wsgi`` (what ``make dev`` runs) lists ``seed-demo``."""
+    env = dict(os.environ, APP_ENV="development", DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}")
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "seed-demo" in result.stdout and "Load the demo shop" in result.stdout

@@ -39,10 +39,6 @@ RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = tuple(
 )
 # (module file, imported module) -> why it is still there
 KNOWN: dict[tuple[str, str], str] = {
-    ("app/catalog/demo.py", "app.wechat.demo"): "demo seeding leaves app/ (issue 15, point 3)",
-    ("app/cloud/demo_fans.py", "app.wechat.demo"): "demo seeding leaves app/",
-    ("app/cloud/demo_fans.py", "app.wechat.sandbox.state"): "demo seeding leaves app/",
-    ("app/incentives/demo.py", "jobs.commissions"): "demo seeding leaves app/",
     ("app/orders/views.py", "app.api.orders"): "orders/ stops importing api/ (point 3)",
 }
 

@@ -8,10 +8,15 @@ endpoints on ``admin_bp`` (bearer token, CSRF-exempt). Every endpoint is decorat
 
 from flask import Flask
 
+from app.api.blueprints import admin_bp, bp
+from app.extensions import csrf
+
 
 def register_api(app: Flask) -> None:
     """Mount the API blueprints (their views are attached when the modules are imported)."""
-    from app.api import (  # noqa: F401  (routes register on import)
+    # Factory wiring: routes attach on import; at the top, importing any one API module
+    # (this package runs first) would load them all.
+    from app.api import (  # noqa: F401
         addresses,
         admin_distribution,
         admin_incentives,
@@ -27,8 +32,6 @@ def register_api(app: Flask) -> None:
         posters,
         wechat,
     )
-    from app.api.blueprints import admin_bp, bp
-    from app.extensions import csrf
 
     # Bearer tokens are not sent by browsers on their own, so there is no CSRF to defend
     # against; the cookie side (bp) needs the X-CSRFToken header, checked by its own

@@ -39,7 +39,7 @@ from app.cloud.dividends import RegionPreview
 from app.core.errors import ApiError
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
-from app.distribution.distributors import DistributionError
+from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.models import (
     BIND_MODES,
     DISTRIBUTOR_STATUSES,
@@ -529,8 +529,6 @@ def _withdrawal_out(w: Withdrawal) -> AdminWithdrawal:
 )
 def get_settings():
     """The shop's distribution settings, with warnings for risky choices."""
-    from app.distribution.distributors import get_distribution_settings
-
     settings = get_distribution_settings()
     db.session.commit()  # the row may have been created just now
     return _settings_out(svc.SettingsResult(settings, svc.settings_warnings(settings)))

@@ -16,6 +16,8 @@ from app.api.blueprints import bp
 from app.api.schemas import ErrorResponse, Query
 from app.api.spec import COOKIE, spec
 from app.core.errors import ApiError
+from app.distribution.distributors import distributor_for_user
+from app.wechat.clients import get_jsapi_ticket
 from app.wechat.jssdk import MAX_URL_LENGTH, JssdkError, build_config, page_url
 
 TAGS = ["wechat"]
@@ -62,8 +64,6 @@ def _jsapi_ticket() -> str:
     """The account's jsapi_ticket from the shared, locked refresher (clients.py)."""
     from wechatpy.exceptions import WeChatClientException
 
-    from app.wechat.clients import get_jsapi_ticket
-
     try:
         return get_jsapi_ticket()
     except (WeChatClientException, OSError) as err:
@@ -95,8 +95,6 @@ def jssdk_config(query: JssdkConfigQuery):
 @spec.validate(resp=Response(HTTP_200=ShareContextOut), tags=TAGS, security={COOKIE: []})
 def share_context():
     """Who shares: the signed-in active distributor's code goes into share links."""
-    from app.distribution.distributors import distributor_for_user
-
     person = current_user
     customer = person.is_authenticated and not getattr(person, "is_staff", False)
     ref = None

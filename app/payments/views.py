@@ -11,6 +11,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from app.distribution.distributors import DistributionError
+from app.distribution.withdrawals import complete_transfer
 from app.extensions import csrf, db
 from app.payments.notices import (
     MAX_NOTICE_BYTES,
@@ -19,6 +21,7 @@ from app.payments.notices import (
     apply_refund,
     verify_notice,
 )
+from jobs.payments import enqueue_order_paid
 
 bp = Blueprint("payments", __name__, url_prefix="/pay")
 
@@ -69,8 +72,6 @@ def notify():
     order_id = order.id if first and order is not None else None
     db.session.commit()
     if order_id is not None:
-        from jobs.payments import enqueue_order_paid
-
         enqueue_order_paid(order_id)
     return "", 204
 
@@ -89,9 +90,6 @@ def refund_notify():
 @csrf.exempt
 def transfer_notify():
     """Transfer bill notice (MCHTRANSFER.BILL.FINISHED): pay or fail the withdrawal once."""
-    from app.distribution.distributors import DistributionError
-    from app.distribution.withdrawals import complete_transfer
-
     notice = verify_notice(request.headers, _read_body())
     resource = notice.resource
     if resource.get("mch_id") != current_app.config["WECHAT_PAY_MCHID"]:

@@ -17,8 +17,6 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from qrcode.constants import ERROR_CORRECT_M
 
-from app.catalog.demo import find_cjk_font, load_font
-
 Colour = tuple[int, int, int]
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 
@@ -67,6 +65,40 @@ def mix(a: Colour, b: Colour, t: float) -> Colour:
 
 
 # --- fonts --------------------------------------------------------------------------------
+
+
+CJK_FONT_CANDIDATES = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Bold.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+)
+
+
+def find_cjk_font() -> str | None:
+    """Path of an installed font that can draw Chinese, or None (cards then carry no text)."""
+    for candidate in CJK_FONT_CANDIDATES:
+        if Path(candidate).exists():
+            return candidate
+    return None
+
+
+def load_font(path: str | None, size: int) -> ImageFont.FreeTypeFont | None:
+    """The Simplified Chinese face of ``path`` (a .ttc holds JP, KR, SC, TC... faces)."""
+    if path is None:
+        return None
+    for index in range(10):
+        try:
+            face = ImageFont.truetype(path, size, index=index)
+        except OSError:
+            break
+        if "SC" in " ".join(face.getname()):
+            return face
+    try:
+        return ImageFont.truetype(path, size)
+    except OSError:
+        return None
 
 
 @lru_cache(maxsize=1)

@@ -36,6 +36,8 @@ from app.posters.render import (
     render_poster,
     sample_content,
 )
+from app.shop.queries import DEFAULT_SHOP_NAME, get_product, price_summary
+from app.wechat.qrcodes import QrcodeError, qrcode_for
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +182,6 @@ def activate_template(template: PosterTemplate) -> None:
 
 
 def shop_name() -> str:
-    from app.shop.views import DEFAULT_SHOP_NAME
-
     return current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME)
 
 
@@ -233,8 +233,6 @@ def shop_qr(distributor: Distributor) -> tuple[str, str, bool]:
     """(QR content, ticket, fell back) for a shop poster: the distributor's parametric QR
     code, so scanning follows the account and binds; the share link when WeChat will not
     make one (the poster still binds, through the link)."""
-    from app.wechat.qrcodes import QrcodeError, qrcode_for
-
     try:
         code = qrcode_for(distributor)
     # qrcode_for wraps WeChat's refusals; a refused connection reaches us as requests'.
@@ -252,8 +250,6 @@ def shop_qr(distributor: Distributor) -> tuple[str, str, bool]:
 
 def poster_product(product_id: int | None) -> Product:
     """The on-shelf product a product poster is for, or ``PosterError`` 404/422."""
-    from app.shop.queries import get_product
-
     if product_id is None:
         raise PosterError("product_required", "请选择要生成海报的商品", 422, "product_id")
     product = get_product(product_id)
@@ -264,8 +260,6 @@ def poster_product(product_id: int | None) -> Product:
 
 def plan_poster(distributor: Distributor, kind: str, product_id: int | None = None) -> PosterPlan:
     """Gather a poster's content and key. Flushes (a new QR ticket); the caller commits."""
-    from app.shop.queries import price_summary
-
     if kind not in POSTER_KINDS:
         raise PosterError("invalid_kind", "海报类型应为 shop 或 product", 422, "kind")
     if distributor.status != "active":

@@ -36,6 +36,8 @@ from app.distribution.models import Distributor
 from app.extensions import db
 from app.posters import cache, services
 from app.posters.models import POSTER_KINDS
+from app.shop.queries import list_products
+from jobs.posters import enqueue_poster
 
 log = logging.getLogger(__name__)
 bp = Blueprint("posters", __name__, url_prefix="/distributor/posters")
@@ -95,8 +97,6 @@ def _plan(distributor: Distributor, kind: str, product_id: int | None):
 @login_required
 def page():
     """推广海报: shop or one product's poster, with how to save it."""
-    from app.shop.queries import list_products
-
     me = _me()
     kind = request.args.get("kind", "shop")
     kind = kind if kind in POSTER_KINDS else "shop"
@@ -128,8 +128,6 @@ def page():
 def _enqueue(plan, me: Distributor) -> None:
     """Queue the render job; without a queue the image URL still renders on request."""
     import redis
-
-    from jobs.posters import enqueue_poster
 
     try:
         enqueue_poster(plan.key, me.id, plan.kind, plan.product_id)

@@ -7,11 +7,10 @@ from flask_login import current_user, login_required
 
 from app.orders.limits import held_by_unpaid
 from app.shop import cache, queries
+from app.shop.queries import DEFAULT_SHOP_NAME
 
 bp = Blueprint("shop", __name__)
 bp.record_once(lambda _state: cache.install_listeners())
-
-DEFAULT_SHOP_NAME = "好物小店"
 
 
 @bp.context_processor

@@ -18,7 +18,8 @@ Settings (``create_sandbox_app(config)``):
 - ``SANDBOX_UNIONID``: whether fans have a unionid (default True);
 - ``SANDBOX_CLOCK``: a ``time.time``-like callable (tests of expiry);
 - ``SANDBOX_FANS``: nicknames of the fans listed from the start (default ``DEFAULT_FANS``;
-  ``flask wechat-sandbox`` adds the demo shop's agents, merchants and customer).
+  ``flask wechat-sandbox`` adds the shop's ``WECHAT_SANDBOX_EXTRA_FANS``: the demo shop's
+  agents, merchants and customer under ``flask --app wsgi``).
 """
 
 from __future__ import annotations
@@ -89,8 +90,6 @@ def run_sandbox(shop_app: Flask, host: str = "127.0.0.1", port: int = 5001) -> N
     """
     from werkzeug.serving import run_simple
 
-    from app.cloud.demo_fans import demo_fan_nicknames
-
     cfg = shop_app.config
     # Links the stand-in hands out (avatars) must be reachable: never 0.0.0.0.
     public_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
@@ -106,8 +105,9 @@ def run_sandbox(shop_app: Flask, host: str = "127.0.0.1", port: int = 5001) -> N
             "SANDBOX_APIV3_KEY": cfg.get("WECHAT_PAY_APIV3_KEY") or shop_config.SANDBOX_APIV3_KEY,
             "PUBLIC_BASE_URL": origin,
             "SHOP_BASE_URL": cfg.get("PUBLIC_BASE_URL"),
-            # The demo shop's agents, merchants and customer: sign in as them (seed-demo).
-            "SANDBOX_FANS": (*DEFAULT_FANS, *demo_fan_nicknames()),
+            # Fans the shop adds, e.g. the demo shop's agents, merchants and customer
+            # (demo/cli.py): sign in as them.
+            "SANDBOX_FANS": (*DEFAULT_FANS, *cfg.get("WECHAT_SANDBOX_EXTRA_FANS", ())),
         }
     )
     print(f"WeChat stand-in on {origin}/ (appid {sandbox.config['SANDBOX_APPID']})")

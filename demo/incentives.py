@@ -1,4 +1,6 @@
-"""A running demo task for ``seed-demo`` (idempotent: found by name)."""
+"""A running demo task and paid demo sales for ``seed-demo``, so the leaderboards and the
+task show progress in ``make dev`` (idempotent: found by the task's name, the orders' remark).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +8,19 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.catalog.models import Product, Sku
 from app.core.time import utcnow
+from app.distribution.binding import bind
+from app.distribution.distributors import create_distributor
+from app.distribution.models import Distributor
 from app.extensions import db
+from app.incentives import leaderboards
 from app.incentives.models import Task
 from app.incentives.tasks import TaskInput, save_task
+from app.orders.models import Address, Order
+from app.orders.services import ItemRequest, mark_paid, place_order
+from demo.fans import demo_user
+from jobs.commissions import compute_order_commissions
 
 DEMO_TASK_NAME = "冲刺任务：30 天推广销售满 ¥500"
 
@@ -59,16 +70,6 @@ def seed_demo_sales() -> str:
     progress, invite rewards, leaderboards). That job commits at its own edge, so this
     step commits too; the caller's final commit is then a no-op for it.
     """
-    from app.catalog.models import Product, Sku
-    from app.cloud.demo_fans import demo_user
-    from app.distribution.binding import bind
-    from app.distribution.distributors import create_distributor
-    from app.distribution.models import Distributor
-    from app.incentives import leaderboards
-    from app.orders.models import Address, Order
-    from app.orders.services import ItemRequest, mark_paid, place_order
-    from jobs.commissions import compute_order_commissions
-
     if db.session.scalar(select(Order.id).where(Order.remark == DEMO_REMARK).limit(1)):
         return "demo sales already there"
     sellers: dict[str, Distributor] = {}

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
 from app.wechat.notify import KINDS, notification_settings, save_setting
-
-REAL_WECHAT_API = "https://api.weixin.qq.com"
+from demo.fans import uses_stand_in
 
 
 def seed_demo_notifications() -> str:
     """Switch every notification on with a demo template id, so the stand-in's message log
     shows them in ``make dev``. Never against the real WeChat, and never over a template id
     the merchant has set."""
-    if current_app.config.get("WECHAT_API_BASE", REAL_WECHAT_API).rstrip("/") == REAL_WECHAT_API:
+    if not uses_stand_in():
         return "notifications left as they are (real WeChat)"
     rows = notification_settings()
     added = 0

@@ -3,15 +3,15 @@ and a three-level chain of demo users (总代 → 省代 → 市代).
 
 Idempotent: levels are added only when there are none (a merchant's own levels are never
 touched); a demo user is found by its openid (a stand-in fan's in development, see
-``demo_fans``) and made a merchant only if it is not one. Flushes; the CLI commits.
+``demo.fans``) and made a merchant only if it is not one. Flushes; the CLI commits.
 """
 
 from __future__ import annotations
 
-from app.cloud.demo_fans import demo_user
 from app.cloud.merchants import create_merchant, merchant_for_user
 from app.cloud.pricing import ensure_default_levels
 from app.extensions import db
+from demo.fans import demo_user
 
 # (openid, nickname, level): each one's parent is the one before it.
 DEMO_MERCHANTS = (
@@ -38,7 +38,4 @@ def seed_demo_merchants() -> str:
             added += 1
         parent = merchant
     db.session.flush()
-    from app.cloud.demo_fans import seed_demo_purchase
-
-    purchase = seed_demo_purchase()  # after the agents and the chain: both earn on it
-    return f"ordering merchants: {len(levels)} levels, {added} demo merchants added; {purchase}"
+    return f"ordering merchants: {len(levels)} levels, {added} demo merchants added"

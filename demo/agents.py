@@ -1,7 +1,7 @@
 """Demo regional agents for ``flask seed-demo``: 广东省, 深圳市 and 南山区, one demo user each.
 
 Idempotent: a demo user is found by its openid (a stand-in fan's in development, see
-``demo_fans``), and a region that is already held (by the
+``demo.fans``), and a region that is already held (by the
 demo agent or anyone else) is left alone. Flushes; the CLI commits.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.cloud.agents import HELD_STATUSES, assign_region
-from app.cloud.demo_fans import demo_user
 from app.cloud.models import RegionAgent
 from app.extensions import db
+from demo.fans import demo_user
 
 # (openid, nickname, level, region code): a paid order shipped to 南山区 pays all three.
 DEMO_AGENTS = (

@@ -1,9 +1,9 @@
-"""The demo shop loaded by ``flask seed-demo``: categories, products, SKUs, images, owner.
+"""The demo catalogue loaded by ``flask seed-demo``: categories, products, SKUs, images.
 
-Idempotent: each row is looked up by its natural key (category name, SKU code, staff
-username) before anything is inserted, so a second run changes nothing. Product images are
-drawn with Pillow at seed time (no network, no shipped binaries) into UPLOAD_DIR. The
-function flushes; the CLI command commits.
+Idempotent: each row is looked up by its natural key (category name, SKU code) before
+anything is inserted, so a second run changes nothing. Product images are drawn with Pillow
+at seed time (no network, no shipped binaries) into UPLOAD_DIR. The function flushes; the
+CLI command commits.
 """
 
 from __future__ import annotations
@@ -13,23 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from app.catalog.models import Category, Product, ProductImage, Sku
 from app.extensions import db
-
-# Credentials printed by ``make dev`` and the README; changed by the merchant in production.
-DEMO_OWNER = ("owner", "demo-owner-2024")
+from app.posters.drawing import find_cjk_font, load_font
 
 IMAGE_SIZE = 750
-CJK_FONT_CANDIDATES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Bold.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-)
 
 # Category name, sort, card colours (top-left, bottom-right) and the shape drawn on cards.
 CATEGORIES = {
@@ -313,13 +304,12 @@ PRODUCTS: list[DemoProduct] = [
 ]
 
 
-def seed_demo_shop() -> str:
-    """Load the demo shop (categories, products, SKUs, images, owner account) if missing.
+def seed_demo_catalog() -> tuple[int, int]:
+    """Load the demo categories, products, SKUs and images if missing.
 
     Safe to run again: existing rows are found by natural key and left as they are, so a
-    merchant's edits to demo data survive. Missing image files are redrawn. Flushes only;
-    the caller commits (except the demo sales, which run the real payment follow-up job,
-    and that job commits). Returns a one-line summary of what was added.
+    merchant's edits to demo data survive. Missing image files are redrawn. Flushes only.
+    Returns how many categories and products were added.
     """
     upload_dir = Path(current_app.config["UPLOAD_DIR"])
     upload_dir.mkdir(parents=True, exist_ok=True)
@@ -374,36 +364,7 @@ def seed_demo_shop() -> str:
         db.session.add(product)
         added_products += 1
     db.session.flush()
-
-    from app.accounts.models import Staff
-    from app.accounts.services import upsert_staff
-
-    username, password = DEMO_OWNER
-    added_owner = db.session.scalar(select(Staff.id).where(Staff.username == username)) is None
-    if added_owner:  # never reset a password the merchant may have changed
-        upsert_staff(username, password, "owner")
-
-    from app.cloud.demo_agents import seed_demo_agents
-
-    agents_summary = seed_demo_agents()
-    from app.cloud.demo_merchants import seed_demo_merchants
-
-    merchants_summary = seed_demo_merchants()
-    from app.wechat.demo import seed_demo_notifications
-
-    notifications_summary = seed_demo_notifications()
-    from app.incentives.demo import seed_demo_task
-
-    task_summary = seed_demo_task()
-    from app.incentives.demo import seed_demo_sales
-
-    sales_summary = seed_demo_sales()  # after the task: the sales count towards it
-    return (
-        f"demo shop: {added_categories} categories and {added_products} products added "
-        f"({len(CATEGORIES)} categories, {len(PRODUCTS)} products in the demo); "
-        f"owner account {'created' if added_owner else 'already there'}; {agents_summary}; "
-        f"{merchants_summary}; {notifications_summary}; {task_summary}; {sales_summary}"
-    )
+    return added_categories, added_products
 
 
 def _sku_code(key: str, combo: tuple[str, ...]) -> str:
@@ -427,31 +388,6 @@ def _spec_values(item: DemoProduct) -> list[list[str]]:
 
 
 # --- images -----------------------------------------------------------------------------
-
-
-def find_cjk_font() -> str | None:
-    """Path of an installed font that can draw Chinese, or None (cards then carry no text)."""
-    for candidate in CJK_FONT_CANDIDATES:
-        if Path(candidate).exists():
-            return candidate
-    return None
-
-
-def load_font(path: str | None, size: int) -> ImageFont.FreeTypeFont | None:
-    """The Simplified Chinese face of ``path`` (a .ttc holds JP, KR, SC, TC... faces)."""
-    if path is None:
-        return None
-    for index in range(10):
-        try:
-            font = ImageFont.truetype(path, size, index=index)
-        except OSError:
-            break
-        if "SC" in " ".join(font.getname()):
-            return font
-    try:
-        return ImageFont.truetype(path, size)
-    except OSError:
-        return None
 
 
 def _hex(colour: str) -> tuple[int, int, int]:
