@@ -25,6 +25,7 @@ from flask import current_app
 from sqlalchemy import exists, select
 
 from app.core.redis import get_redis
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.extensions import db
 from app.orders.models import COMPLETED, Order, OrderFollowUp
@@ -33,7 +34,7 @@ from app.orders.services import (
     due_shipped_order_ids,
     due_unpaid_order_ids,
 )
-from app.orders.states import InvalidTransition, move_order
+from app.orders.states import move_order
 from jobs.commissions import commissions_job_id, enqueue_commissions
 from jobs.queues import enqueue_once_piped, job_is_live, schedule_in_slot, single_flight
 

@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError
 from app.distribution.models import Withdrawal
 from app.extensions import db
-from app.orders.states import InvalidTransition
 from jobs.queues import schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ import io
 import pytest
 from sqlalchemy import select
 
+from app.core.models import StatusChange
 from app.distribution.admin_services import save_grade
 from app.distribution.binding import bind
 from app.distribution.distributors import get_distribution_settings
@@ -24,7 +25,6 @@ from app.distribution.models import (
 )
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
-from app.orders.models import StatusChange
 from tests.pay_support import fresh
 from tests.test_admin_support import csrf_token, fresh_client, text
 from tests.test_commissions import configure, distributor

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from app.core.models import StatusChange
 from app.distribution.distributors import create_distributor, get_distribution_settings
 from app.distribution.ledger import balances
 from app.distribution.models import Distributor, LedgerEntry, Withdrawal
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
-from app.orders.models import StatusChange
 from tests.openapi_support import bearer_caller
 from tests.pay_support import fresh
 from tests.test_admin_distribution import money_for

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app.core.models import StatusChange
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.distribution.distributors import (
     DistributionError,
@@ -35,8 +37,6 @@ from app.distribution.withdrawals import (
     request_withdrawal,
 )
 from app.extensions import db
-from app.orders.models import StatusChange
-from app.orders.states import InvalidTransition
 
 
 def configure(**values) -> None:

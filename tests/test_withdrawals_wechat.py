@@ -13,6 +13,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError
 from app.distribution.ledger import balances
@@ -29,7 +30,6 @@ from app.distribution.withdrawals import (
     request_withdrawal,
 )
 from app.extensions import db
-from app.orders.states import InvalidTransition
 from app.payments.client import PaymentError, get_pay
 from app.payments.transfers import (
     confirm_params,

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from app.admin import bp
 from app.admin.decorators import owner_required
+from app.core.models import AuditLog
 from app.core.params import page_arg
 from app.extensions import db
-from app.incentives.models import AuditLog
 from app.orders.search import day_start_utc, parse_day
 
 PER_PAGE = 50

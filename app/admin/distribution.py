@@ -23,6 +23,7 @@ from app.admin.distribution_forms import (
 )
 from app.admin.orders import actor_label
 from app.core.params import bounded_int, page_arg
+from app.core.status import InvalidTransition
 from app.distribution import admin_services as svc
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
@@ -37,7 +38,6 @@ from app.distribution.payout_cap import RateRefused
 from app.distribution.team import team_stats
 from app.extensions import db
 from app.incentives.audit import BINDING_OF_FORM_USER, audited, row, rows
-from app.orders.states import InvalidTransition
 
 PER_PAGE = 20
 

@@ -25,6 +25,7 @@ from app.admin.order_csv import BOM, safe_cell
 from app.catalog.models import Product
 from app.core.money import format_yuan
 from app.core.params import bounded_int, page_arg
+from app.core.status import InvalidTransition
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
 from app.distribution.distributors import DistributionError
@@ -34,7 +35,6 @@ from app.extensions import db
 from app.incentives.audit import RULES_OF_PRODUCT, audited, row
 from app.orders.models import Order
 from app.orders.search import SHOP_TZ, parse_day
-from app.orders.states import InvalidTransition
 from app.payments.client import PaymentError
 
 PER_PAGE = 30

@@ -29,7 +29,9 @@ from app.api.present import media_url, page_meta
 from app.api.schemas import MAX_ID, Body, ErrorResponse, Id, Name, PageMeta, PageQuery, Text
 from app.api.spec import COOKIE, spec
 from app.core.errors import ApiError
+from app.core.models import StatusChange
 from app.core.redis import get_redis
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.extensions import db
 from app.orders.models import (
@@ -40,7 +42,6 @@ from app.orders.models import (
     OrderLine,
     PaymentTransaction,
     Refund,
-    StatusChange,
 )
 from app.orders.refunds import COUNTED_REFUND_STATUSES, REFUNDABLE_ORDER_STATUSES, request_refund
 from app.orders.services import (
@@ -51,12 +52,7 @@ from app.orders.services import (
     cancel_order,
     place_order,
 )
-from app.orders.states import (
-    ORDER_STATUS_LABELS,
-    REFUND_STATUS_LABELS,
-    InvalidTransition,
-    move_order,
-)
+from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS, move_order
 
 log = logging.getLogger(__name__)
 

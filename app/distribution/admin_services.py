@@ -9,7 +9,7 @@ Audit trail:
 
 - distributor status changes (approve, reject, disable, enable) are ``StatusChange`` rows
   with subject ``"distributor"``, through the same conditional-UPDATE state machine as
-  orders (``app.orders.states.move_status``);
+  orders (``app.core.status.move_status``);
 - a parent change is a ``StatusChange`` row with subject ``"dist_parent"``: the old and
   the new parent's distributor id in ``from_status`` / ``to_status`` ("none" for no
   parent), the people's version in ``reason``;
@@ -29,6 +29,8 @@ from sqlalchemy.orm import joinedload
 from app.accounts.models import User
 from app.catalog.models import Product, Sku
 from app.catalog.services import MAX_PRICE_FEN
+from app.core.models import StatusChange
+from app.core.status import move_status, record_creation
 from app.distribution.binding import bind
 from app.distribution.distributors import (
     DistributionError,
@@ -61,9 +63,7 @@ from app.distribution.payout_cap import (
 )
 from app.distribution.rules import BP_DENOMINATOR, FIXED, MAX_LEVELS, NONE, PERCENT, RULE_MODES
 from app.extensions import db
-from app.orders.models import StatusChange
 from app.orders.search import day_start_utc
-from app.orders.states import move_status, record_creation
 
 MAX_DAYS = 3650
 MAX_HOLD_DAYS = 365

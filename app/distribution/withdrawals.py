@@ -36,13 +36,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import func, select, update
 
 from app.core.money import format_yuan
+from app.core.status import InvalidTransition, move_status, record_creation
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
 from app.distribution.models import SETTLED, WITHDRAWN, Distributor, LedgerEntry, Withdrawal
 from app.distribution.rules import floor_commission
 from app.extensions import db
-from app.orders.states import InvalidTransition, move_status, record_creation
 
 REQUESTED = "requested"
 APPROVED = "approved"

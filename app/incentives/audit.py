@@ -30,9 +30,9 @@ from flask_login import current_user
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
+from app.core.models import AuditLog
 from app.core.params import bounded_int
 from app.extensions import db
-from app.incentives.models import AuditLog
 
 PENDING_KEY = "audit_pending"
 # Bookkeeping columns whose change says nothing about what staff did; an API token's

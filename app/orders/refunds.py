@@ -17,6 +17,7 @@ import secrets
 from sqlalchemy import func, select, update
 
 from app.catalog.models import Sku
+from app.core.status import InvalidTransition, record_creation
 from app.core.time import utcnow
 from app.extensions import db
 from app.orders.models import (
@@ -34,7 +35,7 @@ from app.orders.models import (
     Refund,
 )
 from app.orders.services import OrderError, PaymentMismatch
-from app.orders.states import InvalidTransition, move_order, move_refund, record_creation
+from app.orders.states import move_order, move_refund
 
 REFUNDABLE_ORDER_STATUSES = (PAID, SHIPPED, COMPLETED)
 COUNTED_REFUND_STATUSES = (REFUND_REQUESTED, REFUND_APPROVED, REFUND_REFUNDED, REFUND_FAILED)
