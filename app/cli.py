@@ -50,7 +50,7 @@ def register(app: Flask) -> None:
     def create_api_token(name: str, scope: str, expires_days: int | None) -> None:
         """Print a new Open API bearer token (shown once; only its hash is stored)."""
         from app.accounts.tokens import TokenError, create_token
-        from app.incentives.audit import record, snapshot
+        from app.core.audit import record, snapshot
 
         try:
             token, secret = create_token(name, scope, expires_days)
@@ -65,7 +65,7 @@ def register(app: Flask) -> None:
     def revoke_api_token(name: str) -> None:
         """End the Open API token(s) called NAME at once."""
         from app.accounts.tokens import revoke_tokens_named
-        from app.incentives.audit import record
+        from app.core.audit import record
 
         revoked = revoke_tokens_named(name)
         if not revoked:

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
+from app.core import audit
 from app.core.models import AuditLog
 from app.distribution.admin_services import save_grade
 from app.distribution.distributors import create_distributor
 from app.distribution.models import LedgerEntry
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
-from app.incentives import audit
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
 from tests.pay_support import new_order

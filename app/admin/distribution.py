@@ -22,9 +22,11 @@ from app.admin.distribution_forms import (
     settings_to_form,
 )
 from app.admin.orders import actor_label
+from app.core.audit import audited, row, rows
 from app.core.params import bounded_int, page_arg
 from app.core.status import InvalidTransition
 from app.distribution import admin_services as svc
+from app.distribution.audit_targets import BINDING_OF_FORM_USER
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
 from app.distribution.models import (
@@ -37,7 +39,6 @@ from app.distribution.models import (
 from app.distribution.payout_cap import RateRefused
 from app.distribution.team import team_stats
 from app.extensions import db
-from app.incentives.audit import BINDING_OF_FORM_USER, audited, row, rows
 
 PER_PAGE = 20
 

@@ -23,16 +23,17 @@ from app.admin.decorators import staff_required
 from app.admin.distribution_forms import bp_text, rule_from_form
 from app.admin.order_csv import BOM, safe_cell
 from app.catalog.models import Product
+from app.core.audit import audited, row
 from app.core.money import format_yuan
 from app.core.params import bounded_int, page_arg
 from app.core.status import InvalidTransition
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
+from app.distribution.audit_targets import RULES_OF_PRODUCT
 from app.distribution.distributors import DistributionError
 from app.distribution.models import LEDGER_KINDS, Distributor, LedgerEntry, Withdrawal
 from app.distribution.payout_cap import RateRefused
 from app.extensions import db
-from app.incentives.audit import RULES_OF_PRODUCT, audited, row
 from app.orders.models import Order
 from app.orders.search import SHOP_TZ, parse_day
 from app.payments.client import PaymentError

@@ -20,12 +20,12 @@ from app.admin.decorators import staff_required
 from app.admin.forms import ActionForm
 from app.admin.order_csv import csv_lines
 from app.admin.order_forms import RejectRefundForm, ShipForm
+from app.core.audit import audited, row
 from app.core.models import StatusChange
 from app.core.money import format_yuan
 from app.core.params import page_arg
 from app.core.status import InvalidTransition
 from app.extensions import db
-from app.incentives.audit import audited, row
 from app.orders.models import (
     REFUND_APPROVED,
     REFUND_FAILED,

@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from app.admin import bp
 from app.admin.decorators import staff_required
+from app.core.audit import audited, row, single
 from app.core.money import format_yuan, parse_yuan
 from app.distribution.models import Grade, LedgerEntry
 from app.extensions import db
-from app.incentives.audit import audited, row, single
 from app.incentives.invites import (
     IncentiveSettingsError,
     get_incentive_settings,

@@ -37,6 +37,7 @@ from app.api.schemas import (
 from app.api.spec import BEARER, spec
 from app.cloud.dividends import RegionPreview
 from app.cloud.price_difference import DifferencePreview
+from app.core.audit import audited, row, rows
 from app.core.errors import ApiError
 from app.core.status import InvalidTransition
 from app.distribution import admin_services as svc
@@ -59,7 +60,6 @@ from app.distribution.payout_cap import RateRefused
 from app.distribution.simulator import Preview, simulate
 from app.distribution.team import team_counts
 from app.extensions import db
-from app.incentives.audit import audited, row, rows
 from app.payments.client import PaymentError
 
 DISTRIBUTOR_ID = "<int:distributor_id>"

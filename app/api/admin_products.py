@@ -34,6 +34,7 @@ from app.api.schemas import (
     StockSet,
 )
 from app.api.spec import BEARER, spec
+from app.catalog.audit_targets import NEW_PRODUCT, PRODUCT_WITH_SKUS
 from app.catalog.models import Product, Sku
 from app.catalog.services import (
     MAX_STOCK,
@@ -45,11 +46,12 @@ from app.catalog.services import (
     set_stock,
     update_product,
 )
+from app.core.audit import audited, row
 from app.core.errors import ApiError
 from app.distribution import admin_services as rules_svc
+from app.distribution.audit_targets import RULES_OF_PRODUCT
 from app.distribution.distributors import DistributionError
 from app.extensions import db
-from app.incentives.audit import NEW_PRODUCT, PRODUCT_WITH_SKUS, RULES_OF_PRODUCT, audited, row
 
 PRODUCT_ID = "<int:product_id>"  # ids past MAX_ID are simply not found (queries.py)
 SKU_ID = "<int:sku_id>"

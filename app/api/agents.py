@@ -47,13 +47,13 @@ from app.cloud.models import (
     CloudSettings,
     RegionAgent,
 )
+from app.core.audit import audited, row, rows
 from app.core.errors import ApiError
 from app.core.status import InvalidTransition
 from app.distribution.centre import STATE_LABELS, entry_label
 from app.distribution.ledger import balances
 from app.distribution.payout_cap import RateRefused
 from app.extensions import db
-from app.incentives.audit import audited, row, rows
 from app.orders.states import ORDER_STATUS_LABELS
 
 AGENT_ID = "<int:agent_id>"

@@ -49,12 +49,12 @@ from app.cloud.pricing import (
     save_levels,
     set_precedence,
 )
+from app.core.audit import audited, combined, row, rows
 from app.core.errors import ApiError
 from app.core.status import InvalidTransition
 from app.distribution.centre import share_url
 from app.distribution.ledger import balances
 from app.extensions import db
-from app.incentives.audit import audited, combined, row, rows
 from app.orders.services import MAX_LINES, MAX_QUANTITY, ItemRequest
 from app.orders.states import ORDER_STATUS_LABELS
 
