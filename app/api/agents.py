@@ -22,8 +22,8 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from spectree import Response
 from sqlalchemy import select
 
+from app.accounts.guards import customer_id, customer_required
 from app.api.blueprints import admin_bp, bp, requires_scope, token_has_owner_rights
-from app.api.orders import customer_id, customer_required
 from app.api.present import page_meta
 from app.api.schemas import (
     MAX_ID,

@@ -23,8 +23,9 @@ from pydantic import BaseModel, Field, StrictInt
 from spectree import Response
 from sqlalchemy import select
 
+from app.accounts.guards import customer_id, customer_required
 from app.api.blueprints import admin_bp, bp
-from app.api.orders import OrderOut, customer_id, customer_required, order_detail, order_errors
+from app.api.orders import OrderOut, order_detail, order_errors
 from app.api.present import page_meta
 from app.api.schemas import (
     MAX_ID,

@@ -41,6 +41,8 @@ from app.orders.models import (
     OrderLine,
     Refund,
 )
+from app.orders.queries import REFUND_TAB, customer_orders, order_history, refunds_by_line
+from app.orders.refunds import refundable_quantity
 from app.orders.services import MAX_QUANTITY, get_settings, shipping_fee_for
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 
@@ -55,7 +57,7 @@ TABS = (
     (PAID, "待发货"),
     (SHIPPED, "待收货"),
     ("completed", "已完成"),
-    ("refund", "退款"),
+    (REFUND_TAB, "退款"),
 )
 REFUND_REASONS = ("不想要了", "拍错/多拍", "商品质量问题", "商品与描述不符", "少件/漏发", "其他")
 
@@ -313,8 +315,6 @@ def edit_address(address_id: int):
 @login_required
 def order_list():
     """The customer's orders with status tabs (全部/待付款/待发货/待收货/已完成/退款)."""
-    from app.api.orders import customer_orders
-
     user_id = _customer_id()
     status = request.args.get("status", "all")
     if status not in dict(TABS):
@@ -335,8 +335,6 @@ def order_list():
 @login_required
 def order_detail(order_id: int):
     """One order: status, address, lines (with refunds), amounts, actions, timeline."""
-    from app.api.orders import order_history, refundable_quantity, refunds_by_line
-
     order = _own_order(order_id)
     refunds = refunds_by_line([order.id])
     return render_template(
@@ -371,8 +369,6 @@ def pay(order_id: int):
 @login_required
 def refund_form(order_id: int, line_id: int):
     """Ask a refund of one line: how many, and why."""
-    from app.api.orders import refundable_quantity, refunds_by_line
-
     order = _own_order(order_id)
     line = db.session.get(OrderLine, line_id) if line_id <= MAX_ID else None
     if line is None or line.order_id != order.id:
