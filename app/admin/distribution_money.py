@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
@@ -27,6 +27,7 @@ from app.core.audit import audited, row
 from app.core.money import format_yuan
 from app.core.params import bounded_int, page_arg
 from app.core.status import InvalidTransition
+from app.core.time import SHOP_TZ, shop_time_text
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
 from app.distribution.audit_targets import RULES_OF_PRODUCT
@@ -35,7 +36,7 @@ from app.distribution.models import LEDGER_KINDS, Distributor, LedgerEntry, With
 from app.distribution.payout_cap import RateRefused
 from app.extensions import db
 from app.orders.models import Order
-from app.orders.search import SHOP_TZ, parse_day
+from app.orders.search import parse_day
 from app.payments.client import PaymentError
 
 PER_PAGE = 30
@@ -47,11 +48,7 @@ def _actor() -> str:
 
 
 def _bj(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:  # SQLite hands back naive UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(SHOP_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    return shop_time_text(value, "%Y-%m-%d %H:%M:%S")
 
 
 # --- ledger -----------------------------------------------------------------------------

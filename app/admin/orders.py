@@ -25,6 +25,7 @@ from app.core.models import StatusChange
 from app.core.money import format_yuan
 from app.core.params import page_arg
 from app.core.status import InvalidTransition
+from app.core.time import SHOP_TZ
 from app.extensions import db
 from app.orders.models import (
     REFUND_APPROVED,
@@ -39,7 +40,6 @@ from app.orders.refunds import approve_refund, reject_refund
 from app.orders.search import (
     FILTER_STATUSES,
     REFUNDING,
-    SHOP_TZ,
     UNFINISHED_REFUND_STATUSES,
     OrderFilter,
     order_query,

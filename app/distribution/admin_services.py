@@ -31,6 +31,7 @@ from app.catalog.models import Product, Sku
 from app.catalog.services import MAX_PRICE_FEN
 from app.core.models import StatusChange
 from app.core.status import move_status, record_creation
+from app.core.time import shop_day_start
 from app.distribution.binding import bind
 from app.distribution.distributors import (
     DistributionError,
@@ -63,7 +64,6 @@ from app.distribution.payout_cap import (
 )
 from app.distribution.rules import BP_DENOMINATOR, FIXED, MAX_LEVELS, NONE, PERCENT, RULE_MODES
 from app.extensions import db
-from app.orders.search import day_start_utc
 
 MAX_DAYS = 3650
 MAX_HOLD_DAYS = 365
@@ -666,9 +666,9 @@ def ledger_query(flt: LedgerFilter) -> Select:
             raise SettingsError("state", "invalid_choice", "未知的状态")
         query = query.where(LedgerEntry.state == flt.state)
     if flt.created_from:
-        query = query.where(LedgerEntry.created_at >= day_start_utc(flt.created_from))
+        query = query.where(LedgerEntry.created_at >= shop_day_start(flt.created_from))
     if flt.created_to:
-        end = day_start_utc(flt.created_to + timedelta(days=1))
+        end = shop_day_start(flt.created_to + timedelta(days=1))
         query = query.where(LedgerEntry.created_at < end)
     if flt.order_id:
         query = query.where(LedgerEntry.order_id == flt.order_id)

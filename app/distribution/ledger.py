@@ -22,12 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 
 from app.accounts.models import User
-from app.core.time import utcnow
+from app.core.time import to_shop_time, utcnow
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.models import PENDING, REVERSED, SETTLED, WITHDRAWN, LedgerEntry
 from app.extensions import db
@@ -78,7 +77,6 @@ def balances(distributor_id: int) -> Balances:
 
 # --- the ledger list of the distributor centre and the admin --------------------------------
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")  # dates people read are China time
 PER_PAGE = 20
 
 
@@ -147,7 +145,7 @@ def reason_not_available(
         hold_days = get_distribution_settings().settlement_hold_days
     until = _aware(order.completed_at) + timedelta(days=hold_days)
     if until > now:
-        local = until.astimezone(SHANGHAI)
+        local = to_shop_time(until)  # dates people read are shop time
         return f"售后期至 {local.month}月{local.day}日"
     return "结算中"
 

@@ -9,7 +9,7 @@ CSRF token) from ``GET /cart/session`` instead.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from app.accounts.oauth import safe_next
 from app.catalog.models import Product, Sku
 from app.core.params import MAX_ID, bounded_int
-from app.core.time import utcnow
+from app.core.time import shop_time_text, utcnow
 from app.extensions import db
 from app.orders.addresses import default_address, list_addresses
 from app.orders.cart import view_cart
@@ -48,7 +48,6 @@ from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 
 bp = Blueprint("orders", __name__)
 
-CHINA_TZ = timezone(timedelta(hours=8))
 PER_PAGE = 10
 # The tabs of /orders: (value of ?status=, label). "refund" lists orders with refunds.
 TABS = (
@@ -83,11 +82,7 @@ def my_order_counts_global() -> dict:
 @bp.app_template_filter("cn_time")
 def cn_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A stored UTC time shown in China time (the shop's customers are there)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:  # SQLite returns naive UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(CHINA_TZ).strftime(fmt)
+    return shop_time_text(moment, fmt)
 
 
 def my_order_counts() -> dict[str, int]:

@@ -46,11 +46,10 @@ from sqlalchemy import delete, false, func, insert, literal, or_, select, text, 
 from sqlalchemy.sql.expression import ColumnElement
 
 from app.core.sql import dialect_insert
-from app.core.time import utcnow
+from app.core.time import SHOP_TZ, shop_day_start, shop_today, utcnow
 from app.distribution.models import LedgerEntry
 from app.extensions import db
 from app.orders.models import Order, Refund
-from app.orders.search import SHOP_TZ, day_start_utc
 from app.reports.models import (
     ReportDailyDistributor,
     ReportDailyProduct,
@@ -60,11 +59,6 @@ from app.reports.models import (
 from app.reports.periods import Range
 
 RUN_DAYS = 31  # days recomputed per transaction: short locks, bounded work per commit
-
-
-def beijing_today(now: datetime | None = None) -> date:
-    """Today's date in Beijing (the shop's calendar)."""
-    return (now or utcnow()).astimezone(SHOP_TZ).date()
 
 
 def runs(days: list[date]) -> list[tuple[date, date]]:
@@ -84,7 +78,7 @@ def within_runs(column: ColumnElement, spans: list[tuple[date, date]]) -> Column
         return false()
     return or_(
         *(
-            (column >= day_start_utc(a)) & (column < day_start_utc(b + timedelta(days=1)))
+            (column >= shop_day_start(a)) & (column < shop_day_start(b + timedelta(days=1)))
             for a, b in spans
         )
     )
@@ -120,7 +114,7 @@ def split(rng: Range, today: date | None = None) -> Split:
     The clean days are read in one statement; each clean day's summary rows were written
     in one transaction, so each day's figures are exact as of one moment.
     """
-    today = today or beijing_today()
+    today = today or shop_today()
     clean = set(
         db.session.scalars(
             select(ReportDay.day).where(
@@ -155,7 +149,7 @@ def refresh_horizon(now: datetime | None = None) -> date | None:
     day without marking them (see the module docstring).
     """
     now = now or utcnow()
-    last = beijing_today(now) - timedelta(days=1)
+    last = shop_today(now) - timedelta(days=1)
     if db.session.get_bind().dialect.name == "postgresql":
         oldest = db.session.execute(
             text(
