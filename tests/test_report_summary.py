@@ -15,9 +15,9 @@ from app.distribution.models import LedgerEntry
 from app.extensions import db
 from app.orders.models import Order, Refund
 from app.reports import queries
+from app.reports.days import Split, split
 from app.reports.models import ReportDailyTotal, ReportDay
 from app.reports.periods import Range
-from app.reports.summary import Split, split
 from jobs.reports import refresh_summaries
 from tests.test_commissions import chain, configure, customer_of, finish, place, refund
 

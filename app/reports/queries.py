@@ -46,9 +46,9 @@ from app.distribution.models import (
 )
 from app.extensions import db
 from app.orders.models import REFUND_REFUNDED, Order, OrderLine, Refund
+from app.reports.days import Split, split
 from app.reports.models import ReportDailyDistributor, ReportDailyProduct, ReportDailyTotal
 from app.reports.periods import Range, beijing_date, day_period, period_start
-from app.reports.summary import Split, split
 
 DIVIDEND_KINDS = ("region_dividend", "price_difference")
 REWARD_KINDS = ("task_reward", "invite_reward")
