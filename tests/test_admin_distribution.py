@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.core.models import StatusChange
-from app.distribution.admin_services import save_grade
+from app.distribution.admin_settings import save_grade
 from app.distribution.binding import bind
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.ledger import balances
@@ -507,7 +507,7 @@ def test_product_and_sku_rules_on_the_product_page(signed_in, app_ctx, make):
 
 
 def test_grade_service_name_is_trimmed_and_unique(app_ctx):
-    from app.distribution.admin_services import SettingsError
+    from app.distribution.admin_input import SettingsError
 
     save_grade({"name": " 银牌 "})
     db.session.commit()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.core import audit
 from app.core.models import AuditLog
-from app.distribution.admin_services import save_grade
+from app.distribution.admin_settings import save_grade
 from app.distribution.distributors import create_distributor
 from app.distribution.models import LedgerEntry
 from app.distribution.withdrawals import request_withdrawal

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.core.time import utcnow
-from app.distribution.admin_services import save_grade
+from app.distribution.admin_settings import save_grade
 from app.distribution.binding import bind
 from app.distribution.ledger import balances
 from app.distribution.models import Distributor, LedgerEntry

@@ -24,6 +24,8 @@ from app.catalog.models import Sku
 from app.cloud.dividends import RegionPreview, capped_dividends, preview_region_dividends
 from app.cloud.price_difference import DifferencePreview, simulate_differences
 from app.core.money import format_yuan
+from app.distribution.admin_distributors import distributor_label
+from app.distribution.admin_settings import check_levels, check_rule
 from app.distribution.attribution import buyer_chain
 from app.distribution.binding import may_bind
 from app.distribution.commissions import default_rule, grade_rule, product_rules
@@ -120,8 +122,6 @@ class Simulation:
 
 
 def _label(d: Distributor | None) -> str:
-    from app.distribution.admin_services import distributor_label
-
     return distributor_label(d) if d is not None else "—"
 
 
@@ -168,7 +168,6 @@ def simulate(
     or a bad input.
     """
     from app.accounts.models import User
-    from app.distribution.admin_services import check_levels, check_rule
 
     preview = preview or Preview()
     sku = db.session.get(Sku, sku_id)
