@@ -21,7 +21,7 @@ from app.admin.distribution_forms import (
     settings_from_form,
     settings_to_form,
 )
-from app.admin.orders import actor_label
+from app.admin.orders import _actor_names, actor_label
 from app.core.audit import audited, row, rows
 from app.core.params import bounded_int, page_arg
 from app.core.status import InvalidTransition
@@ -252,7 +252,6 @@ def distributors():
 def _render_detail(d: Distributor, error: str | None = None, status: int = 200):
     parent = db.session.get(Distributor, d.parent_id) if d.parent_id else None
     history = admin_distributors.distributor_history(d.id)
-    from app.admin.orders import _actor_names
 
     names = _actor_names(history)
     customers = db.paginate(

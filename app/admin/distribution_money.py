@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from app.admin import bp
 from app.admin.decorators import staff_required
+from app.admin.distribution import find_distributor
 from app.admin.distribution_forms import bp_text, rule_from_form
 from app.admin.order_csv import BOM, safe_cell
 from app.catalog.models import Product
@@ -76,8 +77,6 @@ def _ledger_filter() -> tuple[admin_money.LedgerFilter, dict[str, str], str | No
         args["state"] = ""
     distributor_id = None
     if args["distributor"]:
-        from app.admin.distribution import find_distributor
-
         found = find_distributor(args["distributor"])
         if found is None:
             error = f"找不到分销员“{args['distributor']}”"

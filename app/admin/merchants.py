@@ -11,6 +11,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.accounts.models import User
 from app.admin import bp
 from app.admin.decorators import staff_required
 from app.cloud import merchants as svc
@@ -184,8 +185,6 @@ def merchant_create():
         None,
     )
     try:
-        from app.accounts.models import User
-
         if user_id is None or db.session.get(User, user_id) is None:
             raise MerchantError("unknown_user", "用户不存在，请填写正确的用户编号", 404)
         if form.get("parent_id", "").strip():

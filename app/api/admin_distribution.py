@@ -43,7 +43,7 @@ from app.core.errors import ApiError
 from app.core.status import InvalidTransition
 from app.distribution import admin_distributors, admin_input, admin_money, admin_settings
 from app.distribution import withdrawals as wd
-from app.distribution.distributors import DistributionError
+from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
 from app.distribution.models import (
     BIND_MODES,
@@ -530,8 +530,6 @@ def _withdrawal_out(w: Withdrawal) -> AdminWithdrawal:
 )
 def get_settings():
     """The shop's distribution settings, with warnings for risky choices."""
-    from app.distribution.distributors import get_distribution_settings
-
     settings = get_distribution_settings()
     db.session.commit()  # the row may have been created just now
     return _settings_out(

@@ -23,6 +23,7 @@ from spectree import Response
 from sqlalchemy import select
 
 from app.accounts.guards import customer_id, customer_required
+from app.accounts.models import User
 from app.api.blueprints import admin_bp, bp, requires_scope, token_has_owner_rights
 from app.api.present import page_meta
 from app.api.schemas import (
@@ -37,6 +38,7 @@ from app.api.schemas import (
     omitted,
 )
 from app.api.spec import BEARER, COOKIE, spec
+from app.catalog.models import Product
 from app.cloud import agents as svc
 from app.cloud import dividends as div
 from app.cloud.models import (
@@ -272,8 +274,6 @@ def _admin_actor() -> str:
 
 
 def admin_agent_out(agent: RegionAgent) -> AdminAgent:
-    from app.accounts.models import User
-
     user = db.session.get(User, agent.user_id)
     return AdminAgent(
         id=agent.id,
@@ -566,8 +566,6 @@ def _rates_out() -> ProductRateList:
 )
 def admin_agent_product_rate_put(json: ProductRatePut):
     """Set one product's rate for one level (``rate_bp`` null removes it)."""
-    from app.catalog.models import Product
-
     if db.session.get(Product, json.product_id) is None:
         raise ApiError(404, "not_found", "商品不存在")
     with agent_errors():

@@ -23,10 +23,22 @@ from app.api.schemas import Body, ErrorResponse, PageInfo, PageQuery, Query
 from app.api.spec import COOKIE, spec
 from app.core.errors import ApiError
 from app.distribution import centre
-from app.distribution.distributors import DistributionError, distributor_for_user
+from app.distribution.distributors import (
+    DistributionError,
+    distributor_for_user,
+    get_distribution_settings,
+)
 from app.distribution.ledger import balances, entries_for, mask_name
 from app.distribution.models import Distributor, Withdrawal
+from app.distribution.team import team_counts, team_stats
+from app.distribution.withdrawals import (
+    AWAITING_CONFIRM,
+    WITHDRAWAL_STATUS_LABELS,
+    preview_fee,
+    request_withdrawal,
+)
 from app.extensions import db
+from app.payments.transfers import confirm_params, sandbox_confirm_url
 
 TAGS = ["distributor"]
 SECURITY = {COOKIE: []}
@@ -216,8 +228,6 @@ def _base_url() -> str:
 
 def me_out(d: Distributor) -> DistributorMe:
     """The distributor with balances, share links and counts."""
-    from app.distribution.team import team_counts
-
     money = balances(d.id)
     level1, level2, _total = team_counts(d.id)
     parent = d.parent
@@ -242,9 +252,6 @@ def me_out(d: Distributor) -> DistributorMe:
 
 def withdrawal_out(w: Withdrawal, return_url: str | None = None) -> WithdrawalOut:
     """One withdrawal; with the confirm-receipt parameters while WeChat waits for them."""
-    from app.distribution.withdrawals import AWAITING_CONFIRM, WITHDRAWAL_STATUS_LABELS
-    from app.payments.transfers import confirm_params, sandbox_confirm_url
-
     waiting = w.status == AWAITING_CONFIRM and bool(w.package_info)
     return WithdrawalOut(
         id=w.id,
@@ -341,8 +348,6 @@ def distributor_customers(query: PageQuery):
 @spec.validate(resp=Response(HTTP_200=TeamOut, **ERRORS), tags=TAGS, security=SECURITY)
 def distributor_team(query: TeamQuery):
     """My team: level 1 and 2 counts, team size and sales, and one level's members."""
-    from app.distribution.team import team_stats
-
     d = _mine()
     stats = team_stats(d.id)
     rows = centre.team_members(d.id, query.level, query.page, query.per_page + 1)
@@ -372,8 +377,6 @@ def distributor_team(query: TeamQuery):
 @spec.validate(resp=Response(HTTP_200=WithdrawalPage, **ERRORS), tags=TAGS, security=SECURITY)
 def distributor_withdrawals(query: PageQuery):
     """My withdrawals with their statuses, and the withdrawal rules."""
-    from app.distribution.distributors import get_distribution_settings
-
     d = _mine()
     settings = get_distribution_settings()
     rows = centre.withdrawals_of(d.id, query.page, query.per_page + 1)
@@ -393,8 +396,6 @@ def distributor_withdrawals(query: PageQuery):
 @spec.validate(resp=Response(HTTP_200=FeeOut, **ERRORS), tags=TAGS, security=SECURITY)
 def distributor_withdrawal_fee(query: FeeQuery):
     """The fee and the net amount of a withdrawal of ``amount_fen``, before submitting."""
-    from app.distribution.withdrawals import preview_fee
-
     _mine()
     fee = preview_fee(query.amount_fen)
     return FeeOut(
@@ -408,8 +409,6 @@ def distributor_withdrawal_fee(query: FeeQuery):
 def distributor_withdraw(json: WithdrawalCreate):
     """Ask to withdraw ``amount_fen`` (fee included): minimum, daily limit and balance are
     checked; concurrent requests never overdraw."""
-    from app.distribution.withdrawals import request_withdrawal
-
     d = _mine()
     with distribution_errors():
         w = request_withdrawal(d, json.amount_fen)

@@ -24,6 +24,7 @@ from spectree import Response
 from sqlalchemy import select
 
 from app.accounts.guards import customer_id, customer_required
+from app.accounts.models import User
 from app.api.blueprints import admin_bp, bp
 from app.api.orders import OrderOut, order_detail, order_errors
 from app.api.present import page_meta
@@ -473,8 +474,6 @@ def admin_merchants(query: AdminMerchantQuery):
 )
 def admin_create_merchant(json: AdminMerchantCreate):
     """Make a user an ordering merchant (``pending`` to approve later)."""
-    from app.accounts.models import User
-
     if db.session.get(User, json.user_id) is None:
         raise ApiError(404, "not_found", "用户不存在")
     with merchant_errors():

@@ -53,6 +53,16 @@ from app.orders.services import (
     place_order,
 )
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS, move_order
+from app.payments.client import (
+    PaymentError,
+    close_order,
+    create_prepay,
+    jsapi_params,
+    query_order,
+    sandbox_cashier_url,
+    uses_sandbox,
+)
+from app.payments.notices import NoticeRejected, apply_payment
 
 log = logging.getLogger(__name__)
 
@@ -321,9 +331,6 @@ def sync_payment(order: Order) -> None:
     The customer's page never marks an order paid: only WeChat's notice, or WeChat's own
     answer to this server-side query, applied through the same ``apply_payment`` checks.
     """
-    from app.payments.client import PaymentError, query_order
-    from app.payments.notices import NoticeRejected, apply_payment
-
     if order.status != PENDING_PAYMENT:
         return
     prepaid = db.session.scalar(
@@ -420,14 +427,6 @@ def pay_order(order_id: int):
     With the local stand-in, ``cashier_url`` is its pay sheet, which comes back to the
     order's pay page afterwards.
     """
-    from app.payments.client import (
-        PaymentError,
-        create_prepay,
-        jsapi_params,
-        sandbox_cashier_url,
-        uses_sandbox,
-    )
-
     order = own_order(order_id)
     if order.status != PENDING_PAYMENT:
         raise ApiError(409, "not_payable", "订单当前状态不能支付")
@@ -460,8 +459,6 @@ def cancel(order_id: int):
     If WeChat already has a prepay for it, the WeChat order is closed first, so money
     cannot arrive for an order we cancelled; WeChat saying it is already paid wins.
     """
-    from app.payments.client import PaymentError, close_order
-
     order = own_order(order_id)
     if order.status != PENDING_PAYMENT:
         raise ApiError(409, "invalid_transition", "订单当前状态不能取消")

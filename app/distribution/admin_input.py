@@ -14,7 +14,6 @@ MAX_DAILY_WITHDRAWALS = 100
 MAX_FEN = 100_000_000_00  # ¥100,000,000: anything above is a typo
 MAX_GRADE_RANK = 1000
 MAX_COUNT = 1_000_000
-RATE_WARNING_BP = 5000  # total default commission above 50% of the sale deserves a warning
 
 
 class SettingsError(DistributionError):
@@ -29,6 +28,7 @@ class SettingsError(DistributionError):
 
 
 def read_int(data: Mapping, field: str, label: str, low: int, high: int) -> int:
+    """``data[field]`` as an integer in ``low..high``, or ``SettingsError``."""
     value = data[field]
     if not isinstance(value, int) or isinstance(value, bool):
         raise SettingsError(field, "invalid_number", f"{label}应为整数")
@@ -38,6 +38,7 @@ def read_int(data: Mapping, field: str, label: str, low: int, high: int) -> int:
 
 
 def read_bp(data: Mapping, field: str, label: str) -> int:
+    """``data[field]`` as a rate in basis points (0 to 100%), or ``SettingsError``."""
     value = data[field]
     if not isinstance(value, int) or isinstance(value, bool):
         raise SettingsError(field, "invalid_number", f"{label}应为整数（万分比）")
@@ -47,6 +48,7 @@ def read_bp(data: Mapping, field: str, label: str) -> int:
 
 
 def read_fen(data: Mapping, field: str, label: str) -> int:
+    """``data[field]`` as an amount in fen (0 to ``MAX_FEN``), or ``SettingsError``."""
     value = data[field]
     if not isinstance(value, int) or isinstance(value, bool):
         raise SettingsError(field, "invalid_number", f"{label}应为整数（单位分）")
@@ -58,6 +60,7 @@ def read_fen(data: Mapping, field: str, label: str) -> int:
 
 
 def read_bool(data: Mapping, field: str, label: str) -> bool:
+    """``data[field]`` as a strict boolean, or ``SettingsError``."""
     value = data[field]
     if not isinstance(value, bool):
         raise SettingsError(field, "invalid_boolean", f"{label}应为是或否")
@@ -65,6 +68,7 @@ def read_bool(data: Mapping, field: str, label: str) -> bool:
 
 
 def read_choice(data: Mapping, field: str, label: str, choices: Mapping[str, str]) -> str:
+    """``data[field]`` as one of the keys of ``choices``, or ``SettingsError``."""
     value = data[field]
     if value not in choices:
         options = "、".join(f"{k}（{v}）" for k, v in choices.items())

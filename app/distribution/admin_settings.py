@@ -18,7 +18,6 @@ from app.distribution.admin_input import (
     MAX_DAYS,
     MAX_GRADE_RANK,
     MAX_HOLD_DAYS,
-    RATE_WARNING_BP,
     SettingsError,
     read_bool,
     read_bp,
@@ -56,6 +55,8 @@ from app.distribution.rules import (
 from app.extensions import db
 
 # --- settings ---------------------------------------------------------------------------
+
+RATE_WARNING_BP = 5000  # total default commission above 50% of the sale deserves a warning
 
 # field -> (label, reader). The readers refuse out-of-range values with a Chinese message.
 SETTINGS_FIELDS: dict[str, tuple[str, object]] = {

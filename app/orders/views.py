@@ -45,6 +45,7 @@ from app.orders.queries import REFUND_TAB, customer_orders, order_history, refun
 from app.orders.refunds import refundable_quantity
 from app.orders.services import MAX_QUANTITY, get_settings, shipping_fee_for
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
+from app.shop.views import DEFAULT_SHOP_NAME
 
 bp = Blueprint("orders", __name__)
 
@@ -64,8 +65,6 @@ REFUND_REASONS = ("不想要了", "拍错/多拍", "商品质量问题", "商品
 @bp.context_processor
 def order_globals() -> dict:
     """Names every order template may use."""
-    from app.shop.views import DEFAULT_SHOP_NAME
-
     return {
         "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
         "order_labels": ORDER_STATUS_LABELS,
