@@ -11,9 +11,9 @@ from flask import Flask
 
 from app.accounts.services import StaffError, upsert_staff
 from app.accounts.tokens import TokenError, create_token, revoke_tokens_named
+from app.core.audit import record, snapshot
 from app.distribution.team import rebuild_team_totals as rebuild
 from app.extensions import db
-from app.incentives.audit import record, snapshot
 from app.wechat.menu import menu_cli
 from app.wechat.sandbox import run_sandbox
 from jobs.worker import run_worker

@@ -11,6 +11,7 @@ from app.cloud.models import (  # noqa: F401
     OrderingMerchant,
     RegionAgent,
 )
+from app.core.models import AuditLog, StatusChange  # noqa: F401
 from app.distribution.models import (  # noqa: F401
     Binding,
     BindingEvent,
@@ -23,13 +24,7 @@ from app.distribution.models import (  # noqa: F401
     RefTouch,
     Withdrawal,
 )
-from app.incentives.models import (  # noqa: F401
-    AuditLog,
-    GradeChange,
-    IncentiveSettings,
-    LeaderboardOptIn,
-    Task,
-)
+from app.incentives.models import GradeChange, IncentiveSettings, LeaderboardOptIn, Task  # noqa: F401
 from app.ledger.models import LedgerEntry, LedgerEntryChange  # noqa: F401
 from app.orders.models import (  # noqa: F401
     Address,
@@ -39,7 +34,6 @@ from app.orders.models import (  # noqa: F401
     PaymentTransaction,
     Refund,
     ShopSettings,
-    StatusChange,
 )
 from app.posters.models import PosterTemplate  # noqa: F401
 from app.reports.models import (  # noqa: F401

@@ -280,8 +280,8 @@ def explain_default(app) -> None:
     """Print the plan of the heaviest default-range query (the ledger's)."""
     from app.extensions import db
     from app.reports import queries
+    from app.reports.days import split
     from app.reports.periods import parse_range
-    from app.reports.summary import split
 
     with app.test_request_context("/admin/reports"):
         rng, _ = parse_range({})

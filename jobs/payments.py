@@ -25,6 +25,7 @@ from flask import current_app
 from sqlalchemy import exists, select
 
 from app.core.redis import get_redis
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.extensions import db
 from app.ledger.settlement import schedule_order
@@ -34,7 +35,7 @@ from app.orders.services import (
     due_shipped_order_ids,
     due_unpaid_order_ids,
 )
-from app.orders.states import InvalidTransition, move_order
+from app.orders.states import move_order
 from app.payments.client import PaymentError, close_order, query_order, record_transaction
 from app.payments.notices import NoticeRejected, apply_payment
 from app.signals import order_paid

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError
 from app.distribution.models import Withdrawal
 from app.distribution.withdrawals import stuck_withdrawal_ids, sync_withdrawal
 from app.extensions import db
-from app.orders.states import InvalidTransition
 from app.payments.client import PaymentError
 from jobs.queues import schedule_in_slot, single_flight
 

@@ -9,7 +9,8 @@ import io
 import pytest
 from sqlalchemy import select
 
-from app.distribution.admin_services import save_grade
+from app.core.models import StatusChange
+from app.distribution.admin_settings import save_grade
 from app.distribution.binding import bind
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.models import (
@@ -24,7 +25,6 @@ from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.ledger.balances import balances
 from app.ledger.models import LedgerEntry
-from app.orders.models import StatusChange
 from tests.pay_support import fresh
 from tests.test_admin_support import csrf_token, fresh_client, text
 from tests.test_commissions import configure, distributor
@@ -507,7 +507,7 @@ def test_product_and_sku_rules_on_the_product_page(signed_in, app_ctx, make):
 
 
 def test_grade_service_name_is_trimmed_and_unique(app_ctx):
-    from app.distribution.admin_services import SettingsError
+    from app.distribution.admin_input import SettingsError
 
     save_grade({"name": " 银牌 "})
     db.session.commit()

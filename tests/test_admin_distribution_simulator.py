@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.distribution.admin_services import save_commission_rule, save_grade
+from app.distribution.admin_settings import save_commission_rule, save_grade
 from app.earnings.simulator import Preview, simulate
 from app.extensions import db
 from app.ledger.models import LedgerEntry

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.core.models import StatusChange
+from app.core.status import InvalidTransition
 from app.extensions import db
-from app.orders.models import Order, Refund, ShopSettings, StatusChange
+from app.orders.models import Order, Refund, ShopSettings
 from app.orders.refunds import request_refund
 from app.orders.services import OrderError, get_settings, mark_paid
 from app.orders.shipping import (
@@ -24,7 +26,6 @@ from app.orders.shipping import (
     ship_order,
     shipping_warnings,
 )
-from app.orders.states import InvalidTransition
 from tests.pay_support import (
     fresh,
     new_order,

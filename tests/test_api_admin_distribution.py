@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from app.core.models import StatusChange
 from app.distribution.distributors import create_distributor, get_distribution_settings
 from app.distribution.models import Distributor, Withdrawal
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.ledger.balances import balances
 from app.ledger.models import LedgerEntry
-from app.orders.models import StatusChange
 from tests.openapi_support import bearer_caller
 from tests.pay_support import fresh
 from tests.test_admin_distribution import money_for

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from app.core.models import AuditLog
 from app.distribution.distributors import create_distributor
 from app.distribution.models import CommissionRule
 from app.extensions import db
-from app.incentives.models import AuditLog
 from tests.openapi_support import bearer_caller
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from app.core.models import AuditLog
 from app.extensions import db
-from app.incentives.models import AuditLog, IncentiveSettings, Task
+from app.incentives.models import IncentiveSettings, Task
 from tests.openapi_support import bearer_caller
 
 TASK = {

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from app.accounts.models import ApiToken
+from app.core.models import AuditLog
 from app.core.time import utcnow
 from app.extensions import db
-from app.incentives.models import AuditLog
 
 
 def create(runner, name: str, *options: str) -> str:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
-from app.distribution.admin_services import save_grade
+from app.core import audit
+from app.core.models import AuditLog
+from app.distribution.admin_settings import save_grade
 from app.distribution.distributors import create_distributor
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
-from app.incentives import audit
-from app.incentives.models import AuditLog
 from app.ledger.models import LedgerEntry
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid

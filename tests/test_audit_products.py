@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.catalog.models import Product, Sku
+from app.core.models import AuditLog
 from app.extensions import db
-from app.incentives.models import AuditLog
 from tests.test_admin_catalog import product_data
 from tests.test_admin_support import fresh_client, login_staff, post, text
 

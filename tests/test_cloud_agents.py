@@ -16,15 +16,16 @@ from sqlalchemy import select
 from app.cloud import agents as svc
 from app.cloud.dividends import region_orders, sales_rollup
 from app.cloud.models import RegionAgent
+from app.core.models import StatusChange
+from app.core.status import InvalidTransition
 from app.distribution.models import Distributor
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.ledger.balances import balances, entries_for
 from app.ledger.models import LedgerEntry
 from app.ledger.settlement import settle_due
-from app.orders.models import Address, Order, StatusChange
+from app.orders.models import Address, Order
 from app.orders.services import ItemRequest, place_order
-from app.orders.states import InvalidTransition
 from jobs.commissions import compute_order_commissions
 from tests.pay_support import fresh, prepay, sandbox_pay, wait_until
 from tests.test_commissions import finish, pay, refund

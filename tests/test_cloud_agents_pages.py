@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from app.cloud import agents as svc
 from app.cloud.models import RegionAgent
+from app.core.models import StatusChange
 from app.extensions import db
-from app.orders.models import StatusChange
 from tests.openapi_support import bearer_caller
 from tests.pay_support import fresh
 from tests.test_admin_support import csrf_token, fresh_client

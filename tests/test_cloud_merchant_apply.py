@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app.cloud import merchants as svc
 from app.cloud.models import OrderingMerchant
+from app.core.models import StatusChange
 from app.extensions import db
-from app.orders.models import StatusChange
 from tests.pay_support import fresh
 from tests.test_admin_support import csrf_token, fresh_client
 from tests.test_cloud_merchants import levels, merchant

@@ -8,8 +8,8 @@ import pytest
 from app.cloud.merchants import create_merchant
 from app.cloud.models import MerchantSkuPrice, OrderingMerchant
 from app.cloud.pricing import get_cloud_settings, list_levels
+from app.core.models import StatusChange
 from app.extensions import db
-from app.orders.models import StatusChange
 from tests.pay_support import fresh
 from tests.test_admin_support import fresh_client, post, sign_in, text
 from tests.test_cloud_merchants import levels, merchant

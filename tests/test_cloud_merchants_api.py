@@ -7,8 +7,9 @@ import pytest
 
 from app.catalog.models import Sku
 from app.cloud.models import MerchantOrder, OrderingMerchant
+from app.core.models import StatusChange
 from app.extensions import db
-from app.orders.models import Order, StatusChange
+from app.orders.models import Order
 from app.orders.shipping import ship_order
 from tests.openapi_support import bearer_caller
 from tests.pay_support import fresh

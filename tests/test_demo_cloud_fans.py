@@ -7,7 +7,6 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.accounts.models import User
-from app.ledger.models import LedgerEntry
 from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.wechat.sandbox import create_sandbox_app

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.core.time import utcnow
-from app.distribution.admin_services import save_grade
+from app.distribution.admin_settings import save_grade
 from app.distribution.binding import bind
 from app.distribution.models import Distributor
 from app.extensions import db

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.time import utcnow
-from app.distribution.admin_services import update_settings
+from app.distribution.admin_settings import update_settings
 from app.distribution.models import Distributor
 from app.distribution.withdrawals import (
     approve_withdrawal,

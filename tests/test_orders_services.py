@@ -7,9 +7,11 @@ import pytest
 from sqlalchemy import func, select
 
 from app.catalog.models import Sku
+from app.core.models import StatusChange
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.extensions import db
-from app.orders.models import Address, Order, PaymentTransaction, StatusChange
+from app.orders.models import Address, Order, PaymentTransaction
 from app.orders.services import (
     ItemRequest,
     OrderError,
@@ -20,7 +22,7 @@ from app.orders.services import (
     mark_paid,
     place_order,
 )
-from app.orders.states import InvalidTransition, move_order
+from app.orders.states import move_order
 
 
 def _address(user) -> Address:

@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from rq import Queue
 from sqlalchemy import func, select
 
+from app.core.models import StatusChange
 from app.core.redis import redis_for
 from app.extensions import db
-from app.orders.models import Order, PaymentTransaction, StatusChange
+from app.orders.models import Order, PaymentTransaction
 from app.orders.services import cancel_order
 from app.payments.client import get_pay
 from app.wechat.sandbox.pay import rsa_sign

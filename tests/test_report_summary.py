@@ -9,15 +9,15 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, text, update
 
-from app.core.time import utcnow
+from app.core.time import shop_today, utcnow
 from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.ledger.settlement import settle_due
 from app.orders.models import Order, Refund
 from app.reports import queries
+from app.reports.days import Split, split
 from app.reports.models import ReportDailyTotal, ReportDay
 from app.reports.periods import Range
-from app.reports.summary import Split, beijing_today, split
 from jobs.reports import refresh_summaries
 from tests.test_commissions import chain, configure, customer_of, finish, place, refund
 
@@ -43,7 +43,7 @@ def pay_on(order: Order, days_ago: int) -> Order:
 
 
 def the_range() -> Range:
-    today = beijing_today()
+    today = shop_today()
     return Range(today - timedelta(days=9), today, "day")
 
 
@@ -122,7 +122,7 @@ def test_summaries_equal_the_ledger_through_payments_refunds_and_settlement(app_
     configure(levels=2, settlement_hold_days=1)
     seller, _parent = chain(make, 2)
     rng = the_range()
-    paid_day = beijing_today() - timedelta(days=DAYS_AGO)
+    paid_day = shop_today() - timedelta(days=DAYS_AGO)
     orders = [
         pay_on(place(make, customer_of(make, seller, f"顾客{i}"), price_fen=3333, quantity=3), d)
         for i, d in enumerate((DAYS_AGO, DAYS_AGO, 5, 0))
@@ -133,9 +133,9 @@ def test_summaries_equal_the_ledger_through_payments_refunds_and_settlement(app_
     result = refresh_summaries()
     assert result["clean"] >= 2
     assert paid_day in clean_days()
-    assert beijing_today() not in clean_days()  # today is never summarized
+    assert shop_today() not in clean_days()  # today is never summarized
     part = split(rng)
-    assert part.summary and part.live[-1][1] == beijing_today()
+    assert part.summary and part.live[-1][1] == shop_today()
     total = db.session.get(ReportDailyTotal, paid_day)
     assert (total.orders, total.sales_fen) == (3, orders[0].paid_fen * 2 + natural.paid_fen)
     assert total.dist_orders == 2 and total.commission_pending_fen > 0
@@ -194,7 +194,7 @@ def test_a_day_is_clean_only_at_the_change_count_it_was_summarized_at(app_ctx, m
     configure(levels=1)
     (seller,) = chain(make, 1)
     order = pay_on(place(make, customer_of(make, seller)), 2)
-    day = beijing_today() - timedelta(days=2)
+    day = shop_today() - timedelta(days=2)
     refresh_summaries()
     assert day in clean_days()
     db.session.execute(

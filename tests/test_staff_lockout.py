@@ -20,9 +20,9 @@ from app.admin.login_limits import (
     account_lock_seconds,
     address_keys,
 )
+from app.core.models import AuditLog
 from app.core.redis import get_redis
 from app.extensions import db
-from app.incentives.models import AuditLog
 from config import config_for
 from tests.test_admin_support import fresh_client, sign_in, text
 

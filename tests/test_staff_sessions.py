@@ -11,9 +11,9 @@ from flask_login.utils import encode_cookie
 from sqlalchemy import select
 
 from app.accounts.models import Staff, StaffSession
+from app.core.models import AuditLog
 from app.core.time import utcnow
 from app.extensions import db
-from app.incentives.models import AuditLog
 from tests.test_admin_support import csrf_token, fresh_client, post, sign_in, text
 
 WINDOWS_CHROME = (

@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.core.time import utcnow
+from app.core.models import StatusChange
+from app.core.status import InvalidTransition
+from app.core.time import shop_day_bounds, utcnow
 from app.distribution.distributors import (
     DistributionError,
     create_distributor,
@@ -26,7 +28,6 @@ from app.distribution.withdrawals import (
     REJECTED,
     REQUESTED,
     approve_withdrawal,
-    china_day_bounds,
     complete_transfer,
     mark_paid_manually,
     preview_fee,
@@ -37,8 +38,6 @@ from app.extensions import db
 from app.ledger.balances import balances
 from app.ledger.kinds import SETTLED, WITHDRAWN
 from app.ledger.models import LedgerEntry
-from app.orders.models import StatusChange
-from app.orders.states import InvalidTransition
 
 
 def configure(**values) -> None:
@@ -197,8 +196,8 @@ def test_daily_limit_counts_the_shanghai_day(make):
     assert db.session.scalar(select(func.count(Withdrawal.id))) == 3
 
 
-def test_china_day_bounds():
-    start, end = china_day_bounds(datetime(2026, 3, 1, 16, 30, tzinfo=UTC))
+def test_shop_day_bounds():
+    start, end = shop_day_bounds(datetime(2026, 3, 1, 16, 30, tzinfo=UTC))
     assert start == datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
     assert end == datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
 

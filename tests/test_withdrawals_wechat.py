@@ -13,6 +13,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError
 from app.distribution.models import Distributor, Withdrawal
@@ -31,7 +32,6 @@ from app.extensions import db
 from app.ledger.balances import balances
 from app.ledger.kinds import SETTLED, WITHDRAWN
 from app.ledger.models import LedgerEntry
-from app.orders.states import InvalidTransition
 from app.payments.client import PaymentError, get_pay
 from app.payments.transfers import (
     confirm_params,

@@ -12,8 +12,8 @@ from app.admin import bp
 from app.admin.decorators import staff_required
 from app.admin.forms import ActionForm, PasswordChangeForm
 from app.admin.staff import finish_own_sign_out, sign_out_everywhere
+from app.core.audit import edge_actor, record
 from app.extensions import db
-from app.incentives.audit import edge_actor, record
 
 
 def _render(form: PasswordChangeForm, error: str | None = None, status: int = 200):

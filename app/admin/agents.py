@@ -22,15 +22,15 @@ from app.catalog.models import Product
 from app.cloud import agents as svc
 from app.cloud import dividends as div
 from app.cloud.models import AGENT_LEVELS, AgentProductRate, CloudSettings, RegionAgent
+from app.core.audit import audited, form_int, row, rows
+from app.core.models import StatusChange
 from app.core.params import bounded_int, page_arg
+from app.core.status import InvalidTransition
 from app.distribution.models import Distributor
 from app.distribution.payout_cap import RateRefused
 from app.distribution.rules import format_bp
 from app.extensions import db
-from app.incentives.audit import audited, form_int, row, rows
 from app.ledger.balances import balances
-from app.orders.models import StatusChange
-from app.orders.states import InvalidTransition
 
 PER_PAGE = 30
 STATUS_TABS = [("", "全部"), ("pending", "待审核"), ("active", "生效中"), ("revoked", "已撤销")]

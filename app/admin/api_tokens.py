@@ -9,10 +9,10 @@ from app.accounts import tokens as svc
 from app.accounts.models import API_SCOPES, ApiToken
 from app.admin import bp
 from app.admin.decorators import owner_required
+from app.core.audit import audited, created, row
 from app.core.params import bounded_int
 from app.core.time import utcnow
 from app.extensions import db
-from app.incentives.audit import audited, created, row
 
 
 def _render(

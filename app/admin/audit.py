@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from app.admin import bp
 from app.admin.decorators import owner_required
+from app.core.models import AuditLog
 from app.core.params import page_arg
+from app.core.time import shop_day_start
 from app.extensions import db
-from app.incentives.models import AuditLog
-from app.orders.search import day_start_utc, parse_day
+from app.orders.search import parse_day
 
 PER_PAGE = 50
 MAX_FILTER = 64
@@ -86,9 +87,9 @@ def _filters() -> tuple[dict[str, str], list, str | None]:
     except ValueError as exc:
         return args, conditions, str(exc)
     if start is not None:
-        conditions.append(AuditLog.created_at >= day_start_utc(start))
+        conditions.append(AuditLog.created_at >= shop_day_start(start))
     if end is not None:
-        conditions.append(AuditLog.created_at < day_start_utc(end + timedelta(days=1)))
+        conditions.append(AuditLog.created_at < shop_day_start(end + timedelta(days=1)))
     return args, conditions, None
 
 

@@ -20,6 +20,7 @@ from app.admin.images import (
     remove_files,
 )
 from app.admin.product_form import build_rows, grid_from_form, grid_from_product, skus_from_grid
+from app.catalog.audit_targets import NEW_PRODUCT, PRODUCT_WITH_SKUS
 from app.catalog.models import Category, Product, ProductImage, Sku
 from app.catalog.services import (
     CatalogError,
@@ -31,9 +32,9 @@ from app.catalog.services import (
     set_stock,
     update_product,
 )
+from app.core.audit import audited, row
 from app.core.params import bounded_int, page_arg
 from app.extensions import db
-from app.incentives.audit import NEW_PRODUCT, PRODUCT_WITH_SKUS, audited, row
 
 PER_PAGE = 20
 LOW_STOCK = 5

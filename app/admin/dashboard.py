@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from flask import render_template
 from redis.exceptions import RedisError
@@ -14,23 +13,16 @@ from app.admin.catalog import LOW_STOCK
 from app.admin.decorators import staff_required
 from app.catalog.models import Category, Product, Sku
 from app.core.redis import get_redis
-from app.core.time import utcnow
+from app.core.time import shop_day_bounds, shop_time_text, utcnow
 from app.extensions import db
 from app.orders.models import PAID, REFUND_REQUESTED, Order, Refund
-from app.orders.search import today_bounds
 from jobs.maintenance import HEARTBEAT_KEY
-
-SHOP_TZ = ZoneInfo("Asia/Shanghai")  # merchants read times in Beijing time
 
 
 @bp.app_template_filter("admin_datetime")
 def admin_datetime(value: datetime | None) -> str:
     """A stored (UTC) time as Beijing time, e.g. 2025-01-31 20:05; '' for None."""
-    if value is None:
-        return ""
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(SHOP_TZ).strftime("%Y-%m-%d %H:%M")
+    return shop_time_text(value)
 
 
 def worker_status() -> dict:
@@ -49,7 +41,7 @@ def worker_status() -> dict:
     ago = "刚刚" if minutes < 1 else f"{minutes} 分钟前"
     return {
         "ok": True,
-        "at": stamp.astimezone(SHOP_TZ).strftime("%Y-%m-%d %H:%M:%S"),
+        "at": shop_time_text(stamp, "%Y-%m-%d %H:%M:%S"),
         "ago": ago,
         "error": None,
     }
@@ -61,7 +53,7 @@ def _count(query) -> int:
 
 def order_stats() -> dict[str, int]:
     """Today's orders (Beijing day), money paid today, orders to ship, refunds to review."""
-    start, end = today_bounds()
+    start, end = shop_day_bounds()
     return {
         "orders_today": _count(
             select(func.count(Order.id)).where(Order.created_at >= start, Order.created_at < end)

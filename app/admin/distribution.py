@@ -1,8 +1,8 @@
 """Admin pages of distribution: settings, grades, distributors, customer bindings.
 
 Views read the form (app.admin.distribution_forms), call the services of
-app.distribution.admin_services, commit once and redirect; a refused change comes back as
-the service's Chinese message on the page (422/409), never a 500.
+app.distribution (admin_settings, admin_distributors), commit once and redirect; a refused
+change comes back as the service's Chinese message on the page (422/409), never a 500.
 """
 
 from __future__ import annotations
@@ -22,18 +22,19 @@ from app.admin.distribution_forms import (
     settings_to_form,
 )
 from app.admin.orders import _actor_names, actor_label
+from app.core.audit import audited, row, rows
 from app.core.params import bounded_int, page_arg
-from app.distribution import admin_services as svc
+from app.core.status import InvalidTransition
+from app.distribution import admin_distributors, admin_input, admin_labels, admin_settings
+from app.distribution.audit_targets import BINDING_OF_FORM_USER
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.models import DISTRIBUTOR_STATUSES, DistributionSettings, Distributor, Grade
 from app.distribution.payout_cap import RateRefused
 from app.distribution.team import team_stats
 from app.extensions import db
-from app.incentives.audit import BINDING_OF_FORM_USER, audited, row, rows
 from app.ledger.balances import balances
 from app.ledger.kinds import KIND_LABELS, STATE_LABELS
 from app.ledger.models import LedgerEntry
-from app.orders.states import InvalidTransition
 
 PER_PAGE = 20
 
@@ -44,7 +45,7 @@ def _actor() -> str:
 
 def transition_message(err: InvalidTransition) -> str:
     """A refused status change in people's words (someone else changed it meanwhile)."""
-    labels = svc.DISTRIBUTOR_STATUS_LABELS
+    labels = admin_labels.DISTRIBUTOR_STATUS_LABELS
     return f"分销员当前状态为“{labels.get(err.current, err.current)}”，不能进行此操作，请刷新后查看"
 
 
@@ -67,11 +68,11 @@ def _render_settings(values: dict[str, str], error: str | None = None, field: st
         render_template(
             "admin/distribution/settings.html",
             values=values,
-            warnings=svc.settings_warnings(settings),
-            legal_note=svc.LEGAL_NOTE,
-            join_modes=svc.JOIN_MODE_LABELS,
-            bind_modes=svc.BIND_MODE_LABELS,
-            channels=svc.PAYOUT_CHANNEL_LABELS,
+            warnings=admin_settings.settings_warnings(settings),
+            legal_note=admin_labels.LEGAL_NOTE,
+            join_modes=admin_labels.JOIN_MODE_LABELS,
+            bind_modes=admin_labels.BIND_MODE_LABELS,
+            channels=admin_labels.PAYOUT_CHANNEL_LABELS,
             error=error,
             error_field=field,
         ),
@@ -95,8 +96,10 @@ def distribution_settings_save():
     """Save the settings; a bad value re-shows the form with the reason."""
     typed = dict(request.form.items())
     try:
-        result = svc.update_settings(settings_from_form(request.form), owner=current_user.is_owner)
-    except (svc.SettingsError, RateRefused) as exc:
+        result = admin_settings.update_settings(
+            settings_from_form(request.form), owner=current_user.is_owner
+        )
+    except (admin_input.SettingsError, RateRefused) as exc:
         db.session.rollback()
         return _render_settings(typed, exc.message, exc.field, exc.status)
     db.session.commit()
@@ -115,7 +118,7 @@ def _render_grades(
     new: dict | None = None,
     error_id: int | None = None,
 ):
-    grades = svc.list_grades()
+    grades = admin_settings.list_grades()
     counts = dict(
         db.session.execute(
             select(Distributor.grade_id, db.func.count(Distributor.id)).group_by(
@@ -149,9 +152,11 @@ def distribution_grades():
 def distribution_grade_create():
     """Add a grade."""
     try:
-        grade = svc.save_grade(grade_from_form(request.form), owner=current_user.is_owner)
+        grade = admin_settings.save_grade(
+            grade_from_form(request.form), owner=current_user.is_owner
+        )
         db.session.commit()
-    except (svc.SettingsError, RateRefused) as exc:
+    except (admin_input.SettingsError, RateRefused) as exc:
         db.session.rollback()
         return _render_grades(exc.message, exc.status, new=dict(request.form.items()))
     except IntegrityError:
@@ -168,9 +173,9 @@ def distribution_grade_update(grade_id: int):
     """Change a grade's name, rates or conditions."""
     grade = db.get_or_404(Grade, grade_id)
     try:
-        svc.save_grade(grade_from_form(request.form), grade, owner=current_user.is_owner)
+        admin_settings.save_grade(grade_from_form(request.form), grade, owner=current_user.is_owner)
         db.session.commit()
-    except (svc.SettingsError, RateRefused) as exc:
+    except (admin_input.SettingsError, RateRefused) as exc:
         db.session.rollback()
         return _render_grades(exc.message, exc.status, error_id=grade_id)
     except IntegrityError:
@@ -188,7 +193,7 @@ def distribution_grade_delete(grade_id: int):
     grade = db.get_or_404(Grade, grade_id)
     name = grade.name
     try:
-        svc.delete_grade(grade)
+        admin_settings.delete_grade(grade)
     except DistributionError as exc:
         db.session.rollback()
         return _render_grades(exc.message, exc.status, error_id=grade_id)
@@ -216,7 +221,7 @@ def distributors():
     status = status if status in DISTRIBUTOR_STATUSES else ""
     q = (request.args.get("q") or "").strip()[:50]
     pagination = db.paginate(
-        svc.distributor_query(status or None, q or None),
+        admin_distributors.distributor_query(status or None, q or None),
         page=page_arg(),
         per_page=PER_PAGE,
         error_out=False,
@@ -234,19 +239,22 @@ def distributors():
         q=q,
         args=args,
         tabs=STATUS_TABS,
-        counts=svc.status_counts(),
-        labels=svc.DISTRIBUTOR_STATUS_LABELS,
+        counts=admin_distributors.status_counts(),
+        labels=admin_labels.DISTRIBUTOR_STATUS_LABELS,
         join_mode=get_distribution_settings().join_mode,
     )
 
 
 def _render_detail(d: Distributor, error: str | None = None, status: int = 200):
     parent = db.session.get(Distributor, d.parent_id) if d.parent_id else None
-    history = svc.distributor_history(d.id)
+    history = admin_distributors.distributor_history(d.id)
 
     names = _actor_names(history)
     customers = db.paginate(
-        svc.binding_query(distributor_id=d.id), page=page_arg(), per_page=PER_PAGE, error_out=False
+        admin_distributors.binding_query(distributor_id=d.id),
+        page=page_arg(),
+        per_page=PER_PAGE,
+        error_out=False,
     )
     entries = list(
         db.session.scalars(
@@ -275,11 +283,11 @@ def _render_detail(d: Distributor, error: str | None = None, status: int = 200):
             customers=customers,
             entries=entries,
             history=[(c, actor_label(c.actor, names)) for c in history],
-            grades=svc.list_grades(),
-            labels=svc.DISTRIBUTOR_STATUS_LABELS,
+            grades=admin_settings.list_grades(),
+            labels=admin_labels.DISTRIBUTOR_STATUS_LABELS,
             kind_labels=KIND_LABELS,
             state_labels=STATE_LABELS,
-            label=svc.distributor_label,
+            label=admin_distributors.distributor_label,
             error=error,
         ),
         status,
@@ -313,7 +321,7 @@ def _status_action(distributor_id: int, action, done: str):
         flash(exc.message, "error")
         return redirect(back)
     db.session.commit()
-    flash(f"{svc.distributor_label(d)} {done}", "success")
+    flash(f"{admin_distributors.distributor_label(d)} {done}", "success")
     return redirect(back)
 
 
@@ -323,7 +331,7 @@ def _status_action(distributor_id: int, action, done: str):
 def distributor_approve(distributor_id: int):
     """Approve an application."""
     return _status_action(
-        distributor_id, lambda d: svc.approve_distributor(d, _actor()), "已通过审核"
+        distributor_id, lambda d: admin_distributors.approve_distributor(d, _actor()), "已通过审核"
     )
 
 
@@ -334,7 +342,9 @@ def distributor_reject(distributor_id: int):
     """Refuse an application with a reason."""
     reason = request.form.get("reason", "")[:200]
     return _status_action(
-        distributor_id, lambda d: svc.reject_distributor(d, _actor(), reason), "的申请已拒绝"
+        distributor_id,
+        lambda d: admin_distributors.reject_distributor(d, _actor(), reason),
+        "的申请已拒绝",
     )
 
 
@@ -345,7 +355,9 @@ def distributor_disable(distributor_id: int):
     """Stop a distributor earning."""
     reason = request.form.get("reason", "")[:200]
     return _status_action(
-        distributor_id, lambda d: svc.disable_distributor(d, _actor(), reason), "已停用"
+        distributor_id,
+        lambda d: admin_distributors.disable_distributor(d, _actor(), reason),
+        "已停用",
     )
 
 
@@ -354,7 +366,9 @@ def distributor_disable(distributor_id: int):
 @audited("distributor.enable", row(Distributor, "distributor_id"))
 def distributor_enable(distributor_id: int):
     """Let a disabled distributor earn again."""
-    return _status_action(distributor_id, lambda d: svc.enable_distributor(d, _actor()), "已恢复")
+    return _status_action(
+        distributor_id, lambda d: admin_distributors.enable_distributor(d, _actor()), "已恢复"
+    )
 
 
 @bp.post("/distributors/<int:distributor_id>/parent")
@@ -370,13 +384,13 @@ def distributor_parent(distributor_id: int):
         if new_parent is None:
             return _render_detail(d, f"找不到分销员“{text[:20]}”（请输入编号或推广码）", 422)
     try:
-        svc.change_parent(d, new_parent, _actor())
+        admin_distributors.change_parent(d, new_parent, _actor())
     except DistributionError as exc:
         db.session.rollback()
         d = db.session.get(Distributor, distributor_id)
         return _render_detail(d, exc.message, exc.status)
     db.session.commit()
-    flash(f"上级已改为 {svc.distributor_label(new_parent)}", "success")
+    flash(f"上级已改为 {admin_distributors.distributor_label(new_parent)}", "success")
     return redirect(url_for("admin.distributor_detail", distributor_id=d.id))
 
 
@@ -393,7 +407,7 @@ def distributor_grade(distributor_id: int):
         grade = db.session.get(Grade, grade_id) if grade_id is not None else None
         if grade is None:
             return _render_detail(d, "等级不存在", 422)
-    svc.set_grade(d, grade)
+    admin_distributors.set_grade(d, grade)
     db.session.commit()
     flash(f"等级已改为“{grade.name if grade else '无'}”", "success")
     return redirect(url_for("admin.distributor_detail", distributor_id=d.id))
@@ -405,10 +419,13 @@ def distributor_grade(distributor_id: int):
 def _render_bindings(error: str | None = None, status: int = 200, form: dict | None = None):
     q = (request.args.get("q") or "").strip()[:50]
     pagination = db.paginate(
-        svc.binding_query(q or None), page=page_arg(), per_page=PER_PAGE, error_out=False
+        admin_distributors.binding_query(q or None),
+        page=page_arg(),
+        per_page=PER_PAGE,
+        error_out=False,
     )
     user_id = bounded_int(request.args.get("user"))
-    events = svc.binding_events(user_id, limit=50)
+    events = admin_distributors.binding_events(user_id, limit=50)
     people = {
         u.id: u
         for u in db.session.scalars(
@@ -432,9 +449,9 @@ def _render_bindings(error: str | None = None, status: int = 200, form: dict | N
             q=q,
             user_id=user_id,
             form=form or {},
-            label=svc.distributor_label,
-            action_labels=svc.BINDING_ACTION_LABELS,
-            source_labels=svc.BINDING_SOURCE_LABELS,
+            label=admin_distributors.distributor_label,
+            action_labels=admin_labels.BINDING_ACTION_LABELS,
+            source_labels=admin_labels.BINDING_SOURCE_LABELS,
             error=error,
         ),
         status,
@@ -461,10 +478,13 @@ def distribution_rebind():
     if distributor is None:
         return _render_bindings("找不到该分销员（请输入编号或推广码）", 422, form)
     try:
-        binding = svc.rebind_customer(int(user_raw), distributor, _actor())
+        binding = admin_distributors.rebind_customer(int(user_raw), distributor, _actor())
     except DistributionError as exc:
         db.session.rollback()
         return _render_bindings(exc.message, exc.status, form)
     db.session.commit()
-    flash(f"客户 #{binding.user_id} 已绑定到 {svc.distributor_label(distributor)}", "success")
+    flash(
+        f"客户 #{binding.user_id} 已绑定到 {admin_distributors.distributor_label(distributor)}",
+        "success",
+    )
     return redirect(url_for("admin.distribution_bindings", user=binding.user_id))

@@ -14,7 +14,8 @@ from decimal import Decimal, InvalidOperation
 from werkzeug.datastructures import MultiDict
 
 from app.core.money import format_yuan, parse_yuan
-from app.distribution.admin_services import GRADE_FIELDS, SETTINGS_FIELDS, SettingsError
+from app.distribution.admin_input import SettingsError
+from app.distribution.admin_settings import GRADE_FIELDS, SETTINGS_FIELDS
 from app.distribution.models import DistributionSettings, Grade
 
 BOOL_FIELDS = ("enabled", "self_purchase")

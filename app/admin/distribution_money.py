@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
@@ -24,20 +24,28 @@ from app.admin.distribution import find_distributor
 from app.admin.distribution_forms import bp_text, rule_from_form
 from app.admin.order_csv import BOM, safe_cell
 from app.catalog.models import Product
+from app.core.audit import audited, row
 from app.core.money import format_yuan
 from app.core.params import bounded_int, page_arg
-from app.distribution import admin_services as svc
+from app.core.status import InvalidTransition
+from app.core.time import SHOP_TZ, shop_time_text
+from app.distribution import (
+    admin_distributors,
+    admin_input,
+    admin_labels,
+    admin_money,
+    admin_settings,
+)
 from app.distribution import withdrawals as wd
+from app.distribution.audit_targets import RULES_OF_PRODUCT
 from app.distribution.distributors import DistributionError
 from app.distribution.models import Distributor, Withdrawal
 from app.distribution.payout_cap import RateRefused
 from app.extensions import db
-from app.incentives.audit import RULES_OF_PRODUCT, audited, row
 from app.ledger.kinds import KIND_LABELS, LEDGER_KINDS, STATE_LABELS
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
-from app.orders.search import SHOP_TZ, parse_day
-from app.orders.states import InvalidTransition
+from app.orders.search import parse_day
 from app.payments.client import PaymentError
 
 PER_PAGE = 30
@@ -49,17 +57,13 @@ def _actor() -> str:
 
 
 def _bj(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:  # SQLite hands back naive UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(SHOP_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    return shop_time_text(value, "%Y-%m-%d %H:%M:%S")
 
 
 # --- ledger -----------------------------------------------------------------------------
 
 
-def _ledger_filter() -> tuple[svc.LedgerFilter, dict[str, str], str | None]:
+def _ledger_filter() -> tuple[admin_money.LedgerFilter, dict[str, str], str | None]:
     """The filter in the query string, the args to keep in links, and an error message."""
     args = {
         "distributor": (request.args.get("distributor") or "").strip()[:20],
@@ -89,7 +93,7 @@ def _ledger_filter() -> tuple[svc.LedgerFilter, dict[str, str], str | None]:
             days[key], args[key], error = None, "", f"{label}{exc}"
     if days["from"] and days["to"] and days["from"] > days["to"]:
         error = "开始日期不能晚于结束日期"
-    flt = svc.LedgerFilter(
+    flt = admin_money.LedgerFilter(
         distributor_id=distributor_id,
         kind=args["kind"] or None,
         state=args["state"] or None,
@@ -122,7 +126,7 @@ def distribution_ledger():
     """Every ledger entry, filterable by distributor, kind, state and date; with totals."""
     flt, args, error = _ledger_filter()
     pagination = db.paginate(
-        svc.ledger_query(flt), page=page_arg(), per_page=PER_PAGE, error_out=False
+        admin_money.ledger_query(flt), page=page_arg(), per_page=PER_PAGE, error_out=False
     )
     items = pagination.items
     return render_template(
@@ -130,12 +134,12 @@ def distribution_ledger():
         pagination=pagination,
         args=args,
         error=error,
-        total_fen=svc.ledger_totals(flt),
+        total_fen=admin_money.ledger_totals(flt),
         dists=_names({e.distributor_id for e in items}),
         numbers=_order_numbers({e.order_id for e in items if e.order_id}),
         kinds=KIND_LABELS,
         states=STATE_LABELS,
-        label=svc.distributor_label,
+        label=admin_distributors.distributor_label,
     )
 
 
@@ -156,7 +160,7 @@ CSV_HEADER = [
 ]
 
 
-def ledger_csv_lines(flt: svc.LedgerFilter) -> Iterable[str]:
+def ledger_csv_lines(flt: admin_money.LedgerFilter) -> Iterable[str]:
     """The filtered ledger as CSV text, piece by piece, starting with the BOM."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -169,7 +173,7 @@ def ledger_csv_lines(flt: svc.LedgerFilter) -> Iterable[str]:
 
     writer.writerow(CSV_HEADER)
     yield BOM + flush()
-    query = svc.ledger_query(flt)
+    query = admin_money.ledger_query(flt)
     ids = list(db.session.scalars(query.with_only_columns(LedgerEntry.id)))
     for start in range(0, len(ids), CSV_BATCH):
         chunk = ids[start : start + CSV_BATCH]
@@ -234,7 +238,10 @@ def distribution_withdrawals():
     status = request.args.get("status", "")
     status = status if status in wd.WITHDRAWAL_TRANSITIONS else ""
     pagination = db.paginate(
-        svc.withdrawal_query(status or None), page=page_arg(), per_page=PER_PAGE, error_out=False
+        admin_money.withdrawal_query(status or None),
+        page=page_arg(),
+        per_page=PER_PAGE,
+        error_out=False,
     )
     counts = dict.fromkeys(wd.WITHDRAWAL_TRANSITIONS, 0)
     counts.update(
@@ -254,8 +261,8 @@ def distribution_withdrawals():
         counts=counts,
         dists=_names({w.distributor_id for w in pagination.items}),
         labels=wd.WITHDRAWAL_STATUS_LABELS,
-        channels=svc.PAYOUT_CHANNEL_LABELS,
-        label=svc.distributor_label,
+        channels=admin_labels.PAYOUT_CHANNEL_LABELS,
+        label=admin_distributors.distributor_label,
     )
 
 
@@ -346,7 +353,7 @@ def commission_rule_helpers():
     """``commission_rule_rows(product)`` for the product page's commission section."""
 
     def commission_rule_rows(product: Product) -> dict:
-        rules = {r.sku_id: r for r in svc.rules_of(product.id)}
+        rules = {r.sku_id: r for r in admin_settings.rules_of(product.id)}
 
         def row(rule):
             if rule is None:
@@ -354,14 +361,14 @@ def commission_rule_helpers():
             show = bp_text if rule.mode == "percent" else (lambda v: format_yuan(v, symbol=False))
             return {
                 "mode": rule.mode,
-                "text": svc.describe_rule(rule),
+                "text": admin_settings.describe_rule(rule),
                 "values": [show(rule.level1), show(rule.level2), show(rule.level3)],
             }
 
         return {
             "product": row(rules.get(None)),
             "skus": [(sku, row(rules.get(sku.id))) for sku in product.skus],
-            "modes": svc.MODE_LABELS,
+            "modes": admin_labels.MODE_LABELS,
         }
 
     return {"commission_rule_rows": commission_rule_rows}
@@ -382,15 +389,15 @@ def product_commission_rule(product_id: int):
     what = "商品" if sku_id is None else "该 SKU 的"
     try:
         if request.form.get("action") == "delete":
-            svc.delete_commission_rule(product, sku_id)
+            admin_settings.delete_commission_rule(product, sku_id)
             message = f"已删除{what}佣金规则，改用分销员等级或店铺默认比例"
         else:
             mode, values = rule_from_form(request.form)
-            rule = svc.save_commission_rule(
+            rule = admin_settings.save_commission_rule(
                 product, sku_id, mode, values, owner=current_user.is_owner
             )
-            message = f"{what}佣金规则已保存：{svc.describe_rule(rule)}"
-    except (svc.SettingsError, RateRefused) as exc:
+            message = f"{what}佣金规则已保存：{admin_settings.describe_rule(rule)}"
+    except (admin_input.SettingsError, RateRefused) as exc:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(back)

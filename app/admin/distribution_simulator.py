@@ -16,7 +16,8 @@ from app.admin import bp
 from app.admin.decorators import staff_required
 from app.admin.distribution_forms import bp_text, parse_fen, parse_int, parse_percent
 from app.catalog.models import Product, Sku
-from app.distribution.admin_services import MODE_LABELS, SettingsError
+from app.distribution.admin_input import SettingsError
+from app.distribution.admin_labels import MODE_LABELS
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.earnings.simulator import Preview, simulate
 from app.extensions import db

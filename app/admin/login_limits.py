@@ -31,8 +31,8 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+from app.core.audit import record
 from app.core.redis import get_redis
-from app.incentives.audit import record
 
 ADDRESS_MAX_FAILURES = 5
 ADDRESS_LOCK_SECONDS = 15 * 60

@@ -33,12 +33,12 @@ from app.cloud.pricing import (
     save_levels,
     set_precedence,
 )
+from app.core.audit import audited, combined, row, rows
 from app.core.money import parse_yuan
 from app.core.params import MAX_ID, bounded_int, page_arg
+from app.core.status import InvalidTransition
 from app.extensions import db
-from app.incentives.audit import audited, combined, row, rows
 from app.ledger.balances import balances
-from app.orders.states import InvalidTransition
 
 PER_PAGE = 30
 

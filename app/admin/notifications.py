@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from app.admin import bp
 from app.admin.decorators import owner_required, staff_required
+from app.core.audit import audited, rows
 from app.extensions import db
-from app.incentives.audit import audited, rows
 from app.wechat.menu import MenuError, menu_definition, publish_menu
 from app.wechat.models import NotificationSetting, OutboundMessage
 from app.wechat.notify import (

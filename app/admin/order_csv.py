@@ -13,15 +13,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from datetime import UTC
 
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
 from app.core.money import format_yuan
+from app.core.time import shop_time_text
 from app.extensions import db
 from app.orders.models import Order
-from app.orders.search import SHOP_TZ
 from app.orders.states import ORDER_STATUS_LABELS
 
 BOM = "\ufeff"
@@ -70,11 +69,7 @@ def _money(fen: int | None) -> str:
 
 
 def _time(value) -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:  # SQLite hands back naive UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(SHOP_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    return shop_time_text(value, "%Y-%m-%d %H:%M:%S")
 
 
 def order_row(order: Order) -> list[str]:

@@ -20,10 +20,13 @@ from app.admin.decorators import staff_required
 from app.admin.forms import ActionForm
 from app.admin.order_csv import csv_lines
 from app.admin.order_forms import RejectRefundForm, ShipForm
+from app.core.audit import audited, row
+from app.core.models import StatusChange
 from app.core.money import format_yuan
 from app.core.params import page_arg
+from app.core.status import InvalidTransition
+from app.core.time import SHOP_TZ
 from app.extensions import db
-from app.incentives.audit import audited, row
 from app.orders.models import (
     REFUND_APPROVED,
     REFUND_FAILED,
@@ -32,13 +35,11 @@ from app.orders.models import (
     Order,
     PaymentTransaction,
     Refund,
-    StatusChange,
 )
 from app.orders.refunds import approve_refund, reject_refund
 from app.orders.search import (
     FILTER_STATUSES,
     REFUNDING,
-    SHOP_TZ,
     UNFINISHED_REFUND_STATUSES,
     OrderFilter,
     order_query,
@@ -47,7 +48,7 @@ from app.orders.search import (
 )
 from app.orders.services import OrderError, PaymentMismatch
 from app.orders.shipping import complete_order, ship_order, shipping_warnings
-from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS, InvalidTransition
+from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import PaymentError
 
 PER_PAGE = 20

@@ -7,9 +7,9 @@ from flask import flash, redirect, render_template, url_for
 from app.admin import bp
 from app.admin.decorators import owner_required
 from app.admin.order_forms import OrderSettingsForm
+from app.core.audit import audited, rows
 from app.core.money import format_yuan
 from app.extensions import db
-from app.incentives.audit import audited, rows
 from app.orders.models import ShopSettings
 from app.orders.services import get_settings
 

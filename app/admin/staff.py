@@ -15,8 +15,8 @@ from app.accounts.staff_sessions import active_sessions, describe_device, end_al
 from app.admin import bp
 from app.admin.decorators import owner_required
 from app.admin.forms import ActionForm, PasswordResetForm, StaffForm
+from app.core.audit import edge_actor, record
 from app.extensions import db
-from app.incentives.audit import edge_actor, record
 
 
 def set_staff_active(staff: Staff, active: bool, by: Staff) -> int:

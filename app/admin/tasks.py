@@ -7,17 +7,17 @@ in fen. Validation is ``app.incentives.tasks.validate``; every change is audited
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from app.admin import bp
 from app.admin.decorators import staff_required
+from app.core.audit import audited, row, single
 from app.core.money import format_yuan, parse_yuan
+from app.core.time import SHOP_TZ, shop_time_text
 from app.distribution.models import Grade
 from app.extensions import db
-from app.incentives.audit import audited, row, single
 from app.incentives.invites import (
     IncentiveSettingsError,
     get_incentive_settings,
@@ -28,17 +28,16 @@ from app.incentives.tasks import TARGET_LABELS, TaskError, TaskInput, save_task
 from app.ledger.kinds import REVERSED, TASK_REWARD
 from app.ledger.models import LedgerEntry
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 
 
 def _local(moment: datetime | None) -> str:
-    return moment.astimezone(SHANGHAI).strftime(LOCAL_FORMAT) if moment else ""
+    return shop_time_text(moment, LOCAL_FORMAT)
 
 
 def _parse_time(text: str, label: str) -> datetime:
     try:
-        return datetime.strptime((text or "").strip(), LOCAL_FORMAT).replace(tzinfo=SHANGHAI)
+        return datetime.strptime((text or "").strip(), LOCAL_FORMAT).replace(tzinfo=SHOP_TZ)
     except ValueError:
         raise TaskError(f"请填写{label}") from None
 

@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr
 from spectree import Response
 
 from app import regions
+from app.accounts.guards import customer_id, customer_required
 from app.api.blueprints import bp
-from app.api.orders import customer_id, customer_required, order_errors
+from app.api.orders import order_errors
 from app.api.schemas import MAX_ID, Body, ErrorResponse, Query, Text, omitted
 from app.api.spec import COOKIE, spec
 from app.core.errors import ApiError

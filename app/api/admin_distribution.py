@@ -2,7 +2,8 @@
 
 Settings, grades, distributors, the ledger, withdrawals and the commission simulator.
 Views validate types (spectree, strict pydantic), call the same services as the admin
-pages (app.distribution.admin_services, withdrawals, simulator) and commit once. Errors:
+pages (app.distribution.admin_settings, admin_distributors, admin_money, withdrawals,
+simulator) and commit once. Errors:
 input a service refuses → 422 with the service's code (e.g. ``too_many_levels``) and the
 field; a refused status change → 409 ``invalid_transition``; a parent that would make a
 cycle → 409 ``cycle``; WeChat refusing a payout → 502 ``payment_error``; unknown ids → 404.
@@ -36,8 +37,10 @@ from app.api.schemas import (
 )
 from app.api.spec import BEARER, spec
 from app.cloud.dividends import RegionPreview
+from app.core.audit import audited, row, rows
 from app.core.errors import ApiError
-from app.distribution import admin_services as svc
+from app.core.status import InvalidTransition
+from app.distribution import admin_distributors, admin_input, admin_money, admin_settings
 from app.distribution import withdrawals as wd
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.models import (
@@ -54,11 +57,9 @@ from app.distribution.payout_cap import RateRefused
 from app.distribution.team import team_counts
 from app.earnings.simulator import DifferencePreview, Preview, simulate
 from app.extensions import db
-from app.incentives.audit import audited, row, rows
 from app.ledger.balances import balances
 from app.ledger.kinds import LEDGER_KINDS
 from app.ledger.models import LedgerEntry
-from app.orders.states import InvalidTransition
 from app.payments.client import PaymentError
 
 DISTRIBUTOR_ID = "<int:distributor_id>"
@@ -409,7 +410,7 @@ def distribution_errors() -> Iterator[None]:
     """Refusals of the services as JSON errors; the session is rolled back first."""
     try:
         yield
-    except svc.SettingsError as exc:
+    except admin_input.SettingsError as exc:
         db.session.rollback()
         detail = {"field": exc.field, "code": exc.code, "message": exc.message}
         raise ApiError(exc.status, exc.code, exc.message, [detail]) from None
@@ -440,8 +441,10 @@ def _get(model, row_id: int, what: str):
     return found
 
 
-def _settings_out(result: svc.SettingsResult) -> DistributionSettingsOut:
-    return DistributionSettingsOut(**svc.settings_values(result.settings), warnings=result.warnings)
+def _settings_out(result: admin_settings.SettingsResult) -> DistributionSettingsOut:
+    return DistributionSettingsOut(
+        **admin_settings.settings_values(result.settings), warnings=result.warnings
+    )
 
 
 def _grade_out(grade: Grade, counts: dict[int, int]) -> AdminGrade:
@@ -531,7 +534,9 @@ def get_settings():
     """The shop's distribution settings, with warnings for risky choices."""
     settings = get_distribution_settings()
     db.session.commit()  # the row may have been created just now
-    return _settings_out(svc.SettingsResult(settings, svc.settings_warnings(settings)))
+    return _settings_out(
+        admin_settings.SettingsResult(settings, admin_settings.settings_warnings(settings))
+    )
 
 
 @admin_bp.put("/distribution/settings")
@@ -550,7 +555,7 @@ def get_settings():
 def put_settings(json: DistributionSettingsPut):
     """Change the settings given; 4+ levels are refused (``too_many_levels``)."""
     with distribution_errors():
-        result = svc.update_settings(
+        result = admin_settings.update_settings(
             json.model_dump(exclude_unset=True), owner=token_has_owner_rights()
         )
     db.session.commit()
@@ -576,7 +581,7 @@ def _grade_counts() -> dict[int, int]:
 def list_grades():
     """Every grade, lowest rank first."""
     counts = _grade_counts()
-    return AdminGradeList(items=[_grade_out(g, counts) for g in svc.list_grades()])
+    return AdminGradeList(items=[_grade_out(g, counts) for g in admin_settings.list_grades()])
 
 
 @admin_bp.post("/distribution/grades")
@@ -595,7 +600,7 @@ def list_grades():
 def create_grade(json: AdminGradeCreate):
     """Add a grade (name unique: 409 ``name_taken``)."""
     with distribution_errors():
-        grade = svc.save_grade(json.model_dump(), owner=token_has_owner_rights())
+        grade = admin_settings.save_grade(json.model_dump(), owner=token_has_owner_rights())
         db.session.commit()
     return _grade_out(grade, {}), 201
 
@@ -617,7 +622,9 @@ def patch_grade(grade_id: int, json: AdminGradePatch):
     """Change a grade's name, rates or upgrade conditions (only the fields given)."""
     grade = _grade_of(grade_id)
     with distribution_errors():
-        svc.save_grade(json.model_dump(exclude_unset=True), grade, owner=token_has_owner_rights())
+        admin_settings.save_grade(
+            json.model_dump(exclude_unset=True), grade, owner=token_has_owner_rights()
+        )
         db.session.commit()
     return _grade_out(grade, _grade_counts())
 
@@ -631,7 +638,7 @@ def delete_grade(grade_id: int):
     """Delete a grade nobody holds (409 ``grade_in_use`` while distributors hold it). 204."""
     grade = _grade_of(grade_id)
     with distribution_errors():
-        svc.delete_grade(grade)
+        admin_settings.delete_grade(grade)
         db.session.commit()
     return "", 204
 
@@ -648,7 +655,7 @@ def delete_grade(grade_id: int):
 def list_distributors(query: AdminDistributorQuery):
     """Distributors, newest first, with team counts and balances; filter by status, search."""
     pagination = db.paginate(
-        svc.distributor_query(query.status, query.q),
+        admin_distributors.distributor_query(query.status, query.q),
         page=query.page,
         per_page=query.per_page,
         error_out=False,
@@ -677,7 +684,9 @@ STATUS_RESP = Response(
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
 def approve_distributor(distributor_id: int):
     """Approve an application (pending or rejected → active)."""
-    return _status_change(distributor_id, lambda d: svc.approve_distributor(d, _actor()))
+    return _status_change(
+        distributor_id, lambda d: admin_distributors.approve_distributor(d, _actor())
+    )
 
 
 @admin_bp.post(f"/distributors/{DISTRIBUTOR_ID}/reject")
@@ -686,7 +695,7 @@ def approve_distributor(distributor_id: int):
 def reject_distributor(distributor_id: int, json: AdminRejectBody):
     """Refuse an application with a reason (pending → rejected)."""
     return _status_change(
-        distributor_id, lambda d: svc.reject_distributor(d, _actor(), json.reason)
+        distributor_id, lambda d: admin_distributors.reject_distributor(d, _actor(), json.reason)
     )
 
 
@@ -696,7 +705,7 @@ def reject_distributor(distributor_id: int, json: AdminRejectBody):
 def disable_distributor(distributor_id: int, json: AdminReasonBody):
     """Stop a distributor earning (active → disabled)."""
     return _status_change(
-        distributor_id, lambda d: svc.disable_distributor(d, _actor(), json.reason)
+        distributor_id, lambda d: admin_distributors.disable_distributor(d, _actor(), json.reason)
     )
 
 
@@ -705,7 +714,9 @@ def disable_distributor(distributor_id: int, json: AdminReasonBody):
 @spec.validate(resp=STATUS_RESP, tags=TAGS, security=SECURITY)
 def enable_distributor(distributor_id: int):
     """Let a disabled distributor earn again (disabled → active)."""
-    return _status_change(distributor_id, lambda d: svc.enable_distributor(d, _actor()))
+    return _status_change(
+        distributor_id, lambda d: admin_distributors.enable_distributor(d, _actor())
+    )
 
 
 @admin_bp.patch(f"/distributors/{DISTRIBUTOR_ID}")
@@ -718,10 +729,10 @@ def patch_distributor(distributor_id: int, json: AdminDistributorPatch):
     with distribution_errors():
         if "parent_id" in given:
             parent = _get(Distributor, json.parent_id, "上级分销员") if json.parent_id else None
-            svc.change_parent(d, parent, _actor())
+            admin_distributors.change_parent(d, parent, _actor())
         if "grade_id" in given:
             grade = _get(Grade, json.grade_id, "等级") if json.grade_id else None
-            svc.set_grade(d, grade)
+            admin_distributors.set_grade(d, grade)
     db.session.commit()
     return _distributor_out(d)
 
@@ -739,7 +750,7 @@ def list_ledger(query: AdminLedgerQuery):
     """Every ledger entry, newest first; filter by distributor, kind, state, order, dates."""
     if query.created_from and query.created_to and query.created_from > query.created_to:
         raise ApiError(422, "validation_error", "created_from 不能晚于 created_to")
-    flt = svc.LedgerFilter(
+    flt = admin_money.LedgerFilter(
         distributor_id=query.distributor_id,
         kind=query.kind,
         state=query.state,
@@ -748,12 +759,12 @@ def list_ledger(query: AdminLedgerQuery):
         order_id=query.order_id,
     )
     pagination = db.paginate(
-        svc.ledger_query(flt), page=query.page, per_page=query.per_page, error_out=False
+        admin_money.ledger_query(flt), page=query.page, per_page=query.per_page, error_out=False
     )
     return AdminLedgerPage(
         items=[_entry_out(e) for e in pagination.items],
         meta=page_meta(query.page, query.per_page, pagination.total or 0),
-        total_fen=svc.ledger_totals(flt),
+        total_fen=admin_money.ledger_totals(flt),
     )
 
 
@@ -769,7 +780,7 @@ def list_ledger(query: AdminLedgerQuery):
 def list_withdrawals(query: AdminWithdrawalQuery):
     """Withdrawals, those awaiting review first; filter by status and distributor."""
     pagination = db.paginate(
-        svc.withdrawal_query(query.status, query.distributor_id),
+        admin_money.withdrawal_query(query.status, query.distributor_id),
         page=query.page,
         per_page=query.per_page,
         error_out=False,

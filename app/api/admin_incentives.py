@@ -21,9 +21,9 @@ from sqlalchemy import select
 from app.api.blueprints import admin_bp
 from app.api.schemas import MAX_ID, Body, ErrorResponse, Id, Name, omitted
 from app.api.spec import BEARER, spec
+from app.core.audit import audited, row, single
 from app.core.errors import ApiError
 from app.extensions import db
-from app.incentives.audit import audited, row, single
 from app.incentives.invites import (
     IncentiveSettingsError,
     get_incentive_settings,

@@ -21,15 +21,17 @@ from app.api.blueprints import admin_bp
 from app.api.present import page_meta
 from app.api.schemas import MAX_ID, Body, ErrorResponse, Name, PageMeta, PageQuery, QueryText
 from app.api.spec import BEARER, spec
+from app.core.audit import audited, row
 from app.core.errors import ApiError
+from app.core.models import StatusChange
+from app.core.status import InvalidTransition
 from app.extensions import db
-from app.incentives.audit import audited, row
-from app.orders.models import Order, OrderLine, PaymentTransaction, Refund, StatusChange
+from app.orders.models import Order, OrderLine, PaymentTransaction, Refund
 from app.orders.refunds import approve_refund, reject_refund
 from app.orders.search import FILTER_STATUSES, OrderFilter, order_query
 from app.orders.services import OrderError, PaymentMismatch
 from app.orders.shipping import CARRIERS, ship_order
-from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS, InvalidTransition
+from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import PaymentError
 
 ORDER_ID = "<int:order_id>"

@@ -4,7 +4,7 @@ see app.api.blueprints).
 Views validate (spectree), call app.catalog.services, and commit once at the end. A
 CatalogError becomes 422 with ``invalid_<field>`` and the service's Chinese message.
 Commission rules go through the same services as the admin product page
-(app.distribution.admin_services), so both doors refuse the same rules with the same
+(app.distribution.admin_settings), so both doors refuse the same rules with the same
 code and message, and both are audited as ``commission_rule.save``.
 """
 
@@ -34,6 +34,7 @@ from app.api.schemas import (
     StockSet,
 )
 from app.api.spec import BEARER, spec
+from app.catalog.audit_targets import NEW_PRODUCT, PRODUCT_WITH_SKUS
 from app.catalog.models import Product, Sku
 from app.catalog.services import (
     MAX_STOCK,
@@ -45,11 +46,12 @@ from app.catalog.services import (
     set_stock,
     update_product,
 )
+from app.core.audit import audited, row
 from app.core.errors import ApiError
-from app.distribution import admin_services as rules_svc
+from app.distribution import admin_settings
+from app.distribution.audit_targets import RULES_OF_PRODUCT
 from app.distribution.distributors import DistributionError
 from app.extensions import db
-from app.incentives.audit import NEW_PRODUCT, PRODUCT_WITH_SKUS, RULES_OF_PRODUCT, audited, row
 
 PRODUCT_ID = "<int:product_id>"  # ids past MAX_ID are simply not found (queries.py)
 SKU_ID = "<int:sku_id>"
@@ -202,9 +204,9 @@ def _set_rule(product: Product, sku_id: int | None, rule: CommissionRuleIn | Non
     """Save (or, for None, remove) the product's or a SKU's rule; the services flush."""
     owner = token_has_owner_rights()  # staff-scoped tokens may not go above the default
     if rule is None:
-        rules_svc.delete_commission_rule(product, sku_id)
+        admin_settings.delete_commission_rule(product, sku_id)
     else:
-        rules_svc.save_commission_rule(
+        admin_settings.save_commission_rule(
             product, sku_id, rule.mode, [rule.level1, rule.level2, rule.level3], owner=owner
         )
 

@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from spectree import Response
 from sqlalchemy import select
 
+from app.accounts.guards import customer_id, customer_required
 from app.accounts.models import User
 from app.api.blueprints import admin_bp, bp, requires_scope, token_has_owner_rights
-from app.api.orders import customer_id, customer_required
 from app.api.present import page_meta
 from app.api.schemas import (
     MAX_ID,
@@ -49,13 +49,14 @@ from app.cloud.models import (
     CloudSettings,
     RegionAgent,
 )
+from app.core.audit import audited, row, rows
 from app.core.errors import ApiError
+from app.core.status import InvalidTransition
 from app.distribution.payout_cap import RateRefused
 from app.extensions import db
-from app.incentives.audit import audited, row, rows
 from app.ledger.balances import balances
 from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
-from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
+from app.orders.states import ORDER_STATUS_LABELS
 
 AGENT_ID = "<int:agent_id>"
 ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse, "HTTP_404": ErrorResponse}

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, StrictInt
 from spectree import Response
 
+from app.accounts.guards import customer_id, customer_required
 from app.api.blueprints import bp
-from app.api.orders import customer_id, customer_required, order_errors
+from app.api.orders import order_errors
 from app.api.present import media_url
 from app.api.schemas import MAX_ID, Body, ErrorResponse, Id
 from app.api.spec import COOKIE, spec

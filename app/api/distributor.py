@@ -17,8 +17,8 @@ from flask import current_app
 from pydantic import BaseModel, Field, StrictInt
 from spectree import Response
 
+from app.accounts.guards import customer_id, customer_required
 from app.api.blueprints import bp
-from app.api.orders import customer_id, customer_required
 from app.api.schemas import Body, ErrorResponse, PageInfo, PageQuery, Query
 from app.api.spec import COOKIE, spec
 from app.core.errors import ApiError

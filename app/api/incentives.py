@@ -10,9 +10,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from spectree import Response
 
+from app.accounts.guards import customer_id, customer_required
 from app.api.blueprints import bp
 from app.api.distributor import ERRORS, SECURITY, TAGS
-from app.api.orders import customer_id, customer_required
 from app.api.schemas import ErrorResponse, Query
 from app.api.spec import spec
 from app.core.errors import ApiError

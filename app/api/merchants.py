@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field, StrictInt
 from spectree import Response
 from sqlalchemy import select
 
+from app.accounts.guards import customer_id, customer_required
 from app.accounts.models import User
 from app.api.blueprints import admin_bp, bp
-from app.api.orders import OrderOut, customer_id, customer_required, order_detail, order_errors
+from app.api.orders import OrderOut, order_detail, order_errors
 from app.api.present import page_meta
 from app.api.schemas import (
     MAX_ID,
@@ -50,13 +51,14 @@ from app.cloud.pricing import (
     save_levels,
     set_precedence,
 )
+from app.core.audit import audited, combined, row, rows
 from app.core.errors import ApiError
+from app.core.status import InvalidTransition
 from app.distribution.centre import share_url
 from app.extensions import db
-from app.incentives.audit import audited, combined, row, rows
 from app.ledger.balances import balances
 from app.orders.services import MAX_LINES, MAX_QUANTITY, ItemRequest
-from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
+from app.orders.states import ORDER_STATUS_LABELS
 
 TAGS = ["merchant"]
 ADMIN_TAGS = ["admin-merchants"]

@@ -10,40 +10,41 @@ same as an id that does not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Literal
 
 import redis
-from flask import current_app, g, url_for
+from flask import current_app, url_for
 from flask_login import current_user
 from pydantic import BaseModel, Field, StrictInt
 from spectree import Response
-from sqlalchemy import exists, func, select
+from sqlalchemy import select
 
+from app.accounts.guards import customer_id, customer_required
 from app.api.blueprints import bp
 from app.api.present import media_url, page_meta
 from app.api.schemas import MAX_ID, Body, ErrorResponse, Id, Name, PageMeta, PageQuery, Text
 from app.api.spec import COOKIE, spec
 from app.core.errors import ApiError
+from app.core.models import StatusChange
 from app.core.redis import get_redis
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.extensions import db
 from app.ledger.settlement import schedule_order
 from app.orders.models import (
     COMPLETED,
-    ORDER_STATUSES,
     PENDING_PAYMENT,
     Order,
     OrderLine,
     PaymentTransaction,
     Refund,
-    StatusChange,
 )
-from app.orders.refunds import COUNTED_REFUND_STATUSES, REFUNDABLE_ORDER_STATUSES, request_refund
+from app.orders.queries import customer_orders, order_history, refunds_by_line
+from app.orders.refunds import refundable_quantity, request_refund
 from app.orders.services import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -52,12 +53,7 @@ from app.orders.services import (
     cancel_order,
     place_order,
 )
-from app.orders.states import (
-    ORDER_STATUS_LABELS,
-    REFUND_STATUS_LABELS,
-    InvalidTransition,
-    move_order,
-)
+from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS, move_order
 from app.payments.client import (
     PaymentError,
     close_order,
@@ -78,34 +74,10 @@ ERRORS = {"HTTP_401": ErrorResponse, "HTTP_404": ErrorResponse}
 BODY_ERRORS = {**ERRORS, "HTTP_400": ErrorResponse, "HTTP_409": ErrorResponse}
 ORDER_ID = "<int:order_id>"
 LINE_ID = "<int:line_id>"
-REFUND_TAB = "refund"  # the 退款 tab: orders with at least one refund request
 SYNC_INTERVAL = 3  # seconds between two questions to WeChat about one order
 
 
-# --- shared by the customer endpoints (cart and addresses use these too) -------------------
-
-
-def customer_required(view: Callable) -> Callable:
-    """Answer 401 before anything else unless a customer (not staff) is signed in.
-
-    Put it between the route and ``spec.validate`` so an anonymous caller learns to sign
-    in rather than which fields are wrong.
-    """
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        person = current_user
-        if not person.is_authenticated or getattr(person, "is_staff", False):
-            raise ApiError(401, "unauthorized", "请先登录")
-        g.customer_id = person.id
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def customer_id() -> int:
-    """The signed-in customer's id (set by ``customer_required``)."""
-    return g.customer_id
+# --- shared by the customer endpoints (cart and addresses use ``order_errors`` too) ---------
 
 
 def actor() -> str:
@@ -260,18 +232,6 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def refunds_by_line(order_ids: list[int]) -> dict[int, list[Refund]]:
-    found: dict[int, list[Refund]] = {}
-    if not order_ids:
-        return found
-    rows = db.session.scalars(
-        select(Refund).where(Refund.order_id.in_(order_ids)).order_by(Refund.id)
-    )
-    for refund in rows:
-        found.setdefault(refund.order_line_id, []).append(refund)
-    return found
-
-
 def refund_out(refund: Refund) -> RefundOut:
     return RefundOut(
         id=refund.id,
@@ -284,14 +244,6 @@ def refund_out(refund: Refund) -> RefundOut:
         review_note=refund.review_note,
         created_at=_aware(refund.created_at),
     )
-
-
-def refundable_quantity(order: Order, line: OrderLine, refunds: list[Refund]) -> int:
-    """Units of ``line`` the customer may still ask back (0 when the order cannot refund)."""
-    if order.status not in REFUNDABLE_ORDER_STATUSES:
-        return 0
-    asked = sum(r.quantity for r in refunds if r.status in COUNTED_REFUND_STATUSES)
-    return max(line.quantity - asked, 0)
 
 
 def order_out(
@@ -360,17 +312,6 @@ def order_out(
     )
 
 
-def order_history(order: Order) -> list[StatusChange]:
-    """The order's status changes, oldest first."""
-    return list(
-        db.session.scalars(
-            select(StatusChange)
-            .where(StatusChange.subject == "order", StatusChange.subject_id == order.id)
-            .order_by(StatusChange.id)
-        )
-    )
-
-
 def order_detail(order: Order) -> OrderOut:
     return order_out(order, refunds_by_line([order.id]), order_history(order))
 
@@ -384,20 +325,6 @@ def own_order(order_id: int) -> Order:
     if order is None or order.user_id != customer_id():
         raise ApiError(404, "not_found", "订单不存在")
     return order
-
-
-def customer_orders(user_id: int, status: str | None, page: int, per_page: int):
-    """(orders, total) of one customer, newest first, optionally one tab only."""
-    query = select(Order).where(Order.user_id == user_id)
-    if status == REFUND_TAB:
-        query = query.where(exists().where(Refund.order_id == Order.id))
-    elif status in ORDER_STATUSES:
-        query = query.where(Order.status == status)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(
-        query.order_by(Order.id.desc()).limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    return rows, total
 
 
 def sync_payment(order: Order) -> None:

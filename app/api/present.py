@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.api import schemas
 from app.catalog.models import Category, Product, ProductImage, Sku
-from app.distribution.admin_services import describe_rule
+from app.distribution.admin_settings import describe_rule
 from app.distribution.models import CommissionRule
 from app.extensions import db
 

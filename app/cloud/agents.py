@@ -29,7 +29,9 @@ from app.cloud.models import (
     CloudSettings,
     RegionAgent,
 )
+from app.core.models import StatusChange
 from app.core.sql import dialect_insert
+from app.core.status import move_status, record_creation
 from app.core.time import utcnow
 from app.distribution.distributors import (
     DistributionError,
@@ -45,7 +47,6 @@ from app.distribution.payout_cap import (
     refuse_raise,
 )
 from app.extensions import db
-from app.orders.states import move_status, record_creation
 
 PENDING, ACTIVE, REJECTED, REVOKED = "pending", "active", "rejected", "revoked"
 HELD_STATUSES = (PENDING, ACTIVE)  # the partial unique index's WHERE
@@ -399,8 +400,6 @@ def agents_of_user(user_id: int) -> list[RegionAgent]:
 
 def last_reason(agent: RegionAgent) -> str:
     """Why the agent row has its current status (the StatusChange reason)."""
-    from app.orders.models import StatusChange
-
     return (
         db.session.scalar(
             select(StatusChange.reason)

@@ -22,11 +22,11 @@ from sqlalchemy import select
 
 from app.cloud.models import MerchantLevel, OrderingMerchant
 from app.cloud.pricing import MAX_LEVEL, MerchantError, level_label
+from app.core.models import StatusChange
+from app.core.status import move_status, record_creation
 from app.distribution.distributors import create_distributor, distributor_for_user
 from app.distribution.models import Distributor
 from app.extensions import db
-from app.orders.models import StatusChange
-from app.orders.states import move_status, record_creation
 
 SUBJECT = "merchant"
 MERCHANT_STATUSES = ("pending", "active", "disabled", "rejected")

@@ -16,12 +16,13 @@ from app.cloud import merchants as svc
 from app.cloud.models import OrderingMerchant
 from app.cloud.pricing import MerchantError, level_label, level_names, price_table
 from app.core.params import page_arg
+from app.core.status import InvalidTransition
 from app.distribution.centre import share_url
 from app.extensions import db
 from app.ledger.balances import balances, entries_for
 from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 from app.orders.services import MAX_QUANTITY
-from app.orders.states import ORDER_STATUS_LABELS, InvalidTransition
+from app.orders.states import ORDER_STATUS_LABELS
 
 bp = Blueprint("merchant", __name__, url_prefix="/merchant")
 

@@ -17,6 +17,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import User
+from app.core.models import StatusChange
+from app.core.status import record_creation
 from app.core.time import utcnow
 from app.distribution.binding import current_binding
 from app.distribution.distributors import (
@@ -37,8 +39,7 @@ from app.distribution.models import (
 )
 from app.extensions import db
 from app.ledger.balances import mask_name
-from app.orders.models import Order, StatusChange
-from app.orders.states import record_creation
+from app.orders.models import Order
 
 PER_PAGE = 20
 JOIN_MODE_LABELS = {"open": "自由加入", "apply": "申请审核", "threshold": "消费满额自动成为"}

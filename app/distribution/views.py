@@ -245,16 +245,13 @@ def team():
 
 
 def _withdraw_page(me: Distributor, error: str = "", amount: str = "", status: int = 200):
-    from app.distribution.withdrawals import (
-        AWAITING_CONFIRM,
-        WITHDRAWAL_STATUS_LABELS,
-        china_day_bounds,
-    )
+    from app.core.time import shop_day_bounds
+    from app.distribution.withdrawals import AWAITING_CONFIRM, WITHDRAWAL_STATUS_LABELS
     from app.payments.transfers import confirm_params, sandbox_confirm_url
 
     settings = get_distribution_settings()
     history = centre.withdrawals_of(me.id, 1, 50)
-    start, end = china_day_bounds(utcnow())
+    start, end = shop_day_bounds(utcnow())
     today = sum(1 for w in history if start <= aware(w.created_at) < end)
     return_url = _base_url().rstrip("/") + url_for("distribution.withdraw")
     confirms = {

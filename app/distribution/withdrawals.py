@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 
 from app.core.money import format_yuan
-from app.core.time import utcnow
+from app.core.status import InvalidTransition, move_status, record_creation
+from app.core.time import shop_day_bounds, to_shop_time, utcnow
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.models import Distributor, Withdrawal
 from app.distribution.rules import floor_commission
@@ -45,7 +46,6 @@ from app.ledger.balances import balances
 from app.ledger.entries import move_entries
 from app.ledger.kinds import REVERSAL, SETTLED, WITHDRAWAL, WITHDRAWN
 from app.ledger.models import LedgerEntry
-from app.orders.states import InvalidTransition, move_status, record_creation
 from app.signals import withdrawal_changed
 
 REQUESTED = "requested"
@@ -76,7 +76,6 @@ WITHDRAWAL_STATUS_LABELS = {
 OPEN_STATUSES = (REQUESTED, APPROVED, AWAITING_CONFIRM)
 WECHAT, MANUAL = "wechat", "manual"
 MIN_WECHAT_NET_FEN = 10  # WeChat refuses transfers under 0.1 yuan
-CHINA_TZ = timezone(timedelta(hours=8))  # Asia/Shanghai has no daylight saving
 
 
 @dataclass(frozen=True)
@@ -120,16 +119,9 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def china_day_bounds(now: datetime) -> tuple[datetime, datetime]:
-    """[start, end) in UTC of the Asia/Shanghai calendar day containing ``now``."""
-    local = _aware(now).astimezone(CHINA_TZ)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
-
-
 def new_out_bill_no(now: datetime) -> str:
     """A merchant bill number: letters and digits only, 26 characters (WeChat allows 32)."""
-    stamp = _aware(now).astimezone(CHINA_TZ).strftime("%Y%m%d%H%M%S")
+    stamp = to_shop_time(now).strftime("%Y%m%d%H%M%S")
     return f"WD{stamp}{secrets.token_hex(5).upper()}"
 
 
@@ -172,7 +164,7 @@ def request_withdrawal(
     if preview.net_fen < (MIN_WECHAT_NET_FEN if channel == WECHAT else 1):
         raise DistributionError("below_minimum", "扣除手续费后到账金额不足 0.1 元")
     if settings.withdraw_daily_limit > 0:
-        start, end = china_day_bounds(now)
+        start, end = shop_day_bounds(now)
         today = db.session.scalar(
             select(func.count())
             .select_from(Withdrawal)

@@ -27,7 +27,8 @@ from app.cloud.price_difference import chain_steps
 from app.cloud.price_difference import line_shares as difference_shares
 from app.cloud.pricing import level_names
 from app.core.money import format_yuan
-from app.distribution.admin_services import check_levels, check_rule, distributor_label
+from app.distribution.admin_distributors import distributor_label
+from app.distribution.admin_settings import check_levels, check_rule
 from app.distribution.attribution import buyer_chain
 from app.distribution.binding import may_bind
 from app.distribution.distributors import (

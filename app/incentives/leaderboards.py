@@ -36,14 +36,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
 from app.core.redis import get_redis
-from app.core.time import utcnow
+from app.core.time import to_shop_time, utcnow
 from app.distribution.models import Distributor, OrderAttribution
 from app.extensions import db
 from app.incentives.models import LeaderboardOptIn
@@ -54,7 +53,6 @@ from app.orders.models import Order
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 BOARDS = ("sales", "commission", "invites")
 PERIODS = ("day", "week", "month")
 BOARD_LABELS = {"sales": "销售榜", "commission": "佣金榜", "invites": "邀请榜"}
@@ -67,7 +65,7 @@ TOP = 50
 
 def period_range(period: str, now: datetime | None = None) -> tuple[datetime, datetime]:
     """[start, end) of the China-time day, week (from Monday) or month containing ``now``."""
-    local = (now or utcnow()).astimezone(SHANGHAI)
+    local = to_shop_time(now or utcnow())
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "day":
         start, end = day, day + timedelta(days=1)

@@ -1,11 +1,10 @@
-"""Incentives and the audit log: tasks, invite-reward settings, grade history, leaderboard
-opt-ins, and the record of every staff action that changes money, bindings or rules."""
+"""Incentives: tasks, invite-reward settings, grade history and leaderboard opt-ins."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.time import UtcDateTime, utcnow
@@ -68,24 +67,4 @@ class GradeChange(db.Model):
     to_grade_id: Mapped[int | None] = mapped_column(ForeignKey("distributor_grades.id"))
     reason: Mapped[str] = mapped_column(String(200), default="")
     actor: Mapped[str] = mapped_column(String(64), default="system")
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-
-
-class AuditLog(db.Model):
-    """A staff action that changed money, bindings, rules or agents: who, when, what,
-    before and after. Append-only."""
-
-    __tablename__ = "audit_logs"
-    __table_args__ = (
-        Index("ix_audit_logs_subject", "subject", "subject_id"),
-        Index("ix_audit_logs_created", "created_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    actor: Mapped[str] = mapped_column(String(64))  # "staff:3", "api:2"
-    action: Mapped[str] = mapped_column(String(64))  # e.g. "withdrawal.approve"
-    subject: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[str] = mapped_column(String(64), default="")
-    before: Mapped[dict] = mapped_column(JSON, default=dict)
-    after: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -1,4 +1,5 @@
-"""Orders, their lines, addresses, cart, refunds, payments and the history of every status.
+"""Orders, their lines, addresses, cart, refunds and payments (the history of every status
+change is ``app.core.models.StatusChange``).
 
 Money columns are integers in fen. Each order copies what it needs (prices, titles, the
 receiver's address and district code) at placement, so later catalog edits never change a
@@ -191,22 +192,6 @@ class OrderLine(db.Model):
     refunded_fen: Mapped[int] = mapped_column(default=0)
 
     order: Mapped[Order] = relationship(back_populates="lines")
-
-
-class StatusChange(db.Model):
-    """Every transition of an order or a refund: who, when, from, to, why. Append-only."""
-
-    __tablename__ = "status_changes"
-    __table_args__ = (Index("ix_status_changes_subject", "subject", "subject_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    subject: Mapped[str] = mapped_column(String(16))  # "order" or "refund"
-    subject_id: Mapped[int]
-    from_status: Mapped[str | None] = mapped_column(String(20))
-    to_status: Mapped[str] = mapped_column(String(20))
-    actor: Mapped[str] = mapped_column(String(64))  # "user:3", "staff:1", "wechat", "system"
-    reason: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Refund(db.Model):

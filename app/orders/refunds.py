@@ -13,10 +13,12 @@ conditional UPDATEs, and the CHECK constraints refuse anything that slips past.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from app.catalog.models import Sku
+from app.core.status import InvalidTransition, record_creation
 from app.core.time import utcnow
 from app.earnings.on_refund import refund_completed
 from app.extensions import db
@@ -35,7 +37,7 @@ from app.orders.models import (
     Refund,
 )
 from app.orders.services import OrderError, PaymentMismatch
-from app.orders.states import InvalidTransition, move_order, move_refund, record_creation
+from app.orders.states import move_order, move_refund
 
 REFUNDABLE_ORDER_STATUSES = (PAID, SHIPPED, COMPLETED)
 COUNTED_REFUND_STATUSES = (REFUND_REQUESTED, REFUND_APPROVED, REFUND_REFUNDED, REFUND_FAILED)
@@ -51,21 +53,41 @@ def _lock_line(line_id: int) -> None:
     )
 
 
-def _reserved(line_id: int) -> tuple[int, int]:
-    """(quantity, fen) of the line already asked for by refunds that are not rejected."""
-    qty, fen = db.session.execute(
-        select(
-            func.coalesce(func.sum(Refund.quantity), 0),
-            func.coalesce(func.sum(Refund.amount_fen), 0),
-        ).where(Refund.order_line_id == line_id, Refund.status.in_(COUNTED_REFUND_STATUSES))
-    ).one()
-    return int(qty), int(fen)
+def left_to_refund(line: OrderLine, refunds: Iterable[Refund]) -> tuple[int, int]:
+    """(quantity, fen) of ``line`` that can still be asked for, given the line's refunds.
+
+    The one rule: every refund not rejected (requested, approved, refunded, failed) holds
+    its units and fen. The refund service, the Open API and the H5 pages all go through it.
+    """
+    counted = [r for r in refunds if r.status in COUNTED_REFUND_STATUSES]
+    return (
+        line.quantity - sum(r.quantity for r in counted),
+        line.amount_fen - sum(r.amount_fen for r in counted),
+    )
 
 
 def refundable(line: OrderLine) -> tuple[int, int]:
-    """(quantity, fen) of ``line`` that can still be asked for."""
-    qty, fen = _reserved(line.id)
-    return line.quantity - qty, line.amount_fen - fen
+    """(quantity, fen) of ``line`` that can still be asked for, read from the database.
+
+    Refunds are read afresh (``populate_existing``), so a status changed by another
+    transaction since this session loaded the row counts as it stands now.
+    """
+    refunds = db.session.scalars(
+        select(Refund)
+        .where(Refund.order_line_id == line.id)
+        .execution_options(populate_existing=True)
+    )
+    return left_to_refund(line, refunds)
+
+
+def refundable_quantity(order: Order, line: OrderLine, refunds: Iterable[Refund]) -> int:
+    """Units of ``line`` the customer may still ask back (0 when the order cannot refund).
+
+    ``refunds`` are the line's refunds (any status), as already loaded by the caller.
+    """
+    if order.status not in REFUNDABLE_ORDER_STATUSES:
+        return 0
+    return max(left_to_refund(line, refunds)[0], 0)
 
 
 def request_refund(order: Order, line: OrderLine, quantity: int, reason: str, actor: str) -> Refund:

@@ -7,11 +7,11 @@ turned into UTC bounds here because every stored time is UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 from sqlalchemy import Select, func, or_, select
 
+from app.core.time import shop_day_start
 from app.extensions import db
 from app.orders.models import (
     OPEN_REFUND_STATUSES,
@@ -21,7 +21,6 @@ from app.orders.models import (
     Refund,
 )
 
-SHOP_TZ = ZoneInfo("Asia/Shanghai")
 REFUNDING = "refunding"  # a tab of its own: orders with a refund staff or WeChat must finish
 # Refunds still needing someone: awaiting review, awaiting WeChat's money, or failed (retry).
 UNFINISHED_REFUND_STATUSES = (*OPEN_REFUND_STATUSES, REFUND_FAILED)
@@ -50,18 +49,6 @@ def parse_day(text: str | None) -> date | None:
         raise ValueError("日期格式应为 2025-01-31") from None
 
 
-def day_start_utc(day: date) -> datetime:
-    """The UTC moment a Beijing calendar day starts."""
-    return datetime.combine(day, time.min, SHOP_TZ).astimezone(UTC)
-
-
-def today_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """[start, end) of today in Beijing time, as UTC moments."""
-    now = now or datetime.now(UTC)
-    today = now.astimezone(SHOP_TZ).date()
-    return day_start_utc(today), day_start_utc(today + timedelta(days=1))
-
-
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
     return f"%{escaped}%"
@@ -78,9 +65,9 @@ def _where(query: Select, flt: OrderFilter, *, with_status: bool = True) -> Sele
         else:
             query = query.where(Order.status == flt.status)
     if flt.created_from:
-        query = query.where(Order.created_at >= day_start_utc(flt.created_from))
+        query = query.where(Order.created_at >= shop_day_start(flt.created_from))
     if flt.created_to:
-        query = query.where(Order.created_at < day_start_utc(flt.created_to + timedelta(days=1)))
+        query = query.where(Order.created_at < shop_day_start(flt.created_to + timedelta(days=1)))
     q = (flt.q or "").strip()[:MAX_KEYWORD]
     if q:
         pattern = _like(q)

@@ -17,7 +17,9 @@ from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
+from app.core.models import StatusChange
 from app.core.sql import dialect_insert
+from app.core.status import InvalidTransition, record_creation, record_transition
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order
 from app.extensions import db
@@ -40,15 +42,8 @@ from app.orders.models import (
     OrderLine,
     PaymentTransaction,
     ShopSettings,
-    StatusChange,
 )
-from app.orders.states import (
-    ORDER_TRANSITIONS,
-    InvalidTransition,
-    move_order,
-    record_creation,
-    record_transition,
-)
+from app.orders.states import ORDER_TRANSITIONS, move_order
 
 MAX_LINES = 50
 MAX_QUANTITY = 999

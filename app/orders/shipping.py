@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.extensions import db
 from app.ledger.settlement import schedule_order
@@ -27,7 +28,7 @@ from app.orders.models import (
     Refund,
 )
 from app.orders.services import OrderError
-from app.orders.states import InvalidTransition, move_order
+from app.orders.states import move_order
 from app.signals import order_shipped
 
 # The carriers most Chinese shops use, by a short code (kuaidi-style) and the name staff

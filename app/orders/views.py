@@ -9,7 +9,7 @@ CSRF token) from ``GET /cart/session`` instead.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from app.accounts.oauth import safe_next
 from app.catalog.models import Product, Sku
 from app.core.params import MAX_ID, bounded_int
-from app.core.time import utcnow
+from app.core.time import shop_time_text, utcnow
 from app.extensions import db
 from app.orders.addresses import default_address, list_addresses
 from app.orders.cart import view_cart
@@ -41,12 +41,14 @@ from app.orders.models import (
     OrderLine,
     Refund,
 )
+from app.orders.queries import REFUND_TAB, customer_orders, order_history, refunds_by_line
+from app.orders.refunds import refundable_quantity
 from app.orders.services import MAX_QUANTITY, get_settings, shipping_fee_for
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
+from app.shop.views import DEFAULT_SHOP_NAME
 
 bp = Blueprint("orders", __name__)
 
-CHINA_TZ = timezone(timedelta(hours=8))
 PER_PAGE = 10
 # The tabs of /orders: (value of ?status=, label). "refund" lists orders with refunds.
 TABS = (
@@ -55,7 +57,7 @@ TABS = (
     (PAID, "待发货"),
     (SHIPPED, "待收货"),
     ("completed", "已完成"),
-    ("refund", "退款"),
+    (REFUND_TAB, "退款"),
 )
 REFUND_REASONS = ("不想要了", "拍错/多拍", "商品质量问题", "商品与描述不符", "少件/漏发", "其他")
 
@@ -63,8 +65,6 @@ REFUND_REASONS = ("不想要了", "拍错/多拍", "商品质量问题", "商品
 @bp.context_processor
 def order_globals() -> dict:
     """Names every order template may use."""
-    from app.shop.views import DEFAULT_SHOP_NAME
-
     return {
         "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
         "order_labels": ORDER_STATUS_LABELS,
@@ -81,11 +81,7 @@ def my_order_counts_global() -> dict:
 @bp.app_template_filter("cn_time")
 def cn_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A stored UTC time shown in China time (the shop's customers are there)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:  # SQLite returns naive UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(CHINA_TZ).strftime(fmt)
+    return shop_time_text(moment, fmt)
 
 
 def my_order_counts() -> dict[str, int]:
@@ -313,8 +309,6 @@ def edit_address(address_id: int):
 @login_required
 def order_list():
     """The customer's orders with status tabs (全部/待付款/待发货/待收货/已完成/退款)."""
-    from app.api.orders import customer_orders
-
     user_id = _customer_id()
     status = request.args.get("status", "all")
     if status not in dict(TABS):
@@ -335,8 +329,6 @@ def order_list():
 @login_required
 def order_detail(order_id: int):
     """One order: status, address, lines (with refunds), amounts, actions, timeline."""
-    from app.api.orders import order_history, refundable_quantity, refunds_by_line
-
     order = _own_order(order_id)
     refunds = refunds_by_line([order.id])
     return render_template(
@@ -371,8 +363,6 @@ def pay(order_id: int):
 @login_required
 def refund_form(order_id: int, line_id: int):
     """Ask a refund of one line: how many, and why."""
-    from app.api.orders import refundable_quantity, refunds_by_line
-
     order = _own_order(order_id)
     line = db.session.get(OrderLine, line_id) if line_id <= MAX_ID else None
     if line is None or line.order_id != order.id:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,11 +24,11 @@ from flask import Flask, current_app
 from wechatpayv3 import WeChatPay, WeChatPayType
 
 from app.core.sql import dialect_insert
+from app.core.time import to_shop_time
 from app.extensions import db
 from app.orders.models import PENDING_PAYMENT, Order, PaymentTransaction, Refund
 
 REAL_PAY_ORIGIN = "https://api.mch.weixin.qq.com"
-CHINA_TZ = timezone(timedelta(hours=8))
 TIMEOUT = (5, 15)  # connect, read (seconds)
 
 # WeChat's error codes we translate for people; anything else shows WeChat's own message.
@@ -166,7 +166,7 @@ def record_transaction(
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(CHINA_TZ).isoformat(timespec="seconds")
+    return to_shop_time(moment).isoformat(timespec="seconds")
 
 
 def _description(order: Order) -> str:

@@ -19,11 +19,11 @@ from flask import current_app
 from sqlalchemy import bindparam, select
 from wechatpayv3.utils import aes_decrypt, rsa_verify
 
+from app.core.status import InvalidTransition
 from app.extensions import db
 from app.orders.models import Order, Refund
 from app.orders.refunds import complete_refund, fail_refund
 from app.orders.services import PaymentMismatch, mark_paid, mark_paid_by_number
-from app.orders.states import InvalidTransition
 from app.payments.client import get_pay, record_transaction
 
 MAX_NOTICE_BYTES = 16 * 1024  # real notices are ~1 KB

@@ -21,7 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.orders.search import SHOP_TZ, day_start_utc
+from app.core.time import SHOP_SQLITE_OFFSET, SHOP_TZ, SHOP_TZ_NAME, shop_day_start
 
 GRAINS = {"day": "按日", "week": "按周", "month": "按月"}
 MAX_DAYS = 366 * 3  # a longer range is refused: its day chart would be unreadable anyway
@@ -52,7 +52,7 @@ class period_start(_by_grain):
 def _pg(element: period_start, compiler, **kw) -> str:
     column = compiler.process(element.clauses.clauses[0], **kw)
     return (
-        f"to_char(date_trunc('{element.grain}', ({column}) AT TIME ZONE 'Asia/Shanghai'), "
+        f"to_char(date_trunc('{element.grain}', ({column}) AT TIME ZONE '{SHOP_TZ_NAME}'), "
         "'YYYY-MM-DD')"
     )
 
@@ -61,10 +61,10 @@ def _pg(element: period_start, compiler, **kw) -> str:
 def _sqlite(element: period_start, compiler, **kw) -> str:
     column = compiler.process(element.clauses.clauses[0], **kw)
     if element.grain == "day":
-        return f"date({column}, '+8 hours')"
+        return f"date({column}, '{SHOP_SQLITE_OFFSET}')"
     if element.grain == "week":
-        return f"date({column}, '+8 hours', 'weekday 0', '-6 days')"
-    return f"strftime('%Y-%m-01', {column}, '+8 hours')"
+        return f"date({column}, '{SHOP_SQLITE_OFFSET}', 'weekday 0', '-6 days')"
+    return f"strftime('%Y-%m-01', {column}, '{SHOP_SQLITE_OFFSET}')"
 
 
 class beijing_date(FunctionElement):
@@ -78,13 +78,13 @@ class beijing_date(FunctionElement):
 @compiles(beijing_date, "postgresql")
 def _pg_date(element: beijing_date, compiler, **kw) -> str:
     column = compiler.process(element.clauses.clauses[0], **kw)
-    return f"(({column}) AT TIME ZONE 'Asia/Shanghai')::date"
+    return f"(({column}) AT TIME ZONE '{SHOP_TZ_NAME}')::date"
 
 
 @compiles(beijing_date, "sqlite")
 def _sqlite_date(element: beijing_date, compiler, **kw) -> str:
     column = compiler.process(element.clauses.clauses[0], **kw)
-    return f"date({column}, '+8 hours')"
+    return f"date({column}, '{SHOP_SQLITE_OFFSET}')"
 
 
 class day_period(_by_grain):
@@ -138,12 +138,12 @@ class Range:
 
     @property
     def start_utc(self) -> datetime:
-        return day_start_utc(self.start)
+        return shop_day_start(self.start)
 
     @property
     def end_utc(self) -> datetime:
         """The UTC moment just after the range (exclusive bound)."""
-        return day_start_utc(self.end + timedelta(days=1))
+        return shop_day_start(self.end + timedelta(days=1))
 
     def buckets(self) -> list[str]:
         """Every period key in the range, in order (periods with no rows get zeros)."""

@@ -48,9 +48,9 @@ from app.ledger.kinds import (
 )
 from app.ledger.models import LedgerEntry
 from app.orders.models import REFUND_REFUNDED, Order, OrderLine, Refund
+from app.reports.days import Split, split
 from app.reports.models import ReportDailyDistributor, ReportDailyProduct, ReportDailyTotal
 from app.reports.periods import Range, beijing_date, day_period, period_start
-from app.reports.summary import Split, split
 
 DIVIDEND_KINDS = (REGION_DIVIDEND, PRICE_DIFFERENCE)
 CATEGORIES = ("commission", "dividend", "reward")

@@ -1,4 +1,6 @@
-"""Daily summaries for the reports, and which days of a range may be read from them.
+"""Daily summaries for the reports: the rule that keeps them exact, and their refresh.
+
+(Which days of a range are read from them is worked out in app/reports/days.py.)
 
 The rule that keeps every fen exact
 -----------------------------------
@@ -39,104 +41,25 @@ binding is made; it is read live from ``users(created_at)``: a few thousand rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, false, func, insert, literal, or_, select, text, true, update
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy import delete, func, insert, literal, select, text, true, update
 
 from app.core.sql import dialect_insert
-from app.core.time import utcnow
+from app.core.time import SHOP_TZ, shop_today, utcnow
 from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, Refund
-from app.orders.search import SHOP_TZ, day_start_utc
+from app.reports import queries
+from app.reports.days import runs, within_runs
 from app.reports.models import (
     ReportDailyDistributor,
     ReportDailyProduct,
     ReportDailyTotal,
     ReportDay,
 )
-from app.reports.periods import Range
 
 RUN_DAYS = 31  # days recomputed per transaction: short locks, bounded work per commit
-
-
-def beijing_today(now: datetime | None = None) -> date:
-    """Today's date in Beijing (the shop's calendar)."""
-    return (now or utcnow()).astimezone(SHOP_TZ).date()
-
-
-def runs(days: list[date]) -> list[tuple[date, date]]:
-    """Sorted days grouped into contiguous runs ``(first, last)``."""
-    out: list[tuple[date, date]] = []
-    for day in sorted(days):
-        if out and day == out[-1][1] + timedelta(days=1):
-            out[-1] = (out[-1][0], day)
-        else:
-            out.append((day, day))
-    return out
-
-
-def within_runs(column: ColumnElement, spans: list[tuple[date, date]]) -> ColumnElement:
-    """SQL: a UTC timestamp ``column`` falls in one of the Beijing day runs (index ranges)."""
-    if not spans:
-        return false()
-    return or_(
-        *(
-            (column >= day_start_utc(a)) & (column < day_start_utc(b + timedelta(days=1)))
-            for a, b in spans
-        )
-    )
-
-
-def days_in_runs(column: ColumnElement, spans: list[tuple[date, date]]) -> ColumnElement:
-    """SQL: a ``DATE`` column (a summary's day) falls in one of the runs."""
-    if not spans:
-        return false()
-    return or_(*(column.between(a, b) for a, b in spans))
-
-
-@dataclass
-class Split:
-    """A report range cut into days read from the summaries and days aggregated live."""
-
-    rng: Range
-    summary: list[tuple[date, date]] = field(default_factory=list)
-    live: list[tuple[date, date]] = field(default_factory=list)
-
-    def live_within(self, column: ColumnElement) -> ColumnElement:
-        """SQL: ``column`` (a UTC timestamp) falls on a live day of the range."""
-        return within_runs(column, self.live)
-
-    def summary_within(self, column: ColumnElement) -> ColumnElement:
-        """SQL: ``column`` (a summary's day) is a clean day of the range."""
-        return days_in_runs(column, self.summary)
-
-
-def split(rng: Range, today: date | None = None) -> Split:
-    """Which days of ``rng`` are clean (read from summaries) and which are live.
-
-    The clean days are read in one statement; each clean day's summary rows were written
-    in one transaction, so each day's figures are exact as of one moment.
-    """
-    today = today or beijing_today()
-    clean = set(
-        db.session.scalars(
-            select(ReportDay.day).where(
-                ReportDay.day >= rng.start,
-                ReportDay.day <= rng.end,
-                ReportDay.day < today,
-                ReportDay.summarized == ReportDay.changes,
-            )
-        )
-    )
-    every = [rng.start + timedelta(days=i) for i in range((rng.end - rng.start).days + 1)]
-    return Split(
-        rng,
-        summary=runs([d for d in every if d in clean]),
-        live=runs([d for d in every if d not in clean]),
-    )
 
 
 # --- refresh ----------------------------------------------------------------------------
@@ -155,7 +78,7 @@ def refresh_horizon(now: datetime | None = None) -> date | None:
     day without marking them (see the module docstring).
     """
     now = now or utcnow()
-    last = beijing_today(now) - timedelta(days=1)
+    last = shop_today(now) - timedelta(days=1)
     if db.session.get_bind().dialect.name == "postgresql":
         oldest = db.session.execute(
             text(
@@ -209,8 +132,6 @@ def refresh_run(first: date, last: date, now: datetime | None = None) -> int:
 
     Returns how many days were marked clean (a day changed meanwhile stays live).
     """
-    from app.reports import queries  # the live aggregates (queries imports this module)
-
     now = now or utcnow()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     db.session.execute(_insert_ignore(ReportDay, [{"day": d, "changes": 0} for d in days]))

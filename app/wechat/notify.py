@@ -34,7 +34,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, case, event, func, or_, select
@@ -43,7 +43,7 @@ from sqlalchemy.orm import aliased, joinedload
 from app.accounts.models import User
 from app.core.money import format_yuan
 from app.core.sql import dialect_insert
-from app.core.time import utcnow
+from app.core.time import shop_time_text, utcnow
 from app.distribution.models import Distributor
 from app.extensions import db
 from app.ledger.kinds import (
@@ -61,7 +61,6 @@ from app.wechat.outbox import enqueue_send
 
 log = logging.getLogger(__name__)
 
-CHINA_TZ = timezone(timedelta(hours=8))
 MAX_STAFF_OPENIDS = 20
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 TEMPLATE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -229,7 +228,7 @@ def _fit(keyword: str, value: object) -> str:
 
 def china_time(moment: datetime | None = None) -> str:
     """A ``time`` keyword value: Beijing time to the minute."""
-    return (moment or utcnow()).astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
+    return shop_time_text(moment or utcnow())
 
 
 def queue_notification(

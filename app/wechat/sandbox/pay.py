@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request
 
+from app.core.time import SHOP_TZ
 from app.payments.sandbox_keys import SandboxKeys, ensure_sandbox_keys
 
 bp = Blueprint("sandbox_pay", __name__)
@@ -64,12 +65,11 @@ SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 AUTH_RE = re.compile(r'(\w+)="([^"]*)"')
 OUT_TRADE_NO_RE = re.compile(r"^[A-Za-z0-9_\-|*]{6,32}$")
 OUT_REFUND_NO_RE = re.compile(r"^[A-Za-z0-9_\-|*@]{1,64}$")
-CHINA_TZ = timezone(timedelta(hours=8))
 AUTH_WINDOW = 300
 
 
 def _now_text() -> str:
-    return datetime.now(CHINA_TZ).isoformat(timespec="seconds")
+    return datetime.now(SHOP_TZ).isoformat(timespec="seconds")
 
 
 # --- keys and signatures ------------------------------------------------------------------
@@ -419,7 +419,7 @@ def pay_transaction(state: PayState, out_trade_no: str, notify: bool = True) -> 
         tx.trade_state = "SUCCESS"
         tx.transaction_id = (
             "4200"
-            + datetime.now(CHINA_TZ).strftime("%Y%m%d")
+            + datetime.now(SHOP_TZ).strftime("%Y%m%d")
             + str(secrets.randbelow(10**16)).zfill(16)
         )
         tx.success_time = _now_text()
@@ -571,7 +571,7 @@ def jsapi():
                 return _error(400, "OUT_TRADE_NO_USED", "商户订单号重复")
             tx.notify_url = body["notify_url"]
             return _answer({"prepay_id": tx.prepay_id})
-        prepay_id = "wx" + datetime.now(CHINA_TZ).strftime("%d%H%M%S") + secrets.token_hex(13)
+        prepay_id = "wx" + datetime.now(SHOP_TZ).strftime("%d%H%M%S") + secrets.token_hex(13)
         tx = Transaction(
             appid=state.appid,
             mchid=state.mchid,

@@ -14,6 +14,10 @@ Two doors:
 Values are made JSON-safe (timestamps as ISO text); money stays int fen. The services stay
 unaware of the log: recording at the edge keeps one helper instead of a call in every
 service, and the actor (``staff:N`` or ``api:N``) is known only there.
+
+The targets naming a domain's rows (a product with its SKUs, a product's commission rules)
+live with that domain (``app.catalog.audit_targets``, ``app.distribution.audit_targets``),
+so this module imports no area above it.
 """
 
 from __future__ import annotations
@@ -25,14 +29,14 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any
 
-from flask import g
+from flask import g, request
 from flask_login import current_user
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
+from app.core.models import AuditLog
 from app.core.params import bounded_int
 from app.extensions import db
-from app.incentives.models import AuditLog
 
 PENDING_KEY = "audit_pending"
 # Bookkeeping columns whose change says nothing about what staff did; an API token's
@@ -285,53 +289,6 @@ def _before_commit(session: Session) -> None:
         _write_pending(session)
 
 
-# --- targets shared by the admin pages and the Open API ---------------------------------------
-
-
-def _sku_values(product: Any) -> dict[str, Any]:
-    return {f"sku.{sku.id}": snapshot(sku) for sku in product.skus}
-
-
-def _product_target() -> Target:
-    from app.catalog.models import Product
-
-    return row(Product, "product_id", extra=_sku_values)
-
-
-def _rules_target() -> Target:
-    from app.distribution.models import CommissionRule
-
-    return rows(
-        CommissionRule,
-        "commission_rule",
-        where=lambda product_id, **_: CommissionRule.product_id == product_id,
-    )
-
-
-def _binding_target() -> Target:
-    from app.distribution.models import Binding
-
-    return rows(Binding, "binding", where=lambda **_: Binding.user_id == form_int("user_id"))
-
-
-def _new_product_target() -> Target:
-    from app.catalog.models import Product
-
-    return created(Product, extra=_sku_values)
-
-
-# A product with its SKUs' prices and stock as "sku.<id>" keys.
-PRODUCT_WITH_SKUS = _product_target()
-# The product a create view adds (with its SKUs), by the same keys.
-NEW_PRODUCT = _new_product_target()
-# The commission rules of the view's product_id, keyed by rule id.
-RULES_OF_PRODUCT = _rules_target()
-# The binding of the customer named by the form's user_id (manual rebind).
-BINDING_OF_FORM_USER = _binding_target()
-
-
 def form_int(name: str) -> int | None:
     """The posted form field ``name`` as an id, or None (for targets named by the form)."""
-    from flask import request
-
     return bounded_int(request.form.get(name))
