@@ -14,8 +14,8 @@ from app.distribution.models import LedgerEntry
 from app.extensions import db
 from app.wechat.sandbox import create_sandbox_app
 from app.wechat.sandbox.state import DEFAULT_FANS, fan_openid
-from tests.conftest import WECHAT_UA
-from tests.test_oauth import local, pick_fan, start_login
+from tests.support.oauth import local, pick_fan, start_login
+from tests.support.servers import WECHAT_UA
 
 
 def sign_in_as(app, sandbox, nickname: str, next_path: str):
