@@ -20,6 +20,7 @@ from app.orders.refunds import complete_refund, request_refund
 from app.orders.services import ItemRequest, mark_paid, place_order
 from app.orders.shipping import complete_order, ship_order
 from jobs.commissions import compute_order_commissions
+from tests.support.database import empty_database
 from tests.support.pay import (
     address_for,
     fresh,
@@ -122,11 +123,4 @@ def earned(order_id: int) -> dict[str, int]:
 def wipe() -> None:
     """Empty every table (as the per-test fixture does), for a fresh example."""
     db.session.remove()
-    tables = [t.name for t in db.metadata.sorted_tables]
-    with db.engine.begin() as conn:
-        if db.engine.dialect.name == "postgresql":
-            quoted = ", ".join(f'"{name}"' for name in tables)
-            conn.exec_driver_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
-        else:
-            for name in reversed(tables):
-                conn.exec_driver_sql(f'DELETE FROM "{name}"')
+    empty_database()
