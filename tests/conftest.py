@@ -367,13 +367,26 @@ def make(app_ctx):
     return factories
 
 
+# Modules whose tests take minutes (the worker kill sweep, the property tests' examples).
+SLOW_FIRST = (
+    "tests/test_worker_recovery.py",
+    "tests/test_commissions_properties.py",
+    "tests/test_cloud_properties.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
-    """On PostgreSQL, run only the tests that reach the database.
+    """Under pytest-xdist, slow modules first; on PostgreSQL, only the tests that reach
+    the database.
 
     A test that uses neither the ``app`` nor the ``database_url`` fixture (pure functions,
     the money arithmetic, the signature code, ...) touches no database, so it already ran
     on SQLite: a second run on PostgreSQL would check nothing new.
     """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Workers take tests in collection order: the minutes-long ones go first so that
+        # they overlap the rest instead of running alone at the end.
+        items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
     if os.environ.get("TEST_DB", "sqlite") != "postgresql":
         return
     keep, skip = [], []
