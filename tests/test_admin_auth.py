@@ -10,7 +10,7 @@ from app.admin.login_limits import ADDRESS_LOCK_SECONDS, ADDRESS_MAX_FAILURES, a
 from app.catalog.models import Category
 from app.core.redis import get_redis
 from app.extensions import db
-from tests.test_admin_support import csrf_token, fresh_client, sign_in, text
+from tests.support.admin import csrf_token, fresh_client, sign_in, text
 
 
 @pytest.fixture

@@ -25,9 +25,10 @@ from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.ledger.balances import balances
 from app.ledger.models import LedgerEntry
-from tests.pay_support import fresh
-from tests.test_admin_support import csrf_token, fresh_client, text
-from tests.test_commissions import configure, distributor
+from tests.support.admin import csrf_token, fresh_client, text
+from tests.support.commissions import configure, distributor
+from tests.support.distribution import SETTINGS_FORM, money_for
+from tests.support.pay import fresh
 
 
 @pytest.fixture
@@ -54,34 +55,6 @@ def signed_in(client, login_as, owner):
 def post(client, path: str, data: dict, **kwargs):
     token = csrf_token(client, "/admin/distributors")
     return client.post(path, data={"csrf_token": token, **data}, **kwargs)
-
-
-SETTINGS_FORM = {
-    "enabled": "1",
-    "levels": "2",
-    "level1_bp": "10",
-    "level2_bp": "5",
-    "level3_bp": "0",
-    "join_mode": "apply",
-    "join_threshold_fen": "0",
-    "bind_mode": "first_visit",
-    "binding_days": "0",
-    "protection_days": "15",
-    "protection_extend_days": "15",
-    "settlement_hold_days": "7",
-    "payout_channel": "manual",
-    "withdraw_min_fen": "1.00",
-    "withdraw_fee_bp": "0.6",
-    "withdraw_daily_limit": "3",
-}
-
-
-def money_for(d: Distributor, fen: int) -> None:
-    """Settled money on a distributor's balance (a task reward: test data, no order)."""
-    db.session.add(
-        LedgerEntry(distributor_id=d.id, kind="task_reward", amount_fen=fen, state="settled")
-    )
-    db.session.commit()
 
 
 # --- settings ---------------------------------------------------------------------------

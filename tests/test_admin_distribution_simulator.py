@@ -11,9 +11,9 @@ from app.earnings.simulator import Preview, simulate
 from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.orders.services import ItemRequest, place_order
-from tests.pay_support import address_for
-from tests.test_admin_support import fresh_client, text
-from tests.test_commissions import chain, configure, customer_of, distributor, pay
+from tests.support.admin import fresh_client, text
+from tests.support.commissions import chain, configure, customer_of, distributor, pay
+from tests.support.pay import address_for
 
 
 def row_counts() -> dict[str, int]:

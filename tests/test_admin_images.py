@@ -14,7 +14,7 @@ from werkzeug.test import encode_multipart
 
 from app.catalog.models import ProductImage
 from app.extensions import db
-from tests.test_admin_support import csrf_token, fresh_client, post, text
+from tests.support.admin import csrf_token, fresh_client, post, text
 
 
 @pytest.fixture

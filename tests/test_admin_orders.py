@@ -26,7 +26,8 @@ from app.orders.shipping import (
     ship_order,
     shipping_warnings,
 )
-from tests.pay_support import (
+from tests.support.admin import fresh_client, post, text
+from tests.support.pay import (
     fresh,
     new_order,
     pay_state,
@@ -35,7 +36,6 @@ from tests.pay_support import (
     sandbox_settings,
     wait_until,
 )
-from tests.test_admin_support import fresh_client, post, text
 
 _tx = iter(range(1, 10**6))
 
@@ -574,15 +574,14 @@ def test_dashboard_counts_todays_orders(staff_client, make):
 
 @pytest.mark.browser
 def test_order_detail_in_a_browser(desk, live_server, make, artifacts):
-    from app.orders.models import Address
     from app.orders.services import ItemRequest, place_order
 
     make.staff("clerk", password="clerk-password")
     user = make.user(nickname="小林")
     shirt = make.product("纯棉圆领T恤 夏季新款", price_fen=5900, specs={"颜色": ["白色", "黑色"]})
     mug = make.product("陶瓷马克杯", price_fen=3500)
-    address = Address(
-        user_id=user.id,
+    address = make.address(
+        user,
         name="王小明",
         phone="13912345678",
         province="浙江省",
@@ -591,8 +590,6 @@ def test_order_detail_in_a_browser(desk, live_server, make, artifacts):
         district_code="330106",
         detail="文三路 90 号东部软件园 3 号楼 501",
     )
-    db.session.add(address)
-    db.session.commit()
     order = place_order(
         user.id,
         [ItemRequest(shirt.skus[0].id, 2), ItemRequest(mug.skus[0].id, 1)],

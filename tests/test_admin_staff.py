@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import Staff
 from app.extensions import db
-from tests.test_admin_support import fresh_client, post, sign_in, text
+from tests.support.admin import fresh_client, post, sign_in, text
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from app.accounts.models import ApiToken
 from app.catalog.models import Product, Sku
 from app.core.time import utcnow
 from app.extensions import db
-from tests.openapi_support import bearer_caller
+from tests.support.openapi import bearer_caller
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.ledger.balances import balances
 from app.ledger.models import LedgerEntry
-from tests.openapi_support import bearer_caller
-from tests.pay_support import fresh
-from tests.test_admin_distribution import money_for
-from tests.test_commissions import chain, configure, customer_of, distributor, pay, place
+from tests.support.api import error_of
+from tests.support.commissions import chain, configure, customer_of, distributor, pay, place
+from tests.support.distribution import money_for
+from tests.support.openapi import bearer_caller
+from tests.support.pay import fresh
 
 
 @pytest.fixture
@@ -31,14 +32,6 @@ def api(client, token):
     """Call the Open API with the token: ``api("get", "/ledger")``."""
 
     return bearer_caller(client, token)
-
-
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code, error
-    assert error["message"]
-    return error
 
 
 ENDPOINTS = [
@@ -342,7 +335,7 @@ def test_simulate_matches_the_engine_and_writes_nothing(api, app_ctx, make):
 def test_simulate_shows_price_differences_under_each_precedence(api, client, app_ctx, make):
     """Through L3 → L2 → L1 (retail ¥100, ¥80 / ¥70 / ¥60): the same 级差 rows as the admin
     simulator and the engine, and commissions as the precedence pays them."""
-    from tests.test_cloud_merchants import differences, levels, precedence, three_level_chain
+    from tests.support.cloud import differences, levels, precedence, three_level_chain
 
     configure(levels=2)
     levels()

@@ -10,8 +10,8 @@ from app.extensions import db
 from app.orders.models import Order, Refund
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
-from tests.openapi_support import bearer_caller
-from tests.pay_support import (
+from tests.support.openapi import bearer_caller
+from tests.support.pay import (
     fresh,
     new_order,
     pay_state,

@@ -11,7 +11,7 @@ from app.core.models import AuditLog
 from app.distribution.distributors import create_distributor
 from app.distribution.models import CommissionRule
 from app.extensions import db
-from tests.openapi_support import bearer_caller
+from tests.support.openapi import bearer_caller
 
 
 def make_token(runner, scope: str) -> str:

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from app.distribution.distributors import distributor_for_user
 from app.distribution.models import Withdrawal
 from app.extensions import db
-from tests.test_commissions import configure, customer_of, pay, place
-from tests.test_distributor_centre import (
+from tests.support.commissions import configure, customer_of, pay, place
+from tests.support.distribution import (
     available_money,
     build_world,
     make_distributor,

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.core.models import AuditLog
 from app.extensions import db
 from app.incentives.models import IncentiveSettings, Task
-from tests.openapi_support import bearer_caller
+from tests.support.openapi import bearer_caller
 
 TASK = {
     "name": "月度冲刺",

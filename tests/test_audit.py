@@ -18,10 +18,10 @@ from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
-from tests.pay_support import new_order
-from tests.test_admin_distribution import SETTINGS_FORM
-from tests.test_admin_support import fresh_client, login_staff, post, text
-from tests.test_commissions import configure
+from tests.support.admin import fresh_client, login_staff, post, text
+from tests.support.commissions import configure
+from tests.support.distribution import SETTINGS_FORM
+from tests.support.pay import new_order
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from app.catalog.models import Product, Sku
 from app.core.models import AuditLog
 from app.extensions import db
-from tests.test_admin_catalog import product_data
-from tests.test_admin_support import fresh_client, login_staff, post, text
+from tests.support.admin import fresh_client, login_staff, post, text
+from tests.support.catalog import product_data
 
 
 @pytest.fixture

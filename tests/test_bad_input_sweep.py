@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_admin_access import admin_rules, client, url_for_rule, world  # noqa: F401
-from tests.test_admin_support import csrf_token
+from tests.support.access import admin_rules, client, url_for_rule, world  # noqa: F401
+from tests.support.admin import csrf_token
 
 # Query and form names the pages read, each given values no page should trust.
 FIELDS = (
@@ -300,7 +300,7 @@ def test_open_api_ids_past_any_row_answer_json_404_or_422(app, client, runner, w
     never a server error (SQLite cannot bind such a number, PostgreSQL's integer refuses
     it). Bodies are otherwise valid (built from the OpenAPI document) so the handler,
     not the validation, meets the path id."""
-    from tests.openapi_support import example_body, spec_path, with_ids
+    from tests.support.openapi import example_body, spec_path, with_ids
 
     made = runner.invoke(args=["create-api-token", "ids", "--scope", "owner"])
     assert made.exit_code == 0, made.output

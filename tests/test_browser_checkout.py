@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from app.catalog.models import Sku
 from app.orders.models import PAID, Order
-from tests.pay_support import fresh
+from tests.support.pay import fresh
 
 
 @pytest.mark.browser

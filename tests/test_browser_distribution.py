@@ -22,17 +22,12 @@ from playwright.sync_api import expect
 from app.distribution.binding import current_binding
 from app.distribution.distributors import active_distributor_by_code, distributor_for_user
 from app.orders.models import Order
-from tests.conftest import WECHAT_UA
-from tests.pay_support import fresh, wait_for_paid_follow_up
-from tests.test_commissions import configure
+from tests.support.browser import sign_in_on_stand_in
+from tests.support.commissions import configure
+from tests.support.pay import fresh, wait_for_paid_follow_up
+from tests.support.servers import WECHAT_UA
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def sign_in_on_stand_in(page, sandbox, nickname: str) -> None:
-    page.wait_for_url(f"{sandbox.url}/connect/oauth2/authorize?**")
-    page.locator("label.fan", has_text=nickname).click()
-    page.get_by_role("button", name="确认登录").click()
 
 
 def run_worker(database_url: str, redis_url: str) -> None:
@@ -160,8 +155,8 @@ def test_confirm_receipt_of_a_wechat_withdrawal(app, make, page, live_server, sa
     from app.distribution.models import Withdrawal
     from app.distribution.withdrawals import approve_withdrawal, request_withdrawal
     from app.extensions import db
-    from tests.pay_support import wait_until
-    from tests.test_distributor_centre import available_money
+    from tests.support.distribution import available_money
+    from tests.support.pay import wait_until
 
     configure(levels=1, payout_channel="wechat", withdraw_min_fen=100, withdraw_fee_bp=100)
     base = live_server.url

@@ -18,8 +18,8 @@ from app.cloud.models import MerchantOrder
 from app.extensions import db
 from app.orders.models import PAID, Order
 from app.orders.shipping import ship_order
-from tests.pay_support import fresh, wait_until
-from tests.test_cloud_merchants import differences, levels, merchant
+from tests.support.cloud import differences, levels, merchant
+from tests.support.pay import fresh, wait_until
 
 
 @pytest.mark.browser

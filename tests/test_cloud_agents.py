@@ -24,64 +24,23 @@ from app.extensions import db
 from app.ledger.balances import balances, entries_for
 from app.ledger.models import LedgerEntry
 from app.ledger.settlement import settle_due
-from app.orders.models import Address, Order
-from app.orders.services import ItemRequest, place_order
+from app.orders.models import Order
 from jobs.commissions import compute_order_commissions
-from tests.pay_support import fresh, prepay, sandbox_pay, wait_until
-from tests.test_commissions import finish, pay, refund
-
-NANSHAN, FUTIAN, DONGCHENG = "440305", "440304", "110101"
-GUANGDONG, SHENZHEN = "440000", "440300"
-
+from tests.support.cloud import (
+    DONGCHENG,
+    FUTIAN,
+    GUANGDONG,
+    NANSHAN,
+    SHENZHEN,
+    assigned,
+    order_to,
+    rates,
+    three_agents,
+)
+from tests.support.commissions import finish, pay, refund
+from tests.support.pay import fresh, prepay, sandbox_pay, wait_until
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def rates(province=100, city=200, district=300, **more) -> None:
-    """Shop dividend rates in bp (committed)."""
-    svc.update_cloud_settings(
-        {"province_bp": province, "city_bp": city, "district_bp": district, **more}, owner=True
-    )
-    db.session.commit()
-
-
-def assigned(make, level: str, code: str, nickname: str = "代理") -> RegionAgent:
-    """An active agent of a region, assigned by staff (committed)."""
-    agent = svc.assign_region(make.user(nickname=nickname).id, level, code, "staff:1")
-    db.session.commit()
-    return agent
-
-
-def three_agents(make) -> dict[str, RegionAgent]:
-    return {
-        "province": assigned(make, "province", GUANGDONG, "省代"),
-        "city": assigned(make, "city", SHENZHEN, "市代"),
-        "district": assigned(make, "district", NANSHAN, "区代"),
-    }
-
-
-def order_to(make, district_code: str, *, price_fen=9999, quantity=1, product=None, user=None):
-    """A committed unpaid order shipped to ``district_code``."""
-    from app import regions
-
-    user = user or make.user(nickname="王小明")
-    product = product or make.product(price_fen=price_fen, stock=1000)
-    where = regions.resolve(district_code)
-    address = Address(
-        user_id=user.id,
-        name="王小明",
-        phone="13800000001",
-        province=where.province.name,
-        city=where.city.name,
-        district=where.district.name,
-        district_code=district_code,
-        detail="一号",
-    )
-    db.session.add(address)
-    db.session.commit()
-    order = place_order(user.id, [ItemRequest(product.skus[0].id, quantity)], address.id)
-    db.session.commit()
-    return order
 
 
 def dividends(order_id: int) -> dict[int, int]:

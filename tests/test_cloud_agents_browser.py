@@ -14,9 +14,9 @@ from sqlalchemy import select
 from app.cloud import agents as svc
 from app.cloud.models import RegionAgent
 from app.extensions import db
-from tests.test_browser_distribution import sign_in_on_stand_in
-from tests.test_cloud_agents import FUTIAN, GUANGDONG, NANSHAN, SHENZHEN, assigned, order_to, rates
-from tests.test_commissions import finish, pay
+from tests.support.browser import sign_in_on_stand_in
+from tests.support.cloud import FUTIAN, GUANGDONG, NANSHAN, SHENZHEN, assigned, order_to, rates
+from tests.support.commissions import finish, pay
 
 
 @pytest.mark.browser

@@ -12,10 +12,8 @@ from app.cloud import agents as svc
 from app.cloud.models import RegionAgent
 from app.core.models import StatusChange
 from app.extensions import db
-from tests.openapi_support import bearer_caller
-from tests.pay_support import fresh
-from tests.test_admin_support import csrf_token, fresh_client
-from tests.test_cloud_agents import (
+from tests.support.admin import csrf_token, fresh_client
+from tests.support.cloud import (
     DONGCHENG,
     FUTIAN,
     GUANGDONG,
@@ -25,7 +23,9 @@ from tests.test_cloud_agents import (
     order_to,
     rates,
 )
-from tests.test_commissions import pay
+from tests.support.commissions import pay
+from tests.support.openapi import bearer_caller
+from tests.support.pay import fresh
 
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 

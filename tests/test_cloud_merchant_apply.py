@@ -13,10 +13,10 @@ from app.cloud import merchants as svc
 from app.cloud.models import OrderingMerchant
 from app.core.models import StatusChange
 from app.extensions import db
-from tests.pay_support import fresh
-from tests.test_admin_support import csrf_token, fresh_client
-from tests.test_cloud_merchants import levels, merchant
-from tests.test_commissions import customer_of
+from tests.support.admin import csrf_token, fresh_client
+from tests.support.cloud import levels, merchant
+from tests.support.commissions import customer_of
+from tests.support.pay import fresh
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 

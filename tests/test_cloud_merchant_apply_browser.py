@@ -13,8 +13,8 @@ from playwright.sync_api import expect
 
 from app.cloud import merchants as svc
 from app.extensions import db
-from tests.test_browser_distribution import sign_in_on_stand_in
-from tests.test_cloud_merchants import levels, merchant
+from tests.support.browser import sign_in_on_stand_in
+from tests.support.cloud import levels, merchant
 
 
 @pytest.mark.browser

@@ -25,7 +25,6 @@ from app.cloud.models import MerchantOrder, OrderingMerchant
 from app.cloud.price_difference import Step, line_shares
 from app.cloud.pricing import (
     MerchantError,
-    get_cloud_settings,
     price_table,
     save_levels,
     save_prices,
@@ -35,8 +34,16 @@ from app.ledger.balances import balances, entries_for
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.services import ItemRequest, OrderError
-from tests.pay_support import fresh, prepay, sandbox_pay, wait_until
-from tests.test_commissions import (
+from tests.support.cloud import (
+    LEVELS,
+    differences,
+    levels,
+    merchant,
+    merchant_order,
+    precedence,
+    three_level_chain,
+)
+from tests.support.commissions import (
     configure,
     customer_of,
     distributor,
@@ -46,71 +53,13 @@ from tests.test_commissions import (
     place,
     refund,
 )
-
-LEVELS = [
-    {"level": 1, "name": "总代", "discount_bp": 4000},
-    {"level": 2, "name": "省代", "discount_bp": 3000},
-    {"level": 3, "name": "市代", "discount_bp": 2000},
-    {"level": 4, "name": "县代", "discount_bp": 1000},
-    {"level": 5, "name": "店主", "discount_bp": 500},
-]
-
+from tests.support.pay import fresh, prepay, sandbox_pay, wait_until
 
 # --- helpers (shared) -----------------------------------------------------------------------
 
 
-def levels() -> None:
-    """The five demo levels: retail ¥100 → L1 ¥60, L2 ¥70, L3 ¥80, L4 ¥90, L5 ¥95."""
-    save_levels(LEVELS)
-    db.session.commit()
-
-
-def precedence(value: str) -> None:
-    get_cloud_settings().precedence = value
-    db.session.commit()
-
-
-def merchant(make, level: int, parent: OrderingMerchant | None = None, nickname: str = "订货商"):
-    """An active ordering merchant (committed)."""
-    row = create_merchant(
-        make.user(nickname=nickname).id, level, parent.id if parent else None, "staff:1"
-    )
-    db.session.commit()
-    return row
-
-
-def three_level_chain(make) -> tuple[OrderingMerchant, OrderingMerchant, OrderingMerchant]:
-    """(L1, L2, L3): L3's parent is L2, whose parent is L1."""
-    top = merchant(make, 1, nickname="总代老王")
-    middle = merchant(make, 2, top, nickname="省代老李")
-    low = merchant(make, 3, middle, nickname="市代小张")
-    return top, middle, low
-
-
-def differences(order_id: int) -> dict[int, int]:
-    """{merchant's distributor id: fen} of the order's price-difference entries."""
-    return {
-        int(key.split("@")[1]): fen
-        for key, fen in earned(order_id).items()
-        if key.startswith("price_difference@")
-    }
-
-
 def commissions(order_id: int) -> dict[str, int]:
     return {k: v for k, v in earned(order_id).items() if k.startswith("level_")}
-
-
-def merchant_order(m: OrderingMerchant, sku_id: int, quantity: int = 1) -> Order:
-    order = place_merchant_order(
-        m,
-        [ItemRequest(sku_id, quantity)],
-        name="李四",
-        phone="13900000000",
-        district_code="440305",
-        detail="科技园2号",
-    )
-    db.session.commit()
-    return order
 
 
 # --- the worked example ---------------------------------------------------------------------
@@ -514,7 +463,7 @@ def test_demo_seed_has_five_levels_and_a_three_level_chain(app, runner):
         assert db.session.query(OrderingMerchant).count() == 3
         # A purchase through the demo 市代 pays each of the chain its 级差.
         from app.catalog.models import Product
-        from tests import factories
+        from tests.support import factories
 
         product = db.session.scalars(
             select(Product)

@@ -10,9 +10,9 @@ from app.cloud.models import MerchantSkuPrice, OrderingMerchant
 from app.cloud.pricing import get_cloud_settings, list_levels
 from app.core.models import StatusChange
 from app.extensions import db
-from tests.pay_support import fresh
-from tests.test_admin_support import fresh_client, post, sign_in, text
-from tests.test_cloud_merchants import levels, merchant
+from tests.support.admin import fresh_client, post, sign_in, text
+from tests.support.cloud import levels, merchant
+from tests.support.pay import fresh
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_merchants_page_add_approve_move(app, make, staff_client):
 
 
 def test_simulator_page_shows_price_differences(app, make, staff_client):
-    from tests.test_commissions import customer_of
+    from tests.support.commissions import customer_of
 
     levels()
     top = merchant(make, 1)

@@ -11,18 +11,18 @@ from app.core.models import StatusChange
 from app.extensions import db
 from app.orders.models import Order
 from app.orders.shipping import ship_order
-from tests.openapi_support import bearer_caller
-from tests.pay_support import fresh
-from tests.test_api_admin_distribution import error_of
-from tests.test_cloud_merchants import (
+from tests.support.api import error_of
+from tests.support.cloud import (
     differences,
     levels,
     merchant,
     merchant_order,
     three_level_chain,
 )
-from tests.test_commissions import customer_of, pay, place
-from tests.test_orders_api import sign_in
+from tests.support.commissions import customer_of, pay, place
+from tests.support.openapi import bearer_caller
+from tests.support.orders import sign_in
+from tests.support.pay import fresh
 
 CUSTOMER = {
     "name": "李四",

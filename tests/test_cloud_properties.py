@@ -66,20 +66,23 @@ from app.orders.models import Order, OrderLine
 from app.orders.refunds import refundable
 from app.orders.services import ItemRequest
 from jobs.commissions import compute_order_commissions
-from tests import factories
-from tests.test_cloud_agents import (
+from tests.support import factories
+from tests.support.cloud import (
     DONGCHENG,
     FUTIAN,
     GUANGDONG,
+    LEVELS,
     NANSHAN,
     SHENZHEN,
     assigned,
+    levels,
+    merchant,
     order_to,
+    precedence,
     rates,
+    three_level_chain,
 )
-from tests.test_cloud_merchants import LEVELS, levels, merchant, precedence, three_level_chain
-from tests.test_commissions import configure, customer_of, distributor, finish, pay, refund
-from tests.test_commissions_properties import wipe
+from tests.support.commissions import configure, customer_of, distributor, finish, pay, refund, wipe
 
 PRICES = [1, 7, 99, 1001, 3333, 10000]
 MERCHANT_PRICES = [99, 1001, 3333, 10000]  # a level price of 0 fen is no order

@@ -16,19 +16,21 @@ from app.core.money import format_yuan
 from app.earnings.simulator import simulate
 from app.extensions import db
 from app.ledger.models import LedgerEntry
-from tests.browser_support import wait_until
-from tests.test_admin_support import fresh_client, text
-from tests.test_cloud_agents import (
+from tests.support.admin import fresh_client, text
+from tests.support.browser import wait_until
+from tests.support.cloud import (
     FUTIAN,
     GUANGDONG,
     NANSHAN,
     SHENZHEN,
     assigned,
+    levels,
+    merchant,
     order_to,
+    precedence,
     rates,
 )
-from tests.test_cloud_merchants import levels, merchant, precedence
-from tests.test_commissions import configure, customer_of, distributor, pay
+from tests.support.commissions import configure, customer_of, distributor, pay
 
 
 def predicted(result) -> Counter:

@@ -26,7 +26,7 @@ from app.orders.models import Order
 from jobs.commissions import commissions_job_id, compute_order_commissions, enqueue_commissions
 from jobs.payments import on_order_paid
 from jobs.queues import get_queue
-from tests.test_commissions import (
+from tests.support.commissions import (
     chain,
     configure,
     customer_of,

@@ -35,8 +35,8 @@ from app.ledger.settlement import settle_due
 from app.orders.models import Order, OrderLine
 from app.orders.refunds import refundable
 from jobs.commissions import compute_order_commissions
-from tests import factories
-from tests.test_commissions import (
+from tests.support import factories
+from tests.support.commissions import (
     chain,
     configure,
     customer_of,
@@ -45,22 +45,10 @@ from tests.test_commissions import (
     pay,
     place,
     refund,
+    wipe,
 )
 
 PRICES = [1, 7, 99, 1001, 3333, 10000]
-
-
-def wipe() -> None:
-    """Empty every table (as the per-test fixture does), for a fresh example."""
-    db.session.remove()
-    tables = [t.name for t in db.metadata.sorted_tables]
-    with db.engine.begin() as conn:
-        if db.engine.dialect.name == "postgresql":
-            quoted = ", ".join(f'"{name}"' for name in tables)
-            conn.exec_driver_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
-        else:
-            for name in reversed(tables):
-                conn.exec_driver_sql(f'DELETE FROM "{name}"')
 
 
 class LedgerMachine(RuleBasedStateMachine):

@@ -12,8 +12,8 @@ from app import create_app
 from app.catalog.models import Category
 from app.distribution.distributors import create_distributor
 from app.extensions import db
-from tests.conftest import free_port
-from tests.test_admin_support import post, text
+from tests.support.admin import post, text
+from tests.support.servers import free_port
 
 
 def variant(app, **overrides):
@@ -120,7 +120,7 @@ def test_with_redis_out_of_reach_pages_say_busy_or_keep_working(without_redis, m
 def test_with_redis_out_of_reach_a_customer_can_still_place_an_order(without_redis, make, login_as):
     """The order and its stock are in the database; what Redis carries after the commit
     (the unpaid-order timer) is swept up by the periodic timers once Redis is back."""
-    from tests.test_orders_api import make_address, place, sign_in, stock_of
+    from tests.support.orders import make_address, place, sign_in, stock_of
 
     user = make.user()
     make_address(user.id, is_default=True)

@@ -15,8 +15,8 @@ from demo.agents import DEMO_AGENTS
 from demo.merchants import DEMO_MERCHANTS
 from demo.purchase import DEMO_CUSTOMER
 from demo.seed import demo_fan_nicknames
-from tests.conftest import WECHAT_UA
-from tests.test_oauth import local, pick_fan, start_login
+from tests.support.oauth import local, pick_fan, start_login
+from tests.support.servers import WECHAT_UA
 
 
 def sign_in_as(app, sandbox, nickname: str, next_path: str):

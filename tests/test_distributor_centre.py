@@ -9,7 +9,6 @@ team or money.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import pytest
 import requests
@@ -19,14 +18,20 @@ from app.core.money import format_yuan
 from app.distribution.binding import current_binding
 from app.distribution.distributors import create_distributor, distributor_for_user
 from app.distribution.joining import paid_purchases_fen
-from app.distribution.models import BindingEvent, Distributor, RefTouch, Withdrawal
+from app.distribution.models import BindingEvent, RefTouch, Withdrawal
 from app.distribution.referral import PENDING_KEY
 from app.extensions import db
 from app.ledger.settlement import settle_due
 from app.orders.models import Order
-from tests.pay_support import fresh, wait_until
-from tests.test_commissions import configure, customer_of, finish, pay, place, refund
-from tests.test_oauth import local, pick_fan, start_login
+from tests.support.commissions import configure, customer_of, finish, pay, place, refund
+from tests.support.distribution import (
+    available_money,
+    build_world,
+    make_distributor,
+    signed_in,
+)
+from tests.support.oauth import local, pick_fan, start_login
+from tests.support.pay import fresh, wait_until
 
 CENTRE_PAGES = (
     "/distributor",
@@ -51,45 +56,11 @@ def page_csrf(client, path: str = "/distributor") -> str:
     return match[1]
 
 
-def make_distributor(make, nickname: str, parent: Distributor | None = None) -> Distributor:
-    row = create_distributor(make.user(nickname=nickname).id, parent)
-    db.session.commit()
-    return row
-
-
-def signed_in(app, login_as, user):
-    """A fresh test client signed in as ``user``."""
-    client = app.test_client()
-    login_as(client, user)
-    return client
-
-
 def bindings_of(user_id: int) -> int:
     db.session.rollback()
     return db.session.scalar(
         select(func.count()).select_from(BindingEvent).where(BindingEvent.user_id == user_id)
     )
-
-
-@dataclass
-class World:
-    """Two distributors, each with a customer who bought, and A with a sub-distributor."""
-
-    a: Distributor
-    b: Distributor
-    a_order: Order
-    b_order: Order
-    a_sub: Distributor
-
-
-def build_world(make) -> World:
-    configure(levels=2, level1_bp=1000, level2_bp=500, level3_bp=0)
-    a = make_distributor(make, "甲老板")
-    b = make_distributor(make, "乙老板")
-    a_sub = make_distributor(make, "甲下线", parent=a)
-    a_order = pay(place(make, customer_of(make, a, "甲客户"), price_fen=4990, quantity=2))
-    b_order = pay(place(make, customer_of(make, b, "乙客户"), price_fen=3000))
-    return World(a, b, a_order, b_order, a_sub)
 
 
 # --- ?ref=CODE ----------------------------------------------------------------------------
@@ -366,13 +337,6 @@ def test_staff_have_no_centre(app, make, login_as):
 
 
 # --- withdraw -----------------------------------------------------------------------------
-
-
-def available_money(make, seller: Distributor, price_fen: int = 50000) -> None:
-    """Give ``seller`` settled commission: 10% of ``price_fen``."""
-    finish(pay(place(make, customer_of(make, seller, "买家"), price_fen=price_fen)), days_ago=30)
-    settle_due()
-    db.session.commit()
 
 
 def test_withdraw_page_request_min_and_fee(app, make, login_as):

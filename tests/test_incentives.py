@@ -20,15 +20,15 @@ from app.distribution.admin_settings import save_grade
 from app.distribution.binding import bind
 from app.distribution.models import Distributor
 from app.extensions import db
-from app.incentives import invites, tasks
-from app.incentives.models import GradeChange, IncentiveSettings, Task
+from app.incentives import tasks
+from app.incentives.models import GradeChange, IncentiveSettings
 from app.ledger.balances import balances
 from app.ledger.models import LedgerEntry
 from app.wechat.models import OutboundMessage
 from app.wechat.notify import save_setting
 from jobs.commissions import compute_order_commissions
 from jobs.incentives import evaluate_everything
-from tests.test_commissions import (
+from tests.support.commissions import (
     configure,
     customer_of,
     distributor,
@@ -37,23 +37,7 @@ from tests.test_commissions import (
     place,
     refund,
 )
-
-
-def make_task(kind: str = "sales_fen", target: int = 20000, reward: int = 888, **extra) -> Task:
-    """A running task (started an hour ago, ends tomorrow), committed."""
-    now = utcnow()
-    data = tasks.TaskInput(
-        name=extra.pop("name", "冲刺任务"),
-        target_kind=kind,
-        target_value=target,
-        reward_fen=reward,
-        starts_at=extra.pop("starts_at", now - timedelta(hours=1)),
-        ends_at=extra.pop("ends_at", now + timedelta(days=1)),
-        grade_ids=extra.pop("grade_ids", []),
-    )
-    task = tasks.save_task(data)
-    db.session.commit()
-    return task
+from tests.support.incentives import invite_settings, make_task
 
 
 def rewards(kind: str = "task_reward") -> list[LedgerEntry]:
@@ -74,13 +58,6 @@ def reversals() -> list[LedgerEntry]:
             .order_by(LedgerEntry.id)
         )
     )
-
-
-def invite_settings(fen: int = 500, enabled: bool = True) -> None:
-    row = invites.get_incentive_settings()
-    row.invite_reward_enabled = enabled
-    row.invite_reward_fen = fen
-    db.session.commit()
 
 
 # --- tasks ----------------------------------------------------------------------------------

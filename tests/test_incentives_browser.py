@@ -19,9 +19,9 @@ from app.distribution.distributors import create_distributor
 from app.extensions import db
 from app.incentives import leaderboards
 from app.wechat.sandbox.state import fan_openid
-from tests.test_browser_distribution import sign_in_on_stand_in
-from tests.test_commissions import configure, customer_of, distributor, pay, place
-from tests.test_incentives import make_task
+from tests.support.browser import sign_in_on_stand_in
+from tests.support.commissions import configure, customer_of, distributor, pay, place
+from tests.support.incentives import make_task
 
 
 def _fits_375(page) -> None:

@@ -16,9 +16,9 @@ from app.extensions import db
 from app.incentives import leaderboards
 from app.incentives.models import Task
 from jobs.incentives import evaluate_everything
-from tests.test_admin_support import csrf_token, fresh_client, login_staff
-from tests.test_commissions import configure, customer_of, distributor, pay, place, refund
-from tests.test_incentives import invite_settings, make_task
+from tests.support.admin import csrf_token, fresh_client, login_staff
+from tests.support.commissions import configure, customer_of, distributor, pay, place, refund
+from tests.support.incentives import invite_settings, make_task
 
 BOARDS = [(b, p) for b in leaderboards.BOARDS for p in leaderboards.PERIODS]
 

@@ -22,17 +22,10 @@ from app.ledger.kinds import PENDING, SETTLED
 from app.ledger.settlement import settle_due
 from app.orders.models import Order
 from jobs.incentives import evaluate_everything
-from tests.ledger_support import (
-    ask_refund,
-    configure,
-    distributor,
-    entries,
-    finish,
-    invite_reward,
-    make_task,
-    pay,
-    place,
-)
+from tests.support.commissions import configure, distributor, finish, pay, place
+from tests.support.incentives import make_task
+from tests.support.ledger import ask_refund, invite_reward
+from tests.support.withdrawals import entries
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -11,7 +11,7 @@ from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import OutboundMessage, WechatMessageSeen
 from jobs.maintenance import run_pruning
-from tests import factories
+from tests.support import factories
 
 
 def _seen(key: str, age: timedelta) -> None:

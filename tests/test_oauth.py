@@ -19,37 +19,13 @@ from sqlalchemy import event, func, select, text
 from app.accounts.models import User
 from app.accounts.oauth import safe_next
 from app.extensions import db
-from tests.conftest import DESKTOP_UA, WECHAT_UA
+from tests.support.oauth import local, pick_fan, start_login
+from tests.support.servers import DESKTOP_UA, WECHAT_UA
 
 
 def fan_openid(sandbox, nickname: str) -> str:
     """The openid the stand-in gives ``nickname`` (read from its state, to check ours)."""
     return sandbox.server.app.extensions["wechat_sandbox"].fan_for_nickname(nickname).openid
-
-
-def start_login(client, query: str = "next=/my", ua: str = WECHAT_UA):
-    """GET /login and return (response, authorize query as a dict, fragment)."""
-    res = client.get(f"/login?{query}", headers={"User-Agent": ua})
-    if res.status_code != 302:
-        return res, None, None
-    parts = urlsplit(res.headers["Location"])
-    return res, {k: v[0] for k, v in parse_qs(parts.query).items()}, parts.fragment
-
-
-def pick_fan(sandbox, authorize: dict, nickname: str, action: str = "allow") -> str:
-    """Post the stand-in's pick-a-fan form over HTTP; return where it redirects."""
-    form = {**authorize, "nickname": nickname, "action": action}
-    res = requests.post(
-        f"{sandbox.url}/connect/oauth2/authorize", data=form, allow_redirects=False, timeout=5
-    )
-    assert res.status_code == 302, res.text
-    return res.headers["Location"]
-
-
-def local(url: str) -> str:
-    """Path and query of a URL on our site (the test client's cookies are host-bound)."""
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 def signed_in_id(client) -> str | None:
@@ -231,7 +207,7 @@ def test_wechat_error_shows_a_page_not_a_500(app, client, sandbox):
 
 
 def test_wechat_unreachable_shows_a_page_not_a_500(app, client, sandbox):
-    from tests.conftest import free_port
+    from tests.support.servers import free_port
 
     _, authorize, _ = start_login(client)
     back = pick_fan(sandbox, authorize, "断网测试")

@@ -16,7 +16,6 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from app.catalog.models import Sku
 from app.extensions import db
 from app.orders.models import (
     PAID,
@@ -29,33 +28,10 @@ from app.orders.models import (
 )
 from app.orders.services import mark_paid
 from app.orders.states import move_order
-from tests.pay_support import fresh, sandbox_pay, wait_until
+from tests.support.orders import make_address, place, sign_in, stock_of
+from tests.support.pay import fresh, sandbox_pay, wait_until
 
 ADDRESS = {"name": "张三", "phone": "13800138000", "district_code": "440305", "detail": "科技园1号"}
-
-
-def sign_in(client, login_as, user) -> dict:
-    """Sign ``client`` in as ``user``; return the headers a page's fetch() sends (CSRF)."""
-    login_as(client, user)
-    token = client.get("/cart/session").get_json()["csrf_token"]
-    return {"X-CSRFToken": token}
-
-
-def make_address(user_id: int, **fields) -> Address:
-    values = {
-        "name": "张三",
-        "phone": "13800138000",
-        "province": "广东省",
-        "city": "深圳市",
-        "district": "南山区",
-        "district_code": "440305",
-        "detail": "科技园1号",
-        **fields,
-    }
-    row = Address(user_id=user_id, **values)
-    db.session.add(row)
-    db.session.commit()
-    return row
 
 
 @pytest.fixture
@@ -64,20 +40,6 @@ def buyer(make, client, login_as):
     user = make.user()
     make_address(user.id, is_default=True)
     return user, sign_in(client, login_as, user)
-
-
-def place(client, headers, sku_id: int, quantity: int = 1, address_id: int | None = None, **extra):
-    user_address = address_id or db.session.scalar(
-        select(Address.id).order_by(Address.id.desc()).limit(1)
-    )
-    body = {"items": [{"sku_id": sku_id, "quantity": quantity}], "address_id": user_address}
-    body.update(extra)
-    return client.post("/api/v1/orders", json=body, headers=headers)
-
-
-def stock_of(sku_id: int) -> int:
-    db.session.rollback()
-    return db.session.scalar(select(Sku.stock).where(Sku.id == sku_id))
 
 
 # --- regions ----------------------------------------------------------------------------------

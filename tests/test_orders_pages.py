@@ -10,7 +10,7 @@ from app.orders.models import SHIPPED, Address, CartItem, Order
 from app.orders.refunds import request_refund
 from app.orders.services import ItemRequest, cancel_order, mark_paid, place_order
 from app.orders.states import move_order
-from tests.test_orders_api import make_address
+from tests.support.orders import make_address
 
 PAGES = ["/cart", "/checkout", "/addresses", "/addresses/new", "/orders"]
 

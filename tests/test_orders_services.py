@@ -23,22 +23,11 @@ from app.orders.services import (
     place_order,
 )
 from app.orders.states import move_order
+from tests.support import factories
 
 
 def _address(user) -> Address:
-    address = Address(
-        user_id=user.id,
-        name="张三",
-        phone="13800000000",
-        province="广东省",
-        city="深圳市",
-        district="南山区",
-        district_code="440305",
-        detail="科技园1号",
-    )
-    db.session.add(address)
-    db.session.commit()
-    return address
+    return factories.address(user)
 
 
 def test_place_order_takes_prices_from_the_database_and_stock(make):

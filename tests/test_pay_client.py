@@ -26,7 +26,7 @@ from app.payments.client import (
     query_order,
     sandbox_cashier_url,
 )
-from tests.pay_support import new_order, prepay
+from tests.support.pay import new_order, prepay
 
 
 def _calls(sandbox) -> dict[str, int]:

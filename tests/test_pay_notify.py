@@ -22,8 +22,7 @@ from app.orders.services import cancel_order
 from app.payments.client import get_pay
 from app.wechat.sandbox.pay import rsa_sign
 from jobs.payments import order_paid_job_id
-from tests.conftest import ServerThread
-from tests.pay_support import (
+from tests.support.pay import (
     deliveries,
     fresh,
     new_order,
@@ -36,6 +35,7 @@ from tests.pay_support import (
     transaction_resource,
     wait_until,
 )
+from tests.support.servers import ServerThread
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from app.orders.refunds import approve_refund, reject_refund, request_refund
 from app.orders.services import OrderError
 from app.orders.states import move_order
 from app.payments.client import PaymentError, query_refund
-from tests.pay_support import (
+from tests.support.pay import (
     fresh,
     new_order,
     notice_for,

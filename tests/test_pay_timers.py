@@ -32,7 +32,7 @@ from jobs.payments import (
     timer_job_id,
 )
 from jobs.queues import get_queue
-from tests.pay_support import fresh, new_order, prepay, sandbox_pay
+from tests.support.pay import fresh, new_order, prepay, sandbox_pay
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,10 +16,10 @@ from app.distribution.models import CommissionRule, Grade
 from app.distribution.payout_cap import trim_note, trim_to_cap
 from app.extensions import db
 from app.ledger.models import LedgerEntry
-from tests.openapi_support import bearer_caller
-from tests.test_admin_support import csrf_token, fresh_client, text
-from tests.test_cloud_agents import NANSHAN, order_to, three_agents
-from tests.test_commissions import chain, configure, customer_of, pay, place
+from tests.support.admin import csrf_token, fresh_client, text
+from tests.support.cloud import NANSHAN, order_to, three_agents
+from tests.support.commissions import chain, configure, customer_of, pay, place
+from tests.support.openapi import bearer_caller
 
 SETTINGS_FORM = {
     "enabled": "1",

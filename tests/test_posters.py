@@ -25,8 +25,8 @@ from app.posters import avatars, cache, services
 from app.posters.render import MAX_BYTES
 from app.wechat.models import DistributorQrcode
 from jobs.posters import poster_job_id, render_poster
-from tests.conftest import free_port
-from tests.poster_support import decode_qr, open_jpeg
+from tests.support.poster import decode_qr, open_jpeg
+from tests.support.servers import free_port
 
 RED = (200, 30, 40)
 
@@ -270,7 +270,7 @@ def test_page_queues_the_render_job_then_shows_the_poster(app, signed_in, seller
 def test_page_product_tab_lists_products_and_in_wechat_says_how_to_save(
     signed_in, product, login_as
 ):
-    from tests.conftest import WECHAT_UA
+    from tests.support.servers import WECHAT_UA
 
     response = signed_in.get(
         f"/distributor/posters?kind=product&product_id={product.id}",

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.posters.models import PosterTemplate
-from tests.poster_support import decode_qr, open_jpeg
-from tests.test_admin_support import fresh_client, post, text
+from tests.support.admin import fresh_client, post, text
+from tests.support.poster import decode_qr, open_jpeg
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from app.accounts.models import User
 from app.distribution.distributors import create_distributor
 from app.extensions import db
-from tests.test_browser_distribution import sign_in_on_stand_in
+from tests.support.browser import sign_in_on_stand_in
 
 
 @pytest.mark.browser

@@ -23,7 +23,7 @@ from app.posters.render import (
     render_poster,
     render_poster_image,
 )
-from tests.poster_support import decode_qr, glyph_match, open_jpeg, tofu_face
+from tests.support.poster import decode_qr, glyph_match, open_jpeg, tofu_face
 
 CASES = [(layout, kind) for layout in LAYOUTS for kind in ("shop", "product")]
 URL = "http://127.0.0.1:5000/product/123?ref=AB12CD34"

@@ -13,8 +13,8 @@ from app.extensions import db
 from app.posters import services
 from jobs.posters import fan_poster_job_id, send_fan_poster
 from jobs.queues import get_queue
-from tests import wechat_support as wx
-from tests.poster_support import decode_qr
+from tests.support import wechat as wx
+from tests.support.poster import decode_qr
 
 
 def _images_to(sandbox, openid: str) -> list[dict]:

@@ -19,7 +19,7 @@ from app.reports.days import Split, split
 from app.reports.models import ReportDailyTotal, ReportDay
 from app.reports.periods import Range
 from jobs.reports import refresh_summaries
-from tests.test_commissions import chain, configure, customer_of, finish, place, refund
+from tests.support.commissions import chain, configure, customer_of, finish, place, refund
 
 DAYS_AGO = 3
 
@@ -29,7 +29,7 @@ def pay_on(order: Order, days_ago: int) -> Order:
     commission job, and date its ledger entries to the payment (old data)."""
     from app.orders.services import mark_paid
     from jobs.commissions import compute_order_commissions
-    from tests.pay_support import fresh
+    from tests.support.pay import fresh
 
     moment = utcnow() - timedelta(days=days_ago)
     mark_paid(order, transaction_id=f"T{order.id}", amount_fen=order.total_fen, paid_at=moment)

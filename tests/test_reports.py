@@ -17,7 +17,7 @@ from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine, Refund
 from app.reports import queries
 from app.reports.periods import Range, parse_range
-from tests.test_admin_support import fresh_client, login_staff
+from tests.support.admin import fresh_client, login_staff
 
 START, END = date(2025, 3, 1), date(2025, 3, 10)
 RNG = Range(START, END, "day")
@@ -331,7 +331,7 @@ def test_unknown_export_is_404_and_bad_range_goes_back(owner_client):
 
 
 def test_charts_render_in_the_browser(seeded, app, browser, live_server, artifacts):
-    from tests import factories
+    from tests.support import factories
 
     owner = factories.staff("viewer", role="owner")
     context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")

@@ -13,7 +13,7 @@ from app import create_app
 from app.accounts.models import User
 from app.distribution.distributors import create_distributor
 from app.extensions import db
-from tests.browser_support import wait_until
+from tests.support.browser import wait_until
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 JWEIXIN = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"

@@ -33,7 +33,7 @@ from app.wechat.models import OutboundMessage
 from app.wechat.notify import KINDS, save_setting
 from app.wechat.outbox import SEND_JOB
 from jobs.notifications import send_outbound_message
-from tests.pay_support import new_order
+from tests.support.pay import new_order
 
 
 def outbox_rows(kind: str) -> int:

@@ -24,7 +24,7 @@ from app.core.models import AuditLog
 from app.core.redis import get_redis
 from app.extensions import db
 from config import config_for
-from tests.test_admin_support import fresh_client, sign_in, text
+from tests.support.admin import fresh_client, sign_in, text
 
 ATTACKER = "203.0.113.5"
 OWNER_HOME = "198.51.100.7"

@@ -14,7 +14,7 @@ from app.accounts.models import Staff, StaffSession
 from app.core.models import AuditLog
 from app.core.time import utcnow
 from app.extensions import db
-from tests.test_admin_support import csrf_token, fresh_client, post, sign_in, text
+from tests.support.admin import csrf_token, fresh_client, post, sign_in, text
 
 WINDOWS_CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

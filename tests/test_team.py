@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.distribution.distributors import set_parent
 from app.distribution.team import TeamStats, team_stats
 from app.extensions import db
-from tests.test_commissions import configure, customer_of, distributor, pay, place, refund
+from tests.support.commissions import configure, customer_of, distributor, pay, place, refund
 
 
 def test_counts_by_depth_and_sales_of_the_whole_team(app, make):

@@ -20,8 +20,7 @@ from app.distribution.team import (
 from app.extensions import db
 from app.orders.models import Order
 from jobs.commissions import compute_order_commissions
-from tests.pay_support import fresh
-from tests.test_commissions import (
+from tests.support.commissions import (
     configure,
     customer_of,
     distributor,
@@ -30,6 +29,7 @@ from tests.test_commissions import (
     place,
     refund,
 )
+from tests.support.pay import fresh
 
 
 def totals() -> dict[int, int]:

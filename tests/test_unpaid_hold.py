@@ -28,8 +28,9 @@ from app.extensions import db
 from app.orders.models import CANCELLED, PENDING_PAYMENT, Order, Refund, ShopSettings
 from app.orders.refunds import approve_refund
 from app.orders.services import ItemRequest, OrderError, get_settings, mark_paid, place_order
-from tests.openapi_support import bearer_caller
-from tests.pay_support import (
+from tests.support.admin import post, text
+from tests.support.openapi import bearer_caller
+from tests.support.pay import (
     address_for,
     fresh,
     prepay,
@@ -37,7 +38,6 @@ from tests.pay_support import (
     sandbox_settings,
     wait_until,
 )
-from tests.test_admin_support import post, text
 
 UNPAID_URL = "/orders?status=pending_payment"
 

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from app.orders.services import get_settings
-from tests.pay_support import address_for
+from tests.support.pay import address_for
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ import requests
 
 from app.wechat.menu import POSTER_KEY, error_text, menu_definition
 from app.wechat.sandbox.messages import _menu_problem
-from tests.test_admin_support import csrf_token, fresh_client, text
+from tests.support.admin import csrf_token, fresh_client, text
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from app.distribution.distributors import create_distributor, get_distribution_s
 from app.distribution.models import Binding, BindingEvent
 from app.extensions import db
 from app.wechat.models import WechatFan, WechatMessageSeen
-from tests import wechat_support as wx
+from tests.support import wechat as wx
 
 pytestmark = pytest.mark.usefixtures("app_ctx")  # tests read the database afterwards
 

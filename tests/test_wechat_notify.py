@@ -48,9 +48,9 @@ from jobs.commissions import compute_order_commissions, run_settlement
 from jobs.notifications import send_outbound_message, sweep_outbox
 from jobs.payments import on_order_paid
 from jobs.worker import AppWorker
-from tests.pay_support import fresh, new_order, notice_for, post_notice, transaction_resource
-from tests.test_admin_support import csrf_token, fresh_client, text
-from tests.test_commissions import configure, customer_of, distributor
+from tests.support.admin import csrf_token, fresh_client, text
+from tests.support.commissions import configure, customer_of, distributor
+from tests.support.pay import fresh, new_order, notice_for, post_notice, transaction_resource
 
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_OPENIDS = ["oStaffBoss000000000000000001", "oStaffClerk00000000000000002"]
@@ -506,8 +506,7 @@ def test_region_dividends_and_price_differences_are_announced_as_earned(app, mak
     the L3 earns 佣金 ¥10 + 级差 ¥20, the L1 (also 广东省's agent) 佣金 ¥5 + 区域分红 ¥1 +
     级差 ¥20, the 南山区 agent 区域分红 ¥3; each hears of it once, with the kinds named."""
     from app.cloud import agents as cloud_agents
-    from tests.test_cloud_agents import GUANGDONG, NANSHAN, assigned
-    from tests.test_cloud_merchants import levels, merchant, precedence
+    from tests.support.cloud import GUANGDONG, NANSHAN, assigned, levels, merchant, precedence
 
     configure(levels=2)
     levels()
@@ -548,8 +547,8 @@ def test_region_dividends_and_price_differences_are_announced_as_earned(app, mak
 def test_earned_amounts_are_net_of_refunds_before_the_job(app, make, log, enabled):
     """A price difference alone links the merchant centre; a line partly refunded before
     the job is announced at what is left (¥20 × 2 units, one refunded → ¥20)."""
-    from tests.test_cloud_merchants import levels, merchant
-    from tests.test_commissions import refund
+    from tests.support.cloud import levels, merchant
+    from tests.support.commissions import refund
 
     configure(levels=2)
     levels()
@@ -575,8 +574,7 @@ def test_settled_notices_name_dividends_and_price_differences(app, make, log, en
     the L1 who is also 广东省's agent 收益 with both named; a plain distributor's 佣金 stays
     as before. Amounts are net of a refund after the earning (reversal under its kind)."""
     from app.cloud import agents as cloud_agents
-    from tests.test_cloud_agents import GUANGDONG, NANSHAN, assigned
-    from tests.test_cloud_merchants import levels, merchant, precedence
+    from tests.support.cloud import GUANGDONG, NANSHAN, assigned, levels, merchant, precedence
 
     configure(levels=2, settlement_hold_days=7)
     levels()

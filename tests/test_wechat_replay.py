@@ -20,7 +20,7 @@ from app.distribution.models import BindingEvent
 from app.extensions import db
 from app.wechat.messages import FRESH_SECONDS, SEEN_MARGIN_SECONDS
 from app.wechat.models import WechatFan, WechatMessageSeen
-from tests import wechat_support as wx
+from tests.support import wechat as wx
 
 pytestmark = pytest.mark.usefixtures("app_ctx")
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from config import SANDBOX_APPID, SANDBOX_SECRET
-from tests.conftest import ServerThread
+from tests.support.servers import ServerThread
 
 REDIRECT = "http://127.0.0.1:9/login/callback?from=test"
 

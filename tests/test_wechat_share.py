@@ -18,7 +18,7 @@ from app.catalog.models import ProductImage
 from app.distribution.distributors import create_distributor
 from app.extensions import db
 from app.wechat.jssdk import JssdkError, build_config, page_url, signature
-from tests.browser_support import wait_until
+from tests.support.browser import wait_until
 
 # WeChat's published example (JS-SDK 说明文档, 附录1), recomputed in wechat-protocol.md §3.
 VECTOR_TICKET = (
@@ -271,7 +271,7 @@ def test_product_page_configures_wx_and_sets_the_share_card(app, make, page, liv
 
 @pytest.mark.browser
 def test_a_distributors_share_card_carries_their_ref(app, make, page, live_server, sandbox):
-    from tests.test_browser_distribution import sign_in_on_stand_in
+    from tests.support.browser import sign_in_on_stand_in
 
     product = _product_with_cover(make)
     base = live_server.url

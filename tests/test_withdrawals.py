@@ -13,13 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.core.models import StatusChange
 from app.core.status import InvalidTransition
-from app.core.time import shop_day_bounds, utcnow
+from app.core.time import shop_day_bounds
 from app.distribution.distributors import (
     DistributionError,
-    create_distributor,
-    get_distribution_settings,
 )
 from app.distribution.models import Distributor, Withdrawal
 from app.distribution.withdrawals import (
@@ -38,67 +35,7 @@ from app.extensions import db
 from app.ledger.balances import balances
 from app.ledger.kinds import SETTLED, WITHDRAWN
 from app.ledger.models import LedgerEntry
-
-
-def configure(**values) -> None:
-    """Change the shop's distribution settings (committed)."""
-    settings = get_distribution_settings()
-    for key, value in values.items():
-        setattr(settings, key, value)
-    db.session.commit()
-
-
-def earner(make, settled_fen: int = 10_000, pending_fen: int = 0) -> Distributor:
-    """An active distributor with ``settled_fen`` available (and ``pending_fen`` pending)."""
-    user = make.user()
-    distributor = create_distributor(user.id, None)
-    db.session.add(
-        LedgerEntry(
-            distributor_id=distributor.id,
-            kind="level_1",
-            amount_fen=settled_fen,
-            state=SETTLED,
-            settled_at=utcnow(),
-        )
-    )
-    if pending_fen:
-        db.session.add(
-            LedgerEntry(distributor_id=distributor.id, kind="level_1", amount_fen=pending_fen)
-        )
-    db.session.commit()
-    return distributor
-
-
-def history(w: Withdrawal) -> list[str]:
-    return list(
-        db.session.scalars(
-            select(StatusChange.to_status)
-            .where(StatusChange.subject == "withdrawal", StatusChange.subject_id == w.id)
-            .order_by(StatusChange.id)
-        )
-    )
-
-
-def entries(distributor_id: int) -> list[tuple[str, int, str]]:
-    return [
-        (e.kind, e.amount_fen, e.state)
-        for e in db.session.scalars(
-            select(LedgerEntry)
-            .where(LedgerEntry.distributor_id == distributor_id)
-            .order_by(LedgerEntry.id)
-        )
-    ]
-
-
-def assert_balances_are_sums(distributor_id: int) -> None:
-    """The derived balances agree with a plain sum of the entries, and nothing is negative."""
-    rows = entries(distributor_id)
-    got = balances(distributor_id)
-    assert got.available_fen == sum(a for _k, a, s in rows if s in (SETTLED, WITHDRAWN))
-    assert got.pending_fen == sum(a for _k, a, s in rows if s == "pending")
-    assert got.withdrawn_fen == -sum(a for k, a, s in rows if k == "withdrawal" and s == WITHDRAWN)
-    assert got.available_fen >= 0
-
+from tests.support.withdrawals import assert_balances_are_sums, configure, earner, entries, history
 
 # --- requests ------------------------------------------------------------------------------
 

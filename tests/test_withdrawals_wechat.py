@@ -41,7 +41,7 @@ from app.payments.transfers import (
 )
 from app.wechat.sandbox.pay import rsa_sign
 from jobs.withdrawals import schedule_transfer_sync, sync_transfers
-from tests.pay_support import (
+from tests.support.pay import (
     deliveries,
     fresh,
     pay_state,
@@ -49,7 +49,7 @@ from tests.pay_support import (
     sandbox_settings,
     wait_until,
 )
-from tests.test_withdrawals import assert_balances_are_sums, configure, earner, entries, history
+from tests.support.withdrawals import assert_balances_are_sums, configure, earner, entries, history
 
 NOTIFY = "/pay/transfer-notify"
 

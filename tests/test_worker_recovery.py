@@ -2,7 +2,7 @@
 follow-up still writes every earning exactly once within a minute of a worker being back,
 and periodic work goes on without the dead worker, one run at a time.
 
-The workers are real processes: ``flask worker`` and tests/kill_worker.py, which is the
+The workers are real processes: ``flask worker`` and tests/support/kill_worker.py, which is the
 same worker made to kill itself after its Nth database statement (or to slow down).
 """
 
@@ -53,10 +53,10 @@ from jobs.queues import (
     mark_worker_alive,
     requeue_abandoned_jobs,
 )
-from tests.pay_support import address_for, wait_until
+from tests.support.pay import address_for, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-LAUNCHER = ROOT / "tests" / "kill_worker.py"
+LAUNCHER = ROOT / "tests" / "support" / "kill_worker.py"
 RECOVERY_BUDGET = 60  # seconds from a worker being up (its alive key) to every earning written
 DAY = "86400"
 # Quick liveness for the tests' sake (the defaults: tick 5 s, alive 15 s, recovery 10 s,
@@ -101,7 +101,7 @@ def _flask_worker(env, *args) -> subprocess.Popen:
 
 
 def _hooked_worker(env, *args, kill_after: int = 0, slow_ms: int = 0) -> subprocess.Popen:
-    """The same worker through tests/kill_worker.py."""
+    """The same worker through tests/support/kill_worker.py."""
     env = dict(env, KILL_AFTER_STATEMENTS=str(kill_after), SLOW_STATEMENTS_MS=str(slow_ms))
     return subprocess.Popen(
         [sys.executable, str(LAUNCHER), *args],

@@ -12,7 +12,7 @@ EncodingAESKey, plaintext when the shop has none, as WeChat follows the account'
 message encryption setting.
 
 ``build_event``, ``build_text``, ``sign_push`` and ``open_reply`` are the same pushes for
-tests and benchmarks (tests/wechat_support.py, bench/wechat_events.py).
+tests and benchmarks (tests/support/wechat.py, bench/wechat_events.py).
 
 Settings: ``SHOP_MESSAGE_URL`` (default ``SHOP_BASE_URL`` + ``/wechat``), ``SANDBOX_TOKEN``,
 ``SANDBOX_AES_KEY`` and ``SANDBOX_APPID`` (the shop's WECHAT_TOKEN, WECHAT_AES_KEY, appid).

@@ -21,7 +21,7 @@ from app.orders.refunds import complete_refund, request_refund
 from app.orders.services import ItemRequest, mark_paid, place_order
 from app.orders.shipping import complete_order, ship_order
 from jobs.commissions import compute_order_commissions
-from tests.pay_support import address_for, fresh
+from tests.support.pay import address_for, fresh
 
 
 def configure(**values) -> None:

@@ -10,6 +10,8 @@ import itertools
 from app.accounts.models import Staff, User
 from app.catalog.models import Category, Product, Sku
 from app.extensions import db
+from app.ledger.models import LedgerEntry
+from app.orders.models import Address
 
 _seq = itertools.count(1)
 
@@ -67,6 +69,44 @@ def staff(username: str | None = None, password: str = "password123", role: str 
     """A merchant staff account with a known password."""
     row = Staff(username=username or f"staff{next(_seq)}", role=role)
     row.set_password(password)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def address(owner: User | int, **fields) -> Address:
+    """A delivery address of ``owner`` (a user or user id): 广东省深圳市南山区 unless ``fields``
+    say otherwise (``district_code`` should match the names: region dividends key on it)."""
+    values = {
+        "name": "张三",
+        "phone": "13800000000",
+        "province": "广东省",
+        "city": "深圳市",
+        "district": "南山区",
+        "district_code": "440305",
+        "detail": "科技园1号",
+        **fields,
+    }
+    user_id = owner if isinstance(owner, int) else owner.id
+    row = Address(user_id=user_id, **values)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def ledger_entry(
+    distributor_id: int,
+    amount_fen: int,
+    *,
+    kind: str = "task_reward",
+    state: str = "settled",
+    **fields,
+) -> LedgerEntry:
+    """A ledger entry written directly: test money with no order behind it (by default a
+    settled task reward, which counts as withdrawable)."""
+    row = LedgerEntry(
+        distributor_id=distributor_id, kind=kind, amount_fen=amount_fen, state=state, **fields
+    )
     db.session.add(row)
     db.session.commit()
     return row

@@ -17,23 +17,12 @@ from app.extensions import db
 from app.orders.models import Address, Order
 from app.orders.services import ItemRequest, place_order
 from app.payments.client import create_prepay
+from tests.support import factories
 
 
 def address_for(user) -> Address:
     """A delivery address for ``user`` (committed)."""
-    address = Address(
-        user_id=user.id,
-        name="张三",
-        phone="13800000000",
-        province="广东省",
-        city="深圳市",
-        district="南山区",
-        district_code="440305",
-        detail="科技园1号",
-    )
-    db.session.add(address)
-    db.session.commit()
-    return address
+    return factories.address(user)
 
 
 def new_order(make, *, price_fen: int = 1990, quantity: int = 1, stock: int = 10, user=None):

@@ -1,8 +1,8 @@
 """Test support: the app's normal worker, made to die or crawl at chosen database statements.
 
-``python tests/kill_worker.py [--burst]`` runs ``jobs.worker.run_worker`` as ``flask worker``
-does, with SQLAlchemy listeners that count what the jobs do on the worker's main thread
-(each statement executed, each commit; the ticker thread's own queries are not counted):
+``python tests/support/kill_worker.py [--burst]`` runs ``jobs.worker.run_worker`` as
+``flask worker`` does, with SQLAlchemy listeners that count what the jobs do on the worker's
+main thread (each statement executed, each commit; the ticker thread's own queries are not counted):
 
 - ``KILL_AFTER_STATEMENTS=N``: right after the Nth, the process sends itself ``SIGKILL``, as
   ``kill -9``, the OOM killer or a lost machine would: no handler runs, the open
@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session

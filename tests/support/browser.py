@@ -19,3 +19,9 @@ def wait_until(page, expression: str, arg=None, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"still false after {timeout} s: {expression}")
         time.sleep(0.05)
+
+
+def sign_in_on_stand_in(page, sandbox, nickname: str) -> None:
+    page.wait_for_url(f"{sandbox.url}/connect/oauth2/authorize?**")
+    page.locator("label.fan", has_text=nickname).click()
+    page.get_by_role("button", name="确认登录").click()

@@ -1,0 +1,58 @@
+"""Real HTTP servers for the tests: free ports, a WSGI app served from a thread, the user
+agents of WeChat and a desktop browser, and a test client with a fresh app context."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from flask.testing import FlaskClient
+from werkzeug.serving import make_server
+
+WECHAT_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) "
+    "NetType/WIFI Language/zh_CN"
+)
+DESKTOP_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36"
+)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """A WSGI app served over real HTTP on 127.0.0.1 from a background thread."""
+
+    def __init__(self, wsgi_app, port: int | None = None):
+        self.port = port or free_port()
+        self.server = make_server("127.0.0.1", self.port, wsgi_app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+class FreshContextClient(FlaskClient):
+    """A test client whose every request runs in its own app context.
+
+    Without this, a request made while the test holds an app context (the ``make`` and
+    ``app_ctx`` fixtures) reuses that context: ``g`` (Flask-Login's user, Flask-WTF's CSRF
+    token) and the database session leak from one request into the next, which no real
+    request ever sees.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
