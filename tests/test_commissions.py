@@ -22,13 +22,7 @@ from sqlalchemy import func, select, update
 from app.catalog.models import Sku
 from app.core.time import utcnow
 from app.distribution.binding import bind, record_ref
-from app.distribution.models import (
-    Binding,
-    CommissionRule,
-    Distributor,
-    Grade,
-    OrderAttribution,
-)
+from app.distribution.models import Binding, CommissionRule, Distributor, Grade, OrderAttribution
 from app.earnings.on_paid import follow_up_orders
 from app.extensions import db
 from app.ledger.balances import balances, entries_for, mask_name, reason_not_available

@@ -17,15 +17,7 @@ import requests
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.orders.models import (
-    PAID,
-    SHIPPED,
-    Address,
-    CartItem,
-    Order,
-    PaymentTransaction,
-    Refund,
-)
+from app.orders.models import PAID, SHIPPED, Address, CartItem, Order, PaymentTransaction, Refund
 from app.orders.services import mark_paid
 from app.orders.states import move_order
 from tests.support.orders import make_address, place, sign_in, stock_of

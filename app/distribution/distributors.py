@@ -12,11 +12,7 @@ from sqlalchemy import Integer, bindparam, delete, func, insert, literal, select
 
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.models import (
-    DistributionSettings,
-    Distributor,
-    DistributorPath,
-)
+from app.distribution.models import DistributionSettings, Distributor, DistributorPath
 from app.extensions import db
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes are read aloud

@@ -13,13 +13,7 @@ from sqlalchemy import Select, func, or_, select
 
 from app.core.time import shop_day_start
 from app.extensions import db
-from app.orders.models import (
-    OPEN_REFUND_STATUSES,
-    ORDER_STATUSES,
-    REFUND_FAILED,
-    Order,
-    Refund,
-)
+from app.orders.models import OPEN_REFUND_STATUSES, ORDER_STATUSES, REFUND_FAILED, Order, Refund
 
 REFUNDING = "refunding"  # a tab of its own: orders with a refund staff or WeChat must finish
 # Refunds still needing someone: awaiting review, awaiting WeChat's money, or failed (retry).

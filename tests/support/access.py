@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from app.distribution.admin_services import save_grade
 
 from app.accounts.models import ApiToken
 from app.catalog.models import ProductImage
@@ -13,6 +12,7 @@ from app.cloud.agents import apply_for_region
 from app.cloud.merchants import create_merchant
 from app.cloud.pricing import save_levels
 from app.core.time import utcnow
+from app.distribution.admin_settings import save_grade
 from app.distribution.distributors import create_distributor
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db

@@ -10,11 +10,9 @@ from sqlalchemy import select, update
 from app.core.time import utcnow
 from app.distribution.binding import bind
 from app.distribution.distributors import create_distributor, get_distribution_settings
-from app.distribution.models import (
-    Distributor,
-    LedgerEntry,
-)
+from app.distribution.models import Distributor
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.refunds import complete_refund, request_refund
 from app.orders.services import ItemRequest, mark_paid, place_order

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from app.distribution.distributors import (
     create_distributor,
 )
-from app.distribution.models import (
-    Distributor,
-)
+from app.distribution.models import Distributor
 from app.extensions import db
 from app.ledger.settlement import settle_due
 from app.orders.models import Order

@@ -6,9 +6,7 @@ from sqlalchemy import select
 
 from app.catalog.models import Sku
 from app.extensions import db
-from app.orders.models import (
-    Address,
-)
+from app.orders.models import Address
 from tests.support import factories
 
 

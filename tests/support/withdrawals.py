@@ -10,16 +10,11 @@ from app.distribution.distributors import (
     create_distributor,
     get_distribution_settings,
 )
-from app.distribution.models import (
-    PENDING,
-    SETTLED,
-    WITHDRAWN,
-    Distributor,
-    LedgerEntry,
-    Withdrawal,
-)
+from app.distribution.models import Distributor, Withdrawal
 from app.extensions import db
 from app.ledger.balances import balances
+from app.ledger.kinds import PENDING, SETTLED, WITHDRAWN
+from app.ledger.models import LedgerEntry
 
 
 def configure(**values) -> None:
