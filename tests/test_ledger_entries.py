@@ -25,18 +25,19 @@ from app.ledger.kinds import LEDGER_STATES, PENDING, REVERSED, SETTLED, WITHDRAW
 from app.ledger.models import LedgerEntry, LedgerEntryChange
 from app.ledger.settlement import settle_due
 from jobs.incentives import evaluate_everything
-from tests.support.commissions import (
+from tests.support.ledger import (
+    changes,
     configure,
     customer_of,
     distributor,
+    entries,
     finish,
+    invite_reward,
+    make_task,
     pay,
     place,
     refund,
 )
-from tests.support.incentives import make_task
-from tests.support.ledger import changes, invite_reward
-from tests.support.withdrawals import entries
 
 LEGAL = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
 ILLEGAL = sorted(set(product(LEDGER_STATES, LEDGER_STATES)) - LEGAL)

@@ -10,11 +10,10 @@ ledger list says why.
 from __future__ import annotations
 
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 
-from app.core.time import utcnow
+from app.core.time import SHOP_TZ, utcnow
 from app.distribution.models import Distributor
 from app.extensions import db
 from app.ledger.balances import entries_for
@@ -22,12 +21,17 @@ from app.ledger.kinds import PENDING, SETTLED
 from app.ledger.settlement import settle_due
 from app.orders.models import Order
 from jobs.incentives import evaluate_everything
-from tests.support.commissions import configure, distributor, finish, pay, place
-from tests.support.incentives import make_task
-from tests.support.ledger import ask_refund, invite_reward
-from tests.support.withdrawals import entries
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from tests.support.ledger import (
+    ask_refund,
+    configure,
+    distributor,
+    entries,
+    finish,
+    invite_reward,
+    make_task,
+    pay,
+    place,
+)
 
 
 def one_order_earning_everything(make):
@@ -76,7 +80,7 @@ def test_inside_the_hold_nothing_settles_and_the_date_is_shown(app, make):
     order = finish(order, days_ago=3)
     settle_everything(utcnow())
     assert states() == {"level_1": PENDING, "task_reward": PENDING, "invite_reward": PENDING}
-    due = (order.completed_at + timedelta(days=7)).astimezone(SHANGHAI)
+    due = (order.completed_at + timedelta(days=7)).astimezone(SHOP_TZ)
     assert reasons(invitee.id)["level_1"] == f"售后期至 {due.month}月{due.day}日"
     assert reasons(inviter.id)["invite_reward"] == f"售后期至 {due.month}月{due.day}日"
 

@@ -24,11 +24,10 @@ holds it back past that date.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, func, select, update
 
-from app.core.time import utcnow
+from app.core.time import to_shop_time, utcnow
 from app.distribution.distributors import get_distribution_settings
 from app.extensions import db
 from app.ledger.entries import move_entries
@@ -42,8 +41,6 @@ from app.orders.models import (
     Order,
     Refund,
 )
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")  # dates people read are China time
 
 
 def settlement_hold_days() -> int:
@@ -102,7 +99,7 @@ def not_eligible_reason(
     hold = settlement_hold_days() if hold_days is None else hold_days
     until = _aware(order.completed_at) + timedelta(days=hold)
     if until > now:
-        local = until.astimezone(SHANGHAI)
+        local = to_shop_time(until)  # dates people read are shop time
         return f"售后期至 {local.month}月{local.day}日"
     return ""
 
