@@ -38,9 +38,7 @@ RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = tuple(
     )
 )
 # (module file, imported module) -> why it is still there
-KNOWN: dict[tuple[str, str], str] = {
-    ("app/orders/views.py", "app.api.orders"): "orders/ stops importing api/ (point 3)",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def imported_modules(source: str, package: str) -> set[str]:

@@ -144,10 +144,6 @@ def test_function_level_imports_in_these_areas_say_why_and_dodge_no_circle(proje
     assert offenders == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 15: other workstreams remove the remaining circles; the lead flips this",
-)
 def test_no_import_circle_spans_more_than_one_file(project):
     assert project["circles"] == []
 
