@@ -47,6 +47,9 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     from app.core.security_headers import register_security_headers
 
     register_security_headers(app)
+    from app.wechat.listeners import connect_listeners
+
+    connect_listeners()  # WeChat notices hear the shop's events (app/signals.py); once
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
     return app

@@ -19,7 +19,6 @@ from app.distribution.models import (  # noqa: F401
     Distributor,
     DistributorPath,
     Grade,
-    LedgerEntry,
     OrderAttribution,
     RefTouch,
     Withdrawal,
@@ -31,6 +30,7 @@ from app.incentives.models import (  # noqa: F401
     LeaderboardOptIn,
     Task,
 )
+from app.ledger.models import LedgerEntry  # noqa: F401
 from app.orders.models import (  # noqa: F401
     Address,
     CartItem,

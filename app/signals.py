@@ -23,9 +23,10 @@ order_shipped = shop.signal("order-shipped")
 commissions_earned = shop.signal("commissions-earned")
 #: pending earnings were settled by one settlement run: ``settled_at``
 commissions_settled = shop.signal("commissions-settled")
-#: a withdrawal moved to a new status: ``withdrawal``, ``status``
+#: a withdrawal moved to a new status (every move): ``withdrawal``, ``status`` (the new one)
 withdrawal_changed = shop.signal("withdrawal-changed")
-#: a customer was bound to a distributor: ``user_id``, ``distributor_id``, ``source``
+#: a customer was bound (or rebound) to a distributor: ``user_id``, ``distributor_id``,
+#: ``source`` (link, qr, staff)
 member_bound = shop.signal("member-bound")
-#: a distributor's grade changed: ``distributor_id``, ``grade``, ``reason``
+#: a distributor moved up a grade: ``distributor_id``, ``grade`` (the Grade row), ``reason``
 grade_changed = shop.signal("grade-changed")

@@ -423,7 +423,7 @@ def line_earnings_by_order(order_ids=None) -> dict[int, int]:
     """{order id: line earnings written} (commissions, dividends, price differences)."""
     from sqlalchemy import func, select
 
-    from app.distribution.commissions import LINE_EARNING_KINDS
+    from app.ledger.kinds import LINE_EARNING_KINDS
     from app.distribution.models import LedgerEntry
     from app.extensions import db
 

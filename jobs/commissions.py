@@ -24,15 +24,14 @@ from datetime import datetime
 from flask import current_app
 from rq import Retry
 
-from app.cloud.dividends import write_region_dividends
 from app.core.redis import get_redis
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.commissions import follow_up_payment, settle_due
+from app.distribution.commissions import settle_due
+from app.earnings.on_paid import follow_up_order
 from app.extensions import db
-from app.incentives.events import after_payment
 from app.orders.models import Order, OrderFollowUp
-from app.wechat.notify import notify_commissions_earned, notify_commissions_settled
+from app.signals import commissions_settled
 from jobs.queues import enqueue_unless_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ def mark_followed_up(order_id: int) -> None:
 
 
 def compute_order_commissions(order_id: int) -> dict:
-    """Write the commissions of a paid order (and bind, join, upgrade); commit once.
+    """Run the paid-order pipeline (``app/earnings/on_paid.py``) for one order; commit once.
 
     Returns a summary for logs and tests. Running it again writes nothing new.
     """
@@ -84,12 +83,7 @@ def compute_order_commissions(order_id: int) -> dict:
     claim = _protection_claim(order_id)
     extend = bool(redis.set(claim, 1, nx=True, ex=90 * 86400))
     try:
-        done = follow_up_payment(order, extend_protection_once=extend)
-        # Regional agents (a no-op when switched off). After the commissions on purpose:
-        # the payout cap trims dividends first, to what the line's commissions leave.
-        write_region_dividends(order)
-        after_payment(order)  # tasks and invite rewards (app/incentives/events.py)
-        notify_commissions_earned(order_id)  # once per distributor and order (dedupe key)
+        done = follow_up_order(order, extend_protection_once=extend)
         mark_followed_up(order_id)  # what the recovery pass looks for
         db.session.commit()
     except Exception:
@@ -101,6 +95,7 @@ def compute_order_commissions(order_id: int) -> dict:
     return {
         "order_id": order_id,
         "entries": done.entries,
+        "dividends": done.dividends,
         "joined": done.joined,
         "upgraded": list(done.upgraded),
     }
@@ -131,7 +126,7 @@ def run_settlement(batch: int = 5000) -> int | None:
     now = utcnow()
     settled = settle_due(now, batch=batch, after_batch=db.session.commit)
     if settled:
-        notify_commissions_settled(now)  # the entries stamped settled_at = now
+        commissions_settled.send(__name__, settled_at=now)  # the entries stamped settled_at = now
         db.session.commit()
     log.info("settled %s commission entries", settled)
     return settled

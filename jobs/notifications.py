@@ -1,7 +1,8 @@
 """Sending the outbox (app/wechat/notify.py) to WeChat: one job per message, and a sweep.
 
 ``send_outbound_message`` posts one ``OutboundMessage``'s payload to
-``/cgi-bin/message/template/send``. It is queued after the commit that recorded the row,
+``/cgi-bin/message/template/send``. It is queued after the commit that recorded the row
+(by ``app/wechat/outbox.enqueue_send``, which names this job by its dotted path),
 with the job id ``outbound-<id>`` and ``Retry`` backoff (``WECHAT_NOTIFY_RETRY_INTERVALS``,
 default 30 s, 2 min, 10 min). Each failure is written to the row (``attempts``,
 ``last_error``) and raised so RQ retries; the last try, or an error a retry cannot fix,
@@ -26,7 +27,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from rq import Retry, get_current_job
+from rq import get_current_job
 from sqlalchemy import select, update
 from wechatpy.exceptions import WeChatClientException
 
@@ -34,11 +35,11 @@ from app.core.redis import get_redis
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.models import OutboundMessage
-from jobs.queues import get_queue, job_is_live, schedule_in_slot, single_flight
+from app.wechat.outbox import enqueue_send, outbound_job_id
+from jobs.queues import job_is_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
-RETRY_INTERVALS = (30, 120, 600)  # seconds between tries after the first
 # WeChat errors a retry cannot fix: bad openid, bad template, not a follower, bad data,
 # template deleted or the account lacks the permission.
 PERMANENT_ERRCODES = frozenset({40003, 40036, 40037, 43004, 43019, 47001, 47003, 48001})
@@ -50,32 +51,6 @@ SWEEP_MAX_ATTEMPTS = 10
 
 class SendFailed(Exception):
     """A send that failed and will be retried by RQ."""
-
-
-def outbound_job_id(message_id: int) -> str:
-    """The one job id a message's send can have."""
-    return f"outbound-{message_id}"
-
-
-def _intervals() -> list[int]:
-    return list(current_app.config.get("WECHAT_NOTIFY_RETRY_INTERVALS", RETRY_INTERVALS))
-
-
-def enqueue_send(message_id: int) -> None:
-    """Queue the send of one outbox row (after the commit that recorded it). Never raises:
-    a row left ``pending`` is picked up by ``sweep_outbox``."""
-    intervals = _intervals()
-    try:
-        get_queue("default").enqueue(
-            send_outbound_message,
-            message_id,
-            job_id=outbound_job_id(message_id),
-            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-            result_ttl=86400,
-            failure_ttl=7 * 86400,
-        )
-    except Exception:  # the event itself is committed; the sweep will queue it later
-        log.exception("could not queue outbound message %s", message_id)
 
 
 def _describe(err: Exception) -> tuple[int | None, str]:

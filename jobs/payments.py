@@ -34,6 +34,7 @@ from app.orders.services import (
     due_unpaid_order_ids,
 )
 from app.orders.states import InvalidTransition, move_order
+from app.signals import order_paid
 from jobs.commissions import commissions_job_id, enqueue_commissions
 from jobs.queues import enqueue_once_piped, job_is_live, schedule_in_slot, single_flight
 
@@ -86,9 +87,8 @@ def on_order_paid(order_id: int) -> bool:
     """
     order = db.session.get(Order, order_id)
     if order is not None and order.paid_at is not None:
-        from app.wechat.notify import notify_order_paid
-
-        notify_order_paid(order)  # once per order and recipient (dedupe keys)
+        # Listeners (the staff's WeChat notices) dedupe per order and recipient.
+        order_paid.send(__name__, order=order)
         db.session.commit()
     db.session.rollback()  # hold no transaction open while Redis is asked
     enqueue_commissions(order_id)

@@ -15,10 +15,10 @@ from app.cloud.pricing import save_levels
 from app.core.time import utcnow
 from app.distribution.admin_services import save_grade
 from app.distribution.distributors import create_distributor
-from app.distribution.models import LedgerEntry
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.incentives.models import Task
+from app.ledger.models import LedgerEntry
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
 from app.posters.models import PosterTemplate

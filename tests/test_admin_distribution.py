@@ -19,11 +19,11 @@ from app.distribution.models import (
     CommissionRule,
     Distributor,
     Grade,
-    LedgerEntry,
     Withdrawal,
 )
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import StatusChange
 from tests.pay_support import fresh
 from tests.test_admin_support import csrf_token, fresh_client, text

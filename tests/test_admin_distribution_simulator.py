@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.distribution.admin_services import save_commission_rule, save_grade
-from app.distribution.models import LedgerEntry
-from app.distribution.simulator import Preview, simulate
+from app.earnings.simulator import Preview, simulate
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.services import ItemRequest, place_order
 from tests.pay_support import address_for
 from tests.test_admin_support import fresh_client, text

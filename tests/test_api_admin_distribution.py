@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 
 from app.distribution.distributors import create_distributor, get_distribution_settings
 from app.distribution.ledger import balances
-from app.distribution.models import Distributor, LedgerEntry, Withdrawal
+from app.distribution.models import Distributor, Withdrawal
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import StatusChange
 from tests.openapi_support import bearer_caller
 from tests.pay_support import fresh

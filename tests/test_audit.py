@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from app.distribution.admin_services import save_grade
 from app.distribution.distributors import create_distributor
-from app.distribution.models import LedgerEntry
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.incentives import audit
 from app.incentives.models import AuditLog
+from app.ledger.models import LedgerEntry
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
 from tests.pay_support import new_order

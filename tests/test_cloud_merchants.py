@@ -31,8 +31,8 @@ from app.cloud.pricing import (
     save_prices,
 )
 from app.distribution.ledger import balances, entries_for
-from app.distribution.models import LedgerEntry
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.services import ItemRequest, OrderError
 from tests.pay_support import fresh, prepay, sandbox_pay, wait_until
@@ -462,7 +462,7 @@ def test_pending_merchant_earns_nothing_until_approved(app, make):
 
 @pytest.mark.parametrize("mode", ["price_difference", "commission", "both"])
 def test_simulator_shows_price_differences_under_the_precedence(app, make, mode):
-    from app.distribution.simulator import simulate
+    from app.earnings.simulator import simulate
 
     configure(levels=2)
     levels()

@@ -48,10 +48,10 @@ from sqlalchemy import func, select
 from app.cloud import agents as cloud_agents
 from app.cloud.merchants import place_merchant_order
 from app.core.time import utcnow
-from app.distribution.commissions import LINE_EARNING_KINDS, reversal_target, settle_due
+from app.distribution.commissions import settle_due
 from app.distribution.distributors import DistributionError
 from app.distribution.ledger import balances
-from app.distribution.models import Distributor, LedgerEntry
+from app.distribution.models import Distributor
 from app.distribution.withdrawals import (
     approve_withdrawal,
     mark_paid_manually,
@@ -59,6 +59,9 @@ from app.distribution.withdrawals import (
     request_withdrawal,
 )
 from app.extensions import db
+from app.ledger.entries import reversal_target
+from app.ledger.kinds import LINE_EARNING_KINDS
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine
 from app.orders.refunds import refundable
 from app.orders.services import ItemRequest

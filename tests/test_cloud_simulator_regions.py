@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app.cloud import agents as cloud_agents
 from app.core.money import format_yuan
-from app.distribution.models import LedgerEntry
-from app.distribution.simulator import simulate
+from app.earnings.simulator import simulate
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from tests.browser_support import wait_until
 from tests.test_admin_support import fresh_client, text
 from tests.test_cloud_agents import (

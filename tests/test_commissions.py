@@ -22,18 +22,13 @@ from sqlalchemy import func, select, update
 from app.catalog.models import Sku
 from app.core.time import utcnow
 from app.distribution.binding import bind, record_ref
-from app.distribution.commissions import reversal_target, settle_due
+from app.distribution.commissions import settle_due
 from app.distribution.distributors import create_distributor, get_distribution_settings
 from app.distribution.ledger import balances, entries_for, mask_name, reason_not_available
-from app.distribution.models import (
-    Binding,
-    CommissionRule,
-    Distributor,
-    Grade,
-    LedgerEntry,
-    OrderAttribution,
-)
+from app.distribution.models import Binding, CommissionRule, Distributor, Grade, OrderAttribution
 from app.extensions import db
+from app.ledger.entries import reversal_target
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine
 from app.orders.refunds import complete_refund, request_refund
 from app.orders.services import ItemRequest, mark_paid, place_order

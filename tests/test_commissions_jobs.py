@@ -19,9 +19,9 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
 from app.core.redis import get_redis, redis_for
-from app.distribution.commissions import follow_up_payment
-from app.distribution.models import LedgerEntry
+from app.earnings.on_paid import follow_up_order
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from jobs.commissions import commissions_job_id, compute_order_commissions, enqueue_commissions
 from jobs.payments import on_order_paid
@@ -174,7 +174,7 @@ def commissions_then_block(order_id: int, when: str) -> int:
     job holds an open transaction. Later attempts (the retry) run straight through."""
     redis = get_redis()
     order = db.session.get(Order, order_id)
-    follow_up_payment(order, extend_protection_once=False)
+    follow_up_order(order, extend_protection_once=False)
     first_attempt = redis.set(f"{STARTED_KEY}:once:{order_id}", 1, nx=True)
     if first_attempt and when == "after_commit":
         db.session.commit()

@@ -27,10 +27,11 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select, update
 
 from app.core.time import utcnow
-from app.distribution.commissions import reversal_target, settle_due
+from app.distribution.commissions import settle_due
 from app.distribution.ledger import balances
-from app.distribution.models import LedgerEntry
 from app.extensions import db
+from app.ledger.entries import reversal_target
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine
 from app.orders.refunds import refundable
 from jobs.commissions import compute_order_commissions

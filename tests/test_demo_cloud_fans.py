@@ -10,8 +10,8 @@ from app.accounts.models import User
 from app.cloud.demo_agents import DEMO_AGENTS
 from app.cloud.demo_fans import DEMO_CUSTOMER, demo_fan_nicknames
 from app.cloud.demo_merchants import DEMO_MERCHANTS
-from app.distribution.models import LedgerEntry
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.wechat.sandbox import create_sandbox_app
 from app.wechat.sandbox.state import DEFAULT_FANS, fan_openid
 from tests.conftest import WECHAT_UA

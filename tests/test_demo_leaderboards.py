@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.distribution.models import Distributor, LedgerEntry
+from app.distribution.models import Distributor
 from app.extensions import db
 from app.incentives import leaderboards
 from app.incentives.demo import DEMO_REMARK, DEMO_SELLERS, DEMO_TASK_NAME
 from app.incentives.tasks import progress_for
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 
 

@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 
 from app.core.money import format_yuan
 from app.distribution.binding import current_binding
-from app.distribution.commissions import paid_purchases_fen, settle_due
+from app.distribution.commissions import settle_due
 from app.distribution.distributors import create_distributor, distributor_for_user
+from app.distribution.joining import paid_purchases_fen
 from app.distribution.models import BindingEvent, Distributor, RefTouch, Withdrawal
 from app.distribution.referral import PENDING_KEY
 from app.extensions import db
@@ -263,7 +264,7 @@ def test_threshold_mode_shows_progress_and_joins_when_reached(app, make, login_a
     client = signed_in(app, login_as, fan)
     pay(place(make, fan, price_fen=3000))
     page = html(client.get("/distributor"))
-    # What counts is commissions.paid_purchases_fen (the same figure the threshold job uses).
+    # What counts is joining.paid_purchases_fen (the same figure the threshold job uses).
     assert f"累计消费 {format_yuan(paid_purchases_fen(fan.id))} / ¥100.00" in page
     refused = client.post("/distributor/join", data={"csrf_token": page_csrf(client)})
     assert refused.status_code == 409 and "累计消费满 ¥100.00" in html(refused)

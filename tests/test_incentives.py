@@ -19,10 +19,11 @@ from app.core.time import utcnow
 from app.distribution.admin_services import save_grade
 from app.distribution.binding import bind
 from app.distribution.ledger import balances
-from app.distribution.models import Distributor, LedgerEntry
+from app.distribution.models import Distributor
 from app.extensions import db
 from app.incentives import invites, tasks
 from app.incentives.models import GradeChange, IncentiveSettings, Task
+from app.ledger.models import LedgerEntry
 from app.wechat.models import OutboundMessage
 from app.wechat.notify import save_setting
 from jobs.commissions import compute_order_commissions

@@ -12,9 +12,10 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.cloud.models import AgentProductRate, CloudSettings
 from app.distribution.distributors import get_distribution_settings
-from app.distribution.models import CommissionRule, Grade, LedgerEntry
+from app.distribution.models import CommissionRule, Grade
 from app.distribution.payout_cap import trim_note, trim_to_cap
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from tests.openapi_support import bearer_caller
 from tests.test_admin_support import csrf_token, fresh_client, text
 from tests.test_cloud_agents import NANSHAN, order_to, three_agents

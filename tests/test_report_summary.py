@@ -11,8 +11,8 @@ from sqlalchemy import func, select, text, update
 
 from app.core.time import utcnow
 from app.distribution.commissions import settle_due
-from app.distribution.models import LedgerEntry
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, Refund
 from app.reports import queries
 from app.reports.models import ReportDailyTotal, ReportDay

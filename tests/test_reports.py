@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from app.distribution.distributors import create_distributor
-from app.distribution.models import Binding, BindingEvent, LedgerEntry, OrderAttribution
+from app.distribution.models import Binding, BindingEvent, OrderAttribution
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine, Refund
 from app.reports import queries
 from app.reports.periods import Range, parse_range

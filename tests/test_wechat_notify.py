@@ -24,13 +24,14 @@ from sqlalchemy import select, update
 from app.core.redis import redis_for
 from app.core.time import utcnow
 from app.distribution.binding import bind
-from app.distribution.models import Distributor, LedgerEntry
+from app.distribution.models import Distributor
 from app.distribution.withdrawals import (
     approve_withdrawal,
     mark_paid_manually,
     request_withdrawal,
 )
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.states import move_order
 from app.wechat.models import OutboundMessage

@@ -20,7 +20,7 @@ from app.distribution.distributors import (
     get_distribution_settings,
 )
 from app.distribution.ledger import balances
-from app.distribution.models import SETTLED, WITHDRAWN, Distributor, LedgerEntry, Withdrawal
+from app.distribution.models import Distributor, Withdrawal
 from app.distribution.withdrawals import (
     APPROVED,
     PAID,
@@ -35,6 +35,8 @@ from app.distribution.withdrawals import (
     request_withdrawal,
 )
 from app.extensions import db
+from app.ledger.kinds import SETTLED, WITHDRAWN
+from app.ledger.models import LedgerEntry
 from app.orders.models import StatusChange
 from app.orders.states import InvalidTransition
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError
 from app.distribution.ledger import balances
-from app.distribution.models import SETTLED, WITHDRAWN, Distributor, LedgerEntry, Withdrawal
+from app.distribution.models import Distributor, Withdrawal
 from app.distribution.withdrawals import (
     APPROVED,
     AWAITING_CONFIRM,
@@ -29,6 +29,8 @@ from app.distribution.withdrawals import (
     request_withdrawal,
 )
 from app.extensions import db
+from app.ledger.kinds import SETTLED, WITHDRAWN
+from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition
 from app.payments.client import PaymentError, get_pay
 from app.payments.transfers import (

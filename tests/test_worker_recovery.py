@@ -35,8 +35,8 @@ from app.core.redis import redis_for
 from app.core.time import utcnow
 from app.distribution.binding import bind
 from app.distribution.distributors import create_distributor, get_distribution_settings
-from app.distribution.models import LedgerEntry
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.services import ItemRequest, mark_paid, place_order
 from app.wechat.notify import KINDS, save_setting, set_staff_openids
 from config import Config

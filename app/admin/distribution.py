@@ -26,17 +26,12 @@ from app.core.params import bounded_int, page_arg
 from app.distribution import admin_services as svc
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
-from app.distribution.models import (
-    DISTRIBUTOR_STATUSES,
-    DistributionSettings,
-    Distributor,
-    Grade,
-    LedgerEntry,
-)
+from app.distribution.models import DISTRIBUTOR_STATUSES, DistributionSettings, Distributor, Grade
 from app.distribution.payout_cap import RateRefused
 from app.distribution.team import team_stats
 from app.extensions import db
 from app.incentives.audit import BINDING_OF_FORM_USER, audited, row, rows
+from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition
 
 PER_PAGE = 20

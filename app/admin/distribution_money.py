@@ -28,10 +28,12 @@ from app.core.params import bounded_int, page_arg
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
 from app.distribution.distributors import DistributionError
-from app.distribution.models import LEDGER_KINDS, Distributor, LedgerEntry, Withdrawal
+from app.distribution.models import Distributor, Withdrawal
 from app.distribution.payout_cap import RateRefused
 from app.extensions import db
 from app.incentives.audit import RULES_OF_PRODUCT, audited, row
+from app.ledger.kinds import LEDGER_KINDS
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.search import SHOP_TZ, parse_day
 from app.orders.states import InvalidTransition

@@ -18,7 +18,7 @@ from app.admin.distribution_forms import bp_text, parse_fen, parse_int, parse_pe
 from app.catalog.models import Product, Sku
 from app.distribution.admin_services import MODE_LABELS, SettingsError
 from app.distribution.distributors import DistributionError, get_distribution_settings
-from app.distribution.simulator import Preview, simulate
+from app.earnings.simulator import Preview, simulate
 from app.extensions import db
 
 MAX_SKU_CHOICES = 300

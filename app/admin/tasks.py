@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.admin import bp
 from app.admin.decorators import staff_required
 from app.core.money import format_yuan, parse_yuan
-from app.distribution.models import Grade, LedgerEntry
+from app.distribution.models import Grade
 from app.extensions import db
 from app.incentives.audit import audited, row, single
 from app.incentives.invites import (
@@ -25,6 +25,7 @@ from app.incentives.invites import (
 )
 from app.incentives.models import TASK_TARGETS, IncentiveSettings, Task
 from app.incentives.tasks import TARGET_LABELS, TaskError, TaskInput, save_task
+from app.ledger.models import LedgerEntry
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"

@@ -36,7 +36,6 @@ from app.api.schemas import (
 )
 from app.api.spec import BEARER, spec
 from app.cloud.dividends import RegionPreview
-from app.cloud.price_difference import DifferencePreview
 from app.core.errors import ApiError
 from app.distribution import admin_services as svc
 from app.distribution import withdrawals as wd
@@ -46,19 +45,19 @@ from app.distribution.models import (
     BIND_MODES,
     DISTRIBUTOR_STATUSES,
     JOIN_MODES,
-    LEDGER_KINDS,
     PAYOUT_CHANNELS,
     DistributionSettings,
     Distributor,
     Grade,
-    LedgerEntry,
     Withdrawal,
 )
 from app.distribution.payout_cap import RateRefused
-from app.distribution.simulator import Preview, simulate
 from app.distribution.team import team_counts
+from app.earnings.simulator import DifferencePreview, Preview, simulate
 from app.extensions import db
 from app.incentives.audit import audited, row, rows
+from app.ledger.kinds import LEDGER_KINDS
+from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition
 from app.payments.client import PaymentError
 

@@ -72,10 +72,9 @@ def seed_demo_purchase() -> str:
     from app import regions
     from app.catalog.models import Product, Sku
     from app.cloud.demo_merchants import DEMO_MERCHANTS
-    from app.cloud.dividends import write_region_dividends
     from app.cloud.merchants import is_active, merchant_for_user
     from app.distribution.binding import bind
-    from app.distribution.commissions import follow_up_payment
+    from app.earnings.on_paid import follow_up_order
     from app.orders.models import Address, Order
     from app.orders.services import ItemRequest, mark_paid, place_order
     from app.orders.shipping import ship_order
@@ -114,9 +113,8 @@ def seed_demo_purchase() -> str:
     mark_paid(order, transaction_id=DEMO_TRANSACTION, amount_fen=order.total_fen, source="system")
     # What the commission job does after a payment notice (jobs/commissions.py), inline:
     # the seed runs before the worker and must not depend on it.
-    done = follow_up_payment(order)
-    dividends = write_region_dividends(order)
-    written = done.entries + len(dividends)
+    done = follow_up_order(order, extend_protection_once=True)
+    written = done.entries + done.dividends
     # Headquarters ships it (drop shipping): the centres show the carrier and tracking.
     ship_order(order, "SF", DEMO_TRACKING_NUMBER, "system")
     return f"demo purchase {order.number}: {written} ledger entries, shipped"

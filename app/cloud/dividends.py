@@ -11,17 +11,17 @@ district agents of one address all earn, each at its own rate::
 
 ``line.amount_fen`` is what the customer paid for the line (after discounts, without
 shipping). The rate is the product's override for the agent's level, else the shop's rate
-for the level. Refunds already completed on the line are then applied as reversals by the
-commission engine's own ``_reverse_line`` (the same proportional rule as commissions:
-the dividend nets to ``floor(dividend × remaining / line.amount_fen)``), so the result does
-not depend on whether the refund came before or after this job.
+for the level.
 
-Entries are kind ``region_dividend``, ``pending``, inserted with ``ON CONFLICT DO NOTHING``
-on the ledger's unique (order_line_id, distributor_id, kind) key and ``RETURNING`` (never
-rowcount: psycopg reports -1), so a job run twice writes each dividend once. One user
-holding two nested regions (say 深圳市 and 南山区) gets one entry per line with both
-dividends added, because the key allows one ``region_dividend`` per line and beneficiary.
-Settlement, reversal and withdrawal are the commission services' (``LINE_EARNING_KINDS``).
+A calculator: ``dividend_rows`` returns the rows (kind ``region_dividend``) and writes
+nothing; the paid-order pipeline (``app/earnings/on_paid.py``) writes them once on the
+ledger's unique (order_line_id, distributor_id, kind) key, after the line's commissions,
+and applies refunds already completed as reversals (the same proportional rule as
+commissions: the dividend nets to ``floor(dividend × remaining / line.amount_fen)``), so
+the result does not depend on whether the refund came before or after the follow-up.
+One user holding two nested regions (say 深圳市 and 南山区) gets one row per line with
+both dividends added, because the key allows one ``region_dividend`` per line and
+beneficiary. Settlement, reversal and withdrawal are the ledger's (``LINE_EARNING_KINDS``).
 """
 
 from __future__ import annotations
@@ -36,20 +36,15 @@ from app import regions
 from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp
 from app.cloud.models import AgentProductRate, RegionAgent
 from app.core.time import utcnow
-from app.distribution.commissions import (
-    line_commissions_fen,
-    lines_of_order,
-    lock_order_lines,
-    write_line_earnings,
-)
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.ledger import mask_name
-from app.distribution.models import PENDING, REVERSED, LedgerEntry
 from app.distribution.payout_cap import trim_note, trim_to_cap
-from app.distribution.rules import earns_on_own_order, floor_commission, format_bp
+from app.distribution.rules import EarningRow, earns_on_own_order, floor_commission, format_bp
 from app.distribution.team import SALES_STATUSES
 from app.extensions import db
-from app.orders.models import Order
+from app.ledger.kinds import PENDING, REVERSED
+from app.ledger.models import LedgerEntry
+from app.orders.models import Order, OrderLine
 
 REGION_DIVIDEND = "region_dividend"
 
@@ -152,65 +147,54 @@ def capped_dividends(
     return out
 
 
-def write_region_dividends(order: Order) -> list[int]:
-    """Write the order's pending ``region_dividend`` entries once; return the ids written now.
-
-    Nothing when agents are switched off, the order is not paid, or no active agent's
-    region contains its district. An agent earns nothing on their own order unless
-    self-purchase is on (``rules.earns_on_own_order``). Each line's dividends are trimmed
-    to what the payout cap leaves after the line's commissions (written first, by the
-    same job). Flushes; the job commits.
-    """
+def dividend_agents(order: Order) -> list[RegionAgent]:
+    """The agents who earn on ``order``: none when agents are switched off, the order is
+    not paid, or no active agent's region contains its district; an agent earns nothing
+    on their own order unless self-purchase is on (``rules.earns_on_own_order``)."""
     settings = get_cloud_settings()
     if not settings.agents_enabled or order.paid_at is None:
         return []
-    distribution = get_distribution_settings()
-    agents = [
+    self_purchase = get_distribution_settings().self_purchase
+    return [
         agent
         for agent in agents_for_district(order.district_code)
-        if earns_on_own_order(agent.user_id, order.user_id, distribution.self_purchase)
+        if earns_on_own_order(agent.user_id, order.user_id, self_purchase)
     ]
+
+
+def dividend_rows(
+    lines: list[OrderLine],
+    agents: list[RegionAgent],
+    commissions: dict[int, list[tuple[str, int]]],
+) -> list[EarningRow]:
+    """Each agent's dividend on each line still (partly) paid, trimmed to what the payout
+    cap leaves after the line's ``commissions`` ({line id: [(level kind, fen)]}); one row
+    per line and agent's distributor (nested regions of one user added up)."""
     if not agents:
         return []
-    lock_order_lines(order.id)  # one after the other with refunds of these lines
-    lines = lines_of_order(order.id)
+    settings = get_cloud_settings()
+    cap_bp = get_distribution_settings().payout_cap_bp
     overrides = product_overrides(line.product_id for line in lines if line.product_id)
-    commissions = line_commissions_fen(order.id)
-    now = utcnow()
-    written: list[int] = []
+    out: list[EarningRow] = []
     for line in lines:
         if line.amount_fen - line.refunded_fen <= 0:
             continue
-        by_distributor: dict[int, dict] = {}
+        by_distributor: dict[int, list] = {}  # distributor: [fen, source, note]
         shares = capped_dividends(
             line.amount_fen,
-            distribution.payout_cap_bp,
+            cap_bp,
             commissions.get(line.id, []),
             line_dividends(line.amount_fen, line.product_id, agents, settings, overrides),
         )
         for share in shares:
-            row = by_distributor.setdefault(
-                share.agent.distributor_id,
-                {
-                    "distributor_id": share.agent.distributor_id,
-                    "kind": REGION_DIVIDEND,
-                    "amount_fen": 0,
-                    "state": PENDING,
-                    "order_id": order.id,
-                    "order_line_id": line.id,
-                    "rule_source": share.source,
-                    "note": "",
-                    "created_at": now,
-                },
-            )
-            row["amount_fen"] += share.amount_fen
-            row["note"] = f"{row['note']}；{share.note}" if row["note"] else share.note
-        if not by_distributor:
-            continue
-        values = [{**v, "note": v["note"][:200]} for v in by_distributor.values()]
-        written += write_line_earnings(line, values, now)
-    db.session.flush()
-    return written
+            row = by_distributor.setdefault(share.agent.distributor_id, [0, share.source, ""])
+            row[0] += share.amount_fen
+            row[2] = f"{row[2]}；{share.note}" if row[2] else share.note
+        out += [
+            EarningRow(line.id, distributor_id, REGION_DIVIDEND, fen, source, note[:200])
+            for distributor_id, (fen, source, note) in by_distributor.items()
+        ]
+    return out
 
 
 @dataclass(frozen=True)

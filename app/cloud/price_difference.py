@@ -33,85 +33,29 @@ and the odd fen stays with headquarters.
 
 Precedence (``CloudSettings.precedence``): ``price_difference`` (default) → an order
 through an ordering merchant earns price differences and no traditional commission;
-``commission`` → no price differences at all; ``both`` → both. ``earnings_plan`` is the one
-place that decides; ``commissions.write_earnings`` asks it.
+``commission`` → no price differences at all; ``both`` → both. ``app/earnings/plan.py`` is
+the one place that decides; the paid-order pipeline and the simulator both ask it.
 
-Entries: kind ``price_difference``, ``pending``, one per (line, merchant's distributor),
-inserted with ``ON CONFLICT DO NOTHING ... RETURNING`` on the ledger's unique key, so a
-job run twice writes each once. They settle, reverse on refund (proportionally) and
-withdraw through the distribution core like any line earning.
+This module is a calculator: ``price_difference_rows`` returns the rows (kind
+``price_difference``, one per line and merchant's distributor) and writes nothing. The
+pipeline (``app/earnings/on_paid.py``) writes them once on the ledger's unique key; they
+settle, reverse on refund (proportionally) and withdraw like any line earning.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from app.catalog.models import Sku
-from app.cloud.merchants import chain_up, is_active, merchant_for_distributor
-from app.cloud.models import MerchantOrder, OrderingMerchant
-from app.cloud.pricing import get_cloud_settings, level_names, level_prices, list_levels, set_prices
+from app.cloud.merchants import chain_up, is_active
+from app.cloud.models import OrderingMerchant
+from app.cloud.pricing import level_names, level_prices, list_levels, set_prices
 from app.core.money import format_yuan
-from app.core.time import utcnow
-from app.distribution.models import PENDING, OrderAttribution
+from app.distribution.rules import EarningRow
 from app.extensions import db
-from app.orders.models import Order
+from app.orders.models import OrderLine
 
 KIND = "price_difference"
-
-
-@dataclass(frozen=True)
-class EarningsPlan:
-    """What an order earns: traditional commissions, price differences, or both."""
-
-    commissions: bool
-    price_differences: bool
-    merchant: OrderingMerchant | None  # the merchant the order went through
-    merchant_order: bool  # M placed it at its level price
-
-
-def merchant_of_order(order: Order) -> tuple[OrderingMerchant | None, bool]:
-    """(the ordering merchant ``order`` went through, whether it is a merchant order)."""
-    # One query for both ways in (most orders have neither): the merchant that placed it,
-    # and the merchant row of its level-1 seller.
-    placed_by, seller_merchant = db.session.execute(
-        select(
-            select(MerchantOrder.merchant_id)
-            .where(MerchantOrder.order_id == order.id)
-            .scalar_subquery(),
-            select(OrderingMerchant.id)
-            .join(
-                OrderAttribution, OrderAttribution.distributor_id == OrderingMerchant.distributor_id
-            )
-            .where(OrderAttribution.order_id == order.id, OrderAttribution.level == 1)
-            .scalar_subquery(),
-        )
-    ).one()
-    if placed_by is not None:
-        return db.session.get(OrderingMerchant, placed_by), True
-    if seller_merchant is None:
-        return None, False
-    merchant = db.session.get(OrderingMerchant, seller_merchant)
-    return (merchant if is_active(merchant) else None), False
-
-
-def plan_for(merchant: OrderingMerchant | None, merchant_order: bool) -> EarningsPlan:
-    """The precedence rule on its own (the simulator uses it too)."""
-    if merchant is None:
-        return EarningsPlan(True, False, None, False)
-    precedence = get_cloud_settings().precedence
-    return EarningsPlan(
-        commissions=precedence in ("commission", "both"),
-        price_differences=precedence in ("price_difference", "both"),
-        merchant=merchant,
-        merchant_order=merchant_order,
-    )
-
-
-def earnings_plan(order: Order) -> EarningsPlan:
-    """THE decision for one order: commissions, price differences, or both."""
-    return plan_for(*merchant_of_order(order))
 
 
 # --- the arithmetic -------------------------------------------------------------------------
@@ -196,25 +140,17 @@ def chain_steps(merchant: OrderingMerchant, sku_id: int, retail_fen: int) -> lis
     ]
 
 
-# --- writing --------------------------------------------------------------------------------
+# --- the rows ------------------------------------------------------------------------------
 
 
-def write_price_differences(order: Order, plan: EarningsPlan | None = None) -> list[int]:
-    """Write the order's pending price-difference entries once; return the ids written now.
-
-    Lines refunded in full earn nothing; refunds already completed on a line are applied
-    as reversals right away (the same code as a later refund). Flushes.
-    """
-    from app.distribution.commissions import lines_of_order, lock_order_lines, write_line_earnings
-
-    plan = plan or earnings_plan(order)
-    if not plan.price_differences or plan.merchant is None:
-        return []
-    lock_order_lines(order.id)
+def price_difference_rows(
+    lines: list[OrderLine], merchant: OrderingMerchant, merchant_order: bool
+) -> list[EarningRow]:
+    """Each merchant's price difference on each line still (partly) paid, for an order
+    through ``merchant`` (``merchant_order``: M placed it at its level price); in line
+    order, M first. Lines without a SKU (or whose SKU is gone) earn nothing."""
     names = level_names()
-    lines = lines_of_order(order.id)
-    now = utcnow()
-    written: list[int] = []
+    out: list[EarningRow] = []
     for line in lines:
         if line.amount_fen - line.refunded_fen <= 0 or line.sku_id is None:
             continue
@@ -223,102 +159,25 @@ def write_price_differences(order: Order, plan: EarningsPlan | None = None) -> l
             continue
         # Discounted level prices are taken off the retail the customer saw (the line's
         # unit price); a merchant order's line is at M's price, so today's retail is used.
-        retail = sku.price_fen if plan.merchant_order else line.unit_price_fen
-        steps = chain_steps(plan.merchant, sku.id, retail)
+        retail = sku.price_fen if merchant_order else line.unit_price_fen
         shares, _hq = line_shares(
             line.unit_price_fen,
             line.quantity,
             line.amount_fen,
-            steps,
-            merchant_order=plan.merchant_order,
+            chain_steps(merchant, sku.id, retail),
+            merchant_order=merchant_order,
             names=names,
         )
-        values = [
-            {
-                "distributor_id": share.step.distributor_id,
-                "kind": KIND,
-                "amount_fen": share.amount_fen,
-                "state": PENDING,
-                "order_id": order.id,
-                "order_line_id": line.id,
-                "rule_source": f"级差 {names.get(share.step.level, share.step.level)}"[:64],
-                "note": share.explanation,
-                "created_at": now,
-            }
+        out += [
+            EarningRow(
+                order_line_id=line.id,
+                distributor_id=share.step.distributor_id,
+                kind=KIND,
+                amount_fen=share.amount_fen,
+                rule_source=f"级差 {names.get(share.step.level, share.step.level)}"[:64],
+                note=share.explanation,
+            )
             for share in shares
             if share.amount_fen > 0
         ]
-        if not values:
-            continue
-        written += write_line_earnings(line, values, now)
-    db.session.flush()
-    return written
-
-
-# --- the simulator --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SimulatedDifference:
-    """One merchant's price difference in the commission simulator."""
-
-    merchant_id: int
-    distributor_id: int
-    level: int
-    level_name: str
-    amount_fen: int
-    explanation: str
-
-
-@dataclass(frozen=True)
-class DifferencePreview:
-    """Price differences of a simulated line, and what precedence does with commissions."""
-
-    plan: EarningsPlan
-    rows: list[SimulatedDifference]
-    headquarters_unit_fen: int
-    note: str
-
-    @property
-    def total_fen(self) -> int:
-        return sum(row.amount_fen for row in self.rows)
-
-
-def simulate_differences(
-    sku: Sku, quantity: int, paid_fen: int, seller_distributor_id: int | None
-) -> DifferencePreview | None:
-    """What a retail order of ``quantity`` × ``sku`` bound to the level-1 distributor
-    ``seller_distributor_id`` would earn in price differences (None: not a merchant)."""
-    if seller_distributor_id is None:
-        return None
-    merchant = merchant_for_distributor(seller_distributor_id)
-    if not is_active(merchant):
-        return None
-    plan = plan_for(merchant, False)
-    names = level_names()
-    shares, hq = line_shares(
-        sku.price_fen,
-        quantity,
-        paid_fen,
-        chain_steps(merchant, sku.id, sku.price_fen),
-        merchant_order=False,
-        names=names,
-    )
-    rows = [
-        SimulatedDifference(
-            s.step.merchant_id,
-            s.step.distributor_id,
-            s.step.level,
-            names.get(s.step.level, f"{s.step.level}级"),
-            s.amount_fen if plan.price_differences else 0,
-            s.explanation,
-        )
-        for s in shares
-    ]
-    if plan.price_differences and not plan.commissions:
-        note = "级差优先：经订货商的订单只计级差，不计分销佣金。"
-    elif plan.commissions and not plan.price_differences:
-        note = "佣金优先：只计分销佣金，以下级差不发放。"
-    else:
-        note = "级差与分销佣金同时发放。"
-    return DifferencePreview(plan, rows, hq, note)
+    return out

@@ -39,7 +39,6 @@ from app.distribution.models import (
     BIND_MODES,
     DISTRIBUTOR_STATUSES,
     JOIN_MODES,
-    LEDGER_KINDS,
     PAYOUT_CHANNELS,
     Binding,
     BindingEvent,
@@ -47,7 +46,6 @@ from app.distribution.models import (
     DistributionSettings,
     Distributor,
     Grade,
-    LedgerEntry,
     Withdrawal,
 )
 from app.distribution.payout_cap import (
@@ -61,6 +59,8 @@ from app.distribution.payout_cap import (
 )
 from app.distribution.rules import BP_DENOMINATOR, FIXED, MAX_LEVELS, NONE, PERCENT, RULE_MODES
 from app.extensions import db
+from app.ledger.kinds import LEDGER_KINDS
+from app.ledger.models import LedgerEntry
 from app.orders.models import StatusChange
 from app.orders.search import day_start_utc
 from app.orders.states import move_status, record_creation

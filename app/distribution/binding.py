@@ -27,6 +27,7 @@ from app.distribution.distributors import (
 )
 from app.distribution.models import Binding, BindingEvent, Distributor, RefTouch
 from app.extensions import db
+from app.signals import member_bound
 
 SOURCES = ("link", "qr", "staff")
 
@@ -95,9 +96,8 @@ def _event(user_id, distributor_id, previous_id, action, source, actor) -> None:
         },
     )
     if action in ("bind", "rebind") and distributor_id is not None:
-        from app.wechat.notify import notify_member_bound
-
-        notify_member_bound(user_id, distributor_id, source)  # sent after the commit
+        # Listeners (the WeChat notice) write in this transaction; sent after the commit.
+        member_bound.send(__name__, user_id=user_id, distributor_id=distributor_id, source=source)
 
 
 def bind(

@@ -25,6 +25,7 @@ from app.distribution.distributors import (
     distributor_for_user,
     get_distribution_settings,
 )
+from app.distribution.joining import paid_purchases_fen
 from app.distribution.ledger import mask_name
 from app.distribution.models import (
     Binding,
@@ -111,8 +112,6 @@ class JoinState:
 
 def join_state(user_id: int) -> JoinState:
     """The settings, the user's distributor row (any status) and the threshold progress."""
-    from app.distribution.commissions import paid_purchases_fen
-
     settings = get_distribution_settings()
     distributor = distributor_for_user(user_id)
     paid = paid_purchases_fen(user_id) if settings.join_mode == "threshold" else 0
@@ -159,7 +158,6 @@ def apply_to_join(user_id: int) -> Distributor:
     purchases below the threshold. Joins under the inviter (``inviter_for``). Flushes.
     """
     from app.core.money import format_yuan
-    from app.distribution.commissions import paid_purchases_fen
 
     settings = get_distribution_settings()
     existing = distributor_for_user(user_id)

@@ -29,8 +29,9 @@ from sqlalchemy import case, func, select
 from app.accounts.models import User
 from app.core.time import utcnow
 from app.distribution.distributors import get_distribution_settings
-from app.distribution.models import PENDING, REVERSED, SETTLED, WITHDRAWN, LedgerEntry
 from app.extensions import db
+from app.ledger.kinds import PENDING, REVERSED, SETTLED, WITHDRAWN
+from app.ledger.models import LedgerEntry
 from app.orders.models import (
     CANCELLED,
     COMPLETED,

@@ -120,3 +120,17 @@ def line_shares(
         if amount > 0:
             shares.append(Share(who.level, who.distributor_id, amount, rule.source, how))
     return shares
+
+
+@dataclass(frozen=True)
+class EarningRow:
+    """One earning a calculator asks for on one order line: who, what kind, how much and
+    why. Calculators (commission levels, 级差, region dividends) return these; the
+    paid-order pipeline (``app/earnings/on_paid.py``) writes them to the ledger."""
+
+    order_line_id: int
+    distributor_id: int
+    kind: str  # level_1/2/3, price_difference, region_dividend
+    amount_fen: int
+    rule_source: str  # at most 64 characters
+    note: str  # at most 200 characters

@@ -39,10 +39,13 @@ from app.core.money import format_yuan
 from app.core.time import utcnow
 from app.distribution.distributors import DistributionError, get_distribution_settings
 from app.distribution.ledger import balances
-from app.distribution.models import SETTLED, WITHDRAWN, Distributor, LedgerEntry, Withdrawal
+from app.distribution.models import Distributor, Withdrawal
 from app.distribution.rules import floor_commission
 from app.extensions import db
+from app.ledger.kinds import SETTLED, WITHDRAWN
+from app.ledger.models import LedgerEntry
 from app.orders.states import InvalidTransition, move_status, record_creation
+from app.signals import withdrawal_changed
 
 REQUESTED = "requested"
 APPROVED = "approved"
@@ -98,10 +101,8 @@ def preview_fee(amount_fen: int) -> FeePreview:
 
 def _move_withdrawal(w: Withdrawal, to: str, actor: str, reason: str = "", **values) -> None:
     move_status(Withdrawal, w, WITHDRAWAL_TRANSITIONS, "withdrawal", to, actor, reason, **values)
-    if to in (APPROVED, PAID):
-        from app.wechat.notify import notify_withdrawal
-
-        notify_withdrawal(w, to)  # outbox row in this transaction, sent after the commit
+    # Listeners (the WeChat notice of approved and paid) write in this transaction.
+    withdrawal_changed.send(__name__, withdrawal=w, status=to)
 
 
 def _lock_distributor(distributor_id: int) -> None:

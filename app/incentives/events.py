@@ -1,12 +1,12 @@
 """Where incentives hear of the events that move them (each called inside the event's
 own transaction; everything here flushes, the edge commits):
 
-- ``after_payment(order)``: from the paid-order follow-up job (jobs/commissions.py),
-  after the commissions are written: tasks of the people the order counts for, the
-  invite reward of a buyer who is someone's invitee (grade upgrades run inside
-  ``follow_up_payment`` through app/incentives/grades.py);
-- ``after_refund(refund)``: from ``reverse_for_refund`` when a refund completes: invite
-  rewards of a purchase now refunded in full, tasks that fall back below target, grades.
+- ``after_payment(order)``: from the paid-order pipeline (app/earnings/on_paid.py),
+  after the earnings, team totals and grade upgrades: tasks of the people the order
+  counts for, the invite reward of a buyer who is someone's invitee;
+- ``after_refund(refund)``: from the refund pipeline (app/earnings/on_refund.py) when a
+  refund completes: invite rewards of a purchase now refunded in full, tasks that fall
+  back below target, grades.
 
 Both mark the distributors whose leaderboard figures may have moved; once the
 transaction commits, their scores are recomputed and written to Redis
@@ -19,10 +19,12 @@ import logging
 
 from sqlalchemy import bindparam, event, select, union, update
 
-from app.distribution.models import Binding, Distributor, LedgerEntry, OrderAttribution
+from app.distribution.models import Binding, Distributor, OrderAttribution
 from app.extensions import db
 from app.incentives import invites, tasks
 from app.incentives.grades import upgrade_many
+from app.incentives.leaderboards import sync_members
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, Refund
 
 log = logging.getLogger(__name__)
@@ -107,8 +109,6 @@ def _after_commit(session) -> None:
     ids = session.info.pop(_PENDING_KEY, set())
     if not ids:
         return
-    from app.incentives.leaderboards import sync_members
-
     try:
         # The session cannot run SQL inside after_commit: read on a connection of its own.
         with db.engine.connect() as conn:

@@ -1,9 +1,9 @@
-"""Grade upgrades with a history and a notification.
+"""Grade upgrades with a history and a notification: the one place grades move up.
 
-``commissions.upgrade_grade`` decides (the best grade whose thresholds are met, never
-down; a conditional UPDATE so concurrent runs never lower it). This module adds what
-the issue asks around it: a ``GradeChange`` row for every move and a template message
-to the distributor (kind ``grade_upgraded``, once per distributor and grade).
+``upgrade_grade`` decides (the best grade whose thresholds are met, never down; a
+conditional UPDATE so concurrent runs never lower it). ``upgrade`` adds what goes around
+it: a ``GradeChange`` row for every move and a template message to the distributor (kind
+``grade_upgraded``, once per distributor and grade).
 
 It runs on the events that can change a grade: the paid-order follow-up (the seller's
 chain and a new member's inviter), a completed refund (a no-op in practice: a refund only
@@ -14,17 +14,71 @@ approval.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, select, update
 
 from app.distribution.models import Distributor, Grade
+from app.distribution.team import team_sales_fen
 from app.extensions import db
 from app.incentives.models import GradeChange
+from app.signals import grade_changed
+
+_ANY_GRADE_CONDITION = select(
+    exists().where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
+)
+
+
+def grades_with_conditions() -> bool:
+    """Whether any grade can be reached automatically (else upgrade checks are moot)."""
+    return db.session.scalar(_ANY_GRADE_CONDITION)
+
+
+def upgrade_grade(distributor_id: int) -> Grade | None:
+    """Move a distributor up to the best grade whose condition they meet; never down.
+
+    A grade's condition is every threshold it sets (team sales per ``team.py``, active
+    direct sub-distributors); a grade with neither is assigned by staff only. The UPDATE
+    is conditional on the current grade ranking lower, so concurrent jobs never lower it.
+    """
+    grades = db.session.scalars(
+        select(Grade)
+        .where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
+        .order_by(Grade.rank.desc())
+    ).all()
+    distributor = db.session.get(Distributor, distributor_id)
+    if not grades or distributor is None or distributor.status != "active":
+        return None
+    current_rank = distributor.grade.rank if distributor.grade is not None else None
+    candidates = [g for g in grades if current_rank is None or g.rank > current_rank]
+    if not candidates:
+        return None
+    sales = team_sales_fen(distributor_id)
+    direct = db.session.scalar(
+        select(func.count())
+        .select_from(Distributor)
+        .where(Distributor.parent_id == distributor_id, Distributor.status == "active")
+    )
+    for grade in candidates:
+        if grade.upgrade_team_sales_fen and sales < grade.upgrade_team_sales_fen:
+            continue
+        if grade.upgrade_direct_count and direct < grade.upgrade_direct_count:
+            continue
+        lower = select(Grade.id).where(Grade.rank < grade.rank)
+        moved = db.session.execute(
+            update(Distributor)
+            .where(
+                Distributor.id == distributor_id,
+                Distributor.grade_id.is_(None) | Distributor.grade_id.in_(lower),
+            )
+            .values(grade_id=grade.id)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.refresh(distributor)
+        return grade if moved.rowcount == 1 else None
+    return None
 
 
 def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | None:
     """Upgrade if the distributor qualifies; record the change and notify (flushes)."""
-    from app.distribution.commissions import upgrade_grade
-
     before = db.session.scalar(select(Distributor.grade_id).where(Distributor.id == distributor_id))
     grade = upgrade_grade(distributor_id)
     if grade is None:
@@ -39,7 +93,8 @@ def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | 
         )
     )
     db.session.flush()
-    _notify(distributor_id, grade, reason)
+    # Listeners (the WeChat notice) dedupe once per distributor and grade.
+    grade_changed.send(__name__, distributor_id=distributor_id, grade=grade, reason=reason)
     return grade
 
 
@@ -56,19 +111,4 @@ def history(distributor_id: int) -> list[GradeChange]:
             .where(GradeChange.distributor_id == distributor_id)
             .order_by(GradeChange.id.desc())
         )
-    )
-
-
-def _notify(distributor_id: int, grade: Grade, reason: str) -> int | None:
-    from flask import current_app
-
-    from app.wechat.notify import _openid_of_distributor, china_time, queue_notification
-
-    base = current_app.config.get("PUBLIC_BASE_URL", "").rstrip("/")
-    return queue_notification(
-        "grade_upgraded",
-        _openid_of_distributor(distributor_id),
-        {"thing1": grade.name, "thing2": reason or "业绩达标，等级提升", "time3": china_time()},
-        f"grade_upgraded:{distributor_id}:{grade.id}",
-        f"{base}/distributor",
     )

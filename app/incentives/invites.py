@@ -25,10 +25,12 @@ from sqlalchemy import String, cast, exists, literal, select
 
 from app.core.time import utcnow
 from app.distribution.distributors import distributor_for_user, get_distribution_settings
-from app.distribution.models import PENDING, Distributor, LedgerEntry
+from app.distribution.models import Distributor
 from app.extensions import db
 from app.incentives.models import IncentiveSettings
 from app.incentives.rewards import INVITE_REWARD, reverse_reward, settle_reward, write_reward
+from app.ledger.kinds import PENDING
+from app.ledger.models import LedgerEntry
 from app.orders.models import COMPLETED, OPEN_REFUND_STATUSES, Order, Refund
 
 

@@ -44,11 +44,12 @@ from sqlalchemy.orm import aliased
 from app.accounts.models import User
 from app.core.redis import get_redis
 from app.core.time import utcnow
-from app.distribution.commissions import LINE_EARNING_KINDS
 from app.distribution.ledger import mask_name
-from app.distribution.models import REVERSED, Distributor, LedgerEntry, OrderAttribution
+from app.distribution.models import Distributor, OrderAttribution
 from app.extensions import db
 from app.incentives.models import LeaderboardOptIn
+from app.ledger.kinds import LINE_EARNING_KINDS, REVERSED
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,9 @@ from sqlalchemy import select, update
 
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.models import PENDING, REVERSED, SETTLED, LedgerEntry
 from app.extensions import db
+from app.ledger.kinds import PENDING, REVERSED, SETTLED
+from app.ledger.models import LedgerEntry
 
 TASK_REWARD = "task_reward"
 INVITE_REWARD = "invite_reward"

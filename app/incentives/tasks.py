@@ -38,17 +38,12 @@ from sqlalchemy import and_, bindparam, case, exists, func, select
 
 from app.core.time import utcnow
 from app.distribution.distributors import get_distribution_settings
-from app.distribution.models import (
-    REVERSED,
-    Binding,
-    Distributor,
-    Grade,
-    LedgerEntry,
-    OrderAttribution,
-)
+from app.distribution.models import Binding, Distributor, Grade, OrderAttribution
 from app.extensions import db
 from app.incentives.models import TASK_TARGETS, Task
 from app.incentives.rewards import TASK_REWARD, reverse_reward, settle_reward, write_reward
+from app.ledger.kinds import REVERSED
+from app.ledger.models import LedgerEntry
 from app.orders.models import COMPLETED, OPEN_REFUND_STATUSES, Order, Refund
 
 TARGET_LABELS = {

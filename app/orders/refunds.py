@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 
 from app.catalog.models import Sku
 from app.core.time import utcnow
+from app.earnings.on_refund import refund_completed
 from app.extensions import db
 from app.orders.models import (
     CANCELLED,
@@ -159,10 +160,9 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
     """WeChat says the money went back: apply it once. True only the first time.
 
     Adds the refund to its line and order (bounded), returns stock if nothing was shipped,
-    and cancels a paid order whose every line is now fully refunded.
+    and cancels a paid order whose every line is now fully refunded; then the refund
+    pipeline (``app/earnings/on_refund.py``) takes back earnings, team sales and incentives.
     """
-    from app.distribution.commissions import reverse_for_refund
-    from app.distribution.team import count_order_sales
     from app.payments.client import record_transaction
 
     if amount_fen != refund.amount_fen:
@@ -224,14 +224,13 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
     record_transaction(
         order.id, "refund_done", refund_id or refund.out_refund_no, amount_fen, "SUCCESS", payload
     )
-    reverse_for_refund(refund, now)  # take back the refunded share of its commissions
     lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)).all()
     for each in lines:
         db.session.refresh(each)
     if order.status == PAID and all(each.refunded_quantity == each.quantity for each in lines):
         move_order(order, CANCELLED, "system", "全部退款，订单关闭", cancelled_at=now)
-    count_order_sales(order.id)  # the seller's team sales lose the refund (and a cancel)
-    db.session.flush()
+    # Earnings, team totals and incentives: the refund pipeline, one door.
+    refund_completed(refund, now)
     return True
 
 

@@ -27,6 +27,7 @@ from app.orders.models import (
 )
 from app.orders.services import OrderError
 from app.orders.states import InvalidTransition, move_order
+from app.signals import order_shipped
 
 # The carriers most Chinese shops use, by a short code (kuaidi-style) and the name staff
 # see and the order keeps. "其他" covers the rest (e.g. a local courier).
@@ -155,9 +156,8 @@ def ship_order(order: Order, carrier: str, tracking_number: str, actor: str) -> 
         tracking_number=number,
         shipped_at=utcnow(),
     )
-    from app.wechat.notify import notify_order_shipped
-
-    notify_order_shipped(order)  # outbox row in this transaction, sent after the commit
+    # Listeners (the buyer's WeChat notice) write in this transaction, sent after the commit.
+    order_shipped.send(__name__, order=order)
     return order
 
 

@@ -32,19 +32,10 @@ from sqlalchemy import and_, case, func, literal, select, union_all
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
-from app.distribution.models import (
-    LEVEL_KINDS,
-    PENDING,
-    REVERSED,
-    SETTLED,
-    WITHDRAWN,
-    Binding,
-    BindingEvent,
-    Distributor,
-    LedgerEntry,
-    OrderAttribution,
-)
+from app.distribution.models import Binding, BindingEvent, Distributor, OrderAttribution
 from app.extensions import db
+from app.ledger.kinds import LEVEL_KINDS, PENDING, REVERSED, SETTLED, WITHDRAWN
+from app.ledger.models import LedgerEntry
 from app.orders.models import REFUND_REFUNDED, Order, OrderLine, Refund
 from app.reports.models import ReportDailyDistributor, ReportDailyProduct, ReportDailyTotal
 from app.reports.periods import Range, beijing_date, day_period, period_start

@@ -47,8 +47,8 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
-from app.distribution.models import LedgerEntry
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders.models import Order, Refund
 from app.orders.search import SHOP_TZ, day_start_utc
 from app.reports.models import (

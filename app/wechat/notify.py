@@ -13,7 +13,8 @@ How a notification travels (the outbox):
    key, however often a job or a notice runs. Services may call it: it only flushes, and
    the row commits or rolls back with the event it reports.
 2. After that transaction commits (a SQLAlchemy ``after_commit`` hook on the session), the
-   new ids are queued as ``jobs.notifications.send_outbound_message`` RQ jobs. A rollback
+   new ids are queued as ``jobs.notifications.send_outbound_message`` RQ jobs
+   (``app/wechat/outbox.py``). A rollback
    queues nothing. Enqueuing never raises into the request: if Redis is down, the row
    stays ``pending``.
 3. The job posts the stored payload to ``/cgi-bin/message/template/send``. Failures are
@@ -39,11 +40,17 @@ from flask import current_app
 from sqlalchemy import and_, bindparam, case, event, func, or_, select
 from sqlalchemy.orm import aliased, joinedload
 
+from app.accounts.models import User
 from app.core.money import format_yuan
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
+from app.distribution.models import Distributor
 from app.extensions import db
+from app.ledger.kinds import LEVEL_KINDS, LINE_EARNING_KINDS, REVERSAL, REVERSED, SETTLEABLE_KINDS
+from app.ledger.models import LedgerEntry
+from app.orders.models import Order
 from app.wechat.models import NotificationSetting, OutboundMessage
+from app.wechat.outbox import enqueue_send
 
 log = logging.getLogger(__name__)
 
@@ -272,10 +279,6 @@ def _send_after_commit(message_id: int) -> None:
 
 def _after_commit(session) -> None:
     ids = session.info.pop(_PENDING_KEY, [])
-    if not ids:
-        return
-    from jobs.notifications import enqueue_send
-
     for message_id in ids:
         enqueue_send(message_id)
 
@@ -292,23 +295,17 @@ def _site(path: str) -> str:
 
 
 def _openid_of_user(user_id: int | None) -> str | None:
-    from app.accounts.models import User
-
     user = db.session.get(User, user_id) if user_id else None
     return user.openid if user is not None else None
 
 
 def _openid_of_distributor(distributor_id: int) -> str | None:
-    from app.distribution.models import Distributor
-
     distributor = db.session.get(Distributor, distributor_id)
     return _openid_of_user(distributor.user_id) if distributor is not None else None
 
 
 def _load_distributors_with_users(distributor_ids) -> None:
     """Put these distributors and their users in the session's identity map (one query)."""
-    from app.distribution.models import Distributor
-
     if distributor_ids:
         db.session.scalars(
             select(Distributor)
@@ -377,10 +374,6 @@ def notify_commissions_earned(order_id: int) -> int:
     kinds make up the amount (佣金 / 区域分红 / 级差收益) and links the page that lists
     them; a distributor who earned commissions only reads the same text as before.
     """
-    from app.distribution.commissions import LINE_EARNING_KINDS, REVERSAL
-    from app.distribution.models import LEVEL_KINDS, REVERSED, LedgerEntry
-    from app.orders.models import Order
-
     setting = notification_setting("commission_earned")
     if setting is None or not setting.enabled or not setting.template_id:
         return 0  # switched off: one query instead of the sums and a lookup per beneficiary
@@ -448,9 +441,6 @@ def notify_commissions_settled(settled_at: datetime) -> int:
     alone, "1笔区域分红已结算" / "3笔级差收益已结算" for one other kind, and
     "收益已结算：佣金、区域分红" when kinds are mixed; it links the page that lists them.
     """
-    from app.distribution.commissions import REVERSAL, SETTLEABLE_KINDS
-    from app.distribution.models import LEVEL_KINDS, LedgerEntry
-
     earning = aliased(LedgerEntry)
     kind = case((LedgerEntry.kind == REVERSAL, earning.kind), else_=LedgerEntry.kind)
     rows = db.session.execute(
@@ -524,8 +514,6 @@ def notify_withdrawal(withdrawal, status: str) -> int | None:
 
 def notify_member_bound(user_id: int, distributor_id: int, source: str) -> int | None:
     """Tell a distributor that a customer is now bound to them."""
-    from app.accounts.models import User
-
     user = db.session.get(User, user_id)
     if user is None:
         return None
@@ -539,4 +527,15 @@ def notify_member_bound(user_id: int, distributor_id: int, source: str) -> int |
         },
         f"member_bound:{distributor_id}:{user_id}",
         _site("/distributor/customers"),
+    )
+
+
+def notify_grade_upgraded(distributor_id: int, grade, reason: str) -> int | None:
+    """Tell a distributor they moved up to ``grade`` (a ``Grade`` row), once per grade."""
+    return queue_notification(
+        "grade_upgraded",
+        _openid_of_distributor(distributor_id),
+        {"thing1": grade.name, "thing2": reason or "业绩达标，等级提升", "time3": china_time()},
+        f"grade_upgraded:{distributor_id}:{grade.id}",
+        _site("/distributor"),
     )

@@ -3,7 +3,7 @@
 Given a SKU, a quantity and either a buyer (their binding, or themself with self-purchase
 commission, decides level 1, as when an order is placed) or an explicit chain of
 distributors (level 1 first), it runs exactly the engine's arithmetic
-(``rules.line_shares`` with the rules loaded by ``commissions``) and explains each level:
+(``rules.line_shares`` with the rules loaded by ``distribution.levels``) and explains each level:
 the distributor, the amount, the rule that matched and the sum behind it, or why the
 level earns nothing (nobody there, not active, beyond the configured levels, excluded).
 
@@ -20,18 +20,22 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import select
 
 from app import regions
+from app.accounts.models import User
 from app.catalog.models import Sku
 from app.cloud.dividends import RegionPreview, capped_dividends, preview_region_dividends
-from app.cloud.price_difference import DifferencePreview, simulate_differences
+from app.cloud.price_difference import chain_steps
+from app.cloud.price_difference import line_shares as difference_shares
+from app.cloud.pricing import level_names
 from app.core.money import format_yuan
+from app.distribution.admin_services import check_levels, check_rule, distributor_label
 from app.distribution.attribution import buyer_chain
 from app.distribution.binding import may_bind
-from app.distribution.commissions import default_rule, grade_rule, product_rules
 from app.distribution.distributors import (
     DistributionError,
     ancestors,
     get_distribution_settings,
 )
+from app.distribution.levels import default_rule, grade_rule, product_rules
 from app.distribution.models import Distributor, RefTouch
 from app.distribution.payout_cap import trim_to_cap, with_trim_note
 from app.distribution.rules import (
@@ -44,6 +48,7 @@ from app.distribution.rules import (
     line_shares,
     resolve_rule,
 )
+from app.earnings.plan import EarningsPlan, plan_for_seller
 from app.extensions import db
 
 MAX_QUANTITY = 10_000
@@ -120,8 +125,6 @@ class Simulation:
 
 
 def _label(d: Distributor | None) -> str:
-    from app.distribution.admin_services import distributor_label
-
     return distributor_label(d) if d is not None else "—"
 
 
@@ -167,9 +170,6 @@ def simulate(
     ``DistributionError`` (404/422) for an unknown SKU, buyer, distributor or district
     or a bad input.
     """
-    from app.accounts.models import User
-    from app.distribution.admin_services import check_levels, check_rule
-
     preview = preview or Preview()
     sku = db.session.get(Sku, sku_id)
     if sku is None:
@@ -275,11 +275,12 @@ def simulate(
             why = "该级固定佣金为 0"
         rows.append(SimulatedLevel(level, who.id, _label(who), 0, rule.source, why))
 
-    # Cloud distribution: through an ordering merchant, precedence may drop the commissions.
-    differences = simulate_differences(sku, quantity, base, ids[0] if ids else None)
+    # Cloud distribution: the payment path's precedence plan, for the level-1 seller.
+    plan = plan_for_seller(ids[0] if ids else None)
+    differences = simulate_differences(sku, quantity, base, plan)
     if differences is not None:
         notes.append(differences.note)
-        if not differences.plan.commissions:
+        if not plan.commissions:
             rows = [
                 SimulatedLevel(
                     r.level, r.distributor_id, r.distributor, 0, r.rule_source, "级差优先，不计佣金"
@@ -349,3 +350,67 @@ def _apply_cap(
         trimmed += dividends.total_fen - sum(share.amount_fen for share in shares)
         dividends = replace(dividends, shares=shares)
     return rows, dividends, trimmed
+
+
+@dataclass(frozen=True)
+class SimulatedDifference:
+    """One merchant's price difference in the commission simulator."""
+
+    merchant_id: int
+    distributor_id: int
+    level: int
+    level_name: str
+    amount_fen: int
+    explanation: str
+
+
+@dataclass(frozen=True)
+class DifferencePreview:
+    """Price differences of a simulated line, and what precedence does with commissions."""
+
+    plan: EarningsPlan
+    rows: list[SimulatedDifference]
+    headquarters_unit_fen: int
+    note: str
+
+    @property
+    def total_fen(self) -> int:
+        return sum(row.amount_fen for row in self.rows)
+
+
+def simulate_differences(
+    sku: Sku, quantity: int, paid_fen: int, plan: EarningsPlan
+) -> DifferencePreview | None:
+    """What a retail order of ``quantity`` × ``sku`` would earn in price differences under
+    ``plan`` (``plan.plan_for_seller``), by the payment path's own arithmetic
+    (``price_difference.line_shares``); None when it does not go through a merchant."""
+    merchant = plan.merchant
+    if merchant is None:
+        return None
+    names = level_names()
+    shares, hq = difference_shares(
+        sku.price_fen,
+        quantity,
+        paid_fen,
+        chain_steps(merchant, sku.id, sku.price_fen),
+        merchant_order=False,
+        names=names,
+    )
+    rows = [
+        SimulatedDifference(
+            s.step.merchant_id,
+            s.step.distributor_id,
+            s.step.level,
+            names.get(s.step.level, f"{s.step.level}级"),
+            s.amount_fen if plan.price_differences else 0,
+            s.explanation,
+        )
+        for s in shares
+    ]
+    if plan.price_differences and not plan.commissions:
+        note = "级差优先：经订货商的订单只计级差，不计分销佣金。"
+    elif plan.commissions and not plan.price_differences:
+        note = "佣金优先：只计分销佣金，以下级差不发放。"
+    else:
+        note = "级差与分销佣金同时发放。"
+    return DifferencePreview(plan, rows, hq, note)

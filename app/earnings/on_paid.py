@@ -1,0 +1,211 @@
+"""The paid-order pipeline: everything that follows a payment, top to bottom.
+
+For each paid order, in this order (one transaction per call; it flushes, the job commits):
+
+1. **Who sells it.** Bind-on-first-payment (the last ref binds now) and the attribution
+   that mode left open; the protection extension, only when the caller holds the order's
+   one-time claim (extending is the one step that is not idempotent).
+2. **What it earns.** The precedence plan (``plan.earnings_plan``: commissions, 级差 or
+   both) picks the calculators, each returning rows and writing nothing:
+   ``cloud.price_difference.price_difference_rows`` (级差),
+   ``distribution.levels.commission_rows`` (commission levels, payout cap applied),
+   then ``cloud.dividends.dividend_rows`` (region dividends, trimmed to what the payout
+   cap leaves after the line's commissions as written).
+3. **The ledger.** Every row goes through ``write_line_earnings``: once per (line,
+   beneficiary, kind), refunds already completed on the line reversed right away.
+4. **What the sale moves.** Team totals (``team.count_order_sales``, before any upgrade
+   reads them), joining by threshold, grade upgrades (``incentives.grades``), then
+   incentives (``incentives.events.after_payment``: tasks, invite rewards, leaderboards).
+5. **The announcement.** ``signals.commissions_earned``: the WeChat listener queues one
+   message per beneficiary (``app/wechat/listeners.py``).
+
+The order's lines are locked first (a no-op UPDATE), so two runs for one order, or a run
+and a completing refund, go one after the other; every write is keyed, so running the
+pipeline again writes nothing new. With distribution switched off, only team totals,
+region dividends, incentives and the announcement run (as before the switch existed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, select, update
+
+from app import signals
+from app.cloud.dividends import dividend_agents, dividend_rows
+from app.cloud.price_difference import price_difference_rows
+from app.core.time import utcnow
+from app.distribution.attribution import attribute_order, attribution_for
+from app.distribution.binding import extend_protection, on_first_payment
+from app.distribution.distributors import get_distribution_settings
+from app.distribution.joining import join_by_threshold
+from app.distribution.levels import commission_rows
+from app.distribution.rules import EarningRow
+from app.distribution.team import count_order_sales
+from app.earnings.plan import earnings_plan
+from app.extensions import db
+from app.incentives.events import after_payment
+from app.incentives.grades import grades_with_conditions, upgrade_many
+from app.ledger.entries import write_line_earnings
+from app.ledger.kinds import LEVEL_KINDS, PENDING
+from app.ledger.models import LedgerEntry
+from app.orders.models import Order, OrderLine
+
+# The statements every follow-up runs, built once with bound parameters (building and
+# caching a statement costs more CPU than PostgreSQL spends running it).
+_lines = OrderLine.__table__
+_LOCK_LINES = (
+    update(_lines)
+    .where(_lines.c.order_id == bindparam("locked_order_id"))
+    .values(refunded_fen=_lines.c.refunded_fen)
+)
+_LINES_OF_ORDER = (
+    select(OrderLine)
+    .where(OrderLine.order_id == bindparam("order_id"))
+    .order_by(OrderLine.id)
+    .execution_options(populate_existing=True)
+)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What the pipeline did for one order."""
+
+    order_id: int
+    skipped: bool  # unknown or unpaid order: nothing done
+    entries: int = 0  # commission and price-difference entries written now
+    dividends: int = 0  # region-dividend entries written now
+    joined: bool = False  # the buyer became a distributor by threshold
+    upgraded: tuple[int, ...] = ()  # distributors whose grade moved up
+
+
+def lock_order_lines(order_id: int) -> None:
+    """Serialise earnings bookkeeping on an order's lines until the transaction ends."""
+    db.session.execute(_LOCK_LINES, {"locked_order_id": order_id})
+
+
+def lines_of_order(order_id: int) -> list[OrderLine]:
+    """The order's lines in order, as the database has them now."""
+    return list(db.session.scalars(_LINES_OF_ORDER, {"order_id": order_id}))
+
+
+def line_commissions_fen(order_id: int) -> dict[int, list[tuple[str, int]]]:
+    """{line id: [(level kind, fen)]} of the commissions written on an order (before any
+    reversal): what the region dividends may add to under the payout cap."""
+    rows = db.session.execute(
+        select(LedgerEntry.order_line_id, LedgerEntry.kind, LedgerEntry.amount_fen).where(
+            LedgerEntry.order_id == order_id,
+            LedgerEntry.kind.in_(LEVEL_KINDS),
+            LedgerEntry.order_line_id.is_not(None),
+        )
+    ).all()
+    out: dict[int, list[tuple[str, int]]] = {}
+    for line_id, kind, amount in rows:
+        out.setdefault(line_id, []).append((kind, amount))
+    return out
+
+
+def write_rows(
+    order_id: int, lines: list[OrderLine], rows: list[EarningRow], now: datetime
+) -> list[int]:
+    """Write a calculator's rows as pending ledger entries, line by line (each once);
+    the ids written now."""
+    by_line: dict[int, list[dict]] = {}
+    for row in rows:
+        by_line.setdefault(row.order_line_id, []).append(
+            {
+                "distributor_id": row.distributor_id,
+                "kind": row.kind,
+                "amount_fen": row.amount_fen,
+                "state": PENDING,
+                "order_id": order_id,
+                "order_line_id": row.order_line_id,
+                "rule_source": row.rule_source,
+                "note": row.note,
+                "created_at": now,
+            }
+        )
+    written: list[int] = []
+    for line in lines:
+        if line.id in by_line:
+            written += write_line_earnings(line, by_line[line.id], now)
+    return written
+
+
+def follow_up_order(order: Order, *, extend_protection_once: bool = False) -> FollowUp:
+    """Run the pipeline for one paid order (see the module docstring); flushes.
+
+    ``extend_protection_once``: the caller holds this order's one-time claim on the
+    protection extension. Safe to run again: nothing is written twice.
+    """
+    if order.paid_at is None:
+        return FollowUp(order.id, skipped=True)
+    settings = get_distribution_settings()
+    lock_order_lines(order.id)
+    now = utcnow()
+
+    # 1. Who sells it.
+    if settings.enabled:
+        if settings.bind_mode == "first_payment":
+            on_first_payment(order.user_id)
+            if not attribution_for(order.id):
+                attribute_order(order)
+        if extend_protection_once:
+            extend_protection(order.user_id)
+
+    # 2 and 3. What it earns, written to the ledger.
+    lines = lines_of_order(order.id)
+    entries: list[int] = []
+    if settings.enabled:
+        plan = earnings_plan(order)
+        if plan.price_differences and plan.merchant is not None:
+            rows = price_difference_rows(lines, plan.merchant, plan.merchant_order)
+            entries += write_rows(order.id, lines, rows, now)
+        if plan.commissions:
+            rows = commission_rows(lines, attribution_for(order.id))
+            entries += write_rows(order.id, lines, rows, now)
+    # After the commissions on purpose: the payout cap trims dividends first, to what the
+    # line's commissions (as written, also by an earlier run) leave.
+    agents = dividend_agents(order)
+    dividends: list[int] = []
+    if agents:
+        rows = dividend_rows(lines, agents, line_commissions_fen(order.id))
+        dividends = write_rows(order.id, lines, rows, now)
+
+    # 4. What the sale moves.
+    count_order_sales(order.id)  # the team's running sales, before any upgrade reads them
+    joined = join_by_threshold(order.user_id) if settings.enabled else None
+    upgraded: tuple[int, ...] = ()
+    # Most shops set grades by hand: one EXISTS then saves three queries per beneficiary.
+    if settings.enabled and grades_with_conditions():
+        candidates = [row.distributor_id for row in attribution_for(order.id)]
+        if joined is not None and joined.parent_id is not None:
+            candidates.append(joined.parent_id)
+        upgraded = upgrade_many(candidates, "付款后业绩达标")
+    after_payment(order)  # tasks, invite rewards, leaderboards (app/incentives/events.py)
+    db.session.flush()
+
+    # 5. The announcement (a message per beneficiary, deduplicated per order).
+    signals.commissions_earned.send(__name__, order_id=order.id)
+    return FollowUp(order.id, False, len(entries), len(dividends), joined is not None, upgraded)
+
+
+def follow_up_orders(
+    order_ids: Iterable[int], *, extend_protection: Collection[int] = ()
+) -> list[FollowUp]:
+    """Run the pipeline for each of ``order_ids`` in this transaction, in the order
+    given; one ``FollowUp`` each (unknown or unpaid orders come back ``skipped``).
+
+    ``extend_protection``: the ids of the orders whose one-time protection claim the
+    caller holds. Flushes; the caller commits.
+    """
+    done = []
+    for order_id in order_ids:
+        order = db.session.get(Order, order_id)
+        if order is None:
+            done.append(FollowUp(order_id, skipped=True))
+            continue
+        done.append(follow_up_order(order, extend_protection_once=order_id in extend_protection))
+    return done

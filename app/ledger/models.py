@@ -1,0 +1,69 @@
+"""Ledger tables: the entries (one money change each) and the history of their states.
+
+The ledger is append-only in its amounts: an entry's amount never changes; its ``state``
+moves along ``app.ledger.entries.TRANSITIONS`` (pending -> settled -> withdrawn, or
+pending -> reversed), each move leaving a ``LedgerEntryChange`` row, and a correction is a
+new entry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.time import UtcDateTime, utcnow
+from app.extensions import db
+from app.ledger.kinds import PENDING
+
+
+class LedgerEntry(db.Model):
+    """One money change for a beneficiary. Amount never changes; state moves forward.
+
+    The unique key (order_line_id, distributor_id, kind) is what makes a commission
+    impossible to pay twice, whatever retries. Reversals point at what they reverse and
+    are unique per (reverses_id, refund_id).
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("order_line_id", "distributor_id", "kind"),
+        UniqueConstraint("reverses_id", "refund_id"),
+        Index("ix_ledger_entries_due", "state", "settle_after"),
+        Index("ix_ledger_entries_distributor_state", "distributor_id", "state"),
+        # Settlement batches walk the pending entries by order (commissions.settle_due):
+        # settled rows leave this partial index, so later batches do not re-read them.
+        Index(
+            "ix_ledger_entries_pending_order",
+            "order_id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        # Reports sum a date range of entries by kind and state; INCLUDE makes it an
+        # index-only scan on PostgreSQL (bench/reports.py).
+        Index(
+            "ix_ledger_entries_created_at",
+            "created_at",
+            postgresql_include=["kind", "state", "amount_fen", "reverses_id"],
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    distributor_id: Mapped[int] = mapped_column(ForeignKey("distributors.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount_fen: Mapped[int]  # positive earns, negative takes back or pays out
+    state: Mapped[str] = mapped_column(String(12), default=PENDING)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_lines.id"))
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    withdrawal_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawals.id"), index=True)
+    # Once-only key for earnings without an order line: "task:<task>:<distributor>",
+    # "invite:<invitee distributor>". NULL for everything else (NULLs never clash).
+    reward_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    rule_source: Mapped[str] = mapped_column(String(64), default="")
+    note: Mapped[str] = mapped_column(String(200), default="")
+    settle_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

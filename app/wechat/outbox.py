@@ -1,0 +1,50 @@
+"""Queuing the send of an outbox row (``OutboundMessage``) as an RQ job.
+
+The job itself, ``send_outbound_message``, is the worker's business and lives in
+``jobs/notifications.py``; the app only names it (``SEND_JOB``, a dotted path RQ imports in
+the worker), so queuing a message after a commit does not make ``app`` import ``jobs``.
+``jobs/notifications.py`` imports this module for its sweep, which re-queues lost sends.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from rq import Queue, Retry
+
+from app.core.redis import get_redis
+
+log = logging.getLogger(__name__)
+
+#: the job that sends one row; RQ resolves the path in the worker
+SEND_JOB = "jobs.notifications.send_outbound_message"
+#: seconds between tries after the first (``WECHAT_NOTIFY_RETRY_INTERVALS`` overrides)
+RETRY_INTERVALS = (30, 120, 600)
+
+
+def outbound_job_id(message_id: int) -> str:
+    """The one job id a message's send can have."""
+    return f"outbound-{message_id}"
+
+
+def retry_intervals() -> list[int]:
+    """The configured backoff between tries of a send, in seconds."""
+    return list(current_app.config.get("WECHAT_NOTIFY_RETRY_INTERVALS", RETRY_INTERVALS))
+
+
+def enqueue_send(message_id: int) -> None:
+    """Queue the send of one outbox row (after the commit that recorded it). Never raises:
+    a row left ``pending`` is picked up by ``jobs.notifications.sweep_outbox``."""
+    intervals = retry_intervals()
+    try:
+        Queue("default", connection=get_redis()).enqueue(
+            SEND_JOB,
+            message_id,
+            job_id=outbound_job_id(message_id),
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+            result_ttl=86400,
+            failure_ttl=7 * 86400,
+        )
+    except Exception:  # the event itself is committed; the sweep will queue it later
+        log.exception("could not queue outbound message %s", message_id)
