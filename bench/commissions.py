@@ -424,7 +424,7 @@ def line_earnings_by_order(order_ids=None) -> dict[int, int]:
     from sqlalchemy import func, select
 
     from app.ledger.kinds import LINE_EARNING_KINDS
-    from app.distribution.models import LedgerEntry
+    from app.ledger.models import LedgerEntry
     from app.extensions import db
 
     query = (
@@ -453,6 +453,7 @@ def seed_backlog(app, orders: int) -> tuple[dict[str, tuple[int, int]], list[int
         shop = seed_shop()
         shapes = template_orders(shop)
         expected: dict[str, tuple[int, int]] = {}
+        app.config["FOLLOW_UP_BATCH_SIZE"] = 1  # each template alone: the reference
         for shape, order_id, _weight in shapes:
             on_order_paid(order_id)  # as the worker would: the paid notice, then
             compute_order_commissions(order_id)  # the follow-up of this one order alone
@@ -706,7 +707,7 @@ def bench_settlement(app, entries: int) -> float:
     from app.accounts.models import User
     from app.core.time import utcnow
     from app.distribution.commissions import settle_due
-    from app.distribution.models import LedgerEntry
+    from app.ledger.models import LedgerEntry
     from app.extensions import db
 
     with app.app_context():
