@@ -13,17 +13,20 @@ the order's ``OrderFollowUp`` row: an order paid without one is one the worker's
 Batches. A backlog of paid orders (a sale day) is followed up many orders per job and per
 transaction: when an order's commission job runs, it claims up to
 ``FOLLOW_UP_BATCH_SIZE`` - 1 other paid orders still without follow-up (``SET NX`` on
-``commissions:batch:<order id>`` in Redis, ``BATCH_CLAIM_SECONDS``, so two workers take
-different orders instead of waiting on each other's row locks) and runs the pipeline
+``commissions:batch:<order id>`` in Redis, ``BATCH_CLAIM_SECONDS``) and runs the pipeline
 (``app.earnings.on_paid.follow_up_orders``) for all of them in one transaction, with
 their ``OrderFollowUp`` rows and their paid notices (deduplicated: an order's own
 ``on_order_paid`` sends it too). The other orders' jobs then find their follow-up
 committed and do nothing (``on_order_paid`` does not even queue them). Commission jobs
-go to the front of the queue, so the first one takes the next batch of the backlog
-before the other orders' paid-jobs run. If anything in a batch fails, the batch is
-rolled back and the job follows up its own order alone (a bad order holds back only
-itself; the others' own jobs take them). A worker killed mid-batch commits nothing; its
-job is retried, and every claimed order still has its own job (or the recovery pass).
+go to the front of the queue (unless a running batch holds their order), so the first
+one takes the next batch of the backlog before the other orders' paid-jobs run. One
+batch runs at a time (``commissions:batch:running``): batches share hot rows (the team
+totals at the top of the tree) that each holds until its commit, so a job that finds a
+batch running follows up its own order alone, as every job did before batches. If
+anything in a batch fails, the batch is rolled back and the job follows up its own order
+alone (a bad order holds back only itself; the others' own jobs take them). A worker
+killed mid-batch commits nothing; its job is retried, and every claimed order still has
+its own job (or the recovery pass).
 
 ``run_settlement`` settles due entries once per slot of ``SETTLEMENT_INTERVAL_SECONDS``
 (default 600), scheduled like the order timers (``jobs/payments.py``): one job per time
@@ -37,6 +40,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
+from redis.exceptions import LockError
 from rq import Retry
 from sqlalchemy import bindparam, exists, select
 
@@ -54,7 +58,8 @@ log = logging.getLogger(__name__)
 
 SETTLEMENT_SECONDS = 600
 RETRY_INTERVALS = [10, 60, 300, 900, 3600]  # backoff between attempts, seconds
-FOLLOW_UP_BATCH_SIZE = 50  # paid orders one commission job follows up in one transaction
+FOLLOW_UP_BATCH_SIZE = 20  # paid orders one commission job follows up in one transaction
+BATCH_LOCK = "commissions:batch:running"
 # How long a batch's claim on an order lasts: longer than a batch takes; a claim left by
 # a killed worker only makes other batches skip the order until then (its own job does it).
 BATCH_CLAIM_SECONDS = 120
@@ -79,7 +84,8 @@ def enqueue_commissions(order_id: int):
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
         result_ttl=7 * 86400,
         # Ahead of the paid-jobs of a backlog: it takes a batch of them (module docstring).
-        at_front=True,
+        # Not when a running batch holds the order: it would only wait for that batch.
+        at_front=not get_redis().exists(_batch_claim(order_id)),
     )
 
 
@@ -199,16 +205,29 @@ def compute_order_commissions(order_id: int) -> dict:
         db.session.rollback()
         return _summary(order_id, None, 0)
     db.session.rollback()
-    batch = claim_batch(order_id, batch_size())
+    # One batch at a time: batches share hot rows (the team totals of the tree's top, the
+    # distributors tasks lock) that each holds until its commit, so a second batch would
+    # only wait behind the first. A job that finds a batch running follows up its own
+    # order alone, a short transaction, as every job did before batches.
+    lock = get_redis().lock(BATCH_LOCK, timeout=BATCH_CLAIM_SECONDS, thread_local=False)
+    batching = lock.acquire(blocking=False)
     try:
-        done = follow_up_batch(batch, order_id)
-    except Exception:
-        _release([_batch_claim(o) for o in batch[1:]])  # their own jobs will take them
-        if len(batch) == 1:
-            raise
-        log.exception("batch of %s orders failed: order %s alone", len(batch), order_id)
-        batch = [order_id]
-        done = follow_up_batch(batch, order_id)
+        batch = claim_batch(order_id, batch_size() if batching else 1)
+        try:
+            done = follow_up_batch(batch, order_id)
+        except Exception:
+            _release([_batch_claim(o) for o in batch[1:]])  # their own jobs will take them
+            if len(batch) == 1:
+                raise
+            log.exception("batch of %s orders failed: order %s alone", len(batch), order_id)
+            batch = [order_id]
+            done = follow_up_batch(batch, order_id)
+    finally:
+        if batching:
+            try:
+                lock.release()
+            except LockError:
+                log.warning("the batch lock lapsed before the batch ended")
     own = done[0]
     log.info(
         "order %s: %s commission entries written (%s orders in the batch)",
