@@ -218,10 +218,15 @@ def compute_order_commissions(order_id: int) -> dict:
         except Exception:
             _release([_batch_claim(o) for o in batch[1:]])  # their own jobs will take them
             if len(batch) == 1:
+                _release([_batch_claim(order_id)])  # a later batch may take it before the retry
                 raise
             log.exception("batch of %s orders failed: order %s alone", len(batch), order_id)
             batch = [order_id]
-            done = follow_up_batch(batch, order_id)
+            try:
+                done = follow_up_batch(batch, order_id)
+            except Exception:
+                _release([_batch_claim(order_id)])
+                raise
     finally:
         if batching:
             try:
