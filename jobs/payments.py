@@ -39,7 +39,7 @@ from app.orders.states import move_order
 from app.payments.client import PaymentError, close_order, query_order, record_transaction
 from app.payments.notices import NoticeRejected, apply_payment
 from app.signals import order_paid
-from jobs.commissions import commissions_job_id, enqueue_commissions
+from jobs.commissions import commissions_job_id, enqueue_commissions, is_followed_up
 from jobs.queues import enqueue_once_piped, job_is_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
@@ -84,18 +84,23 @@ def on_order_paid(order_id: int) -> bool:
     """Work that follows a payment. Idempotent: True once.
 
     Records the paid notices (once per order and recipient) and commits, then queues the
-    commission job (unless it is already queued or running), then counts paid orders in
+    commission job (unless it is already queued or running, or a batch has followed the
+    order up already, notices included), then counts paid orders in
     Redis; the ``SET NX`` marker makes a second run of the same order's job a no-op. If
     this job dies before the commission job is queued, the order has no ``OrderFollowUp``
     row and the recovery pass queues this job again; the notices are deduped.
     """
     order = db.session.get(Order, order_id)
-    if order is not None and order.paid_at is not None:
+    # Followed up already: another order's commission job took this one in its batch,
+    # paid notices included (jobs/commissions.py); nothing left to send or queue.
+    done = order is not None and is_followed_up(order_id)
+    if order is not None and order.paid_at is not None and not done:
         # Listeners (the staff's WeChat notices) dedupe per order and recipient.
         order_paid.send(__name__, order=order)
         db.session.commit()
     db.session.rollback()  # hold no transaction open while Redis is asked
-    enqueue_commissions(order_id)
+    if not done:
+        enqueue_commissions(order_id)
     redis = get_redis()
     if not redis.set(paid_done_key(order_id), 1, nx=True, ex=30 * 86400):
         return False
