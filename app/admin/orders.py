@@ -36,7 +36,7 @@ from app.orders.models import (
     PaymentTransaction,
     Refund,
 )
-from app.orders.refunds import approve_refund, reject_refund
+from app.orders.refunds import reject_refund
 from app.orders.search import (
     FILTER_STATUSES,
     REFUNDING,
@@ -50,6 +50,7 @@ from app.orders.services import OrderError, PaymentMismatch
 from app.orders.shipping import complete_order, ship_order, shipping_warnings
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import PaymentError
+from app.payments.refunds import approve_refund
 
 PER_PAGE = 20
 STATUS_TABS = [
