@@ -1,8 +1,8 @@
 """Admin pages for orders and refunds: list, CSV export, detail, ship, complete, review.
 
-Views parse the form, call the order services (app.orders.shipping, app.orders.refunds),
-commit once and redirect; a refused action comes back as a Chinese message on the page,
-never a 500.
+Views parse the form, call the order services (app.orders.shipping, app.orders.refunds;
+approving a refund asks WeChat Pay: app.payments.refunds), commit once and redirect; a
+refused action comes back as a Chinese message on the page, never a 500.
 """
 
 from __future__ import annotations
