@@ -14,21 +14,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "import_graph.py"
 
-# Areas whose function-level imports were hoisted or explained (issue 15, point 3).
-EXPLAINED_AREAS = (
-    "app/__init__.py",
-    "app/cli.py",
-    "app/api/",
-    "app/admin/",
-    "app/posters/",
-    "app/shop/",
-    "app/catalog/",
-    "app/payments/",
-    "jobs/",
-    "demo/",
-)
-NOT_YET = ("jobs/commissions.py", "app/admin/admin_services")  # other workstreams
-
 
 def run_graph(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -131,27 +116,18 @@ def test_the_shop_never_imports_the_demo(project):
     assert not [c for c in project["circles"] if any(m.startswith("demo") for m in c)]
 
 
-def test_function_level_imports_in_these_areas_say_why_and_dodge_no_circle(project):
-    """In the areas listed above, an import stays inside a function only with a reason
-    comment, and never to dodge a circle."""
-    offenders = [
-        f"{i['file']}:{i['line']} -> {i['target']}"
-        for i in project["function_imports"]
-        if i["file"].startswith(EXPLAINED_AREAS)
-        and not i["file"].startswith(NOT_YET)
-        and (not i["reason"] or i["closes_circle"])
-    ]
-    assert offenders == []
-
-
 def test_no_import_circle_spans_more_than_one_file(project):
     assert project["circles"] == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 15: other workstreams explain or hoist their function-level imports",
-)
-def test_no_function_level_import_dodges_a_circle_or_lacks_a_reason():
+def test_no_function_level_import_dodges_a_circle_or_lacks_a_reason(project):
+    """An import stays inside a function only with a reason comment (factory wiring, a
+    heavy optional import), and never to dodge a circle."""
+    offenders = [
+        f"{i['file']}:{i['line']} -> {i['target']}"
+        for i in project["function_imports"]
+        if not i["reason"] or i["closes_circle"]
+    ]
+    assert offenders == []
     result = run_graph("--check")
     assert result.returncode == 0, result.stdout

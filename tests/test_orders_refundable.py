@@ -14,13 +14,13 @@ from app.extensions import db
 from app.orders.models import Address, Order, OrderLine
 from app.orders.queries import refunds_by_line
 from app.orders.refunds import (
-    complete_refund,
     left_to_refund,
     refundable,
     reject_refund,
     request_refund,
 )
 from app.orders.services import ItemRequest, mark_paid, place_order
+from app.payments.refunds import complete_refund
 
 
 def _paid_order(user, sku, quantity: int) -> Order:

@@ -11,10 +11,11 @@ from app.catalog.models import Sku
 from app.core.status import InvalidTransition
 from app.extensions import db
 from app.orders.models import Order, OrderLine, PaymentTransaction, Refund
-from app.orders.refunds import approve_refund, reject_refund, request_refund
+from app.orders.refunds import reject_refund, request_refund
 from app.orders.services import OrderError
 from app.orders.states import move_order
 from app.payments.client import PaymentError, query_refund
+from app.payments.refunds import approve_refund
 from tests.support.pay import (
     fresh,
     new_order,

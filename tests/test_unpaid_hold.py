@@ -26,8 +26,8 @@ from app.catalog.models import Product, Sku
 from app.core.time import utcnow
 from app.extensions import db
 from app.orders.models import CANCELLED, PENDING_PAYMENT, Order, Refund, ShopSettings
-from app.orders.refunds import approve_refund
 from app.orders.services import ItemRequest, OrderError, get_settings, mark_paid, place_order
+from app.payments.refunds import approve_refund
 from tests.support.admin import post, text
 from tests.support.openapi import bearer_caller
 from tests.support.pay import (

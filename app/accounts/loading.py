@@ -12,7 +12,9 @@ from __future__ import annotations
 from flask import current_app, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
 
+from app.accounts.models import Staff, User
 from app.accounts.staff_sessions import STAFF_SESSION_KEY, find_active, touch
+from app.core.errors import ApiError
 from app.core.params import MAX_ID
 from app.extensions import db
 
@@ -22,8 +24,6 @@ _SIGN_IN_KEYS = ("_user_id", "_fresh", "_id", STAFF_SESSION_KEY)
 
 def load_principal(user_id: str):
     """Load a customer ("user:ID") or a staff account ("staff:ID") from the session."""
-    from app.accounts.models import Staff, User
-
     kind, _, raw_id = (user_id or "").partition(":")
     if not raw_id.isdecimal() or int(raw_id) > MAX_ID:
         return None
@@ -70,8 +70,6 @@ def configure_login(manager: LoginManager) -> None:
 
     @manager.unauthorized_handler
     def unauthorized():
-        from app.core.errors import ApiError
-
         if request.path.startswith("/api/"):
             raise ApiError(401, "unauthorized", "请先登录")
         if request.path.startswith("/admin"):

@@ -1,8 +1,8 @@
 """Admin pages for orders and refunds: list, CSV export, detail, ship, complete, review.
 
-Views parse the form, call the order services (app.orders.shipping, app.orders.refunds),
-commit once and redirect; a refused action comes back as a Chinese message on the page,
-never a 500.
+Views parse the form, call the order services (app.orders.shipping, app.orders.refunds;
+approving a refund asks WeChat Pay: app.payments.refunds), commit once and redirect; a
+refused action comes back as a Chinese message on the page, never a 500.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from app.orders.models import (
     PaymentTransaction,
     Refund,
 )
-from app.orders.refunds import approve_refund, reject_refund
+from app.orders.refunds import reject_refund
 from app.orders.search import (
     FILTER_STATUSES,
     REFUNDING,
@@ -50,6 +50,7 @@ from app.orders.services import OrderError, PaymentMismatch
 from app.orders.shipping import complete_order, ship_order, shipping_warnings
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import PaymentError
+from app.payments.refunds import approve_refund
 
 PER_PAGE = 20
 STATUS_TABS = [

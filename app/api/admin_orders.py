@@ -27,12 +27,13 @@ from app.core.models import StatusChange
 from app.core.status import InvalidTransition
 from app.extensions import db
 from app.orders.models import Order, OrderLine, PaymentTransaction, Refund
-from app.orders.refunds import approve_refund, reject_refund
+from app.orders.refunds import reject_refund
 from app.orders.search import FILTER_STATUSES, OrderFilter, order_query
 from app.orders.services import OrderError, PaymentMismatch
 from app.orders.shipping import CARRIERS, ship_order
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import PaymentError
+from app.payments.refunds import approve_refund
 
 ORDER_ID = "<int:order_id>"
 REFUND_ID = "<int:refund_id>"

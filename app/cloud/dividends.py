@@ -33,7 +33,8 @@ from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from app import regions
-from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp
+from app.accounts.models import User
+from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp, region_path
 from app.cloud.models import AgentProductRate, RegionAgent
 from app.core.time import utcnow
 from app.distribution.distributors import get_distribution_settings
@@ -41,7 +42,7 @@ from app.distribution.payout_cap import trim_note, trim_to_cap
 from app.distribution.rules import EarningRow, earns_on_own_order, floor_commission, format_bp
 from app.distribution.team import SALES_STATUSES
 from app.extensions import db
-from app.ledger.balances import mask_name
+from app.ledger.balances import entry_rows, mask_name
 from app.ledger.kinds import PENDING, REVERSED
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine
@@ -224,8 +225,6 @@ def preview_region_dividends(
     trims with ``capped_dividends`` once it knows the commissions); writes nothing. With
     ``buyer_id`` and self-purchase off, the buyer's own regions earn nothing, as on
     payment. None for a code that is not a GB/T 2260 district."""
-    from app.cloud.agents import region_path
-
     if regions.resolve(district_code) is None:
         return None
     text = region_path("district", district_code)
@@ -317,8 +316,6 @@ def region_orders(
     agents: list[RegionAgent], distributor_id: int, page: int = 1, per_page: int = 20
 ) -> list[RegionOrderRow]:
     """A page of paid orders shipped into the agents' regions, newest payment first."""
-    from app.accounts.models import User
-
     condition = region_order_filter(agents)
     if condition is None:
         return []
@@ -437,9 +434,6 @@ def dividend_entries(
 ):
     """A page of my region dividends and their refund reversals, newest first, as the
     ledger list shows them (order number, masked buyer, why not withdrawable yet)."""
-    from app.accounts.models import User
-    from app.ledger.balances import entry_rows
-
     now = now or utcnow()
     earning = aliased(LedgerEntry)
     rows = db.session.execute(

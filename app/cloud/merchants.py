@@ -20,13 +20,20 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from app.cloud.models import MerchantLevel, OrderingMerchant
-from app.cloud.pricing import MAX_LEVEL, MerchantError, level_label
+from app import regions
+from app.accounts.models import User
+from app.cloud.models import MerchantLevel, MerchantOrder, OrderingMerchant
+from app.cloud.pricing import MAX_LEVEL, MerchantError, level_label, price_for
 from app.core.models import StatusChange
 from app.core.status import move_status, record_creation
+from app.distribution.binding import current_binding
 from app.distribution.distributors import create_distributor, distributor_for_user
-from app.distribution.models import Distributor
+from app.distribution.models import Distributor, OrderAttribution
 from app.extensions import db
+from app.ledger.balances import mask_name
+from app.orders.addresses import PHONE_RE
+from app.orders.models import CANCELLED, PENDING_PAYMENT, Order
+from app.orders.services import OrderError, Receiver, check_remark, create_order, normalise_items
 
 SUBJECT = "merchant"
 MERCHANT_STATUSES = ("pending", "active", "disabled", "rejected")
@@ -296,8 +303,6 @@ def parent_for_code(code: str) -> OrderingMerchant:
 
 def bound_merchant(user_id: int) -> OrderingMerchant | None:
     """The active ordering merchant the user is bound to (the binding they came with)."""
-    from app.distribution.binding import current_binding
-
     binding = current_binding(user_id)
     merchant = merchant_for_distributor(binding.distributor_id) if binding is not None else None
     return merchant if is_active(merchant) else None
@@ -328,8 +333,6 @@ def apply_as_merchant(
     higher, no cycles). Someone refused before applies again on the same row (rejected →
     pending). Raises ``MerchantError`` (Chinese message) or ``InvalidTransition``. Flushes.
     """
-    from app.orders.addresses import PHONE_RE
-
     if isinstance(level, str):
         level = int(level) if level.isdecimal() and len(level) == 1 else 0
     level = _check_level(level)
@@ -455,18 +458,6 @@ def place_merchant_order(
     the payment follow-up pays the ancestors' 级差 and M nothing on its own purchase.
     Raises ``OrderError`` (bad input, sold out) or ``MerchantError`` (not active).
     """
-    from app import regions
-    from app.cloud.models import MerchantOrder
-    from app.cloud.pricing import price_for
-    from app.orders.addresses import PHONE_RE
-    from app.orders.services import (
-        OrderError,
-        Receiver,
-        check_remark,
-        create_order,
-        normalise_items,
-    )
-
     if not is_active(merchant):
         raise MerchantError("merchant_inactive", "订货商资格未生效或已停用，不能下单", 403)
     remark = check_remark(remark)
@@ -536,10 +527,6 @@ def orders_query(merchant: OrderingMerchant):
     customers' orders (level-1 attribution) once paid. Keyed by the merchant only."""
     from sqlalchemy import or_
 
-    from app.cloud.models import MerchantOrder
-    from app.distribution.models import OrderAttribution
-    from app.orders.models import CANCELLED, PENDING_PAYMENT, Order
-
     own = select(MerchantOrder.order_id).where(MerchantOrder.merchant_id == merchant.id)
     bound = select(OrderAttribution.order_id).where(
         OrderAttribution.level == 1, OrderAttribution.distributor_id == merchant.distributor_id
@@ -557,11 +544,6 @@ def orders_of(
 ) -> tuple[list[OrderRow], int]:
     """A page of the merchant's orders, newest first, and the total."""
     from sqlalchemy import func
-
-    from app.accounts.models import User
-    from app.cloud.models import MerchantOrder
-    from app.ledger.balances import mask_name
-    from app.orders.models import Order
 
     query = orders_query(merchant)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0

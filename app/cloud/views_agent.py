@@ -20,6 +20,7 @@ from app.extensions import db
 from app.ledger.balances import balances
 from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 from app.orders.states import ORDER_STATUS_LABELS
+from app.shop.views import DEFAULT_SHOP_NAME
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 
@@ -30,8 +31,6 @@ DONE_MESSAGES = {"applied": "申请已提交，请等待商家审核"}
 @bp.context_processor
 def agent_globals() -> dict:
     """Names every agent template may use."""
-    from app.shop.views import DEFAULT_SHOP_NAME
-
     return {
         "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
         "level_labels": svc.LEVEL_LABELS,

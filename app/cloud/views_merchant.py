@@ -23,6 +23,7 @@ from app.ledger.balances import balances, entries_for
 from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 from app.orders.services import MAX_QUANTITY
 from app.orders.states import ORDER_STATUS_LABELS
+from app.shop.views import DEFAULT_SHOP_NAME
 
 bp = Blueprint("merchant", __name__, url_prefix="/merchant")
 
@@ -32,8 +33,6 @@ PER_PAGE = 20
 @bp.context_processor
 def merchant_globals() -> dict:
     """Names every merchant template may use."""
-    from app.shop.views import DEFAULT_SHOP_NAME
-
     return {
         "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
         "order_status_labels": ORDER_STATUS_LABELS,

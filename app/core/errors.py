@@ -12,6 +12,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.extensions import db
+
 
 class ApiError(Exception):
     """An error a JSON endpoint returns: HTTP status, snake_case code, Chinese message."""
@@ -96,8 +98,6 @@ def register_error_handlers(app: Flask) -> None:
         # the database or Redis out of reach: the open transaction rolls back, so say so
         # and let people (and WeChat, which retries) try again. Redis calls that follow a
         # commit (enqueues) catch their own errors, so they never end up here.
-        from app.extensions import db
-
         try:
             db.session.rollback()
         except Exception:  # the connection itself is gone: the pool drops it

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import User
 from app.core.models import StatusChange
+from app.core.money import format_yuan
 from app.core.status import record_creation
 from app.core.time import utcnow
 from app.distribution.binding import current_binding
@@ -37,6 +38,7 @@ from app.distribution.models import (
     RefTouch,
     Withdrawal,
 )
+from app.distribution.team import SALES_STATUSES
 from app.extensions import db
 from app.ledger.balances import mask_name
 from app.orders.models import Order
@@ -133,8 +135,6 @@ def apply_to_join(user_id: int) -> Distributor:
     ``DistributionError``: distribution switched off, a rejected or disabled distributor,
     purchases below the threshold. Joins under the inviter (``inviter_for``). Flushes.
     """
-    from app.core.money import format_yuan
-
     settings = get_distribution_settings()
     existing = distributor_for_user(user_id)
     if existing is not None:
@@ -249,8 +249,6 @@ def team_members(
     distributor_id: int, level: int, page: int = 1, per_page: int = PER_PAGE
 ) -> list[MemberRow]:
     """A page of the members ``level`` (1 or 2) steps below the distributor, newest first."""
-    from app.distribution.team import SALES_STATUSES
-
     if level not in (1, 2):
         raise ValueError("level must be 1 or 2")
     rows = db.session.execute(

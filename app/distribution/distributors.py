@@ -13,6 +13,7 @@ from sqlalchemy import Integer, bindparam, delete, func, insert, literal, select
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.models import DistributionSettings, Distributor, DistributorPath
+from app.distribution.team import move_branch_sales
 from app.extensions import db
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes are read aloud
@@ -132,7 +133,6 @@ def set_parent(distributor: Distributor, new_parent: Distributor | None) -> None
         )
     if new_parent is not None and is_descendant(new_parent.id, distributor.id):
         raise DistributionError("cycle", "不能把分销员挂到自己或自己的下级下面")
-    from app.distribution.team import move_branch_sales
 
     # The branch's running team sales leave the old chain for the new one (team.py).
     move_branch_sales(distributor.id, new_parent.id if new_parent else None)

@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 
 from app.core.money import parse_yuan
 from app.core.params import page_arg
-from app.core.time import utcnow
+from app.core.time import shop_day_bounds, utcnow
 from app.distribution import centre
 from app.distribution.distributors import (
     DistributionError,
@@ -25,9 +25,18 @@ from app.distribution.distributors import (
 )
 from app.distribution.models import Distributor
 from app.distribution.rules import format_bp
+from app.distribution.team import team_counts, team_stats
+from app.distribution.withdrawals import (
+    AWAITING_CONFIRM,
+    WITHDRAWAL_STATUS_LABELS,
+    request_withdrawal,
+)
 from app.extensions import db
 from app.ledger.balances import balances, entries_for
 from app.ledger.kinds import CENTRE_KIND_LABELS, CENTRE_STATE_LABELS, entry_label
+from app.payments.transfers import confirm_params, sandbox_confirm_url
+from app.shop.queries import list_products
+from app.shop.views import DEFAULT_SHOP_NAME
 
 bp = Blueprint("distribution", __name__, url_prefix="/distributor")
 
@@ -44,8 +53,6 @@ DONE_MESSAGES = {
 @bp.context_processor
 def centre_globals() -> dict:
     """Names every distribution template may use."""
-    from app.shop.views import DEFAULT_SHOP_NAME
-
     return {
         "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
         "kind_labels": CENTRE_KIND_LABELS,
@@ -127,9 +134,6 @@ def _join_page(error: str = "", status: int = 200):
 
 
 def _centre_page(distributor: Distributor):
-    from app.distribution.team import team_counts
-    from app.shop.queries import list_products
-
     level1, level2, _total = team_counts(distributor.id)
     products = list_products(1).items[:6]
     return render_template(
@@ -227,8 +231,6 @@ def customers():
 @login_required
 def team():
     """Level 1 and level 2 members with counts and their sales."""
-    from app.distribution.team import team_stats
-
     me = _me()
     level = 2 if request.args.get("level") == "2" else 1
     page = page_arg()
@@ -245,10 +247,6 @@ def team():
 
 
 def _withdraw_page(me: Distributor, error: str = "", amount: str = "", status: int = 200):
-    from app.core.time import shop_day_bounds
-    from app.distribution.withdrawals import AWAITING_CONFIRM, WITHDRAWAL_STATUS_LABELS
-    from app.payments.transfers import confirm_params, sandbox_confirm_url
-
     settings = get_distribution_settings()
     history = centre.withdrawals_of(me.id, 1, 50)
     start, end = shop_day_bounds(utcnow())
@@ -295,8 +293,6 @@ def withdraw():
 @login_required
 def withdraw_submit():
     """Request a withdrawal of the amount typed in yuan (the form works without JS)."""
-    from app.distribution.withdrawals import request_withdrawal
-
     me = _me()
     raw = (request.form.get("amount") or "").strip()[:20]
     try:

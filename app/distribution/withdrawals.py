@@ -46,6 +46,8 @@ from app.ledger.balances import balances
 from app.ledger.entries import move_entries
 from app.ledger.kinds import REVERSAL, SETTLED, WITHDRAWAL, WITHDRAWN
 from app.ledger.models import LedgerEntry
+from app.payments.client import PaymentError
+from app.payments.transfers import cancel_transfer_bill, create_transfer_bill, query_transfer_bill
 from app.signals import withdrawal_changed
 
 REQUESTED = "requested"
@@ -255,8 +257,6 @@ def reject_withdrawal(w: Withdrawal, actor: str, reason: str) -> Withdrawal:
     if w.status != REQUESTED:
         raise InvalidTransition("withdrawal", w.status, REJECTED)
     if w.channel == WECHAT:
-        from app.payments.transfers import query_transfer_bill
-
         bill = query_transfer_bill(w.out_bill_no)
         if bill is not None and bill.get("state") not in ("FAIL", "CANCELLED"):
             raise DistributionError(
@@ -297,9 +297,6 @@ def start_transfer(w: Withdrawal) -> Withdrawal:
 
     See ``approve_withdrawal`` for what happens on success and on ``PaymentError``.
     """
-    from app.payments.client import PaymentError
-    from app.payments.transfers import create_transfer_bill
-
     if w.status != APPROVED or w.channel != WECHAT:
         raise InvalidTransition("withdrawal", w.status, AWAITING_CONFIRM)
     distributor = db.session.get(Distributor, w.distributor_id)
@@ -415,8 +412,6 @@ def cancel_transfer(w: Withdrawal, actor: str, reason: str = "撤销打款") -> 
     confirmed is applied as paid instead. ``PaymentError`` if WeChat cannot be reached
     (nothing changed), ``InvalidTransition`` in any other status.
     """
-    from app.payments.transfers import cancel_transfer_bill, query_transfer_bill
-
     if w.channel == MANUAL and w.status == APPROVED:
         note = f"已撤销打款：{reason}"[:200]
         _move_withdrawal(w, FAILED, actor, note, review_note=note)
@@ -470,8 +465,6 @@ def sync_withdrawal(w: Withdrawal) -> str:
     ``approved`` with no bill at WeChat: the transfer is created again with the same
     out_bill_no. Raises ``PaymentError`` when WeChat cannot be reached.
     """
-    from app.payments.transfers import query_transfer_bill
-
     bill = query_transfer_bill(w.out_bill_no)
     if bill is None:
         if w.status == APPROVED:

@@ -1,8 +1,8 @@
 """The refund pipeline: what follows a completed refund, in one door.
 
-``complete_refund`` (``app/orders/refunds.py``) applies the refund to its line and order
-(stock, the cancellation of an order refunded in full) and then calls
-``refund_completed`` in the same transaction, which, top to bottom:
+``complete_refund`` (``app/payments/refunds.py``) applies the refund to its line and order
+(``app/orders/refunds.book_refund``: stock, the cancellation of an order refunded in full)
+and then calls ``refund_completed`` in the same transaction, which, top to bottom:
 
 1. takes back the refunded share of every earning on the line (ledger reversal, the
    proportional rule in ``app/ledger/entries.py``);

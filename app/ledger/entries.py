@@ -224,7 +224,7 @@ def reverse_for_refund(refund: Refund, now: datetime | None = None) -> list[int]
     back with the refund are the incentives' business (``incentives.events.after_refund``),
     which the caller runs next.
     """
-    # complete_refund holds this line's row lock already (its conditional UPDATE); locking
+    # book_refund holds this line's row lock already (its conditional UPDATE); locking
     # the order's other lines too could deadlock two refunds of one order.
     line = db.session.scalar(
         select(OrderLine)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, exists, func, select, update
 
 from app.core.time import to_shop_time, utcnow
-from app.distribution.distributors import get_distribution_settings
+from app.distribution.models import DistributionSettings
 from app.extensions import db
 from app.ledger.entries import move_entries
 from app.ledger.kinds import PENDING, SETTLEABLE_KINDS, SETTLED
@@ -44,8 +44,15 @@ from app.orders.models import (
 
 
 def settlement_hold_days() -> int:
-    """Days after an order completes during which its money stays pending (settings)."""
-    return get_distribution_settings().settlement_hold_days
+    """Days after an order completes during which its money stays pending (settings).
+
+    Read from the settings row itself (a table below the ledger), not through the
+    distribution services above it; before the row exists, the column's default.
+    """
+    settings = db.session.get(DistributionSettings, 1)
+    if settings is None:
+        return DistributionSettings.__table__.c.settlement_hold_days.default.arg
+    return settings.settlement_hold_days
 
 
 def settlement_eligible(now: datetime, hold_days: int | None = None):

@@ -1,4 +1,6 @@
-"""Refunds of order lines: request, review, WeChat refund, completion. Services flush only.
+"""Refunds of order lines, the order's side: the refundable rule, request, rejection, and
+the bookkeeping once WeChat has paid the money back (``book_refund``). Asking WeChat Pay
+and the refund pipeline sit above, in ``app/payments/refunds.py``. Services flush only.
 
 Money rule: a refund of ``q`` of a line's ``Q`` units is worth ``amount × q / Q`` rounded
 down to the fen; the refund that takes the line's last units gets whatever is left, so a
@@ -14,13 +16,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import select, update
 
 from app.catalog.models import Sku
 from app.core.status import InvalidTransition, record_creation
 from app.core.time import utcnow
-from app.earnings.on_refund import refund_completed
 from app.extensions import db
 from app.orders.models import (
     CANCELLED,
@@ -129,46 +131,6 @@ def request_refund(order: Order, line: OrderLine, quantity: int, reason: str, ac
     return refund
 
 
-def approve_refund(refund: Refund, staff_actor: str) -> Refund:
-    """Staff approve: the refund moves to approved and WeChat is asked to pay it back.
-
-    On ``PaymentError`` the refund has been moved to failed (flushed) with WeChat's message
-    in ``review_note``: commit to keep that visible (staff may approve again), or roll back
-    to leave it requested. Asking again is safe: WeChat dedupes by out_refund_no.
-    """
-    from app.payments.client import PaymentError, record_transaction, request_refund
-
-    order = refund.order
-    move_refund(
-        refund,
-        REFUND_APPROVED,
-        staff_actor,
-        "同意退款",
-        reviewed_at=utcnow(),
-        restock=order.status == PAID,  # stock goes back only if nothing was shipped
-    )
-    try:
-        answer = request_refund(refund)
-    except PaymentError as err:
-        move_refund(refund, REFUND_FAILED, "wechat", err.message, review_note=err.message[:200])
-        raise
-    refund_id = str(answer["refund_id"])
-    db.session.execute(
-        update(Refund)
-        .where(Refund.id == refund.id)
-        .values(refund_id=refund_id)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.refresh(refund)
-    record_transaction(
-        order.id, "refund", refund_id, refund.amount_fen, str(answer.get("status", "")), answer
-    )
-    db.session.flush()
-    if answer.get("status") == "SUCCESS":
-        complete_refund(refund, refund_id, refund.amount_fen, answer)
-    return refund
-
-
 def reject_refund(refund: Refund, actor: str, note: str) -> Refund:
     """Staff refuse a requested refund, saying why."""
     note = (note or "").strip()[:200]
@@ -178,15 +140,14 @@ def reject_refund(refund: Refund, actor: str, note: str) -> Refund:
     return refund
 
 
-def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: dict) -> bool:
-    """WeChat says the money went back: apply it once. True only the first time.
+def book_refund(refund: Refund, refund_id: str, amount_fen: int, now: datetime) -> bool:
+    """The order's side of a refund WeChat paid back: apply it once. True only the first time.
 
-    Adds the refund to its line and order (bounded), returns stock if nothing was shipped,
-    and cancels a paid order whose every line is now fully refunded; then the refund
-    pipeline (``app/earnings/on_refund.py``) takes back earnings, team sales and incentives.
+    Moves the refund to refunded, adds it to its line and order (bounded), returns stock if
+    nothing was shipped, and cancels a paid order whose every line is now fully refunded.
+    ``complete_refund`` (``app/payments/refunds.py``) calls it, then records the
+    transaction and runs the refund pipeline.
     """
-    from app.payments.client import record_transaction
-
     if amount_fen != refund.amount_fen:
         raise PaymentMismatch(f"refund amount {amount_fen} != {refund.amount_fen}")
     if refund.status == REFUND_REFUNDED:
@@ -196,7 +157,6 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
     if refund.status in (REFUND_REQUESTED, REFUND_FAILED):
         # WeChat's word wins: e.g. a timed-out request WeChat did carry out.
         move_refund(refund, REFUND_APPROVED, "wechat", "微信已受理退款")
-    now = utcnow()
     try:
         move_refund(
             refund,
@@ -243,34 +203,9 @@ def complete_refund(refund: Refund, refund_id: str, amount_fen: int, payload: di
             .values(stock=Sku.stock + refund.quantity)
             .execution_options(synchronize_session=False)
         )
-    record_transaction(
-        order.id, "refund_done", refund_id or refund.out_refund_no, amount_fen, "SUCCESS", payload
-    )
     lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)).all()
     for each in lines:
         db.session.refresh(each)
     if order.status == PAID and all(each.refunded_quantity == each.quantity for each in lines):
         move_order(order, CANCELLED, "system", "全部退款，订单关闭", cancelled_at=now)
-    # Earnings, team totals and incentives: the refund pipeline, one door.
-    refund_completed(refund, now)
-    return True
-
-
-def fail_refund(refund: Refund, refund_id: str, status: str, payload: dict) -> bool:
-    """WeChat says the refund closed or went abnormal: mark it failed once (staff retry)."""
-    from app.payments.client import record_transaction
-
-    if refund.status != REFUND_APPROVED:
-        return False
-    message = "退款关闭" if status == "CLOSED" else "退款异常，请在商户平台处理"
-    move_refund(refund, REFUND_FAILED, "wechat", message, review_note=message)
-    record_transaction(
-        refund.order_id,
-        f"refund_{status.lower()}"[:16],
-        refund_id or refund.out_refund_no,
-        refund.amount_fen,
-        status,
-        payload,
-    )
-    db.session.flush()
     return True

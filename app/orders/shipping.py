@@ -4,7 +4,7 @@ Refunds and shipping meet here. A paid order may have refunds open on some lines
 still ship what is left (a customer who returns one of three cups still wants the other
 two), and the pages show a warning. Only when every unit of every line is refunded or
 being refunded is there nothing to ship, and shipping is refused. A line's refund that
-completes after shipping returns no stock (``complete_refund`` checks the order status).
+completes after shipping returns no stock (``book_refund`` checks the order status).
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ from wechatpayv3.utils import aes_decrypt, rsa_verify
 from app.core.status import InvalidTransition
 from app.extensions import db
 from app.orders.models import Order, Refund
-from app.orders.refunds import complete_refund, fail_refund
 from app.orders.services import PaymentMismatch, mark_paid, mark_paid_by_number
 from app.payments.client import get_pay, record_transaction
+from app.payments.refunds import complete_refund, fail_refund
 
 MAX_NOTICE_BYTES = 16 * 1024  # real notices are ~1 KB
 TIMESTAMP_WINDOW = 300  # seconds either way

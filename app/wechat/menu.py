@@ -15,6 +15,8 @@ from flask import current_app
 from flask.cli import AppGroup
 from wechatpy.exceptions import WeChatClientException
 
+from app.wechat.clients import get_wechat_client
+
 POSTER_KEY = "POSTER"
 
 # WeChat's errcodes a merchant can meet here, in words they can act on.
@@ -74,8 +76,6 @@ def error_text(errcode: int | None, errmsg: str = "") -> str:
 
 def publish_menu() -> dict:
     """Publish ``menu_definition`` for this app; return it. Raises ``MenuError``."""
-    from app.wechat.clients import get_wechat_client
-
     menu = menu_definition(current_app.config["PUBLIC_BASE_URL"])
     try:
         get_wechat_client().menu.create(menu)

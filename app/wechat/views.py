@@ -14,6 +14,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.extensions import csrf, db
 from app.wechat import messages
+from jobs.posters import enqueue_fan_poster
+from jobs.wechat import enqueue_fan_info
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +84,6 @@ def receive():
 
 def _enqueue(job: str, arg: str, message) -> None:
     """Queue slow follow-up work; a lost job must not fail WeChat's push (it would retry)."""
-    from jobs.posters import enqueue_fan_poster
-    from jobs.wechat import enqueue_fan_info
-
     try:
         if job == "fan_info":
             enqueue_fan_info(arg, int(message.time))

@@ -14,9 +14,10 @@ from app.distribution.models import Distributor
 from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
-from app.orders.refunds import complete_refund, request_refund
+from app.orders.refunds import request_refund
 from app.orders.services import ItemRequest, mark_paid, place_order
 from app.orders.shipping import complete_order, ship_order
+from app.payments.refunds import complete_refund
 from jobs.commissions import compute_order_commissions
 from tests.support.database import empty_database
 from tests.support.pay import (

@@ -59,15 +59,15 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
         fans=tuple(app.config["SANDBOX_FANS"]),
     )
 
-    from app.wechat.sandbox import fans, oauth, pay, token, tools, transfer
+    # Factory wiring: the stand-in's blueprints load only when a sandbox app is built; at the
+    # top, importing any sandbox module (this package runs first) would load them all.
+    from app.wechat.sandbox import fans, messages, oauth, pay, token, tools, transfer
 
     for module in (token, oauth, tools):
         app.register_blueprint(module.bp)
     pay.init_pay(app)  # Pay APIv3, its keys and notices (see pay.py)
     transfer.init_transfer(app)  # 商家转账 transfer bills (see transfer.py)
     fans.init_fans(app)  # QR codes, user info, the act-as-a-fan page (see fans.py)
-    from app.wechat.sandbox import messages
-
     messages.init_messages(app)  # menu, template/custom messages, media, log (messages.py)
 
     @app.before_request
