@@ -193,9 +193,9 @@ def test_staff_approve_with_level_and_parent_validated(app, make, admin, chain):
     row = fresh(OrderingMerchant, row.id)
     assert (row.status, row.level, row.parent_id) == ("active", 4, top.id)
     changes = db.session.scalars(
-        select(StatusChange.to_status).where(
-            StatusChange.subject == "merchant", StatusChange.subject_id == row.id
-        )
+        select(StatusChange.to_status)
+        .where(StatusChange.subject == "merchant", StatusChange.subject_id == row.id)
+        .order_by(StatusChange.id)
     ).all()
     assert changes == ["pending", "level:4", f"parent:{top.id}", "active"]
     # Decided: a second approval is refused with a message, not a 500.

@@ -24,7 +24,7 @@ from app.wechat.notify import save_setting, set_staff_openids
 from jobs.commissions import commissions_job_id, compute_order_commissions, enqueue_commissions
 from jobs.payments import enqueue_order_paid
 from jobs.queues import get_queue
-from tests.pay_support import address_for
+from tests.support.pay import address_for
 
 ROOT = Path(__file__).resolve().parent.parent
 

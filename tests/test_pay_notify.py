@@ -83,9 +83,9 @@ def test_cashier_pay_sends_a_notice_and_the_order_is_paid(app, make, live_server
     assert _paid_rows(order.id) == 1
     assert _queued_job_ids(app) == [order_paid_job_id(order.id)]
     history = db.session.scalars(
-        select(StatusChange.to_status).where(
-            StatusChange.subject == "order", StatusChange.subject_id == order.id
-        )
+        select(StatusChange.to_status)
+        .where(StatusChange.subject == "order", StatusChange.subject_id == order.id)
+        .order_by(StatusChange.id)
     ).all()
     assert history == ["pending_payment", "paid"]
     sent = [d for d in deliveries(stand_in) if d["url"] == f"{live_server.url}/pay/notify"]
