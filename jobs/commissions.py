@@ -209,19 +209,8 @@ def compute_order_commissions(order_id: int) -> dict:
     # distributors tasks lock) that each holds until its commit, so a second batch would
     # only wait behind the first. A job that finds a batch running follows up its own
     # order alone, a short transaction, as every job did before batches.
-    redis = get_redis()
-    lock = redis.lock(BATCH_LOCK, timeout=BATCH_CLAIM_SECONDS, thread_local=False)
+    lock = get_redis().lock(BATCH_LOCK, timeout=BATCH_CLAIM_SECONDS, thread_local=False)
     batching = lock.acquire(blocking=False)
-    if not batching and redis.exists(_batch_claim(order_id)):
-        # The running batch holds this order: wait for it to end (holding no database
-        # lock meanwhile) instead of queueing behind its row locks until lock_timeout.
-        batching = lock.acquire(blocking=True, blocking_timeout=BATCH_CLAIM_SECONDS)
-        if is_followed_up(order_id):
-            db.session.rollback()
-            if batching:
-                lock.release()
-            return _summary(order_id, None, 0)
-        db.session.rollback()
     try:
         batch = claim_batch(order_id, batch_size() if batching else 1)
         try:
