@@ -16,8 +16,9 @@ For each paid order, in this order (one transaction per call; it flushes, the jo
 4. **What the sale moves.** Team totals (``team.count_order_sales``, before any upgrade
    reads them), joining by threshold, grade upgrades (``incentives.grades``), then
    incentives (``incentives.events.after_payment``: tasks, invite rewards, leaderboards).
-5. **The announcement.** ``signals.commissions_earned``: the WeChat listener queues one
-   message per beneficiary (``app/wechat/listeners.py``).
+5. **The announcement.** ``signals.commissions_earned``, once per batch with every order
+   id: the WeChat listener queues one message per beneficiary and order
+   (``app/wechat/listeners.py``).
 
 The order's lines are locked first (a no-op UPDATE), so two runs for one order, or a run
 and a completing refund, go one after the other; every write is keyed, so running the
@@ -140,6 +141,21 @@ def follow_up_order(order: Order, *, extend_protection_once: bool = False) -> Fo
     ``extend_protection_once``: the caller holds this order's one-time claim on the
     protection extension. Safe to run again: nothing is written twice.
     """
+    done = _follow_up(order, extend_protection_once)
+    if not done.skipped:
+        announce([order.id])
+    return done
+
+
+def announce(order_ids: list[int]) -> None:
+    """Step 5, once for a batch: ``signals.commissions_earned`` with every order id (the
+    WeChat listener queues one message per beneficiary and order, in one INSERT)."""
+    if order_ids:
+        signals.commissions_earned.send(__name__, order_ids=order_ids)
+
+
+def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
+    """Steps 1 to 4 for one order (the announcement is the caller's)."""
     if order.paid_at is None:
         return FollowUp(order.id, skipped=True)
     settings = get_distribution_settings()
@@ -186,9 +202,7 @@ def follow_up_order(order: Order, *, extend_protection_once: bool = False) -> Fo
         upgraded = upgrade_many(candidates, "付款后业绩达标")
     after_payment(order)  # tasks, invite rewards, leaderboards (app/incentives/events.py)
     db.session.flush()
-
-    # 5. The announcement (a message per beneficiary, deduplicated per order).
-    signals.commissions_earned.send(__name__, order_id=order.id)
+    # 5. The announcement: the caller's, once per batch (``announce``).
     return FollowUp(order.id, False, len(entries), len(dividends), joined is not None, upgraded)
 
 
@@ -207,5 +221,8 @@ def follow_up_orders(
         if order is None:
             done.append(FollowUp(order_id, skipped=True))
             continue
-        done.append(follow_up_order(order, extend_protection_once=order_id in extend_protection))
+        done.append(_follow_up(order, order_id in extend_protection))
+    # A message per beneficiary and order, deduplicated per order, all in one go: reading
+    # the sums after the whole batch gives the same figures (an order's earnings are its own).
+    announce([d.order_id for d in done if not d.skipped])
     return done
