@@ -37,6 +37,7 @@ from sqlalchemy import bindparam, select, update
 from app import signals
 from app.cloud.dividends import dividend_agents, dividend_rows
 from app.cloud.price_difference import price_difference_rows
+from app.core.batch import batch_scope
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order, attribution_for
 from app.distribution.binding import extend_protection, on_first_payment
@@ -216,12 +217,15 @@ def follow_up_orders(
     caller holds. Flushes; the caller commits.
     """
     done = []
-    for order_id in order_ids:
-        order = db.session.get(Order, order_id)
-        if order is None:
-            done.append(FollowUp(order_id, skipped=True))
-            continue
-        done.append(_follow_up(order, order_id in extend_protection))
+    # What every order reads and none writes (settings, rules, grades, agents) is read
+    # once for the batch (``app/core/batch.py``).
+    with batch_scope():
+        for order_id in order_ids:
+            order = db.session.get(Order, order_id)
+            if order is None:
+                done.append(FollowUp(order_id, skipped=True))
+                continue
+            done.append(_follow_up(order, order_id in extend_protection))
     # A message per beneficiary and order, deduplicated per order, all in one go: reading
     # the sums after the whole batch gives the same figures (an order's earnings are its own).
     announce([d.order_id for d in done if not d.skipped])

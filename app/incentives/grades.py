@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import exists, func, select, update
 
+from app.core.batch import memo
 from app.distribution.models import Distributor, Grade
 from app.distribution.team import team_sales_fen
 from app.extensions import db
@@ -29,7 +30,26 @@ _ANY_GRADE_CONDITION = select(
 
 def grades_with_conditions() -> bool:
     """Whether any grade can be reached automatically (else upgrade checks are moot)."""
-    return db.session.scalar(_ANY_GRADE_CONDITION)
+    return memo("grades_with_conditions", lambda: db.session.scalar(_ANY_GRADE_CONDITION))
+
+
+def reachable_grades() -> list[Grade]:
+    """The grades with an upgrade condition, the best first."""
+    return memo(
+        "reachable_grades",
+        lambda: list(
+            db.session.scalars(
+                select(Grade)
+                .where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
+                .order_by(Grade.rank.desc())
+            )
+        ),
+    )
+
+
+def grade_ranks() -> dict[int, int]:
+    """{grade id: rank} of every grade."""
+    return memo("grade_ranks", lambda: dict(db.session.execute(select(Grade.id, Grade.rank)).all()))
 
 
 def upgrade_grade(distributor_id: int) -> Grade | None:
@@ -39,15 +59,11 @@ def upgrade_grade(distributor_id: int) -> Grade | None:
     direct sub-distributors); a grade with neither is assigned by staff only. The UPDATE
     is conditional on the current grade ranking lower, so concurrent jobs never lower it.
     """
-    grades = db.session.scalars(
-        select(Grade)
-        .where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
-        .order_by(Grade.rank.desc())
-    ).all()
+    grades = reachable_grades()
     distributor = db.session.get(Distributor, distributor_id)
     if not grades or distributor is None or distributor.status != "active":
         return None
-    current_rank = distributor.grade.rank if distributor.grade is not None else None
+    current_rank = grade_ranks().get(distributor.grade_id)
     candidates = [g for g in grades if current_rank is None or g.rank > current_rank]
     if not candidates:
         return None
@@ -79,7 +95,9 @@ def upgrade_grade(distributor_id: int) -> Grade | None:
 
 def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | None:
     """Upgrade if the distributor qualifies; record the change and notify (flushes)."""
-    before = db.session.scalar(select(Distributor.grade_id).where(Distributor.id == distributor_id))
+    # Read fresh once; ``upgrade_grade`` then finds the same row in the identity map.
+    distributor = db.session.get(Distributor, distributor_id, populate_existing=True)
+    before = distributor.grade_id if distributor is not None else None
     grade = upgrade_grade(distributor_id)
     if grade is None:
         return None

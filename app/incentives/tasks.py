@@ -32,10 +32,11 @@ to stop new rewards, while pending ones still settle or reverse by the rules abo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, exists, func, select
+from sqlalchemy import and_, case, exists, func, select
 
+from app.core.batch import memo
 from app.core.time import utcnow
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.models import Binding, Distributor, Grade, OrderAttribution
@@ -276,21 +277,19 @@ def evaluate(
     return Evaluation(value, written=written)
 
 
-# Built once with a bound parameter: every paid order asks it.
-_TASKS_COVERING = (
-    select(Task)
-    .where(
-        Task.starts_at <= bindparam("moment", type_=Task.starts_at.type),
-        Task.ends_at > bindparam("moment", type_=Task.ends_at.type),
-    )
-    .order_by(Task.id)
-)
+_ALL_TASKS = select(Task).order_by(Task.id)
 
 
 def tasks_covering(moment: datetime) -> list[Task]:
     """Tasks whose window contains ``moment`` (active or not: pending rewards may need
-    reversing)."""
-    return list(db.session.scalars(_TASKS_COVERING, {"moment": moment}))
+    reversing), in id order.
+
+    A shop has a handful of tasks: they are read whole (once per batch of follow-ups,
+    ``app/core/batch.py``) and the window checked here; a naive ``moment`` is UTC.
+    """
+    at = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    every = memo("tasks", lambda: list(db.session.scalars(_ALL_TASKS)))
+    return [task for task in every if task.starts_at <= at < task.ends_at]
 
 
 def evaluate_for(
