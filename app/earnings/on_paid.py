@@ -175,13 +175,15 @@ def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
     # 2 and 3. What it earns, written to the ledger.
     lines = lines_of_order(order.id)
     entries: list[int] = []
+    attribution = None  # read once, after step 1 settled it
     if settings.enabled:
         plan = earnings_plan(order)
         if plan.price_differences and plan.merchant is not None:
             rows = price_difference_rows(lines, plan.merchant, plan.merchant_order)
             entries += write_rows(order.id, lines, rows, now)
         if plan.commissions:
-            rows = commission_rows(lines, attribution_for(order.id))
+            attribution = attribution_for(order.id)
+            rows = commission_rows(lines, attribution)
             entries += write_rows(order.id, lines, rows, now)
     # After the commissions on purpose: the payout cap trims dividends first, to what the
     # line's commissions (as written, also by an earlier run) leave.
@@ -197,7 +199,9 @@ def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
     upgraded: tuple[int, ...] = ()
     # Most shops set grades by hand: one EXISTS then saves three queries per beneficiary.
     if settings.enabled and grades_with_conditions():
-        candidates = [row.distributor_id for row in attribution_for(order.id)]
+        if attribution is None:
+            attribution = attribution_for(order.id)
+        candidates = [row.distributor_id for row in attribution]
         if joined is not None and joined.parent_id is not None:
             candidates.append(joined.parent_id)
         upgraded = upgrade_many(candidates, "付款后业绩达标")
@@ -219,9 +223,12 @@ def follow_up_orders(
     done = []
     # What every order reads and none writes (settings, rules, grades, agents) is read
     # once for the batch (``app/core/batch.py``).
+    order_ids = list(order_ids)
     with batch_scope():
+        # One read for the batch's orders; the list keeps them in the identity map.
+        orders = {o.id: o for o in db.session.scalars(select(Order).where(Order.id.in_(order_ids)))}
         for order_id in order_ids:
-            order = db.session.get(Order, order_id)
+            order = orders.get(order_id)
             if order is None:
                 done.append(FollowUp(order_id, skipped=True))
                 continue

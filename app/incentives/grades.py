@@ -67,11 +67,18 @@ def upgrade_grade(distributor_id: int) -> Grade | None:
     candidates = [g for g in grades if current_rank is None or g.rank > current_rank]
     if not candidates:
         return None
-    sales = team_sales_fen(distributor_id)
-    direct = db.session.scalar(
-        select(func.count())
-        .select_from(Distributor)
-        .where(Distributor.parent_id == distributor_id, Distributor.status == "active")
+    # Each figure is read only when a grade within reach sets that threshold.
+    sales = (
+        team_sales_fen(distributor_id) if any(g.upgrade_team_sales_fen for g in candidates) else 0
+    )
+    direct = (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Distributor)
+            .where(Distributor.parent_id == distributor_id, Distributor.status == "active")
+        )
+        if any(g.upgrade_direct_count for g in candidates)
+        else 0
     )
     for grade in candidates:
         if grade.upgrade_team_sales_fen and sales < grade.upgrade_team_sales_fen:
@@ -97,6 +104,13 @@ def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | 
     """Upgrade if the distributor qualifies; record the change and notify (flushes)."""
     # Read fresh once; ``upgrade_grade`` then finds the same row in the identity map.
     distributor = db.session.get(Distributor, distributor_id, populate_existing=True)
+    return _upgrade(distributor_id, distributor, reason, actor)
+
+
+def _upgrade(
+    distributor_id: int, distributor: Distributor | None, reason: str, actor: str
+) -> Grade | None:
+    """``upgrade`` with the distributor's row just read fresh (None: no such row)."""
     before = distributor.grade_id if distributor is not None else None
     grade = upgrade_grade(distributor_id)
     if grade is None:
@@ -117,8 +131,20 @@ def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | 
 
 
 def upgrade_many(distributor_ids, reason: str) -> tuple[int, ...]:
-    """``upgrade`` each distributor once; the ids that moved up."""
-    return tuple(i for i in dict.fromkeys(distributor_ids) if upgrade(i, reason) is not None)
+    """``upgrade`` each distributor once; the ids that moved up (their rows read fresh in
+    one query; an upgrade changes only its own distributor's row)."""
+    ids = list(dict.fromkeys(distributor_ids))
+    if not ids:
+        return ()
+    fresh = {
+        row.id: row
+        for row in db.session.scalars(
+            select(Distributor)
+            .where(Distributor.id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+    }
+    return tuple(i for i in ids if _upgrade(i, fresh.get(i), reason, "system") is not None)
 
 
 def history(distributor_id: int) -> list[GradeChange]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, bindparam, case, exists, func, select, union
 
 from app.core.batch import memo
 from app.core.time import utcnow
@@ -429,21 +429,18 @@ def progress_for(distributor: Distributor, now: datetime | None = None) -> list[
     return result
 
 
+# One query, built once: every paid order asks it.
+_AFFECTED_BY_ORDER = union(
+    select(OrderAttribution.distributor_id).where(
+        OrderAttribution.order_id == bindparam("order_id"), OrderAttribution.level == 1
+    ),
+    select(Distributor.parent_id).where(Distributor.user_id == bindparam("user_id")),
+    select(Binding.distributor_id).where(Binding.user_id == bindparam("user_id")),
+)
+
+
 def affected_by_order(order: Order) -> set[int]:
     """Distributors whose task progress an order can move: its level-1 seller, the buyer's
     inviter (if the buyer is a distributor) and the buyer's current binding."""
-    ids = set(
-        db.session.scalars(
-            select(OrderAttribution.distributor_id).where(
-                OrderAttribution.order_id == order.id, OrderAttribution.level == 1
-            )
-        )
-    )
-    parent = db.session.scalar(
-        select(Distributor.parent_id).where(Distributor.user_id == order.user_id)
-    )
-    binder = db.session.scalar(
-        select(Binding.distributor_id).where(Binding.user_id == order.user_id)
-    )
-    ids.update(i for i in (parent, binder) if i is not None)
-    return ids
+    found = db.session.scalars(_AFFECTED_BY_ORDER, {"order_id": order.id, "user_id": order.user_id})
+    return {i for i in found if i is not None}
