@@ -20,8 +20,9 @@ For each paid order, in this order (one transaction per call; it flushes, the jo
    id: the WeChat listener queues one message per beneficiary and order
    (``app/wechat/listeners.py``).
 
-The order's lines are locked first (a no-op UPDATE), so two runs for one order, or a run
-and a completing refund, go one after the other; every write is keyed, so running the
+The order's lines are locked first (a no-op UPDATE; in a batch, every order's lines
+before the first order's follow-up), so two runs for one order, or a run and a completing
+refund, go one after the other; every write is keyed, so running the
 pipeline again writes nothing new. With distribution switched off, only team totals,
 region dividends, incentives and the announcement run (as before the switch existed).
 """
@@ -142,6 +143,8 @@ def follow_up_order(order: Order, *, extend_protection_once: bool = False) -> Fo
     ``extend_protection_once``: the caller holds this order's one-time claim on the
     protection extension. Safe to run again: nothing is written twice.
     """
+    if order.paid_at is not None:
+        lock_order_lines(order.id)
     done = _follow_up(order, extend_protection_once)
     if not done.skipped:
         announce([order.id])
@@ -156,11 +159,11 @@ def announce(order_ids: list[int]) -> None:
 
 
 def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
-    """Steps 1 to 4 for one order (the announcement is the caller's)."""
+    """Steps 1 to 4 for one order whose lines the caller locked (the announcement is the
+    caller's)."""
     if order.paid_at is None:
         return FollowUp(order.id, skipped=True)
     settings = get_distribution_settings()
-    lock_order_lines(order.id)
     now = utcnow()
 
     # 1. Who sells it.
@@ -227,6 +230,13 @@ def follow_up_orders(
     with batch_scope():
         # One read for the batch's orders; the list keeps them in the identity map.
         orders = {o.id: o for o in db.session.scalars(select(Order).where(Order.id.in_(order_ids)))}
+        # Every order's lines locked before any team total is touched: a job following up
+        # one of these orders alone then waits for the batch, or the batch for it, but
+        # never each for the other (the batch holding the top's totals from an earlier
+        # order while waiting for lines the lone job holds, the job waiting for the totals).
+        for order_id in order_ids:
+            if order_id in orders and orders[order_id].paid_at is not None:
+                lock_order_lines(order_id)
         for order_id in order_ids:
             order = orders.get(order_id)
             if order is None:
