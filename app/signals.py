@@ -20,7 +20,7 @@ shop = Namespace()
 order_paid = shop.signal("order-paid")
 #: an order was shipped: ``order``
 order_shipped = shop.signal("order-shipped")
-#: a paid order's earnings were written: ``order_id``
+#: paid orders' earnings were written: ``order_ids`` (a list: a batch sends them all at once)
 commissions_earned = shop.signal("commissions-earned")
 #: pending earnings were settled by one settlement run: ``settled_at``
 commissions_settled = shop.signal("commissions-settled")

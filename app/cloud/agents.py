@@ -29,6 +29,7 @@ from app.cloud.models import (
     CloudSettings,
     RegionAgent,
 )
+from app.core.batch import memo
 from app.core.models import StatusChange
 from app.core.sql import dialect_insert
 from app.core.status import move_status, record_creation
@@ -77,6 +78,10 @@ class AgentError(DistributionError):
 
 def get_cloud_settings() -> CloudSettings:
     """The single cloud settings row, created with defaults on first use (race-safe)."""
+    return memo("cloud_settings", _load_cloud_settings)
+
+
+def _load_cloud_settings() -> CloudSettings:
     settings = db.session.get(CloudSettings, 1)
     if settings is None:
         db.session.execute(dialect_insert(CloudSettings).values(id=1).on_conflict_do_nothing())

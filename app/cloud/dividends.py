@@ -36,6 +36,7 @@ from app import regions
 from app.accounts.models import User
 from app.cloud.agents import LEVEL_LABELS, get_cloud_settings, level_rate_bp, region_path
 from app.cloud.models import AgentProductRate, RegionAgent
+from app.core.batch import memo
 from app.core.time import utcnow
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.payout_cap import trim_note, trim_to_cap
@@ -76,6 +77,10 @@ _AGENTS_OF_REGIONS = select(RegionAgent).where(
 
 def agents_for_district(district_code: str) -> list[RegionAgent]:
     """The active agents whose region contains ``district_code`` (province first)."""
+    return memo(("agents_for_district", district_code), lambda: _agents_for(district_code))
+
+
+def _agents_for(district_code: str) -> list[RegionAgent]:
     codes = region_codes_of(district_code)
     if codes is None:
         return []
@@ -97,10 +102,15 @@ class DividendShare:
 
 def product_overrides(product_ids) -> dict[tuple[int, str], int]:
     """{(product id, agent level): rate_bp} of the products' dividend overrides."""
+    ids = frozenset(product_ids)
+    return memo(("dividend_overrides", ids), lambda: _overrides_of(ids))
+
+
+def _overrides_of(product_ids: frozenset[int]) -> dict[tuple[int, str], int]:
     return {
         (row.product_id, row.level): row.rate_bp
         for row in db.session.scalars(
-            select(AgentProductRate).where(AgentProductRate.product_id.in_(set(product_ids)))
+            select(AgentProductRate).where(AgentProductRate.product_id.in_(product_ids))
         )
     }
 

@@ -33,6 +33,7 @@ from app.cloud.models import (
     MerchantSkuPrice,
     OrderingMerchant,
 )
+from app.core.batch import memo
 from app.core.money import format_yuan
 from app.core.sql import dialect_insert
 from app.extensions import db
@@ -89,7 +90,10 @@ def discounted(retail_fen: int, discount_bp: int) -> int:
 
 def list_levels() -> list[MerchantLevel]:
     """Every level, the top (1) first."""
-    return list(db.session.scalars(select(MerchantLevel).order_by(MerchantLevel.level)))
+    return memo(
+        "merchant_levels",
+        lambda: list(db.session.scalars(select(MerchantLevel).order_by(MerchantLevel.level))),
+    )
 
 
 def level_names() -> dict[int, str]:

@@ -10,6 +10,7 @@ import secrets
 
 from sqlalchemy import Integer, bindparam, delete, func, insert, literal, select, true
 
+from app.core.batch import memo
 from app.core.sql import dialect_insert
 from app.core.time import utcnow
 from app.distribution.models import DistributionSettings, Distributor, DistributorPath
@@ -32,6 +33,10 @@ class DistributionError(Exception):
 
 def get_distribution_settings() -> DistributionSettings:
     """The single settings row, created with defaults on first use (race-safe)."""
+    return memo("distribution_settings", _load_distribution_settings)
+
+
+def _load_distribution_settings() -> DistributionSettings:
     settings = db.session.get(DistributionSettings, 1)
     if settings is None:
         db.session.execute(

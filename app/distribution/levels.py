@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
+from app.core.batch import memo
 from app.distribution.distributors import get_distribution_settings
 from app.distribution.models import CommissionRule, Distributor, Grade, OrderAttribution
 from app.distribution.payout_cap import trim_to_cap, with_trim_note
@@ -51,6 +52,10 @@ def product_rules(product_id: int | None, sku_id: int | None) -> tuple[Rule | No
     """(SKU rule, product rule) set for a line's product and SKU."""
     if product_id is None:
         return None, None
+    return memo(("commission_rules", product_id, sku_id), lambda: _rules_of(product_id, sku_id))
+
+
+def _rules_of(product_id: int, sku_id: int | None) -> tuple[Rule | None, Rule | None]:
     sku_rule = product_rule = None
     for row in db.session.scalars(_RULES_OF_PRODUCT, {"product_id": product_id}):
         values = (row.level1, row.level2, row.level3)

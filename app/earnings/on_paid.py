@@ -16,11 +16,13 @@ For each paid order, in this order (one transaction per call; it flushes, the jo
 4. **What the sale moves.** Team totals (``team.count_order_sales``, before any upgrade
    reads them), joining by threshold, grade upgrades (``incentives.grades``), then
    incentives (``incentives.events.after_payment``: tasks, invite rewards, leaderboards).
-5. **The announcement.** ``signals.commissions_earned``: the WeChat listener queues one
-   message per beneficiary (``app/wechat/listeners.py``).
+5. **The announcement.** ``signals.commissions_earned``, once per batch with every order
+   id: the WeChat listener queues one message per beneficiary and order
+   (``app/wechat/listeners.py``).
 
-The order's lines are locked first (a no-op UPDATE), so two runs for one order, or a run
-and a completing refund, go one after the other; every write is keyed, so running the
+The order's lines are locked first (a no-op UPDATE; in a batch, every order's lines
+before the first order's follow-up), so two runs for one order, or a run and a completing
+refund, go one after the other; every write is keyed, so running the
 pipeline again writes nothing new. With distribution switched off, only team totals,
 region dividends, incentives and the announcement run (as before the switch existed).
 """
@@ -36,6 +38,7 @@ from sqlalchemy import bindparam, select, update
 from app import signals
 from app.cloud.dividends import dividend_agents, dividend_rows
 from app.cloud.price_difference import price_difference_rows
+from app.core.batch import batch_scope
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order, attribution_for
 from app.distribution.binding import extend_protection, on_first_payment
@@ -140,10 +143,27 @@ def follow_up_order(order: Order, *, extend_protection_once: bool = False) -> Fo
     ``extend_protection_once``: the caller holds this order's one-time claim on the
     protection extension. Safe to run again: nothing is written twice.
     """
+    if order.paid_at is not None:
+        lock_order_lines(order.id)
+    done = _follow_up(order, extend_protection_once)
+    if not done.skipped:
+        announce([order.id])
+    return done
+
+
+def announce(order_ids: list[int]) -> None:
+    """Step 5, once for a batch: ``signals.commissions_earned`` with every order id (the
+    WeChat listener queues one message per beneficiary and order, in one INSERT)."""
+    if order_ids:
+        signals.commissions_earned.send(__name__, order_ids=order_ids)
+
+
+def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
+    """Steps 1 to 4 for one order whose lines the caller locked (the announcement is the
+    caller's)."""
     if order.paid_at is None:
         return FollowUp(order.id, skipped=True)
     settings = get_distribution_settings()
-    lock_order_lines(order.id)
     now = utcnow()
 
     # 1. Who sells it.
@@ -158,13 +178,15 @@ def follow_up_order(order: Order, *, extend_protection_once: bool = False) -> Fo
     # 2 and 3. What it earns, written to the ledger.
     lines = lines_of_order(order.id)
     entries: list[int] = []
+    attribution = None  # read once, after step 1 settled it
     if settings.enabled:
         plan = earnings_plan(order)
         if plan.price_differences and plan.merchant is not None:
             rows = price_difference_rows(lines, plan.merchant, plan.merchant_order)
             entries += write_rows(order.id, lines, rows, now)
         if plan.commissions:
-            rows = commission_rows(lines, attribution_for(order.id))
+            attribution = attribution_for(order.id)
+            rows = commission_rows(lines, attribution)
             entries += write_rows(order.id, lines, rows, now)
     # After the commissions on purpose: the payout cap trims dividends first, to what the
     # line's commissions (as written, also by an earlier run) leave.
@@ -180,15 +202,15 @@ def follow_up_order(order: Order, *, extend_protection_once: bool = False) -> Fo
     upgraded: tuple[int, ...] = ()
     # Most shops set grades by hand: one EXISTS then saves three queries per beneficiary.
     if settings.enabled and grades_with_conditions():
-        candidates = [row.distributor_id for row in attribution_for(order.id)]
+        if attribution is None:
+            attribution = attribution_for(order.id)
+        candidates = [row.distributor_id for row in attribution]
         if joined is not None and joined.parent_id is not None:
             candidates.append(joined.parent_id)
         upgraded = upgrade_many(candidates, "付款后业绩达标")
     after_payment(order)  # tasks, invite rewards, leaderboards (app/incentives/events.py)
     db.session.flush()
-
-    # 5. The announcement (a message per beneficiary, deduplicated per order).
-    signals.commissions_earned.send(__name__, order_id=order.id)
+    # 5. The announcement: the caller's, once per batch (``announce``).
     return FollowUp(order.id, False, len(entries), len(dividends), joined is not None, upgraded)
 
 
@@ -201,14 +223,27 @@ def follow_up_orders(
     ``extend_protection``: the ids of the orders whose one-time protection claim the
     caller holds. Flushes; the caller commits.
     """
-    order_ids = list(order_ids)
-    # One query for the batch's orders (the bench batches many orders per job).
-    found = {o.id: o for o in db.session.scalars(select(Order).where(Order.id.in_(order_ids)))}
     done = []
-    for order_id in order_ids:
-        order = found.get(order_id)
-        if order is None:
-            done.append(FollowUp(order_id, skipped=True))
-            continue
-        done.append(follow_up_order(order, extend_protection_once=order_id in extend_protection))
+    # What every order reads and none writes (settings, rules, grades, agents) is read
+    # once for the batch (``app/core/batch.py``).
+    order_ids = list(order_ids)
+    with batch_scope():
+        # One read for the batch's orders; the list keeps them in the identity map.
+        orders = {o.id: o for o in db.session.scalars(select(Order).where(Order.id.in_(order_ids)))}
+        # Every order's lines locked before any team total is touched: a job following up
+        # one of these orders alone then waits for the batch, or the batch for it, but
+        # never each for the other (the batch holding the top's totals from an earlier
+        # order while waiting for lines the lone job holds, the job waiting for the totals).
+        for order_id in order_ids:
+            if order_id in orders and orders[order_id].paid_at is not None:
+                lock_order_lines(order_id)
+        for order_id in order_ids:
+            order = orders.get(order_id)
+            if order is None:
+                done.append(FollowUp(order_id, skipped=True))
+                continue
+            done.append(_follow_up(order, order_id in extend_protection))
+    # A message per beneficiary and order, deduplicated per order, all in one go: reading
+    # the sums after the whole batch gives the same figures (an order's earnings are its own).
+    announce([d.order_id for d in done if not d.skipped])
     return done

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import exists, func, select, update
 
+from app.core.batch import memo
 from app.distribution.models import Distributor, Grade
 from app.distribution.team import team_sales_fen
 from app.extensions import db
@@ -29,7 +30,26 @@ _ANY_GRADE_CONDITION = select(
 
 def grades_with_conditions() -> bool:
     """Whether any grade can be reached automatically (else upgrade checks are moot)."""
-    return db.session.scalar(_ANY_GRADE_CONDITION)
+    return memo("grades_with_conditions", lambda: db.session.scalar(_ANY_GRADE_CONDITION))
+
+
+def reachable_grades() -> list[Grade]:
+    """The grades with an upgrade condition, the best first."""
+    return memo(
+        "reachable_grades",
+        lambda: list(
+            db.session.scalars(
+                select(Grade)
+                .where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
+                .order_by(Grade.rank.desc())
+            )
+        ),
+    )
+
+
+def grade_ranks() -> dict[int, int]:
+    """{grade id: rank} of every grade."""
+    return memo("grade_ranks", lambda: dict(db.session.execute(select(Grade.id, Grade.rank)).all()))
 
 
 def upgrade_grade(distributor_id: int) -> Grade | None:
@@ -39,23 +59,26 @@ def upgrade_grade(distributor_id: int) -> Grade | None:
     direct sub-distributors); a grade with neither is assigned by staff only. The UPDATE
     is conditional on the current grade ranking lower, so concurrent jobs never lower it.
     """
-    grades = db.session.scalars(
-        select(Grade)
-        .where((Grade.upgrade_team_sales_fen > 0) | (Grade.upgrade_direct_count > 0))
-        .order_by(Grade.rank.desc())
-    ).all()
+    grades = reachable_grades()
     distributor = db.session.get(Distributor, distributor_id)
     if not grades or distributor is None or distributor.status != "active":
         return None
-    current_rank = distributor.grade.rank if distributor.grade is not None else None
+    current_rank = grade_ranks().get(distributor.grade_id)
     candidates = [g for g in grades if current_rank is None or g.rank > current_rank]
     if not candidates:
         return None
-    sales = team_sales_fen(distributor_id)
-    direct = db.session.scalar(
-        select(func.count())
-        .select_from(Distributor)
-        .where(Distributor.parent_id == distributor_id, Distributor.status == "active")
+    # Each figure is read only when a grade within reach sets that threshold.
+    sales = (
+        team_sales_fen(distributor_id) if any(g.upgrade_team_sales_fen for g in candidates) else 0
+    )
+    direct = (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Distributor)
+            .where(Distributor.parent_id == distributor_id, Distributor.status == "active")
+        )
+        if any(g.upgrade_direct_count for g in candidates)
+        else 0
     )
     for grade in candidates:
         if grade.upgrade_team_sales_fen and sales < grade.upgrade_team_sales_fen:
@@ -79,7 +102,16 @@ def upgrade_grade(distributor_id: int) -> Grade | None:
 
 def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | None:
     """Upgrade if the distributor qualifies; record the change and notify (flushes)."""
-    before = db.session.scalar(select(Distributor.grade_id).where(Distributor.id == distributor_id))
+    # Read fresh once; ``upgrade_grade`` then finds the same row in the identity map.
+    distributor = db.session.get(Distributor, distributor_id, populate_existing=True)
+    return _upgrade(distributor_id, distributor, reason, actor)
+
+
+def _upgrade(
+    distributor_id: int, distributor: Distributor | None, reason: str, actor: str
+) -> Grade | None:
+    """``upgrade`` with the distributor's row just read fresh (None: no such row)."""
+    before = distributor.grade_id if distributor is not None else None
     grade = upgrade_grade(distributor_id)
     if grade is None:
         return None
@@ -99,8 +131,20 @@ def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | 
 
 
 def upgrade_many(distributor_ids, reason: str) -> tuple[int, ...]:
-    """``upgrade`` each distributor once; the ids that moved up."""
-    return tuple(i for i in dict.fromkeys(distributor_ids) if upgrade(i, reason) is not None)
+    """``upgrade`` each distributor once; the ids that moved up (their rows read fresh in
+    one query; an upgrade changes only its own distributor's row)."""
+    ids = list(dict.fromkeys(distributor_ids))
+    if not ids:
+        return ()
+    fresh = {
+        row.id: row
+        for row in db.session.scalars(
+            select(Distributor)
+            .where(Distributor.id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+    }
+    return tuple(i for i in ids if _upgrade(i, fresh.get(i), reason, "system") is not None)
 
 
 def history(distributor_id: int) -> list[GradeChange]:

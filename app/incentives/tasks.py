@@ -34,10 +34,11 @@ to stop new rewards, while pending ones still settle or reverse by the rules abo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, exists, func, select
+from sqlalchemy import and_, bindparam, case, exists, func, select, union
 
+from app.core.batch import memo
 from app.core.time import utcnow
 from app.distribution.models import Binding, Distributor, Grade, OrderAttribution
 from app.extensions import db
@@ -275,21 +276,19 @@ def evaluate(
     return Evaluation(value, written=written)
 
 
-# Built once with a bound parameter: every paid order asks it.
-_TASKS_COVERING = (
-    select(Task)
-    .where(
-        Task.starts_at <= bindparam("moment", type_=Task.starts_at.type),
-        Task.ends_at > bindparam("moment", type_=Task.ends_at.type),
-    )
-    .order_by(Task.id)
-)
+_ALL_TASKS = select(Task).order_by(Task.id)
 
 
 def tasks_covering(moment: datetime) -> list[Task]:
     """Tasks whose window contains ``moment`` (active or not: pending rewards may need
-    reversing)."""
-    return list(db.session.scalars(_TASKS_COVERING, {"moment": moment}))
+    reversing), in id order.
+
+    A shop has a handful of tasks: they are read whole (once per batch of follow-ups,
+    ``app/core/batch.py``) and the window checked here; a naive ``moment`` is UTC.
+    """
+    at = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    every = memo("tasks", lambda: list(db.session.scalars(_ALL_TASKS)))
+    return [task for task in every if task.starts_at <= at < task.ends_at]
 
 
 def evaluate_for(
@@ -428,21 +427,18 @@ def progress_for(distributor: Distributor, now: datetime | None = None) -> list[
     return result
 
 
+# One query, built once: every paid order asks it.
+_AFFECTED_BY_ORDER = union(
+    select(OrderAttribution.distributor_id).where(
+        OrderAttribution.order_id == bindparam("order_id"), OrderAttribution.level == 1
+    ),
+    select(Distributor.parent_id).where(Distributor.user_id == bindparam("user_id")),
+    select(Binding.distributor_id).where(Binding.user_id == bindparam("user_id")),
+)
+
+
 def affected_by_order(order: Order) -> set[int]:
     """Distributors whose task progress an order can move: its level-1 seller, the buyer's
     inviter (if the buyer is a distributor) and the buyer's current binding."""
-    ids = set(
-        db.session.scalars(
-            select(OrderAttribution.distributor_id).where(
-                OrderAttribution.order_id == order.id, OrderAttribution.level == 1
-            )
-        )
-    )
-    parent = db.session.scalar(
-        select(Distributor.parent_id).where(Distributor.user_id == order.user_id)
-    )
-    binder = db.session.scalar(
-        select(Binding.distributor_id).where(Binding.user_id == order.user_id)
-    )
-    ids.update(i for i in (parent, binder) if i is not None)
-    return ids
+    found = db.session.scalars(_AFFECTED_BY_ORDER, {"order_id": order.id, "user_id": order.user_id})
+    return {i for i in found if i is not None}

@@ -38,9 +38,9 @@ def on_order_shipped(sender, *, order) -> int | None:
     return notify_order_shipped(order)
 
 
-def on_commissions_earned(sender, *, order_id: int) -> int:
-    """Each beneficiary hears what the order earns them."""
-    return notify_commissions_earned(order_id)
+def on_commissions_earned(sender, *, order_ids: list[int]) -> int:
+    """Each beneficiary hears what each of the orders earns them (one message per order)."""
+    return notify_commissions_earned(order_ids)
 
 
 def on_commissions_settled(sender, *, settled_at: datetime) -> int:

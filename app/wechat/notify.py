@@ -33,12 +33,13 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, case, event, func, or_, select
-from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
 from app.core.money import format_yuan
@@ -231,6 +232,36 @@ def china_time(moment: datetime | None = None) -> str:
     return shop_time_text(moment or utcnow())
 
 
+def _outbox_row(
+    setting: NotificationSetting,
+    kind: str,
+    openid: str,
+    data: dict[str, object],
+    dedupe_key: str,
+    url: str,
+    now: datetime,
+) -> dict:
+    payload = {
+        "touser": openid,
+        "template_id": setting.template_id,
+        "data": {key: {"value": _fit(key, value)} for key, value in data.items()},
+        # WeChat's anti-reentry id: the same openid + id within 10 minutes is sent once.
+        "client_msg_id": hashlib.sha1(dedupe_key.encode()).hexdigest()[:32],  # noqa: S324
+    }
+    if url:
+        payload["url"] = url
+    return {
+        "dedupe_key": dedupe_key[:160],
+        "kind": kind,
+        "openid": openid,
+        "payload": json.dumps(payload, ensure_ascii=False),
+        "status": "pending",
+        "attempts": 0,
+        "last_error": "",
+        "created_at": now,
+    }
+
+
 def queue_notification(
     kind: str, openid: str | None, data: dict[str, object], dedupe_key: str, url: str = ""
 ) -> int | None:
@@ -243,27 +274,9 @@ def queue_notification(
     setting = notification_setting(kind)
     if setting is None or not setting.enabled or not setting.template_id or not openid:
         return None
-    payload = {
-        "touser": openid,
-        "template_id": setting.template_id,
-        "data": {key: {"value": _fit(key, value)} for key, value in data.items()},
-        # WeChat's anti-reentry id: the same openid + id within 10 minutes is sent once.
-        "client_msg_id": hashlib.sha1(dedupe_key.encode()).hexdigest()[:32],  # noqa: S324
-    }
-    if url:
-        payload["url"] = url
     message_id = db.session.scalar(
         dialect_insert(OutboundMessage)
-        .values(
-            dedupe_key=dedupe_key[:160],
-            kind=kind,
-            openid=openid,
-            payload=json.dumps(payload, ensure_ascii=False),
-            status="pending",
-            attempts=0,
-            last_error="",
-            created_at=utcnow(),
-        )
+        .values(**_outbox_row(setting, kind, openid, data, dedupe_key, url, utcnow()))
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         # RETURNING rather than rowcount: psycopg reports -1 for ORM-executed inserts.
         .returning(OutboundMessage.id)
@@ -271,6 +284,38 @@ def queue_notification(
     if message_id is not None:
         _send_after_commit(message_id)
     return message_id
+
+
+def queue_notifications(
+    kind: str,
+    messages: Sequence[tuple[str | None, dict[str, object], str, str]],
+    setting: NotificationSetting,
+    now: datetime,
+) -> list[int]:
+    """``queue_notification`` for many messages of one kind at once (one INSERT):
+    ``messages`` are (openid, data, dedupe key, url); ``setting`` is the kind's setting,
+    already read and found on. Messages without an openid, and dedupe keys recorded
+    before, are skipped; returns the new rows' ids, in the order given. Flushes only.
+    """
+    rows = [
+        _outbox_row(setting, kind, openid, data, dedupe_key, url, now)
+        for openid, data, dedupe_key, url in messages
+        if openid
+    ]
+    if not rows:
+        return []
+    # The Core table, not the entity: an ORM insert of many rows would be an executemany.
+    written = db.session.execute(
+        dialect_insert(OutboundMessage.__table__)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboundMessage.id, OutboundMessage.dedupe_key)
+    ).all()
+    ids = {key: message_id for message_id, key in written}
+    queued = [ids[row["dedupe_key"]] for row in rows if row["dedupe_key"] in ids]
+    for message_id in queued:
+        _send_after_commit(message_id)
+    return queued
 
 
 def _send_after_commit(message_id: int) -> None:
@@ -308,16 +353,6 @@ def _openid_of_user(user_id: int | None) -> str | None:
 def _openid_of_distributor(distributor_id: int) -> str | None:
     distributor = db.session.get(Distributor, distributor_id)
     return _openid_of_user(distributor.user_id) if distributor is not None else None
-
-
-def _load_distributors_with_users(distributor_ids) -> None:
-    """Put these distributors and their users in the session's identity map (one query)."""
-    if distributor_ids:
-        db.session.scalars(
-            select(Distributor)
-            .where(Distributor.id.in_(sorted(distributor_ids)))
-            .options(joinedload(Distributor.user))
-        ).all()
 
 
 def notify_order_paid(order) -> int:
@@ -365,68 +400,89 @@ EARNED_PAGES = {
 }
 
 
-def notify_commissions_earned(order_id: int) -> int:
-    """Tell each beneficiary what they earn on ``order_id`` (one message per distributor).
+def notify_commissions_earned(order_ids: Collection[int]) -> int:
+    """Tell each beneficiary what they earn on each of ``order_ids`` (one message per
+    distributor and order, in order id then distributor id order); how many were recorded.
 
     Every per-line earning counts (``LINE_EARNING_KINDS``: commissions of levels 1-3,
     region dividends, price differences), net of the refund reversals written so far; an
     earning that lapsed (line refunded in full) counts for nothing. The message says which
     kinds make up the amount (佣金 / 区域分红 / 级差收益) and links the page that lists
     them; a distributor who earned commissions only reads the same text as before.
+
+    A whole batch of orders costs four statements (the setting, the sums, the orders'
+    numbers with the beneficiaries' openids, one multi-row outbox insert), not four per
+    beneficiary; each message keeps its own dedupe key ``commission_earned:<order>:<distributor>``.
     """
+    order_ids = sorted(set(order_ids))
+    if not order_ids:
+        return 0
     setting = notification_setting("commission_earned")
     if setting is None or not setting.enabled or not setting.template_id:
         return 0  # switched off: one query instead of the sums and a lookup per beneficiary
-    order = db.session.get(Order, order_id)
-    if order is None:
-        return 0
     earning = aliased(LedgerEntry)
     # A reversal counts under the kind of the earning it reverses.
     kind = case((LedgerEntry.kind == REVERSAL, earning.kind), else_=LedgerEntry.kind)
     rows = db.session.execute(
-        select(LedgerEntry.distributor_id, kind, func.sum(LedgerEntry.amount_fen))
+        select(
+            LedgerEntry.order_id, LedgerEntry.distributor_id, kind, func.sum(LedgerEntry.amount_fen)
+        )
         .outerjoin(earning, earning.id == LedgerEntry.reverses_id)
         .where(
-            LedgerEntry.order_id == order_id,
+            LedgerEntry.order_id.in_(order_ids),
             LedgerEntry.state != REVERSED,
             or_(
                 LedgerEntry.kind.in_(LINE_EARNING_KINDS),
                 and_(LedgerEntry.kind == REVERSAL, earning.kind.in_(LINE_EARNING_KINDS)),
             ),
         )
-        .group_by(LedgerEntry.distributor_id, kind)
+        .group_by(LedgerEntry.order_id, LedgerEntry.distributor_id, kind)
     ).all()
-    by_distributor: dict[int, dict[str, int]] = {}
-    for distributor_id, row_kind, amount in rows:
+    earned: dict[tuple[int, int], dict[str, int]] = {}
+    for order_id, distributor_id, row_kind, amount in rows:
         group = "commission" if row_kind in LEVEL_KINDS else row_kind
-        mine = by_distributor.setdefault(distributor_id, {})
+        mine = earned.setdefault((order_id, distributor_id), {})
         mine[group] = mine.get(group, 0) + int(amount or 0)
-    _load_distributors_with_users(by_distributor)  # one query; the lookups below hit the map
-    recorded = 0
-    for distributor_id in sorted(by_distributor):
-        parts = {g: fen for g, fen in by_distributor[distributor_id].items() if fen > 0}
+    if not earned:
+        return 0
+    numbers = dict(
+        db.session.execute(
+            select(Order.id, Order.number).where(Order.id.in_({o for o, _d in earned}))
+        ).all()
+    )
+    openids = dict(
+        db.session.execute(
+            select(Distributor.id, User.openid)
+            .join(User, User.id == Distributor.user_id)
+            .where(Distributor.id.in_({d for _o, d in earned}))
+        ).all()
+    )
+    now = utcnow()
+    messages = []
+    for order_id, distributor_id in sorted(earned):
+        parts = {g: fen for g, fen in earned[order_id, distributor_id].items() if fen > 0}
         amount = sum(parts.values())
-        if amount <= 0:
+        if amount <= 0 or order_id not in numbers:
             continue
         groups = [g for g in EARNED_LABELS if g in parts]
         if groups == ["commission"]:
             note = "待结算，订单完成后可提现"
         else:
             note = "、".join(EARNED_LABELS[g] for g in groups) + "，待结算"
-        if queue_notification(
-            "commission_earned",
-            _openid_of_distributor(distributor_id),
-            {
-                "character_string1": order.number,
-                "amount2": format_yuan(amount),
-                "thing3": note,
-                "time4": china_time(),
-            },
-            f"commission_earned:{order_id}:{distributor_id}",
-            _site(EARNED_PAGES[groups[0]] if len(groups) == 1 else "/distributor/commissions"),
-        ):
-            recorded += 1
-    return recorded
+        messages.append(
+            (
+                openids.get(distributor_id),
+                {
+                    "character_string1": numbers[order_id],
+                    "amount2": format_yuan(amount),
+                    "thing3": note,
+                    "time4": china_time(now),
+                },
+                f"commission_earned:{order_id}:{distributor_id}",
+                _site(EARNED_PAGES[groups[0]] if len(groups) == 1 else "/distributor/commissions"),
+            )
+        )
+    return len(queue_notifications("commission_earned", messages, setting, now))
 
 
 def notify_commissions_settled(settled_at: datetime) -> int:
