@@ -453,7 +453,7 @@ def test_ledger_list_masks_the_buyer_and_says_why(app, make):
     db.session.commit()
     assert entries_for(seller.id)[0].reason_not_available == "退款处理中"
     assert len(entries_for(seller.id, page=1, per_page=2)) == 2
-    entry = db.session.scalars(select(LedgerEntry)).first()
+    entry = db.session.scalars(select(LedgerEntry).order_by(LedgerEntry.id)).first()
     order = db.session.get(Order, entry.order_id)
     order.status = "pending_payment"  # not persisted: only the wording is checked
     assert reason_not_available(entry, order, now, refund_open=False) == "待付款确认"

@@ -29,8 +29,9 @@ from app.extensions import db
 from app.incentives.models import IncentiveSettings, Task
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
-from app.orders.refunds import complete_refund, request_refund
+from app.orders.refunds import request_refund
 from app.orders.services import ItemRequest, mark_paid, place_order
+from app.payments.refunds import complete_refund
 from app.wechat.notify import save_setting
 from tests.support.pay import address_for
 
