@@ -179,14 +179,8 @@ def test_duplicate_and_concurrent_jobs_write_nothing_twice(app, make, database_u
         select(OutboundMessage.dedupe_key, func.count()).group_by(OutboundMessage.dedupe_key)
     ).all()
     assert per_order and all(count == 1 for _key, count in per_order)
-    # Some job took other orders along (batches ran), and no job failed.
-    batches = []
-    for job_id in queue.finished_job_registry.get_job_ids():
-        job = Job.fetch(job_id, connection=redis_for(app))
-        result = job.return_value()
-        if isinstance(result, dict) and "batch" in result:
-            batches.append(result["batch"])
-    assert max(batches) > 1
+    # No job failed. (Whether a job here took others along depends on how the two workers
+    # race for the claims; that a job batches is shown by the test above.)
     assert queue.failed_job_registry.count == 0
     db.session.rollback()
     assert all(db.session.get(Order, order_id).paid_at for order_id in order_ids)
