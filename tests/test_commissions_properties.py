@@ -41,6 +41,7 @@ from tests.support.commissions import (
     configure,
     customer_of,
     distributor,
+    duplicate_earnings,
     finish,
     pay,
     place,
@@ -173,15 +174,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_line_pays_a_beneficiary_twice_per_kind(self):
-        dupes = db.session.scalar(
-            select(func.count()).select_from(
-                select(LedgerEntry.order_line_id)
-                .where(LedgerEntry.order_line_id.is_not(None))
-                .group_by(LedgerEntry.order_line_id, LedgerEntry.distributor_id, LedgerEntry.kind)
-                .having(func.count() > 1)
-                .subquery()
-            )
-        )
+        dupes = duplicate_earnings()
         assert dupes == 0
 
     @invariant()

@@ -25,19 +25,9 @@ from app.ledger.kinds import LEDGER_STATES, PENDING, REVERSED, SETTLED, WITHDRAW
 from app.ledger.models import LedgerEntry, LedgerEntryChange
 from app.ledger.settlement import settle_due
 from jobs.incentives import evaluate_everything
-from tests.support.ledger import (
-    changes,
-    configure,
-    customer_of,
-    distributor,
-    entries,
-    finish,
-    invite_reward,
-    make_task,
-    pay,
-    place,
-    refund,
-)
+from tests.support.commissions import customer_of, distributor, finish, pay, place, refund
+from tests.support.incentives import invite_settings, make_task
+from tests.support.ledger import changes, configure, entries
 
 LEGAL = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
 ILLEGAL = sorted(set(product(LEDGER_STATES, LEDGER_STATES)) - LEGAL)
@@ -144,7 +134,7 @@ def test_rewards_move_through_the_same_map(app, make):
     # The invitee buys for themself (self-purchase on): that first purchase earns the
     # inviter's invite reward and reaches the invitee's own sales task.
     configure(levels=1, settlement_hold_days=7, self_purchase=True)
-    invite_reward(500)
+    invite_settings(500)
     inviter = distributor(make)
     invitee = distributor(make, inviter)
     task = make_task(target=10000)

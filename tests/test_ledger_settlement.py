@@ -21,23 +21,15 @@ from app.ledger.kinds import PENDING, SETTLED
 from app.ledger.settlement import settle_due
 from app.orders.models import Order
 from jobs.incentives import evaluate_everything
-from tests.support.ledger import (
-    ask_refund,
-    configure,
-    distributor,
-    entries,
-    finish,
-    invite_reward,
-    make_task,
-    pay,
-    place,
-)
+from tests.support.commissions import distributor, finish, pay, place
+from tests.support.incentives import invite_settings, make_task
+from tests.support.ledger import ask_refund, configure, entries
 
 
 def one_order_earning_everything(make):
     """(inviter, invitee, order): the order pays a commission, a task and an invite reward."""
     configure(levels=1, settlement_hold_days=7, self_purchase=True)
-    invite_reward(500)
+    invite_settings(500)
     inviter = distributor(make)
     invitee = distributor(make, inviter)
     make_task(target=10000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.core.time import utcnow
 from app.distribution.binding import bind
@@ -123,3 +123,16 @@ def wipe() -> None:
     """Empty every table (as the per-test fixture does), for a fresh example."""
     db.session.remove()
     empty_database()
+
+
+def duplicate_earnings() -> int:
+    """How many (line, beneficiary, kind) keys have more than one ledger entry (must be 0),
+    read in the session's current transaction."""
+    groups = (
+        select(LedgerEntry.order_line_id)
+        .where(LedgerEntry.order_line_id.is_not(None))
+        .group_by(LedgerEntry.order_line_id, LedgerEntry.distributor_id, LedgerEntry.kind)
+        .having(func.count() > 1)
+        .subquery()
+    )
+    return db.session.scalar(select(func.count()).select_from(groups))
