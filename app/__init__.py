@@ -54,6 +54,10 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     from app.wechat.listeners import connect_listeners
 
     connect_listeners()  # WeChat notices hear the shop's events (app/signals.py); once
+    # Factory wiring (see above).
+    from app.earnings.listeners import connect_listeners as connect_pipeline
+
+    connect_pipeline()  # placing and completing an order reach attribution and the ledger
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
     return app

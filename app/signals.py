@@ -15,6 +15,11 @@ from blinker import Namespace
 
 shop = Namespace()
 
+#: an order was placed (its rows are flushed, it is not paid yet): ``order``. The paid-order
+#: pipeline (``app/earnings/listeners.py``) records who earns on it, in the same transaction.
+order_placed = shop.signal("order-placed")
+#: an order was completed (received): ``order``. The pipeline dates its pending money.
+order_completed = shop.signal("order-completed")
 #: an order was paid (announced by its follow-up job, after the payment committed):
 #: ``order`` (the Order row)
 order_paid = shop.signal("order-paid")
@@ -31,3 +36,14 @@ withdrawal_changed = shop.signal("withdrawal-changed")
 member_bound = shop.signal("member-bound")
 #: a distributor moved up a grade: ``distributor_id``, ``grade`` (the Grade row), ``reason``
 grade_changed = shop.signal("grade-changed")
+
+
+def connect_receivers(receivers) -> None:
+    """Connect each ``(signal, receiver)`` pair with a strong reference.
+
+    Receivers are module functions that live as long as the process. Connecting the same
+    receiver again is a no-op in blinker, so the app factory may call this for every app a
+    process builds (tests build many).
+    """
+    for signal, receiver in receivers:
+        signal.connect(receiver, weak=False)

@@ -28,14 +28,13 @@ from app.core.redis import get_redis
 from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.extensions import db
-from app.ledger.settlement import schedule_order
-from app.orders.models import COMPLETED, Order, OrderFollowUp
+from app.orders.models import Order, OrderFollowUp
 from app.orders.services import (
     cancel_order,
     due_shipped_order_ids,
     due_unpaid_order_ids,
 )
-from app.orders.states import move_order
+from app.orders.shipping import complete_order
 from app.payments.client import PaymentError, close_order, query_order, record_transaction
 from app.payments.notices import NoticeRejected, apply_payment
 from app.signals import order_paid
@@ -173,8 +172,7 @@ def auto_complete_orders() -> int:
     for order_id in due_shipped_order_ids():
         order = db.session.get(Order, order_id)
         try:
-            move_order(order, COMPLETED, "system", "超时自动确认收货", completed_at=utcnow())
-            schedule_order(order.id, order.completed_at)  # its pending money's settle_after
+            complete_order(order, "system", "超时自动确认收货")  # also dates its pending money
         except InvalidTransition:
             db.session.rollback()
             continue

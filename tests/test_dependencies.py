@@ -47,7 +47,7 @@ _DISTRIBUTION_SERVICES = tuple(
     if path.stem not in ("__init__", "models")
 )
 RULES += (
-    ("app/orders", ("app.earnings", "app.payments"), ()),
+    ("app/orders", ("app.earnings", "app.payments", "app.distribution", "app.ledger"), ()),
     ("app/ledger", ("app.earnings", "app.incentives", "app.cloud", *_DISTRIBUTION_SERVICES), ()),
 )
 # (module file, imported module) -> why it is still there

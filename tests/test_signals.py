@@ -24,6 +24,7 @@ from app.distribution.withdrawals import (
     mark_paid_manually,
     request_withdrawal,
 )
+from app.earnings import listeners as pipeline_listeners
 from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.orders.services import mark_paid
@@ -145,7 +146,7 @@ def test_shipping_and_withdrawals_announce_every_move(app, make, heard):
 def test_the_listeners_are_connected_once_however_many_apps(app):
     create_app("test")
     create_app("test")
-    for signal, receiver in listeners.RECEIVERS:
+    for signal, receiver in (*listeners.RECEIVERS, *pipeline_listeners.RECEIVERS):
         assert list(signal.receivers.values()).count(receiver) == 1, signal.name
 
 

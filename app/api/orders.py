@@ -34,9 +34,7 @@ from app.core.redis import get_redis
 from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.extensions import db
-from app.ledger.settlement import schedule_order
 from app.orders.models import (
-    COMPLETED,
     PENDING_PAYMENT,
     Order,
     OrderLine,
@@ -53,7 +51,8 @@ from app.orders.services import (
     cancel_order,
     place_order,
 )
-from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS, move_order
+from app.orders.shipping import complete_order
+from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import (
     PaymentError,
     close_order,
@@ -488,8 +487,7 @@ def confirm_receipt(order_id: int):
     """The customer says the parcel arrived: shipped → completed."""
     order = own_order(order_id)
     with order_errors():
-        move_order(order, COMPLETED, actor(), "买家确认收货", completed_at=utcnow())
-        schedule_order(order.id, order.completed_at)  # its pending money's settle_after
+        complete_order(order, actor(), "买家确认收货")  # also dates its pending money
         db.session.commit()
     return order_detail(order)
 

@@ -8,11 +8,12 @@ an agent is a distributor and dividends are in the same ledger.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.cloud import agents as svc
 from app.cloud import dividends as div
+from app.core.branding import shop_name
 from app.core.params import page_arg
 from app.distribution.distributors import distributor_for_user
 from app.distribution.rules import format_bp
@@ -20,7 +21,6 @@ from app.extensions import db
 from app.ledger.balances import balances
 from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 from app.orders.states import ORDER_STATUS_LABELS
-from app.shop.views import DEFAULT_SHOP_NAME
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 
@@ -32,7 +32,7 @@ DONE_MESSAGES = {"applied": "申请已提交，请等待商家审核"}
 def agent_globals() -> dict:
     """Names every agent template may use."""
     return {
-        "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
+        "shop_name": shop_name(),
         "level_labels": svc.LEVEL_LABELS,
         "agent_status_labels": svc.STATUS_LABELS,
         "order_status_labels": ORDER_STATUS_LABELS,

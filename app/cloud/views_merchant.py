@@ -15,6 +15,7 @@ from flask_login import current_user, login_required
 from app.cloud import merchants as svc
 from app.cloud.models import OrderingMerchant
 from app.cloud.pricing import MerchantError, level_label, level_names, price_table
+from app.core.branding import shop_name
 from app.core.params import page_arg
 from app.core.status import InvalidTransition
 from app.distribution.centre import share_url
@@ -23,7 +24,6 @@ from app.ledger.balances import balances, entries_for
 from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 from app.orders.services import MAX_QUANTITY
 from app.orders.states import ORDER_STATUS_LABELS
-from app.shop.views import DEFAULT_SHOP_NAME
 
 bp = Blueprint("merchant", __name__, url_prefix="/merchant")
 
@@ -34,7 +34,7 @@ PER_PAGE = 20
 def merchant_globals() -> dict:
     """Names every merchant template may use."""
     return {
-        "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
+        "shop_name": shop_name(),
         "order_status_labels": ORDER_STATUS_LABELS,
         "merchant_status_labels": svc.MERCHANT_STATUS_LABELS,
         "state_labels": CENTRE_STATE_LABELS,

@@ -14,6 +14,7 @@ from itertools import groupby
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.core.branding import shop_name
 from app.core.money import parse_yuan
 from app.core.params import page_arg
 from app.core.time import shop_day_bounds, utcnow
@@ -36,7 +37,6 @@ from app.ledger.balances import balances, entries_for
 from app.ledger.kinds import CENTRE_KIND_LABELS, CENTRE_STATE_LABELS, entry_label
 from app.payments.transfers import confirm_params, sandbox_confirm_url
 from app.shop.queries import list_products
-from app.shop.views import DEFAULT_SHOP_NAME
 
 bp = Blueprint("distribution", __name__, url_prefix="/distributor")
 
@@ -54,7 +54,7 @@ DONE_MESSAGES = {
 def centre_globals() -> dict:
     """Names every distribution template may use."""
     return {
-        "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
+        "shop_name": shop_name(),
         "kind_labels": CENTRE_KIND_LABELS,
         "entry_label": entry_label,
         "state_labels": CENTRE_STATE_LABELS,

@@ -21,7 +21,6 @@ from app.core.models import StatusChange
 from app.core.sql import dialect_insert
 from app.core.status import InvalidTransition, record_creation, record_transition
 from app.core.time import utcnow
-from app.distribution.attribution import attribute_order
 from app.extensions import db
 from app.orders.limits import (
     UNPAID_ORDERS_PATH,
@@ -44,6 +43,7 @@ from app.orders.models import (
     ShopSettings,
 )
 from app.orders.states import ORDER_TRANSITIONS, move_order
+from app.signals import order_placed
 
 MAX_LINES = 50
 MAX_QUANTITY = 999
@@ -273,7 +273,9 @@ def create_order(
         raise OrderError("invalid_total", "订单金额不正确")
     db.session.add(order)
     db.session.flush()
-    attribute_order(order)  # who earns commission is fixed now (issue 5); off = no rows
+    # Who earns commission is fixed now (issue 5): the pipeline's listener records it in this
+    # transaction (app/earnings/listeners.py); distribution off = no rows.
+    order_placed.send(__name__, order=order)
     record_creation("order", order.id, PENDING_PAYMENT, actor or f"user:{user_id}", "下单")
     db.session.flush()
     return order

@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from app.core.status import InvalidTransition
 from app.core.time import utcnow
 from app.extensions import db
-from app.ledger.settlement import schedule_order
 from app.orders.models import (
     COMPLETED,
     OPEN_REFUND_STATUSES,
@@ -29,7 +28,7 @@ from app.orders.models import (
 )
 from app.orders.services import OrderError
 from app.orders.states import move_order
-from app.signals import order_shipped
+from app.signals import order_completed, order_shipped
 
 # The carriers most Chinese shops use, by a short code (kuaidi-style) and the name staff
 # see and the order keeps. "其他" covers the rest (e.g. a local courier).
@@ -168,5 +167,6 @@ def complete_order(order: Order, actor: str, reason: str = "商家确认订单�
     if order.status != SHIPPED:
         raise InvalidTransition("order", order.status, COMPLETED)
     move_order(order, COMPLETED, actor, reason, completed_at=utcnow())
-    schedule_order(order.id, order.completed_at)  # its pending money's settle_after
+    # The pipeline's listener dates the order's pending money (settle_after), same transaction.
+    order_completed.send(__name__, order=order)
     return order

@@ -12,13 +12,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
 
 from app.accounts.oauth import safe_next
 from app.catalog.models import Product, Sku
+from app.core.branding import shop_name
 from app.core.params import MAX_ID, bounded_int
 from app.core.time import shop_time_text, utcnow
 from app.extensions import db
@@ -45,7 +46,6 @@ from app.orders.queries import REFUND_TAB, customer_orders, order_history, refun
 from app.orders.refunds import refundable_quantity
 from app.orders.services import MAX_QUANTITY, get_settings, shipping_fee_for
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
-from app.shop.views import DEFAULT_SHOP_NAME
 
 bp = Blueprint("orders", __name__)
 
@@ -66,7 +66,7 @@ REFUND_REASONS = ("不想要了", "拍错/多拍", "商品质量问题", "商品
 def order_globals() -> dict:
     """Names every order template may use."""
     return {
-        "shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME),
+        "shop_name": shop_name(),
         "order_labels": ORDER_STATUS_LABELS,
         "refund_labels": REFUND_STATUS_LABELS,
     }

@@ -22,6 +22,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from app.accounts.models import User
 from app.catalog.models import Product
+from app.core.branding import shop_name
 from app.distribution.centre import product_share_url, share_url
 from app.distribution.distributors import distributor_for_user
 from app.distribution.models import Distributor
@@ -36,7 +37,7 @@ from app.posters.render import (
     render_poster,
     sample_content,
 )
-from app.shop.queries import DEFAULT_SHOP_NAME, get_product, price_summary
+from app.shop.queries import get_product, price_summary
 from app.wechat.qrcodes import QrcodeError, qrcode_for
 
 log = logging.getLogger(__name__)
@@ -179,10 +180,6 @@ def activate_template(template: PosterTemplate) -> None:
     )
     template.active = True
     db.session.flush()
-
-
-def shop_name() -> str:
-    return current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME)
 
 
 def base_url() -> str:

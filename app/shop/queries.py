@@ -19,7 +19,6 @@ PER_PAGE = 20
 MAX_PAGE = 500  # deeper pages are empty: nobody scrolls 10,000 products on a phone
 MAX_QUERY_LENGTH = 50
 FEATURED_LIMIT = 6
-DEFAULT_SHOP_NAME = "好物小店"  # pages and posters, when SHOP_NAME is not set
 MAX_ID = 2**31 - 1  # larger ids cannot exist (and would overflow PostgreSQL's integer)
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
 
+from app.core.branding import shop_name
 from app.orders.limits import held_by_unpaid
 from app.shop import cache, queries
-from app.shop.queries import DEFAULT_SHOP_NAME
 
 bp = Blueprint("shop", __name__)
 bp.record_once(lambda _state: cache.install_listeners())
@@ -16,7 +16,7 @@ bp.record_once(lambda _state: cache.install_listeners())
 @bp.context_processor
 def shop_globals() -> dict:
     """Names every shop template may use."""
-    return {"shop_name": current_app.config.get("SHOP_NAME", DEFAULT_SHOP_NAME)}
+    return {"shop_name": shop_name()}
 
 
 def _page_arg() -> int:

@@ -25,8 +25,6 @@ from app.wechat.notify import (
     notify_withdrawal,
 )
 
-_connected = False
-
 
 def on_order_paid(sender, *, order) -> int:
     """Staff hear of a paid order."""
@@ -78,11 +76,6 @@ def connect_listeners() -> None:
     """Connect the notification receivers to the shop's signals, once per process.
 
     Strong references (``weak=False``): the receivers are module functions and must not be
-    dropped; connecting again is a no-op, both by the guard and by blinker itself.
+    dropped; connecting again is a no-op in blinker.
     """
-    global _connected
-    if _connected:
-        return
-    for signal, receiver in RECEIVERS:
-        signal.connect(receiver, weak=False)
-    _connected = True
+    signals.connect_receivers(RECEIVERS)
