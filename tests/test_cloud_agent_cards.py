@@ -102,6 +102,9 @@ def test_region_orders_label_goods_and_paid_amounts(app, make, login_as):
     refund(order, 1, line_index=1)
     page = _text(client.get("/agent/orders").get_data(as_text=True))
     assert "商品金额 ¥69.90 · 实付 ¥79.90 · 已退 ¥30.00" in page, page
+    (item,) = client.get("/api/v1/agent/orders").get_json()["items"]
+    assert (item["items_fen"], item["paid_fen"], item["refunded_fen"]) == (6990, 7990, 3000)
+    assert item["amount_fen"] == 3990  # goods less refunds: what dividends are reckoned on
 
 
 @pytest.mark.browser

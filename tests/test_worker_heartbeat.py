@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 import requests
+from playwright.sync_api import expect
 
 from app.core.redis import redis_for
 from app.core.time import utcnow
@@ -64,3 +66,22 @@ def test_dashboard_says_stopped_when_the_heartbeat_is_old(app, make, live_server
     card = _worker_card(_signed_in(live_server.url, "clerk"), live_server.url)
     assert card.startswith("未运行") and "5 分钟前" in card and "最近心跳" in card, card
     assert "运行中" not in card
+
+
+@pytest.mark.browser
+def test_dashboard_worker_card_in_a_browser(
+    app, make, desk, live_server, sandbox, database_url, redis_url, tmp_path, artifacts
+):
+    make.staff("clerk", password="clerk-password")
+    worker = start_worker(app_env(database_url, redis_url, sandbox.url), tmp_path / "worker.log")
+    try:
+        assert wait_for(lambda: redis_for(app).get(HEARTBEAT_KEY) is not None, 60)
+        desk.goto(f"{live_server.url}/admin/")
+        desk.fill("#username", "clerk")
+        desk.fill("#password", "clerk-password")
+        desk.click("button[type=submit]")
+        desk.wait_for_url(f"{live_server.url}/admin/")
+        expect(desk.locator("[data-worker]")).to_have_text("运行中")
+        desk.screenshot(path=str(artifacts / "admin-dashboard-worker.png"), full_page=True)
+    finally:
+        stop(worker)
