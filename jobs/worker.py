@@ -11,7 +11,8 @@ timeout has passed and a maintenance pass looks. So every worker, burst or not, 
 small daemon thread (``Ticker``) that every ``WORKER_TICK_SECONDS`` (default 5):
 
 1. says the worker is alive (``worker:alive:<name>``, TTL ``WORKER_ALIVE_SECONDS``,
-   default 15) and renews the locks of the periodic runs this process works on;
+   default 15), renews the locks of the periodic runs this process works on, and (not in
+   burst mode) records the heartbeat the admin dashboard shows (``worker:heartbeat``);
 2. moves due scheduled jobs to their queues (what RQ's scheduler did; a short lock makes
    one worker do it at a time, a dead holder's lock lapses within seconds);
 3. schedules the next slot of each periodic job (order timers, settlement, transfer sync,
@@ -161,9 +162,11 @@ class Ticker(threading.Thread):
             renew_held_locks()
             if self.burst:
                 return
+            # The admin dashboard's "后台任务 运行中": first, so a failing step below
+            # (a bad scheduled job, a database hiccup) cannot make a running worker look dead.
+            record_heartbeat()
             try:
                 enqueue_due_jobs(self.queues, self.alive_seconds)
-                record_heartbeat()  # the admin dashboard's "worker alive"
                 for schedule in PERIODIC_SCHEDULERS:
                     schedule()
                 if redis.set(

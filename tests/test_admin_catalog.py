@@ -355,7 +355,7 @@ def test_dashboard_counts_and_worker_heartbeat(staff_client, make):
     assert "在售一号" in page and "售罄" in page and "在售二号" in page
     record_heartbeat()
     page = text(staff_client.get("/admin/"))
-    assert "正常" in page and "未运行" not in page and "刚刚" in page
+    assert "运行中" in page and "未运行" not in page and "刚刚" in page
 
 
 def test_dashboard_token_helper_works(staff_client):

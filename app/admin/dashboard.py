@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import render_template
+from flask import current_app, render_template
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
@@ -25,8 +25,30 @@ def admin_datetime(value: datetime | None) -> str:
     return shop_time_text(value)
 
 
+def heartbeat_stale_seconds() -> int:
+    """How old the worker's heartbeat may be while the worker still counts as running.
+
+    Each worker's ticker writes it every ``WORKER_TICK_SECONDS`` (also while a long job
+    runs), so a minute (or four ticks, if ticks are slower) without one means no worker.
+    """
+    tick = int(current_app.config.get("WORKER_TICK_SECONDS", 5))
+    return max(60, 4 * tick)
+
+
+def _ago(seconds: int) -> str:
+    if seconds < 60:
+        return "刚刚"
+    if seconds < 3600:
+        return f"{seconds // 60} 分钟前"
+    return f"{seconds // 3600} 小时前"
+
+
 def worker_status() -> dict:
-    """The worker's last heartbeat: {"ok": bool, "at": Beijing time text, "ago": text}."""
+    """The worker's last heartbeat: {"ok", "at" (Beijing time text), "ago", "error"}.
+
+    ``ok`` only when the heartbeat is fresh (``heartbeat_stale_seconds``); a stale one
+    still says when the worker was last heard of.
+    """
     try:
         raw = get_redis().get(HEARTBEAT_KEY)
     except RedisError:
@@ -37,12 +59,11 @@ def worker_status() -> dict:
         stamp = datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
     except ValueError:
         return {"ok": False, "at": None, "ago": None, "error": "心跳记录无法识别"}
-    minutes = max(0, int((utcnow() - stamp).total_seconds() // 60))
-    ago = "刚刚" if minutes < 1 else f"{minutes} 分钟前"
+    seconds = max(0, int((utcnow() - stamp).total_seconds()))
     return {
-        "ok": True,
+        "ok": seconds <= heartbeat_stale_seconds(),
         "at": shop_time_text(stamp, "%Y-%m-%d %H:%M:%S"),
-        "ago": ago,
+        "ago": _ago(seconds),
         "error": None,
     }
 

@@ -50,6 +50,7 @@ from app.orders.services import OrderError, PaymentMismatch
 from app.orders.shipping import complete_order, ship_order, shipping_warnings
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import PaymentError
+from app.payments.labels import payment_kind_label, payment_state_label
 from app.payments.refunds import approve_refund
 
 PER_PAGE = 20
@@ -62,16 +63,6 @@ STATUS_TABS = [
     ("cancelled", "已取消"),
     (REFUNDING, "售后中"),
 ]
-PAYMENT_KINDS = {
-    "prepay": "发起支付",
-    "paid": "支付成功",
-    "query": "查单",
-    "closed": "关闭订单",
-    "refund": "申请退款",
-    "refund_done": "退款成功",
-    "refund_closed": "退款关闭",
-    "refund_abnormal": "退款异常",
-}
 
 
 def _actor() -> str:
@@ -259,7 +250,8 @@ def _render_detail(order: Order, ship_form: ShipForm | None = None, status: int 
             action=ActionForm(),
             labels=ORDER_STATUS_LABELS,
             refund_labels=REFUND_STATUS_LABELS,
-            payment_kinds=PAYMENT_KINDS,
+            payment_kind_label=payment_kind_label,
+            payment_state_label=payment_state_label,
             **extra,
         ),
         status,

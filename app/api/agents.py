@@ -116,7 +116,10 @@ class AgentOrderOut(BaseModel):
     district_code: str
     status: str
     status_label: str
-    amount_fen: int = Field(description="商品实付减退款")
+    amount_fen: int = Field(description="商品金额减退款（不含运费）：分红按此计算")
+    items_fen: int = Field(description="商品金额（不含运费）")
+    paid_fen: int = Field(description="实付：商品加运费，顾客实际支付")
+    refunded_fen: int = Field(description="已退款")
     dividend_fen: int = Field(description="我在该订单上的分红（扣除退款）")
     carrier: str | None
     tracking_number: str | None
@@ -368,6 +371,9 @@ def agent_orders(query: PageQuery):
                 status=r.status,
                 status_label=ORDER_STATUS_LABELS.get(r.status, r.status),
                 amount_fen=r.amount_fen,
+                items_fen=r.items_fen,
+                paid_fen=r.paid_fen,
+                refunded_fen=r.refunded_fen,
                 dividend_fen=r.dividend_fen,
                 carrier=r.carrier,
                 tracking_number=r.tracking_number,

@@ -292,7 +292,10 @@ class RegionOrderRow:
     district_code: str
     region_text: str  # 广东省 深圳市 南山区
     status: str
-    amount_fen: int  # goods paid, less refunds
+    amount_fen: int  # goods paid, less refunds (what dividends are reckoned on)
+    items_fen: int  # goods as ordered (商品金额), no shipping
+    paid_fen: int  # what the customer paid: goods and shipping (实付)
+    refunded_fen: int  # refunded so far
     dividend_fen: int  # what I earned on it, net of reversals (0 when nothing)
     carrier: str | None
     tracking_number: str | None
@@ -344,9 +347,12 @@ def region_orders(
             number=o.number,
             buyer_name=mask_name(nickname),
             district_code=o.district_code,
-            region_text=" ".join(dict.fromkeys([o.province, o.city, o.district])),
+            region_text=o.region_text,
             status=o.status,
             amount_fen=o.items_fen - o.refunded_fen,
+            items_fen=o.items_fen,
+            paid_fen=o.paid_fen,
+            refunded_fen=o.refunded_fen,
             dividend_fen=dividends.get(o.id, 0),
             carrier=o.carrier,
             tracking_number=o.tracking_number,
@@ -463,3 +469,15 @@ def dividend_entries(
         .offset((max(page, 1) - 1) * per_page)
     ).all()
     return entry_rows(rows, now)
+
+
+def line_titles(rows) -> dict[int, str]:
+    """{order line id: "title spec"} for the entries of ``rows`` (``EntryRow``s), so a card
+    of one order tells its lines apart (one query)."""
+    line_ids = {row.entry.order_line_id for row in rows if row.entry.order_line_id}
+    if not line_ids:
+        return {}
+    found = db.session.execute(
+        select(OrderLine.id, OrderLine.title, OrderLine.spec_text).where(OrderLine.id.in_(line_ids))
+    ).all()
+    return {line_id: f"{title} {spec}".strip() for line_id, title, spec in found}

@@ -133,6 +133,18 @@ def orders():
     )
 
 
+def by_order(rows: list) -> list[list]:
+    """The page's ledger rows in cards, one per order (in the order first seen, so newest
+    first), as 佣金明细 shows them; an entry without an order is a card of its own. A 2-line
+    order's two dividends, and a refund's reversal on the same page, share one card, in the
+    order they were written (the order's lines, then reversals)."""
+    cards: dict[object, list] = {}
+    for row in rows:
+        key = row.entry.order_id or f"entry-{row.entry.id}"
+        cards.setdefault(key, []).append(row)
+    return [sorted(card, key=lambda row: row.entry.id) for card in cards.values()]
+
+
 @bp.get("/dividends")
 @login_required
 def dividends():
@@ -141,9 +153,11 @@ def dividends():
     page = page_arg()
     distributor = distributor_for_user(rows[0].user_id)
     entries = div.dividend_entries(distributor.id, page, PER_PAGE + 1)
+    shown = entries[:PER_PAGE]
     return render_template(
         "cloud/agent_dividends.html",
-        entries=entries[:PER_PAGE],
+        cards=by_order(shown),
+        line_titles=div.line_titles(shown),
         money=balances(distributor.id),
         totals=div.dividend_totals(distributor.id),
         page=page,

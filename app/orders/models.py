@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app import regions
 from app.core.time import UtcDateTime, utcnow
 from app.extensions import db
 
@@ -83,9 +84,14 @@ class Address(db.Model):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     @property
+    def region_text(self) -> str:
+        """广东省 深圳市 南山区 (``app.regions.region_text``)."""
+        return regions.region_text(self.province, self.city, self.district)
+
+    @property
     def full_text(self) -> str:
         """One line for labels: 广东省 深圳市 南山区 科技园1号."""
-        return f"{self.province} {self.city} {self.district} {self.detail}"
+        return regions.address_text(self.province, self.city, self.district, self.detail)
 
 
 class CartItem(db.Model):
@@ -162,8 +168,14 @@ class Order(db.Model):
         return self.number
 
     @property
+    def region_text(self) -> str:
+        """The delivery region: 广东省 深圳市 南山区 (``app.regions.region_text``)."""
+        return regions.region_text(self.province, self.city, self.district)
+
+    @property
     def address_text(self) -> str:
-        return f"{self.province} {self.city} {self.district} {self.address_detail}"
+        """The delivery address on one line, written as every address is."""
+        return regions.address_text(self.province, self.city, self.district, self.address_detail)
 
 
 class OrderLine(db.Model):
