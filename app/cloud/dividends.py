@@ -342,7 +342,7 @@ def region_orders(
         RegionOrderRow(
             order_id=o.id,
             number=o.number,
-            buyer_name=mask_name(nickname),
+            buyer_name=mask_name(nickname, o.user_id),
             district_code=o.district_code,
             region_text=" ".join(dict.fromkeys([o.province, o.city, o.district])),
             status=o.status,
