@@ -157,7 +157,7 @@ def test_sorted_by_binding_last_order_or_spend(app, make):
 
 
 def test_lapsed_customers_are_listed_apart(app, make):
-    seller, quiet, big, anon, idle = shop_with_customers(make)
+    seller, _quiet, _big, anon, _idle = shop_with_customers(make)
     db.session.execute(
         update(Binding).where(Binding.user_id == anon.id).values(expires_at=utcnow())
     )
@@ -170,7 +170,7 @@ def test_lapsed_customers_are_listed_apart(app, make):
 
 
 def test_customers_page(app, make, login_as):
-    seller, quiet, big, anon, idle = shop_with_customers(make)
+    seller, quiet, _big, anon, _idle = shop_with_customers(make)
     client = signed_in(app, login_as, seller.user)
     page = html(client.get("/distributor/customers?sort=spend"))
     assert page.index("大客户") < page.index(quiet.display_name) < page.index(anon.display_name)
@@ -270,7 +270,7 @@ def test_team_page_and_invite(app, make, login_as):
 
 
 def test_customers_api_fields_and_sort(app, make, login_as):
-    seller, quiet, big, anon, idle = shop_with_customers(make)
+    seller, quiet, big, _anon, _idle = shop_with_customers(make)
     client = signed_in(app, login_as, seller.user)
     body = client.get("/api/v1/distributor/customers?sort=spend&per_page=2").get_json()
     assert (body["total"], body["lapsed_total"], body["sort"]) == (4, 0, "spend")
@@ -292,7 +292,7 @@ def test_customers_api_fields_and_sort(app, make, login_as):
 
 
 def test_team_api_fields(app, make, login_as):
-    me, m1, m2 = team_world(make)
+    me, _m1, m2 = team_world(make)
     pay(place(make, customer_of(make, m2), price_fen=20000))
     body = signed_in(app, login_as, me.user).get("/api/v1/distributor/team?level=2").get_json()
     assert body["invite_url"] == f"{app.config['PUBLIC_BASE_URL']}/distributor?ref={me.code}"
