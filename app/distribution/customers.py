@@ -197,22 +197,30 @@ def customers_page(
             if sort == "spend"
             else (sales.c.last_order_at.desc().nulls_last(), *newest)
         )
-        found = db.session.execute(
+        # The order is decided over bindings and sales alone; names and avatars are read
+        # for the page only (joining users for every customer first doubles the work).
+        ranked = db.session.execute(
             select(
                 Binding,
-                User.nickname,
-                User.avatar_url,
                 func.coalesce(sales.c.orders_count, 0),
                 spend,
                 sales.c.last_order_at,
             )
-            .join(User, User.id == Binding.user_id)
             .outerjoin(sales, sales.c.user_id == Binding.user_id)
             .where(*where)
             .order_by(*order)
             .limit(per_page)
             .offset(offset)
         ).all()
+        people = {
+            uid: (nickname, avatar)
+            for uid, nickname, avatar in db.session.execute(
+                select(User.id, User.nickname, User.avatar_url).where(
+                    User.id.in_([b.user_id for b, *_ in ranked])
+                )
+            )
+        }
+        found = [(b, *people.get(b.user_id, ("", "")), *figures) for b, *figures in ranked]
     return [
         CustomerRow(
             user_id=b.user_id,
