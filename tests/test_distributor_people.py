@@ -314,3 +314,17 @@ def test_openapi_documents_the_new_fields(client):
     for field in ("spend_fen", "orders_count", "last_order_at", "binding_state", "brought_fen"):
         assert field in schemas
     assert "month_sales_fen" in schemas and "invite_url" in schemas
+
+
+# --- words --------------------------------------------------------------------------------
+
+
+def test_one_word_for_the_role_everywhere_a_distributor_reads():
+    """分销员 in pages, WeChat replies, template messages and transfer notes: never 推广员."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sources = [*(root / "app").rglob("*.py"), *(root / "templates").rglob("*.html")]
+    sources += [*(root / "static").rglob("*.js"), *(root / "demo").rglob("*.py")]
+    found = [str(p.relative_to(root)) for p in sources if "推广员" in p.read_text("utf-8")]
+    assert found == []
