@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -321,8 +322,6 @@ def test_openapi_documents_the_new_fields(client):
 
 def test_one_word_for_the_role_everywhere_a_distributor_reads():
     """分销员 in pages, WeChat replies, template messages and transfer notes: never 推广员."""
-    from pathlib import Path
-
     root = Path(__file__).resolve().parent.parent
     sources = [*(root / "app").rglob("*.py"), *(root / "templates").rglob("*.html")]
     sources += [*(root / "static").rglob("*.js"), *(root / "demo").rglob("*.py")]
