@@ -129,7 +129,7 @@ with app.app_context():
     get_distribution_settings()
     codes = []
     for i in range({DISTRIBUTORS}):
-        user = User(openid=f"o_bench_distributor_{{i}}", nickname=f"推广员{{i}}")
+        user = User(openid=f"o_bench_distributor_{{i}}", nickname=f"分销员{{i}}")
         db.session.add(user)
         db.session.flush()
         codes.append(create_distributor(user.id, None).code)

@@ -278,10 +278,10 @@ def test_centre_pages_show_my_figures(app, make, login_as):
     assert "一级佣金" in ledger and "+¥9.98" in ledger and "待确认收货" in ledger
 
     customers = html(client.get("/distributor/customers"))
-    assert "甲**" in customers and "永久有效" in customers and "保护期至" in customers
+    assert "甲客户" in customers and "绑定有效，保护期剩 30 天" in customers
 
     team = html(client.get("/distributor/team"))
-    assert "甲**" in team and "一级成员（1）" in team
+    assert "甲下线" in team and "一级成员（1）" in team
     assert "二级成员（0）" in html(client.get("/distributor/team?level=2"))
     assert "佣金只来自真实付款" in html(client.get("/distributor/rules"))
 

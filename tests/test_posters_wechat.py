@@ -29,7 +29,7 @@ def _queued_poster_job(openid: str) -> Job:
 
 
 def test_keyword_sends_the_poster_image_to_the_fan(live_server, sandbox, make):
-    user = make.user(nickname="海报推广员")
+    user = make.user(nickname="海报分销员")
     distributor = create_distributor(user.id, None)
     db.session.commit()
     xml = wx.text(user.openid, "海报")
@@ -63,7 +63,7 @@ def test_menu_click_queues_the_poster_and_non_distributors_get_none(live_server,
 
     stranger = make.user()
     answer = wx.reply(wx.post(live_server.url, wx.text(stranger.openid, "海报")))
-    assert "申请成为推广员" in answer["Content"]
+    assert "申请成为分销员" in answer["Content"]
     assert not [i for i in get_queue("high").job_ids if stranger.openid in i]
     assert send_fan_poster(stranger.openid) == "not a distributor"
 

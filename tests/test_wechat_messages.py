@@ -41,7 +41,7 @@ def shop(make):
     return settings
 
 
-def distributor(make, nickname="推广员小王"):
+def distributor(make, nickname="分销员小王"):
     d = create_distributor(make.user(nickname=nickname).id, None)
     db.session.commit()
     return d
@@ -361,7 +361,7 @@ def test_poster_keyword_and_menu_click_reply_with_the_share_link(live_server, ma
 
 def test_poster_keyword_for_a_non_distributor_points_to_joining(live_server):
     answer = wx.reply(wx.post(live_server.url, wx.text("o_not_yet", "海报")))
-    assert "申请成为推广员" in answer["Content"] and "/distributor" in answer["Content"]
+    assert "申请成为分销员" in answer["Content"] and "/distributor" in answer["Content"]
 
 
 def test_other_text_is_acknowledged_and_deduped_by_msgid(live_server):

@@ -34,7 +34,7 @@ def shop(make):
     return settings
 
 
-def distributor(make, nickname="推广员"):
+def distributor(make, nickname="分销员"):
     d = create_distributor(make.user(nickname=nickname).id, None)
     db.session.commit()
     return d
@@ -176,7 +176,7 @@ def reply_text(res: requests.Response) -> str:
 
 def test_fan_page_follow_then_scan_binds(live_server, sandbox, make, shop):
     """The shop has the stand-in's EncodingAESKey, so the page pushes in safe mode."""
-    alice = distributor(make, "页面推广员")
+    alice = distributor(make, "页面分销员")
     code = qrcodes.qrcode_for(alice)
     db.session.commit()
     page = requests.get(f"{sandbox.url}/sandbox/fans", timeout=5)
@@ -192,12 +192,12 @@ def test_fan_page_follow_then_scan_binds(live_server, sandbox, make, shop):
 
     res = act(sandbox, fan=fan.openid, action="scan", ticket=code.ticket)
     assert "SCAN" in res.text  # already following: WeChat sends SCAN
-    assert reply_text(res).startswith("欢迎回来！你由 页面推广员 推荐")
+    assert reply_text(res).startswith("欢迎回来！你由 页面分销员 推荐")
     db.session.expire_all()
     assert current_binding(_user(fan.openid).id).distributor_id == alice.id
 
     res = act(sandbox, fan=fan.openid, action="text", content="海报")
-    assert "申请成为推广员" in reply_text(res)
+    assert "申请成为分销员" in reply_text(res)
     res = act(sandbox, fan=fan.openid, action="unfollow")
     assert "无被动回复" in res.text
     db.session.expire_all()
@@ -216,12 +216,12 @@ def test_a_stand_in_without_the_aes_key_pushes_plaintext(plain_sandbox, make, sh
 
 
 def test_fan_page_scan_when_not_following_subscribes_with_qrscene(live_server, sandbox, make, shop):
-    alice = distributor(make, "扫码推广员")
+    alice = distributor(make, "扫码分销员")
     code = qrcodes.qrcode_for(alice)
     db.session.commit()
     res = act(sandbox, nickname="扫码新粉丝", action="scan", ticket=code.ticket)
     assert f"qrscene_d:{alice.code}" in unescape(res.text)
-    assert "你由 扫码推广员 推荐" in reply_text(res)
+    assert "你由 扫码分销员 推荐" in reply_text(res)
     fan = sandbox.server.app.extensions["wechat_sandbox"].fan_for_nickname("扫码新粉丝")
     assert current_binding(_user(fan.openid).id).source == "qr"
 

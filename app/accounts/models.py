@@ -11,6 +11,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.accounts.names import display_name
 from app.core.time import UtcDateTime, utcnow
 from app.extensions import db
 
@@ -38,8 +39,8 @@ class User(UserMixin, db.Model):
 
     @property
     def display_name(self) -> str:
-        """The nickname, or a neutral name when WeChat gave none (snsapi_base)."""
-        return self.nickname or f"微信用户{self.id}"
+        """The nickname, or 微信用户 + the last 4 digits of the id (snsapi_base gives none)."""
+        return display_name(self.nickname, self.id)
 
 
 class Staff(UserMixin, db.Model):

@@ -1,5 +1,5 @@
-"""The distributor side of the customer API: join, my figures, ledger, customers, team,
-withdrawals (interfaces.md: ``/api/v1/distributor/...``).
+"""The distributor side of the customer API: join, my figures, ledger, withdrawals
+(interfaces.md: ``/api/v1/distributor/...``; customers and team: ``distributor_people``).
 
 Every endpoint reads the distributor of the signed-in customer, never an id from the
 request, so a distributor can only ever see their own customers, team and money. A
@@ -29,7 +29,7 @@ from app.distribution.distributors import (
     get_distribution_settings,
 )
 from app.distribution.models import Distributor, Withdrawal
-from app.distribution.team import team_counts, team_stats
+from app.distribution.team import team_counts
 from app.distribution.withdrawals import (
     AWAITING_CONFIRM,
     WITHDRAWAL_STATUS_LABELS,
@@ -112,44 +112,6 @@ class LedgerEntryOut(BaseModel):
 
 class LedgerPage(BaseModel):
     items: list[LedgerEntryOut]
-    meta: PageInfo
-
-
-class CustomerOut(BaseModel):
-    name: str = Field(description="客户昵称（部分隐藏）")
-    avatar_url: str
-    source: str = Field(description="link / qr / staff")
-    bound_at: datetime
-    expires_at: datetime | None = Field(description="绑定到期时间；null 表示永久")
-    protected_until: datetime | None = Field(description="保护期截止时间")
-
-
-class CustomerPage(BaseModel):
-    total: int
-    items: list[CustomerOut]
-    meta: PageInfo
-
-
-class TeamQuery(PageQuery):
-    level: int = Field(1, ge=1, le=2, description="1：直接邀请的成员；2：二级成员")
-
-
-class TeamMemberOut(BaseModel):
-    level: int
-    name: str
-    avatar_url: str
-    status: str
-    joined_at: datetime
-    sales_fen: int = Field(description="该成员作为一级成交的商品实付（扣除退款）")
-
-
-class TeamOut(BaseModel):
-    level1_count: int
-    level2_count: int
-    team_size: int
-    team_sales_fen: int
-    level: int
-    items: list[TeamMemberOut]
     meta: PageInfo
 
 
@@ -315,59 +277,6 @@ def distributor_ledger(query: PageQuery):
                 created_at=r.entry.created_at,
             )
             for r in rows[: query.per_page]
-        ],
-        meta=PageInfo.of(query, len(rows)),
-    )
-
-
-@bp.get("/distributor/customers")
-@customer_required
-@spec.validate(resp=Response(HTTP_200=CustomerPage, **ERRORS), tags=TAGS, security=SECURITY)
-def distributor_customers(query: PageQuery):
-    """Customers bound to me now (names masked), with binding expiry and protection."""
-    d = _mine()
-    rows = centre.customers_of(d.id, query.page, query.per_page + 1)
-    return CustomerPage(
-        total=centre.customer_count(d.id),
-        items=[
-            CustomerOut(
-                name=c.name,
-                avatar_url=c.avatar_url,
-                source=c.source,
-                bound_at=c.bound_at,
-                expires_at=c.expires_at,
-                protected_until=c.protected_until,
-            )
-            for c in rows[: query.per_page]
-        ],
-        meta=PageInfo.of(query, len(rows)),
-    )
-
-
-@bp.get("/distributor/team")
-@customer_required
-@spec.validate(resp=Response(HTTP_200=TeamOut, **ERRORS), tags=TAGS, security=SECURITY)
-def distributor_team(query: TeamQuery):
-    """My team: level 1 and 2 counts, team size and sales, and one level's members."""
-    d = _mine()
-    stats = team_stats(d.id)
-    rows = centre.team_members(d.id, query.level, query.page, query.per_page + 1)
-    return TeamOut(
-        level1_count=stats.level1_count,
-        level2_count=stats.level2_count,
-        team_size=stats.team_size,
-        team_sales_fen=stats.team_sales_fen,
-        level=query.level,
-        items=[
-            TeamMemberOut(
-                level=m.level,
-                name=m.name,
-                avatar_url=m.avatar_url,
-                status=m.status,
-                joined_at=m.joined_at,
-                sales_fen=m.sales_fen,
-            )
-            for m in rows[: query.per_page]
         ],
         meta=PageInfo.of(query, len(rows)),
     )

@@ -345,7 +345,7 @@ def region_orders(
         RegionOrderRow(
             order_id=o.id,
             number=o.number,
-            buyer_name=mask_name(nickname),
+            buyer_name=mask_name(nickname, o.user_id),
             district_code=o.district_code,
             region_text=o.region_text,
             status=o.status,

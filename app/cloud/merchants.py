@@ -567,5 +567,5 @@ def orders_of(
         if row is not None and row.merchant_id == merchant.id:
             rows.append(OrderRow(order, True, row.customer_name or order.receiver_name))
         else:
-            rows.append(OrderRow(order, False, mask_name(names.get(order.user_id))))
+            rows.append(OrderRow(order, False, mask_name(names.get(order.user_id), order.user_id)))
     return rows, int(total)

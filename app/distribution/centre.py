@@ -1,7 +1,8 @@
 """What the distributor centre (H5 pages and the customer JSON API) reads and does.
 
-Joining (open / by application / by purchase threshold), the share links, the
-distributor's own customers, team members and withdrawals. Every query is keyed by the
+Joining (open / by application / by purchase threshold), the share links, the count of
+the distributor's customers and their withdrawals (the customer and team lists are
+``customers.py`` and ``members.py``). Every query is keyed by the
 distributor's own id: the caller finds it from the signed-in user, never from input, so
 nobody can read another distributor's customers, team or money. Services flush; the
 edge commits.
@@ -16,7 +17,6 @@ from urllib.parse import quote
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.accounts.models import User
 from app.core.models import StatusChange
 from app.core.money import format_yuan
 from app.core.status import record_creation
@@ -33,15 +33,10 @@ from app.distribution.models import (
     Binding,
     DistributionSettings,
     Distributor,
-    DistributorPath,
-    OrderAttribution,
     RefTouch,
     Withdrawal,
 )
-from app.distribution.team import SALES_STATUSES
 from app.extensions import db
-from app.ledger.balances import mask_name
-from app.orders.models import Order
 
 PER_PAGE = 20
 JOIN_MODE_LABELS = {"open": "自由加入", "apply": "申请审核", "threshold": "消费满额自动成为"}
@@ -172,20 +167,7 @@ def apply_to_join(user_id: int) -> Distributor:
     return distributor
 
 
-# --- customers --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CustomerRow:
-    """A customer bound to the distributor now (name masked)."""
-
-    user_id: int
-    name: str
-    avatar_url: str
-    source: str
-    bound_at: datetime
-    expires_at: datetime | None  # None: permanent
-    protected_until: datetime | None
+# --- customers (the list: customers.py) ---------------------------------------------------
 
 
 def _live_binding(now: datetime):
@@ -200,98 +182,6 @@ def customer_count(distributor_id: int, now: datetime | None = None) -> int:
         .select_from(Binding)
         .where(Binding.distributor_id == distributor_id, _live_binding(now))
     )
-
-
-def customers_of(
-    distributor_id: int, page: int = 1, per_page: int = PER_PAGE, now: datetime | None = None
-) -> list[CustomerRow]:
-    """A page of the distributor's current customers, newest binding first."""
-    now = now or utcnow()
-    rows = db.session.execute(
-        select(Binding, User.nickname, User.avatar_url)
-        .join(User, User.id == Binding.user_id)
-        .where(Binding.distributor_id == distributor_id, _live_binding(now))
-        .order_by(Binding.bound_at.desc(), Binding.id.desc())
-        .limit(per_page)
-        .offset((max(page, 1) - 1) * per_page)
-    ).all()
-    return [
-        CustomerRow(
-            user_id=b.user_id,
-            name=mask_name(nickname),
-            avatar_url=avatar or "",
-            source=b.source,
-            bound_at=b.bound_at,
-            expires_at=b.expires_at,
-            protected_until=b.protected_until,
-        )
-        for b, nickname, avatar in rows
-    ]
-
-
-# --- team -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MemberRow:
-    """A distributor below: level 1 (invited directly) or level 2, with their own sales."""
-
-    distributor_id: int
-    level: int
-    name: str
-    avatar_url: str
-    status: str
-    joined_at: datetime
-    sales_fen: int  # goods paid for (less refunds) on orders they sold at level 1
-
-
-def team_members(
-    distributor_id: int, level: int, page: int = 1, per_page: int = PER_PAGE
-) -> list[MemberRow]:
-    """A page of the members ``level`` (1 or 2) steps below the distributor, newest first."""
-    if level not in (1, 2):
-        raise ValueError("level must be 1 or 2")
-    rows = db.session.execute(
-        select(Distributor, User.nickname, User.avatar_url)
-        .join(DistributorPath, DistributorPath.descendant_id == Distributor.id)
-        .join(User, User.id == Distributor.user_id)
-        .where(DistributorPath.ancestor_id == distributor_id, DistributorPath.depth == level)
-        .order_by(Distributor.created_at.desc(), Distributor.id.desc())
-        .limit(per_page)
-        .offset((max(page, 1) - 1) * per_page)
-    ).all()
-    ids = [d.id for d, _n, _a in rows]
-    sales = (
-        dict(
-            db.session.execute(
-                select(
-                    OrderAttribution.distributor_id,
-                    func.coalesce(func.sum(Order.items_fen - Order.refunded_fen), 0),
-                )
-                .join(Order, Order.id == OrderAttribution.order_id)
-                .where(
-                    OrderAttribution.distributor_id.in_(ids),
-                    OrderAttribution.level == 1,
-                    Order.status.in_(SALES_STATUSES),
-                )
-                .group_by(OrderAttribution.distributor_id)
-            ).all()
-        )
-        if ids
-        else {}
-    )
-    return [
-        MemberRow(
-            distributor_id=d.id,
-            level=level,
-            name=mask_name(nickname),
-            avatar_url=avatar or "",
-            status=d.status,
-            joined_at=d.created_at,
-            sales_fen=int(sales.get(d.id, 0)),
-        )
-        for d, nickname, avatar in rows
-    ]
 
 
 # --- withdrawals ------------------------------------------------------------------------

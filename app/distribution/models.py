@@ -122,10 +122,15 @@ class Binding(db.Model):
     """Which distributor a customer belongs to now (at most one row per customer)."""
 
     __tablename__ = "bindings"
+    __table_args__ = (
+        # 我的客户 (customers.py): a distributor's customers, newest binding first, one
+        # page read off the index however many customers there are.
+        Index("ix_bindings_distributor_bound", "distributor_id", "bound_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
-    distributor_id: Mapped[int] = mapped_column(ForeignKey("distributors.id"), index=True)
+    distributor_id: Mapped[int] = mapped_column(ForeignKey("distributors.id"))
     source: Mapped[str] = mapped_column(String(16))  # link, qr, staff
     bound_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

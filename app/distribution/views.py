@@ -19,11 +19,13 @@ from app.core.money import parse_yuan
 from app.core.params import page_arg
 from app.core.time import shop_day_bounds, utcnow
 from app.distribution import centre
+from app.distribution import customers as customer_list
 from app.distribution.distributors import (
     DistributionError,
     distributor_for_user,
     get_distribution_settings,
 )
+from app.distribution.members import members_page
 from app.distribution.models import Distributor
 from app.distribution.rules import format_bp
 from app.distribution.team import team_counts, team_stats
@@ -212,16 +214,24 @@ def commissions():
 @bp.get("/customers")
 @login_required
 def customers():
-    """Customers bound to me now, with when the binding ends and its protection."""
+    """Customers bound to me (or lapsed): name, binding state in words, orders and spend
+    through me, last order; sorted by binding, last order or spend."""
     me = _me()
     page = page_arg()
-    rows = centre.customers_of(me.id, page, PER_PAGE + 1)
+    sort = request.args.get("sort", "bound")
+    sort = sort if sort in customer_list.SORTS else "bound"
+    status = "lapsed" if request.args.get("status") == "lapsed" else "active"
+    rows = customer_list.customers_page(
+        me.id, sort=sort, status=status, page=page, per_page=PER_PAGE + 1
+    )
     return render_template(
         "distribution/customers.html",
         me=me,
         rows=rows[:PER_PAGE],
-        total=centre.customer_count(me.id),
-        now=utcnow(),
+        counts=customer_list.customer_counts(me.id),
+        sort=sort,
+        sort_labels=customer_list.SORT_LABELS,
+        status=status,
         page=page,
         has_next=len(rows) > PER_PAGE,
     )
@@ -230,11 +240,12 @@ def customers():
 @bp.get("/team")
 @login_required
 def team():
-    """Level 1 and level 2 members with counts and their sales."""
+    """Level 1 and level 2 members: their own sales this month and in total, what they
+    brought me, when they joined; and the invite link for the share sheet."""
     me = _me()
     level = 2 if request.args.get("level") == "2" else 1
     page = page_arg()
-    rows = centre.team_members(me.id, level, page, PER_PAGE + 1)
+    rows = members_page(me.id, level, page=page, per_page=PER_PAGE + 1)
     return render_template(
         "distribution/team.html",
         me=me,
@@ -243,6 +254,7 @@ def team():
         rows=rows[:PER_PAGE],
         page=page,
         has_next=len(rows) > PER_PAGE,
+        invite=centre.share_url(_base_url(), me.code, url_for("distribution.index")),
     )
 
 

@@ -41,6 +41,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
+from app.accounts.names import display_name
 from app.core.redis import get_redis
 from app.core.time import to_shop_time, utcnow
 from app.distribution.models import Distributor, OrderAttribution
@@ -280,25 +281,34 @@ def read(board: str, period: str, viewer_id: int | None, now: datetime | None = 
     return Board(board, period, rows, me)
 
 
-def _people(ids: set[int]) -> dict[int, tuple[str, str, bool]]:
-    """{id: (nickname, avatar, opted in)} in one query."""
+def _people(ids: set[int]) -> dict[int, tuple[str, str, bool, int | None]]:
+    """{id: (nickname, avatar, opted in, user id)} in one query."""
     if not ids:
         return {}
     rows = db.session.execute(
-        select(Distributor.id, User.nickname, User.avatar_url, LeaderboardOptIn.distributor_id)
+        select(
+            Distributor.id,
+            User.nickname,
+            User.avatar_url,
+            LeaderboardOptIn.distributor_id,
+            User.id,
+        )
         .join(User, User.id == Distributor.user_id)
         .outerjoin(LeaderboardOptIn, LeaderboardOptIn.distributor_id == Distributor.id)
         .where(Distributor.id.in_(ids))
     ).all()
-    return {who: (nick or "", avatar or "", opted is not None) for who, nick, avatar, opted in rows}
+    return {
+        who: (nick or "", avatar or "", opted is not None, user_id)
+        for who, nick, avatar, opted, user_id in rows
+    }
 
 
 def _row(rank: int, who: int, score: int, people: dict, viewer_id: int | None) -> Row:
-    nickname, avatar, opted = people.get(who, ("", "", False))
+    nickname, avatar, opted, user_id = people.get(who, ("", "", False, None))
     if opted:
-        name = nickname or "微信用户"
+        name = display_name(nickname, user_id)
     else:
-        name, avatar = mask_name(nickname), ""
+        name, avatar = mask_name(nickname, user_id), ""
     return Row(rank, who, name, avatar, score, who == viewer_id)
 
 

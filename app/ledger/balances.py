@@ -26,6 +26,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 
 from app.accounts.models import User
+from app.accounts.names import display_name
 from app.core.time import utcnow
 from app.extensions import db
 from app.ledger.kinds import PENDING, REVERSED, SETTLED, WITHDRAWAL, WITHDRAWN
@@ -80,14 +81,15 @@ class EntryRow:
 
     entry: LedgerEntry
     order_number: str | None
-    buyer_name: str  # masked: 张** / 微信用户
+    buyer_name: str  # masked: 张** / 微信用户0427
     reason_not_available: str  # "" when the money is available (or already paid out)
 
 
-def mask_name(nickname: str | None) -> str:
-    """A buyer's name as a distributor may see it: the first character, then ``**``."""
+def mask_name(nickname: str | None, user_id: int | None = None) -> str:
+    """A buyer's name as a distributor may see it: the first character, then ``**``;
+    without a nickname, ``accounts.names.display_name`` (微信用户 + last 4 of the id)."""
     name = (nickname or "").strip()
-    return f"{name[0]}**" if name else "微信用户"
+    return f"{name[0]}**" if name else display_name(None, user_id)
 
 
 def reason_not_available(
@@ -151,7 +153,7 @@ def entry_rows(rows, now: datetime) -> list[EntryRow]:
         EntryRow(
             entry=entry,
             order_number=order.number if order is not None else None,
-            buyer_name=mask_name(nickname) if order is not None else "",
+            buyer_name=mask_name(nickname, order.user_id) if order is not None else "",
             reason_not_available=reason_not_available(
                 entry,
                 order,

@@ -41,7 +41,7 @@ SCENE_REPORTS: dict[str, tuple[list[dict[str, str]], str]] = {
     ),
     "1005": (
         [
-            {"info_type": "岗位类型", "info_content": "推广员"},
+            {"info_type": "岗位类型", "info_content": "分销员"},
             {"info_type": "报酬说明", "info_content": "推广订单佣金"},
         ],
         "劳务报酬",

@@ -366,7 +366,7 @@ def poster_reply(user: User | None, base_url: str) -> str:
     distributor = distributor_for_user(user.id) if user is not None else None
     if distributor is None or distributor.status != "active":
         join = f"{base_url.rstrip('/')}/distributor"
-        return f'你还不是推广员，<a href="{join}">申请成为推广员</a>后即可获得专属推广海报。'
+        return f'你还不是分销员，<a href="{join}">申请成为分销员</a>后即可获得专属推广海报。'
     link = share_url(base_url, distributor.code)
     return (
         "你的专属推广海报正在生成，马上发给你，长按海报即可保存或转发。\n"
