@@ -129,7 +129,7 @@ def test_library_sorts_searches_and_pages(make):
     seller = distributor(make)
     cheap_high_rate = priced(make, "高比例小物", [1000])
     rule(cheap_high_rate, "percent", 2500)  # ¥2.50, 25%
-    dear = priced(make, "高佣金大件", [50000])  # ¥50.00, 10%
+    priced(make, "高佣金大件", [50000])  # ¥50.00, 10%
     middle = priced(make, "中间款 茶杯", [9900])  # ¥9.90, 10%
     newest = priced(make, "最新款 茶壶", [2000])  # ¥2.00
     buyer = customer_of(make, seller)

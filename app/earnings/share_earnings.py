@@ -126,7 +126,8 @@ class ShareEstimate:
 
 def estimates(distributor_id: int, product_ids: list[int]) -> dict[int, ShareEstimate]:
     """分享赚 of each product in ``product_ids`` for ``distributor_id`` (products off the
-    shelf or without SKUs are left out). Three queries whatever the number of products; writes nothing."""
+    shelf or without SKUs are left out). Three queries whatever the number of products;
+    writes nothing."""
     ids = sorted(set(product_ids))
     if not ids:
         return {}
@@ -201,7 +202,9 @@ def _candidates(q: str) -> list[tuple[int, datetime]]:
     """(id, created_at) of products on the shelf with a SKU, newest first."""
     query = (
         select(Product.id, Product.created_at)
-        .where(Product.on_shelf.is_(True), select(Sku.id).where(Sku.product_id == Product.id).exists())
+        .where(
+            Product.on_shelf.is_(True), select(Sku.id).where(Sku.product_id == Product.id).exists()
+        )
         .order_by(Product.created_at.desc(), Product.id.desc())
         .limit(MAX_CANDIDATES + 1)
     )
@@ -293,14 +296,10 @@ def library(
     )
 
 
-def on_sale(product_id: int) -> bool:
-    """Whether the product is on the shelf with at least one SKU."""
-    return bool(
-        db.session.scalar(
-            select(Product.id).where(
-                Product.id == product_id,
-                Product.on_shelf.is_(True),
-                select(Sku.id).where(Sku.product_id == product_id).exists(),
-            )
-        )
+def product_with_skus(product_id: int) -> Product | None:
+    """A product on the shelf with its SKUs loaded, or None."""
+    return db.session.scalar(
+        select(Product)
+        .where(Product.id == product_id, Product.on_shelf.is_(True))
+        .options(selectinload(Product.skus))
     )

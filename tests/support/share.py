@@ -64,7 +64,7 @@ def level1_written(order_id: int) -> dict[int, int]:
         .join(OrderLine, OrderLine.id == LedgerEntry.order_line_id)
         .where(LedgerEntry.order_id == order_id, LedgerEntry.kind == "level_1")
     ).all()
-    return {sku_id: fen for sku_id, fen in rows}
+    return dict(rows)
 
 
 def buy_each_sku(user, product) -> int:
