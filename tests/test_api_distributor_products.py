@@ -43,6 +43,7 @@ def test_customers_and_visitors_get_no_commission(app, client, make, login_as, s
         "distributor": False,
         "self_purchase": False,
         "self_purchase_note": "",
+        "ref": None,
         "items": [],
     }
     assert "no-store" in anonymous.headers["Cache-Control"]
@@ -64,7 +65,7 @@ def test_a_distributor_sees_the_figures(app, make, login_as, shop):
     client = signed_in(app, login_as, seller.user)
     body = client.get(f"{EARNINGS}?product_ids={shop['dress']},{shop['cup']},999999").get_json()
     assert body["distributor"] is True and body["self_purchase"] is True
-    assert body["self_purchase_note"]
+    assert body["self_purchase_note"] and body["ref"] == seller.code
     by_id = {item["product_id"]: item for item in body["items"]}
     assert set(by_id) == {shop["dress"], shop["cup"]}
     assert by_id[shop["dress"]]["label"] == "¥12.00–¥39.00"

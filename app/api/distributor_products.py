@@ -63,6 +63,7 @@ class EarningsOut(BaseModel):
     distributor: bool = Field(description="是否为可查看分享赚的分销员；否则 items 为空")
     self_purchase: bool = Field(description="自购返佣是否开启")
     self_purchase_note: str
+    ref: str | None = Field(description="分销员的推广码（分享链接 ?ref=）；非分销员为 null")
     items: list[EarningOut]
 
 
@@ -182,7 +183,9 @@ def distributor_share_earnings(query: EarningsQuery):
         sharer = share_earnings.sharer_for_user(person.id)
     if sharer is None:
         return _no_store(
-            EarningsOut(distributor=False, self_purchase=False, self_purchase_note="", items=[])
+            EarningsOut(
+                distributor=False, self_purchase=False, self_purchase_note="", ref=None, items=[]
+            )
         )
     found = share_earnings.estimates(sharer.distributor.id, ids)
     return _no_store(
@@ -190,6 +193,7 @@ def distributor_share_earnings(query: EarningsQuery):
             distributor=True,
             self_purchase=sharer.self_purchase,
             self_purchase_note=_note(sharer),
+            ref=sharer.distributor.code,
             items=[_earning(found[i]) for i in dict.fromkeys(ids) if i in found],
         )
     )
