@@ -11,10 +11,11 @@ import pytest
 
 from app.catalog.models import Product
 from app.distribution.distributors import create_distributor
+from app.distribution.models import CommissionRule, Distributor
 from app.extensions import db
 from tests.support.commissions import configure, customer_of, distributor, pay, place
 from tests.support.distribution import signed_in
-from tests.support.share import graded, rule
+from tests.support.share import counted_queries, graded, rule
 
 EARNINGS = "/api/v1/distributor/share-earnings"
 LIBRARY = "/api/v1/distributor/products"
@@ -149,3 +150,33 @@ def test_endpoints_are_in_the_openapi_document(client, app_ctx):
     assert "get" in paths["/api/v1/distributor/products/{product_id}/estimate"]
     params = {p["name"] for p in paths["/api/v1/distributor/products"]["get"]["parameters"]}
     assert {"sort", "q", "page", "per_page"} <= params
+
+
+def test_answers_are_cached_until_a_row_they_read_changes(app, make, login_as, shop):
+    seller = distributor(make, nickname="小美")
+    client = signed_in(app, login_as, seller.user)
+    path = f"{EARNINGS}?product_ids={shop['cup']}"
+
+    def label() -> str:
+        items = client.get(path).get_json()["items"]
+        return items[0]["label"] if items else ""
+
+    assert label() == "¥5.00"
+    with counted_queries() as seen:
+        assert label() == "¥5.00"
+    assert seen == []  # a hit: no query at all, not even the user
+    cup = db.session.get(Product, shop["cup"])
+    cup.skus[0].price_fen = 4000  # the catalog version moves
+    db.session.commit()
+    assert label() == "¥10.00"
+    rule_row = db.session.scalar(db.select(CommissionRule).filter_by(product_id=cup.id))
+    rule_row.level1 = 1000  # the share version moves
+    db.session.commit()
+    assert label() == "¥4.00"
+    db.session.execute(
+        db.update(Distributor).where(Distributor.id == seller.id).values(status="disabled")
+    )
+    db.session.commit()
+    assert client.get(path).get_json()["distributor"] is False
+    other = signed_in(app, login_as, make.user())
+    assert other.get(path).get_json()["distributor"] is False

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import current_app, jsonify
+from flask import Response as FlaskResponse
+from flask import current_app, jsonify, session
 from flask_login import current_user
 from pydantic import BaseModel, Field
 from spectree import Response
 
 from app.accounts.guards import customer_id, customer_required
+from app.api import share_cache
 from app.api.blueprints import bp
 from app.api.present import media_url
 from app.api.schemas import MAX_ID, MAX_PER_PAGE, ErrorResponse, PageQuery, Query, QueryText
@@ -37,8 +39,12 @@ ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse, "HTTP_404": Erro
 NOT_SHARER = "你还不是正常状态的分销员，暂不能查看推广佣金"
 SELF_PURCHASE_NOTE = "自购同样返佣：自己下单也得这笔佣金"
 
+NO_STORE = {"Cache-Control": "private, no-store"}
+
 Sort = Literal["commission", "rate", "newest", "sales"]
 
+
+bp.record_once(lambda _state: share_cache.install_listeners())
 
 # --- models -------------------------------------------------------------------------------
 
@@ -133,7 +139,7 @@ class EstimateOut(BaseModel):
 
 def _no_store(payload: BaseModel):
     response = jsonify(payload.model_dump())
-    response.headers["Cache-Control"] = "private, no-store"
+    response.headers.update(NO_STORE)
     return response
 
 
@@ -173,30 +179,44 @@ def _share_url(sharer: Sharer, product_id: int) -> str:
 )
 def distributor_share_earnings(query: EarningsQuery):
     """分享赚 of up to 60 products for the signed-in active distributor. Anyone else,
-    anonymous visitors included, gets ``distributor: false`` and no items (200)."""
+    anonymous visitors included, gets ``distributor: false`` and no items (200).
+
+    Asked once per catalog page view, so answers are kept per process until a catalog or
+    commission-relevant row changes (``share_cache``), keyed by the signed-in user id.
+    """
     ids = [int(raw) for raw in query.product_ids.split(",")]
     if len(ids) > MAX_IDS or any(not 0 < i <= MAX_ID for i in ids):
         raise ApiError(422, "invalid_product_ids", f"商品 id 需为正整数，最多 {MAX_IDS} 个")
+    signed = session.get("_user_id")
+    if isinstance(signed, str) and signed.startswith("user:"):
+        body = share_cache.cached_answer((signed, tuple(ids)), lambda: _earnings(ids, signed))
+    else:
+        body = _earnings(ids, None)[0]
+    return FlaskResponse(body, mimetype="application/json", headers=NO_STORE)
+
+
+def _earnings(ids: list[int], expected_user: str | None) -> tuple[bytes, bool]:
+    """The share-earnings answer for the signed-in user, as JSON, and whether that user
+    is ``expected_user`` (the cache key) so the answer may be kept."""
     person = current_user
-    sharer = None
-    if person.is_authenticated and not getattr(person, "is_staff", False):
-        sharer = share_earnings.sharer_for_user(person.id)
+    customer = person.is_authenticated and not getattr(person, "is_staff", False)
+    sharer = share_earnings.sharer_for_user(person.id) if customer else None
     if sharer is None:
-        return _no_store(
-            EarningsOut(
-                distributor=False, self_purchase=False, self_purchase_note="", ref=None, items=[]
-            )
+        payload = EarningsOut(
+            distributor=False, self_purchase=False, self_purchase_note="", ref=None, items=[]
         )
-    found = share_earnings.estimates(sharer.distributor.id, ids)
-    return _no_store(
-        EarningsOut(
+    else:
+        found = share_earnings.estimates(sharer.distributor.id, ids)
+        payload = EarningsOut(
             distributor=True,
             self_purchase=sharer.self_purchase,
             self_purchase_note=_note(sharer),
             ref=sharer.distributor.code,
             items=[_earning(found[i]) for i in dict.fromkeys(ids) if i in found],
         )
-    )
+    body = current_app.json.dumps(payload.model_dump()).encode()
+    who = person.get_id() if person.is_authenticated else None
+    return body, who == expected_user
 
 
 @bp.get("/distributor/products")
