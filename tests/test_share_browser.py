@@ -168,3 +168,23 @@ def test_distributor_sees_share_earnings_and_sorts_the_library(
     expect(page.locator("[data-poster-sheet] [data-poster-img]")).to_be_visible(timeout=15_000)
     expect(sheet).to_have_count(0)
     page.screenshot(path=str(artifacts / "share-library-poster.png"))
+
+
+@pytest.mark.browser
+def test_cards_loaded_by_more_get_their_figure(app, make, page, live_server, sandbox, artifacts):
+    configure(levels=2, level1_bp=1000)
+    first = make.product(title="最早上架的杯子", price_fen=2990)
+    for i in range(20):
+        make.product(title=f"新品{i}", price_fen=1000)
+    base = live_server.url
+    page.goto(f"{base}/my")
+    sign_in_on_stand_in(page, sandbox, "韩梅梅")
+    page.wait_for_url(f"{base}/my")
+    create_distributor(newest_user().id, None)
+    db.session.commit()
+
+    page.goto(f"{base}/")
+    expect(page.locator("[data-share-earn]").first).to_have_text("分享赚 ¥1.00")
+    expect(page.locator(f'[data-share-earn="{first.id}"]')).to_have_count(0)  # page 2
+    page.get_by_role("link", name="加载更多").click()
+    expect(page.locator(f'[data-share-earn="{first.id}"]')).to_have_text("分享赚 ¥2.99")
