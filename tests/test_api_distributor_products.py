@@ -45,6 +45,7 @@ def test_customers_and_visitors_get_no_commission(app, client, make, login_as, s
         "self_purchase": False,
         "self_purchase_note": "",
         "ref": None,
+        "base_url": app.config["PUBLIC_BASE_URL"],
         "items": [],
     }
     assert "no-store" in anonymous.headers["Cache-Control"]
@@ -54,6 +55,8 @@ def test_customers_and_visitors_get_no_commission(app, client, make, login_as, s
     db.session.commit()
     waiting = signed_in(app, login_as, pending.user)
     assert waiting.get(f"{EARNINGS}?product_ids={ids}").get_json()["distributor"] is False
+    staff = signed_in(app, login_as, make.staff())
+    assert staff.get(f"{EARNINGS}?product_ids={ids}").get_json()["distributor"] is False
     for path in (LIBRARY, f"{LIBRARY}/{shop['cup']}/estimate"):
         assert client.get(path).status_code == 401
         refused = customer.get(path)

@@ -70,6 +70,7 @@ class EarningsOut(BaseModel):
     self_purchase: bool = Field(description="自购返佣是否开启")
     self_purchase_note: str
     ref: str | None = Field(description="分销员的推广码（分享链接 ?ref=）；非分销员为 null")
+    base_url: str = Field(description="分享链接的站点地址（PUBLIC_BASE_URL）")
     items: list[EarningOut]
 
 
@@ -203,7 +204,12 @@ def _earnings(ids: list[int], expected_user: str | None) -> tuple[bytes, bool]:
     sharer = share_earnings.sharer_for_user(person.id) if customer else None
     if sharer is None:
         payload = EarningsOut(
-            distributor=False, self_purchase=False, self_purchase_note="", ref=None, items=[]
+            distributor=False,
+            self_purchase=False,
+            self_purchase_note="",
+            ref=None,
+            base_url=current_app.config["PUBLIC_BASE_URL"],
+            items=[],
         )
     else:
         found = share_earnings.estimates(sharer.distributor.id, ids)
@@ -212,6 +218,7 @@ def _earnings(ids: list[int], expected_user: str | None) -> tuple[bytes, bool]:
             self_purchase=sharer.self_purchase,
             self_purchase_note=_note(sharer),
             ref=sharer.distributor.code,
+            base_url=current_app.config["PUBLIC_BASE_URL"],
             items=[_earning(found[i]) for i in dict.fromkeys(ids) if i in found],
         )
     body = current_app.json.dumps(payload.model_dump()).encode()

@@ -17,7 +17,7 @@
   var API = "/api/v1/distributor/share-earnings?product_ids=";
   var MAX_IDS = 60;
   var inWeChat = /MicroMessenger/i.test(navigator.userAgent || "");
-  var context = { ref: null, note: "" };
+  var context = { ref: null, note: "", base: location.origin };
 
   function toast(text) {
     var el = document.getElementById("toast");
@@ -34,7 +34,7 @@
   }
 
   function productLink(id) {
-    var link = location.origin + "/product/" + id;
+    var link = context.base.replace(/\/+$/, "") + "/product/" + id;
     return context.ref ? link + "?ref=" + encodeURIComponent(context.ref) : link;
   }
 
@@ -88,6 +88,7 @@
       .then(function (body) {
         if (!body.distributor) return; // customers never see a commission
         context.ref = body.ref;
+        if (body.base_url) context.base = body.base_url;
         context.note = body.self_purchase_note || "";
         document.documentElement.classList.add("is-sharer");
         var byId = {};
