@@ -79,6 +79,9 @@ def test_a_distributor_sees_the_figures(app, make, login_as, shop):
         "max_fen": 500,
         "rate_bp": 2500,
         "label": "¥5.00",
+        "skus": [
+            {"sku_id": db.session.get(Product, shop["cup"]).skus[0].id, "commission_fen": 500}
+        ],
     }
 
     estimate = client.get(f"{LIBRARY}/{shop['dress']}/estimate").get_json()

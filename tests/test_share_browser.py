@@ -93,6 +93,10 @@ def test_distributor_sees_share_earnings_and_sorts_the_library(
         f"/product/{ids['dress']}?ref={code}"
     )  # the share card keeps the ref
     page.screenshot(path=str(artifacts / "share-product-distributor.png"), full_page=True)
+    page.locator('[data-value="L"]').click()  # one SKU chosen: its own figure
+    expect(row.locator(".se-amount")).to_have_text("¥3.90")
+    page.locator('[data-value="L"]').click()  # chosen no more: the range again
+    expect(row.locator(".se-amount")).to_have_text("¥1.20–¥3.90")
 
     row.get_by_role("button", name="分享").click()
     sheet = page.locator("[data-share-sheet]")

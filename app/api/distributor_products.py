@@ -57,12 +57,18 @@ class EarningsQuery(Query):
     )
 
 
+class SkuFenOut(BaseModel):
+    sku_id: int
+    commission_fen: int = Field(description="该规格一件的分享赚")
+
+
 class EarningOut(BaseModel):
     product_id: int
     min_fen: int = Field(description="各规格中最低的分享赚（一件，按规格售价）")
     max_fen: int = Field(description="各规格中最高的分享赚")
     rate_bp: int = Field(description="最高佣金比例（基点，佣金/售价，向下取整）")
     label: str = Field(description="展示文字：¥3.90 或 ¥1.20–¥3.90；无佣金时为空")
+    skus: list[SkuFenOut] = Field(description="逐个规格的分享赚（选定规格时展示）")
 
 
 class EarningsOut(BaseModel):
@@ -162,6 +168,7 @@ def _earning(e: ShareEstimate) -> EarningOut:
         max_fen=e.max_fen,
         rate_bp=e.rate_bp,
         label=e.label,
+        skus=[SkuFenOut(sku_id=s.sku_id, commission_fen=s.commission_fen) for s in e.skus],
     )
 
 

@@ -48,7 +48,31 @@
     return el.getAttribute("data-share-earn") || el.getAttribute("data-share-earn-product");
   }
 
+  /* Money arrives in fen (integers); format without ever dividing into a float. */
+  function yuan(fen) {
+    var cents = fen % 100;
+    return "¥" + Math.floor(fen / 100) + "." + (cents < 10 ? "0" : "") + cents;
+  }
+
+  /* The product page's picker (shop.js) says which SKU is chosen: show its own figure. */
+  var chosenSku = null;
+  var productItem = null;
+  function showChosen() {
+    var amount = document.querySelector("[data-share-earn-product] .se-amount");
+    if (!amount || !productItem) return;
+    var label = productItem.label;
+    (productItem.skus || []).forEach(function (s) {
+      if (s.sku_id === chosenSku) label = yuan(s.commission_fen);
+    });
+    amount.textContent = label;
+  }
+  document.addEventListener("shop:sku", function (event) {
+    chosenSku = event.detail.sku_id;
+    showChosen();
+  });
+
   function showProduct(el, item) {
+    productItem = item;
     el.textContent = "";
     var tag = document.createElement("span");
     tag.className = "se-tag";
@@ -74,6 +98,7 @@
     share.setAttribute("data-share-here", "");
     el.appendChild(share);
     el.hidden = false;
+    showChosen();
   }
 
   function fill(nodes) {
