@@ -54,6 +54,8 @@ def test_the_library_lists_products_with_their_commission(app, make, login_as):
     assert by_newest.index("紫砂壶") < by_newest.index("青瓷茶杯")
     found = client.get("/distributor/products?q=茶杯").get_data(as_text=True)
     assert "青瓷茶杯" in found and "紫砂壶" not in found
+    for odd in ("q=%00", "q=" + "茶" * 300, "page=99999999999", "sort=%00", "q=%25_%5C"):
+        assert client.get(f"/distributor/products?{odd}").status_code == 200, odd
     missing = client.get("/distributor/products?q=没有这个&sort=bogus&page=abc")
     assert missing.status_code == 200 and "没有找到" in missing.get_data(as_text=True)
 

@@ -194,8 +194,9 @@ class LibraryPage:
 
 
 def clean_query(raw: str | None) -> str:
-    """Trim and shorten a search; the result may be empty."""
-    return " ".join((raw or "").split())[:MAX_QUERY_LENGTH]
+    """Trim and shorten a search, without NUL (PostgreSQL text cannot hold it); the
+    result may be empty."""
+    return " ".join((raw or "").replace("\x00", "").split())[:MAX_QUERY_LENGTH]
 
 
 def _candidates(q: str) -> list[tuple[int, datetime]]:
