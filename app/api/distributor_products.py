@@ -31,13 +31,18 @@ from app.core.errors import ApiError
 from app.distribution.centre import product_share_url
 from app.distribution.rules import format_bp
 from app.earnings import share_earnings
-from app.earnings.share_earnings import MAX_IDS, SORTS, ShareEstimate, Sharer
+from app.earnings.share_earnings import (
+    MAX_IDS,
+    SELF_PURCHASE_NOTE,
+    SORTS,
+    ShareEstimate,
+    Sharer,
+)
 
 TAGS = ["distributor"]
 SECURITY = {COOKIE: []}
 ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse, "HTTP_404": ErrorResponse}
 NOT_SHARER = "你还不是正常状态的分销员，暂不能查看推广佣金"
-SELF_PURCHASE_NOTE = "自购同样返佣：自己下单也得这笔佣金"
 
 NO_STORE = {"Cache-Control": "private, no-store"}
 

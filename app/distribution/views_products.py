@@ -17,9 +17,7 @@ from app.distribution.centre import product_share_url
 from app.distribution.distributors import distributor_for_user, get_distribution_settings
 from app.distribution.views import bp
 from app.earnings import share_earnings
-from app.earnings.share_earnings import DEFAULT_SORT, SORTS
-
-SELF_PURCHASE_NOTE = "自购同样返佣：自己下单也得这笔佣金"
+from app.earnings.share_earnings import DEFAULT_SORT, SELF_PURCHASE_NOTE, SORTS
 
 
 @bp.get("/products")

@@ -55,6 +55,7 @@ MAX_QUERY_LENGTH = 50
 # Beyond this many matches the newest are taken (and the page says to search instead).
 MAX_CANDIDATES = 2000
 MAX_IDS = 60  # products one estimate request may ask about (a list page shows 20)
+SELF_PURCHASE_NOTE = "自购同样返佣：自己下单也得这笔佣金"  # shown when 自购返佣 is on
 
 
 @dataclass(frozen=True)
