@@ -60,7 +60,9 @@ def test_customers_and_visitors_get_no_commission(app, client, make, login_as, s
     for path in (LIBRARY, f"{LIBRARY}/{shop['cup']}/estimate"):
         assert client.get(path).status_code == 401
         refused = customer.get(path)
-        assert refused.status_code == 403 and error_code(refused) == "not_sharer"
+        assert refused.status_code == 404 and error_code(refused) == "not_distributor"
+        refused = waiting.get(path)
+        assert refused.status_code == 403 and error_code(refused) == "not_active"
 
 
 def test_a_distributor_sees_the_figures(app, make, login_as, shop):

@@ -20,6 +20,7 @@ from app.earnings.share_earnings import (
     library,
     sharer_for_user,
     units_sold,
+    why_not_sharer,
 )
 from app.extensions import db
 from tests.support.cloud import levels, merchant, precedence
@@ -162,3 +163,19 @@ def test_library_is_empty_without_products(make, sort):
     seller = distributor(make)
     result = library(seller.id, sort=sort)
     assert result.items == [] and result.total == 0 and not result.has_next
+
+
+def test_why_no_figure_is_said_in_words(make):
+    configure(levels=2)
+    assert why_not_sharer(make.user().id)[1] == "not_distributor"
+    pending = create_distributor(make.user().id, None, status="pending")
+    db.session.commit()
+    assert why_not_sharer(pending.user_id)[:2] == (403, "not_active")
+    seller = distributor(make)
+    configure(enabled=False)
+    assert why_not_sharer(seller.user_id)[1] == "distribution_paused"
+    configure(enabled=True)
+    levels()
+    precedence("price_difference")
+    m = merchant(make, 1)
+    assert why_not_sharer(m.distributor.user_id)[1] == "price_difference_seller"

@@ -42,7 +42,6 @@ from app.earnings.share_earnings import (
 TAGS = ["distributor"]
 SECURITY = {COOKIE: []}
 ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse, "HTTP_404": ErrorResponse}
-NOT_SHARER = "你还不是正常状态的分销员，暂不能查看推广佣金"
 
 NO_STORE = {"Cache-Control": "private, no-store"}
 
@@ -162,7 +161,7 @@ def _note(sharer: Sharer) -> str:
 def _sharer() -> Sharer:
     sharer = share_earnings.sharer_for_user(customer_id())
     if sharer is None:
-        raise ApiError(403, "not_sharer", NOT_SHARER)
+        raise ApiError(*share_earnings.why_not_sharer(customer_id()))
     return sharer
 
 
@@ -242,8 +241,9 @@ def _earnings(ids: list[int], expected_user: str | None) -> tuple[bytes, bool]:
 @customer_required
 @spec.validate(resp=Response(HTTP_200=LibraryOut, **ERRORS), tags=TAGS, security=SECURITY)
 def distributor_products(query: LibraryQuery):
-    """推广商品库: every product on sale with its 预计佣金, sorted and searchable; 403
-    ``not_sharer`` unless an active distributor."""
+    """推广商品库: every product on sale with its 预计佣金, sorted and searchable. 404
+    ``not_distributor``; 403 ``not_active``, ``distribution_paused`` or
+    ``price_difference_seller`` (their sales earn 级差, not commission)."""
     sharer = _sharer()
     per_page = min(query.per_page, MAX_PER_PAGE)
     result = share_earnings.library(

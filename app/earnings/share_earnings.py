@@ -79,6 +79,18 @@ def sharer_for_user(user_id: int) -> Sharer | None:
     return Sharer(distributor, settings.self_purchase)
 
 
+def why_not_sharer(user_id: int) -> tuple[int, str, str]:
+    """(HTTP status, code, message) saying why ``sharer_for_user`` gives None."""
+    distributor = distributor_for_user(user_id)
+    if distributor is None:
+        return 404, "not_distributor", "你还不是分销员"
+    if distributor.status != "active":
+        return 403, "not_active", "你的分销员资格不是正常状态，暂不能查看推广佣金"
+    if not get_distribution_settings().enabled:
+        return 403, "distribution_paused", "本店分销已暂停，新订单暂不产生佣金"
+    return 403, "price_difference_seller", "你的订单按订货商级差结算，不计分销佣金"
+
+
 @dataclass(frozen=True)
 class SkuEstimate:
     """One unit of one SKU at its price: the level-1 commission the job would write."""
