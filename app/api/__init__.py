@@ -27,6 +27,7 @@ def register_api(app: Flask) -> None:
         customer,
         distributor,
         distributor_people,
+        distributor_products,
         incentives,
         merchants,
         orders,

@@ -14,6 +14,8 @@ nothing. The payout cap trims the line's commissions, level 3 first
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import bindparam, select
 
 from app.core.batch import memo
@@ -27,6 +29,9 @@ from app.orders.models import OrderLine
 # Built once with bound parameters: every paid order asks them.
 _RULES_OF_PRODUCT = select(CommissionRule).where(
     CommissionRule.product_id == bindparam("product_id")
+)
+_RULES_OF_PRODUCTS = select(CommissionRule).where(
+    CommissionRule.product_id.in_(bindparam("product_ids", expanding=True))
 )
 _GRADES_OF = (
     select(Distributor.id, Grade)
@@ -55,15 +60,39 @@ def product_rules(product_id: int | None, sku_id: int | None) -> tuple[Rule | No
     return memo(("commission_rules", product_id, sku_id), lambda: _rules_of(product_id, sku_id))
 
 
+def _as_rule(row: CommissionRule) -> Rule:
+    values = (row.level1, row.level2, row.level3)
+    return Rule(row.mode, values, "商品规则" if row.sku_id is None else "SKU 规则")
+
+
 def _rules_of(product_id: int, sku_id: int | None) -> tuple[Rule | None, Rule | None]:
     sku_rule = product_rule = None
     for row in db.session.scalars(_RULES_OF_PRODUCT, {"product_id": product_id}):
-        values = (row.level1, row.level2, row.level3)
         if row.sku_id is None:
-            product_rule = Rule(row.mode, values, "商品规则")
+            product_rule = _as_rule(row)
         elif row.sku_id == sku_id:
-            sku_rule = Rule(row.mode, values, "SKU 规则")
+            sku_rule = _as_rule(row)
     return sku_rule, product_rule
+
+
+def preload_product_rules(pairs: Iterable[tuple[int, int]]) -> None:
+    """Inside a ``batch_scope``: read the rules of many (product id, SKU id) pairs in one
+    query, so ``product_rules`` answers each of them from memory (lists of products, e.g.
+    the 分享赚 estimates). Outside a scope it does nothing useful: ``memo`` keeps nothing."""
+    pairs = list(pairs)
+    product_ids = sorted({product_id for product_id, _sku_id in pairs})
+    if not product_ids:
+        return
+    product_level: dict[int, Rule] = {}
+    sku_level: dict[int, Rule] = {}
+    for row in db.session.scalars(_RULES_OF_PRODUCTS, {"product_ids": product_ids}):
+        if row.sku_id is None:
+            product_level[row.product_id] = _as_rule(row)
+        else:
+            sku_level[row.sku_id] = _as_rule(row)
+    for product_id, sku_id in pairs:
+        found = (sku_level.get(sku_id), product_level.get(product_id))
+        memo(("commission_rules", product_id, sku_id), lambda found=found: found)
 
 
 def beneficiaries(rows: list[OrderAttribution]) -> list[Beneficiary]:

@@ -111,6 +111,8 @@
       var sku = complete ? current[0] : null;
       var original = sku ? sku.original_price_fen : Math.max.apply(null, shown.map(function (s) { return s.original_price_fen; }));
       priceValue.textContent = yuan(sku ? sku.price_fen : low);
+      // share-earn.js shows the chosen SKU's 分享赚 instead of the range.
+      document.dispatchEvent(new CustomEvent("shop:sku", { detail: { sku_id: sku ? sku.id : null } }));
       fromEl.hidden = !!sku || prices.every(function (p) { return p === low; });
       origEl.hidden = !(original > (sku ? sku.price_fen : low));
       origEl.textContent = "¥" + yuan(original);
