@@ -72,7 +72,7 @@ FROM (SELECT n, now() - interval '1 minute' * ((:orders - n) * 1051200.0 / :orde
 
 INSERT INTO order_lines (order_id, title, spec_text, unit_price_fen, quantity, amount_fen,
                          refunded_quantity, refunded_fen)
-SELECT id, '手工陶瓷茶杯', '颜色:青瓷', 9900, 1, 9900, 0, 0 FROM orders WHERE number LIKE 'B%';
+SELECT id, '手工陶瓷茶杯', '青瓷', 9900, 1, 9900, 0, 0 FROM orders WHERE number LIKE 'B%';
 
 INSERT INTO order_attributions (order_id, level, distributor_id, self_purchase, team_sales_fen)
 SELECT o.id, 1,

@@ -108,7 +108,7 @@ class LedgerEntryOut(BaseModel):
         description="尚不可提现的原因，如 售后期至 12月3日；可提现时为空"
     )
     product_title: str = Field(description="商品名称（退款扣回：被扣回收益的商品）；无订单时为空")
-    sku_text: str = Field(description="规格，如 颜色:青瓷")
+    sku_text: str = Field(description="规格，如 青瓷")
     created_at: datetime
 
 

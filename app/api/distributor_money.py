@@ -63,7 +63,7 @@ class SummaryOut(BaseModel):
 
 class OrderLineOut(BaseModel):
     title: str
-    sku_text: str = Field(description="规格，如 颜色:青瓷")
+    sku_text: str = Field(description="规格，如 青瓷")
     quantity: int
     unit_price_fen: int
     amount_fen: int = Field(description="该行实付（优惠后）")

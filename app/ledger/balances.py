@@ -89,7 +89,7 @@ class EntryRow:
     buyer_name: str  # masked: 张** / 微信用户
     reason_not_available: str  # "" when the money is available (or already paid out)
     product_title: str = ""  # the order line's product (a reversal: its earning's line)
-    sku_text: str = ""  # the line's SKU, e.g. "颜色:青瓷"
+    sku_text: str = ""  # the line's SKU, e.g. "青瓷"
 
 
 def mask_name(nickname: str | None) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from app.distribution.distributors import create_distributor
 from app.distribution.models import Distributor
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
@@ -38,17 +39,23 @@ def sale(make, seller: Distributor, price_fen: int, quantity: int = 1) -> Order:
     return pay(place(make, buyer, product=product, quantity=quantity))
 
 
-def build_shop(make) -> Shop:
+def build_shop(make, seller_user=None) -> Shop:
     """Levels 10% / 5%, a 7-day hold; the seller's money (fen), all written today:
 
     - paid 10000: +1000 pending (no date); completed today 20000: +2000 pending (dated);
     - completed 30 days ago 30000: +3000 settled, then a withdrawal of 1000 requested;
     - 2 x 5000, one refunded: +1000 and -500 pending (no date);
     - 4000 refunded in full: +400 lapsed.
+
+    ``seller_user`` (e.g. a fan signed in through the stand-in) becomes the seller.
     """
     configure(levels=2, level1_bp=1000, level2_bp=500, settlement_hold_days=7)
     parent = make_distributor(make, "上级老王")
-    seller = make_distributor(make, "小张", parent=parent)
+    if seller_user is None:
+        seller = make_distributor(make, "小张", parent=parent)
+    else:
+        seller = create_distributor(seller_user.id, parent)
+        db.session.commit()
     paid = sale(make, seller, 10000)
     completed_now = finish(sale(make, seller, 20000))
     settled = finish(sale(make, seller, 30000), days_ago=30)
