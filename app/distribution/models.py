@@ -122,6 +122,10 @@ class Binding(db.Model):
     """Which distributor a customer belongs to now (at most one row per customer)."""
 
     __tablename__ = "bindings"
+    __table_args__ = (
+        # Live customers of a distributor counted from the index alone (summary.py).
+        Index("ix_bindings_distributor_expires", "distributor_id", "expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
@@ -197,7 +201,8 @@ class OrderAttribution(db.Model):
             "ix_order_attributions_distributor_level",
             "distributor_id",
             "level",
-            postgresql_include=["order_id"],
+            # team_sales_fen: promoted orders counted index-only (distribution/summary.py).
+            postgresql_include=["order_id", "team_sales_fen"],
         ),
     )
 
