@@ -13,13 +13,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.core.time import shop_day_start, shop_today, to_shop_time
+from app.core.time import shop_day_start, shop_today, to_shop_time, utcnow
 from app.distribution.models import OrderAttribution
 from app.distribution.summary import centre_summary, money_figures, part_sentence
 from app.distribution.team import order_sales_fen
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
-from app.ledger.models import LedgerEntry
+from app.ledger.history import history_through, ledger_figures
+from app.ledger.models import LedgerEntry, LedgerSettledHistory
 from app.ledger.settlement import settle_due
 from app.orders.models import Order
 from tests.support import factories
@@ -227,3 +228,47 @@ def test_a_withdrawal_is_not_income(make):
     after = money_figures(seller.id)
     assert after.total_fen == before.total_fen == 5000
     assert after.available_fen == before.available_fen - 2000
+
+
+def test_kept_settled_history_plus_live_entries_equal_the_ledger(make):
+    seller = make_distributor(make, "老客")
+    now = utcnow()
+    long_ago = now - timedelta(days=90)
+    factories.ledger_entry(seller.id, 7000, created_at=long_ago, settled_at=long_ago)
+    factories.ledger_entry(
+        seller.id,
+        -2000,
+        kind="withdrawal",
+        state="withdrawn",
+        created_at=long_ago,
+        settled_at=long_ago,
+    )
+    factories.ledger_entry(seller.id, 300, kind="level_1", state="pending")
+
+    def plain() -> tuple[int, int, int]:
+        return (
+            ledger_sum(seller.id, LedgerEntry.state.in_(("settled", "withdrawn"))),
+            ledger_sum(seller.id, LedgerEntry.state == "pending"),
+            ledger_sum(
+                seller.id, LedgerEntry.state != "reversed", LedgerEntry.kind != "withdrawal"
+            ),
+        )
+
+    first = ledger_figures(seller.id, now)
+    db.session.commit()
+    kept = db.session.get(LedgerSettledHistory, seller.id)
+    assert kept.through_at == history_through(now) and kept.through_at > long_ago
+    assert (kept.available_fen, kept.income_fen) == (5000, 7000)
+    through = kept.through_at
+    assert (first.available_fen, first.pending_fen, first.total_fen) == plain() == (5000, 300, 7300)
+    assert first.withdrawn_fen == 2000
+    # Later money is read live next to the kept sums.
+    factories.ledger_entry(seller.id, 150)
+    factories.ledger_entry(seller.id, -50, kind="withdrawal")
+    again = ledger_figures(seller.id, now)
+    assert (again.available_fen, again.pending_fen, again.total_fen) == plain() == (5100, 300, 7450)
+    # A month on, the kept sums move forward and still add up.
+    later = ledger_figures(seller.id, now + timedelta(days=40))
+    db.session.commit()
+    assert db.session.get(LedgerSettledHistory, seller.id).through_at > through
+    assert (later.available_fen, later.pending_fen, later.total_fen) == plain()

@@ -78,7 +78,9 @@ def test_centre_figures_pending_dates_and_masked_order(
     parts = page.locator("[data-pending-part]")
     expect(parts).to_have_count(2)
     expect(parts.nth(0)).to_have_attribute("data-pending-part", day.isoformat())
-    expect(parts.nth(0).locator("[data-when]")).to_contain_text(f"{day.month}月{day.day}日 起可提现")
+    expect(parts.nth(0).locator("[data-when]")).to_contain_text(
+        f"{day.month}月{day.day}日 起可提现"
+    )
     expect(parts.nth(0).locator("[data-amount]")).to_have_text("¥20.00")
     expect(parts.nth(1)).to_have_attribute("data-pending-part", "unreceived")
     expect(parts.nth(1).locator("[data-when]")).to_contain_text("确认收货后 7 天可提现")

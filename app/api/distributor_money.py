@@ -20,6 +20,7 @@ from app.api.spec import spec
 from app.core.errors import ApiError
 from app.distribution.order_detail import masked_order
 from app.distribution.summary import CentreSummary, centre_summary, part_sentence, pending_text
+from app.extensions import db
 
 # --- models -------------------------------------------------------------------------------
 
@@ -131,6 +132,7 @@ def distributor_summary():
     """The centre home's figures: 收益 today / this month / in all, the balances, when
     pending money becomes withdrawable, promoted orders, customers and team."""
     summary = centre_summary(_mine().id)
+    db.session.commit()  # the settled history it may have kept (ledger/history.py)
     money = summary.money
     parts = parts_out(summary)
     return SummaryOut(

@@ -1,12 +1,12 @@
 """The distributor centre's figures: 收益 today / this month / in all, the balances, when
 pending money becomes withdrawable, promoted orders, customers and team.
 
-Nothing here computes money of its own: balances are ``ledger.balances.balance_columns``,
-收益 is ``ledger.income.income_sum`` (its definition), both read in one pass over the
-distributor's entries; the dates pending money becomes withdrawable are the entries'
-``settle_after`` (``ledger.settlement``: completion plus the settlement hold), read in
-shop time. Every function takes the distributor's own id (the edge finds it from the
-signed-in user).
+Nothing here computes money of its own: balances and 收益 (``ledger.income``, its
+definition) come from ``ledger.history.ledger_figures`` (the settled history kept, the rest
+summed live, so a million entries read fast); the dates pending money becomes
+withdrawable are the entries' ``settle_after`` (``ledger.settlement``: completion plus
+the settlement hold), read in shop time. Every function takes the distributor's own id
+(the edge finds it from the signed-in user).
 """
 
 from __future__ import annotations
@@ -17,28 +17,15 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 
 from app.core.money import format_yuan
-from app.core.time import shop_day_start, shop_today, to_shop_time, utcnow
+from app.core.time import shop_today, to_shop_time, utcnow
 from app.distribution.centre import customer_count
 from app.distribution.models import OrderAttribution
 from app.distribution.team import team_counts
 from app.extensions import db
-from app.ledger.balances import balance_columns
-from app.ledger.income import income_sum
+from app.ledger.history import LedgerFigures, ledger_figures
 from app.ledger.kinds import PENDING
 from app.ledger.models import LedgerEntry
 from app.ledger.settlement import settlement_hold_days
-
-
-@dataclass(frozen=True)
-class MoneyFigures:
-    """A distributor's balances and 收益, in fen."""
-
-    pending_fen: int
-    available_fen: int
-    withdrawn_fen: int
-    today_fen: int  # 收益 written today (shop calendar)
-    month_fen: int  # 收益 written this calendar month (shop calendar)
-    total_fen: int  # 收益 in all
 
 
 @dataclass(frozen=True)
@@ -59,7 +46,7 @@ class PendingPart:
 class CentreSummary:
     """Everything the centre's home shows at the top."""
 
-    money: MoneyFigures
+    money: LedgerFigures
     pending_parts: list[PendingPart]  # dated parts by date, then the undated part
     hold_days: int
     today: date  # the shop date the figures were read on
@@ -76,20 +63,9 @@ class CentreSummary:
         return self.pending_parts[0] if self.pending_parts else None
 
 
-def money_figures(distributor_id: int, now: datetime | None = None) -> MoneyFigures:
-    """Balances and 收益 (today, this month, in all) in one query over the entries."""
-    today = shop_today(now or utcnow())
-    day_start = shop_day_start(today)
-    month_start = shop_day_start(today.replace(day=1))
-    row = db.session.execute(
-        select(
-            *balance_columns(),
-            income_sum(day_start),
-            income_sum(month_start),
-            income_sum(),
-        ).where(LedgerEntry.distributor_id == distributor_id)
-    ).one()
-    return MoneyFigures(*(int(value) for value in row))
+def money_figures(distributor_id: int, now: datetime | None = None) -> LedgerFigures:
+    """Balances and 收益 (today, this month, in all): ``ledger.history.ledger_figures``."""
+    return ledger_figures(distributor_id, now)
 
 
 def pending_parts(distributor_id: int) -> list[PendingPart]:
@@ -130,7 +106,8 @@ def promoted_orders_count(distributor_id: int) -> int:
 
 
 def centre_summary(distributor_id: int, now: datetime | None = None) -> CentreSummary:
-    """The centre home's figures for the distributor (six queries)."""
+    """The centre home's figures for the distributor (about ten small queries; may write the
+    kept settled history: the edge commits)."""
     now = now or utcnow()
     level1, level2, team = team_counts(distributor_id)
     return CentreSummary(

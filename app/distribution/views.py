@@ -138,6 +138,7 @@ def _join_page(error: str = "", status: int = 200):
 
 def _centre_page(distributor: Distributor):
     summary = centre_summary(distributor.id)
+    db.session.commit()  # the settled history it may have kept (ledger/history.py)
     products = list_products(1).items[:6]
     return render_template(
         "distribution/centre.html",

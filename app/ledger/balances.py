@@ -43,34 +43,28 @@ class Balances:
     withdrawn_fen: int
 
 
-def balance_columns() -> tuple:
-    """SQL sums over ``LedgerEntry`` rows: (pending, available, withdrawn), as the table
-    above defines them. Select them next to other sums to read everything in one pass."""
-    amount = LedgerEntry.amount_fen
-    return (
-        func.coalesce(func.sum(case((LedgerEntry.state == PENDING, amount), else_=0)), 0),
-        func.coalesce(
-            func.sum(case((LedgerEntry.state.in_((SETTLED, WITHDRAWN)), amount), else_=0)), 0
-        ),
-        func.coalesce(
-            func.sum(
-                case(
-                    (
-                        (LedgerEntry.kind == WITHDRAWAL) & (LedgerEntry.state == WITHDRAWN),
-                        -amount,
-                    ),
-                    else_=0,
-                )
-            ),
-            0,
-        ),
-    )
-
-
 def balances(distributor_id: int) -> Balances:
     """Sum the distributor's ledger into pending, available and withdrawn (one query)."""
+    amount = LedgerEntry.amount_fen
     pending, available, withdrawn = db.session.execute(
-        select(*balance_columns()).where(LedgerEntry.distributor_id == distributor_id)
+        select(
+            func.coalesce(func.sum(case((LedgerEntry.state == PENDING, amount), else_=0)), 0),
+            func.coalesce(
+                func.sum(case((LedgerEntry.state.in_((SETTLED, WITHDRAWN)), amount), else_=0)), 0
+            ),
+            func.coalesce(
+                func.sum(
+                    case(
+                        (
+                            (LedgerEntry.kind == WITHDRAWAL) & (LedgerEntry.state == WITHDRAWN),
+                            -amount,
+                        ),
+                        else_=0,
+                    )
+                ),
+                0,
+            ),
+        ).where(LedgerEntry.distributor_id == distributor_id)
     ).one()
     return Balances(int(pending), int(available), int(withdrawn))
 

@@ -1,8 +1,13 @@
-"""centre summary indexes
+"""centre summary: kept settled history, indexes
 
 The distributor centre's home reads one distributor's figures (app/distribution/summary.py,
 bench/centre.py: 100k customers, 1M ledger entries, 100k team members):
 
+- ledger_settled_history: per distributor, what the entries settled before a month's
+  start add up to (app/ledger/history.py); settled entries without ``settled_at`` (none are
+  written so any more) get their ``created_at``, so every settled entry has one;
+- ledger_entries (distributor_id, settled_at) INCLUDE the summed columns: what settled
+  since then, index-only;
 - ledger_entries (distributor_id, state) now INCLUDEs kind, amount_fen, created_at,
   withdrawal_id and settle_after: balances and 收益 in one index-only pass, and the pending
   entries by date from the index alone;
@@ -18,6 +23,7 @@ Create Date: 2026-12-07 11:30:00
 
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
@@ -30,6 +36,20 @@ LEDGER_INCLUDE = ["kind", "amount_fen", "created_at", "withdrawal_id", "settle_a
 
 
 def upgrade():
+    op.create_table(
+        "ledger_settled_history",
+        sa.Column("distributor_id", sa.Integer(), nullable=False),
+        sa.Column("through_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("available_fen", sa.BigInteger(), nullable=False),
+        sa.Column("income_fen", sa.BigInteger(), nullable=False),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["distributor_id"], ["distributors.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("distributor_id"),
+    )
+    op.execute(
+        "UPDATE ledger_entries SET settled_at = created_at "
+        "WHERE state IN ('settled', 'withdrawn') AND settled_at IS NULL"
+    )
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_ledger_entries_distributor_state")
         batch_op.create_index(
@@ -37,6 +57,12 @@ def upgrade():
             ["distributor_id", "state"],
             unique=False,
             postgresql_include=LEDGER_INCLUDE,
+        )
+        batch_op.create_index(
+            "ix_ledger_entries_distributor_settled_at",
+            ["distributor_id", "settled_at"],
+            unique=False,
+            postgresql_include=["state", "kind", "amount_fen", "created_at", "withdrawal_id"],
         )
     with op.batch_alter_table("bindings", schema=None) as batch_op:
         batch_op.create_index(
@@ -64,7 +90,9 @@ def downgrade():
     with op.batch_alter_table("bindings", schema=None) as batch_op:
         batch_op.drop_index("ix_bindings_distributor_expires")
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_ledger_entries_distributor_settled_at")
         batch_op.drop_index("ix_ledger_entries_distributor_state")
         batch_op.create_index(
             "ix_ledger_entries_distributor_state", ["distributor_id", "state"], unique=False
         )
+    op.drop_table("ledger_settled_history")
