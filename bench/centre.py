@@ -243,7 +243,10 @@ def main() -> int:
                 f"team of {args.team:,} ({db.engine.dialect.name})"
             )
             me = build(args.customers, args.entries, args.team)
+            started = time.perf_counter()
             summary = centre_summary(me)
+            db.session.commit()  # the kept settled history, as the page commits it
+            cold_ms = (time.perf_counter() - started) * 1000
             check(me, summary)
             user_id = db.session.get(Distributor, me).user_id
             db.session.rollback()
@@ -268,6 +271,7 @@ def main() -> int:
             f"{nxt.settle_on if nxt else '-'} ({len(summary.pending_parts)} pending dates)"
         )
         print(f"  load average while measuring: {os.getloadavg()[0]:.1f} (2 CPUs)")
+        print(f"  first centre_summary (sums the settled history once a month): {cold_ms:.0f} ms")
         print(f"  centre_summary: median {service_ms:.1f} ms over {ROUNDS}")
         print(f"  GET /distributor: median {page_ms:.1f} ms over {ROUNDS} (goal < {GOAL_MS:.0f})")
         return 0 if page_ms < GOAL_MS else 1
