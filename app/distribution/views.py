@@ -34,7 +34,8 @@ from app.distribution.withdrawals import (
     request_withdrawal,
 )
 from app.extensions import db
-from app.ledger.balances import LEDGER_FILTERS, balances, entries_for
+from app.ledger.balances import LEDGER_FILTERS, entries_for
+from app.ledger.history import ledger_figures
 from app.ledger.kinds import CENTRE_KIND_LABELS, CENTRE_STATE_LABELS, entry_label
 from app.ledger.settlement import settlement_hold_days
 from app.payments.transfers import confirm_params, sandbox_confirm_url
@@ -208,10 +209,12 @@ def commissions():
             rows, key=lambda r: r.entry.order_id if r.entry.order_id else f"e{r.entry.id}"
         )
     ]
+    money = ledger_figures(me.id)
+    db.session.commit()  # the settled history it may have kept (ledger/history.py)
     return render_template(
         "distribution/commissions.html",
         me=me,
-        money=balances(me.id),
+        money=money,
         groups=groups,
         page=page,
         has_next=has_next,
@@ -270,6 +273,8 @@ def team():
 
 
 def _withdraw_page(me: Distributor, error: str = "", amount: str = "", status: int = 200):
+    money = ledger_figures(me.id)
+    db.session.commit()  # the settled history it may have kept (ledger/history.py)
     settings = get_distribution_settings()
     history = centre.withdrawals_of(me.id, 1, 50)
     start, end = shop_day_bounds(utcnow())
@@ -286,7 +291,7 @@ def _withdraw_page(me: Distributor, error: str = "", amount: str = "", status: i
     page = render_template(
         "distribution/withdraw.html",
         me=me,
-        money=balances(me.id),
+        money=money,
         pending=pending_parts(me.id),
         pending_text=pending_text,
         shop_today=shop_today(),
