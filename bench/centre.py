@@ -204,7 +204,7 @@ def parts(me: int):
     from app.distribution.team import team_counts
 
     return (
-        ("money_figures (balances and 收益, one pass)", lambda: money_figures(me)),
+        ("ledger_figures (balances and 收益: kept history + live)", lambda: money_figures(me)),
         ("pending_parts", lambda: pending_parts(me)),
         ("promoted_orders_count", lambda: promoted_orders_count(me)),
         ("customer_count", lambda: customer_count(me)),

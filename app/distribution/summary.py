@@ -22,9 +22,7 @@ from app.distribution.centre import customer_count
 from app.distribution.models import OrderAttribution
 from app.distribution.team import team_counts
 from app.extensions import db
-from app.ledger.history import LedgerFigures, ledger_figures
-from app.ledger.kinds import PENDING
-from app.ledger.models import LedgerEntry
+from app.ledger.history import LedgerFigures, PendingGroup, ledger_figures, pending_groups
 from app.ledger.settlement import settlement_hold_days
 
 
@@ -68,22 +66,22 @@ def money_figures(distributor_id: int, now: datetime | None = None) -> LedgerFig
     return ledger_figures(distributor_id, now)
 
 
-def pending_parts(distributor_id: int) -> list[PendingPart]:
+def pending_parts(
+    distributor_id: int, groups: list[PendingGroup] | None = None
+) -> list[PendingPart]:
     """The distributor's pending money by the shop date it becomes withdrawable (earliest
-    first), then what waits for orders to be received (no date yet). One query, grouped
-    by ``settle_after`` and folded into shop dates here (the zone is defined once, in
-    ``app.core.time``)."""
-    rows = db.session.execute(
-        select(LedgerEntry.settle_after, func.sum(LedgerEntry.amount_fen), func.count())
-        .where(LedgerEntry.distributor_id == distributor_id, LedgerEntry.state == PENDING)
-        .group_by(LedgerEntry.settle_after)
-    ).all()
+    first), then what waits for orders to be received (no date yet): the pending entries
+    grouped by ``settle_after`` (``groups``, if already read) folded into shop dates here
+    (the zone is defined once, in ``app.core.time``)."""
+    if groups is None:
+        groups = pending_groups(distributor_id)
     by_date: dict[date | None, list[int]] = {}
-    for settle_after, amount, count in rows:
-        day = to_shop_time(settle_after).date() if settle_after is not None else None
+    for group in groups:
+        at = group.settle_after
+        day = to_shop_time(at).date() if at is not None else None
         part = by_date.setdefault(day, [0, 0])
-        part[0] += int(amount)
-        part[1] += int(count)
+        part[0] += group.amount_fen
+        part[1] += group.count
     dated = sorted(day for day in by_date if day is not None)
     order = [*dated, None] if None in by_date else dated
     return [PendingPart(day, *by_date[day]) for day in order]
@@ -110,9 +108,10 @@ def centre_summary(distributor_id: int, now: datetime | None = None) -> CentreSu
     kept settled history: the edge commits)."""
     now = now or utcnow()
     level1, level2, team = team_counts(distributor_id)
+    groups = pending_groups(distributor_id, now)
     return CentreSummary(
-        money=money_figures(distributor_id, now),
-        pending_parts=pending_parts(distributor_id),
+        money=ledger_figures(distributor_id, now, groups),
+        pending_parts=pending_parts(distributor_id, groups),
         hold_days=settlement_hold_days(),
         today=shop_today(now),
         orders_count=promoted_orders_count(distributor_id),
