@@ -104,6 +104,8 @@ def test_centre_home_shows_the_figures_and_links(app, shop, login_as):
     assert "data-total>¥65.00<" in body and "data-today>¥65.00<" in body
     assert "data-month>¥65.00<" in body
     assert "data-orders>4<" in body and "data-customers>5<" in body and "data-team>0<" in body
+    db.session.rollback()  # the page committed the settled history it summed
+    assert db.session.get(LedgerSettledHistory, shop.seller.id) is not None
     summary = centre_summary(shop.seller.id)
     assert part_sentence(summary.next_part, summary.today, 7) in body
     for link in (
