@@ -25,7 +25,7 @@ from app.distribution.models import (  # noqa: F401
     Withdrawal,
 )
 from app.incentives.models import GradeChange, IncentiveSettings, LeaderboardOptIn, Task  # noqa: F401
-from app.ledger.models import LedgerEntry, LedgerEntryChange  # noqa: F401
+from app.ledger.models import LedgerEntry, LedgerEntryChange, LedgerSettledHistory  # noqa: F401
 from app.orders.models import (  # noqa: F401
     Address,
     CartItem,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from flask import current_app
 from pydantic import BaseModel, Field, StrictInt
@@ -107,7 +107,17 @@ class LedgerEntryOut(BaseModel):
     reason_not_available: str = Field(
         description="尚不可提现的原因，如 售后期至 12月3日；可提现时为空"
     )
+    product_title: str = Field(description="商品名称（退款扣回：被扣回收益的商品）；无订单时为空")
+    sku_text: str = Field(description="规格，如 青瓷")
     created_at: datetime
+
+
+class LedgerQuery(PageQuery):
+    status: Literal["pending", "settled", "withdrawn", "reversed"] | None = Field(
+        None,
+        description="pending 待结算 / settled 可提现（不含提现本身）/ withdrawn 已提现 / "
+        "reversed 已失效；不传为全部",
+    )
 
 
 class LedgerPage(BaseModel):
@@ -258,10 +268,11 @@ def distributor_me():
 @bp.get("/distributor/ledger")
 @customer_required
 @spec.validate(resp=Response(HTTP_200=LedgerPage, **ERRORS), tags=TAGS, security=SECURITY)
-def distributor_ledger(query: PageQuery):
-    """My ledger, newest first, with why each entry is not withdrawable yet."""
+def distributor_ledger(query: LedgerQuery):
+    """My ledger, newest first, with product, SKU and why each entry is not withdrawable
+    yet; ``status`` filters by state (as the centre's 佣金明细 tabs)."""
     d = _mine()
-    rows = entries_for(d.id, query.page, query.per_page + 1)
+    rows = entries_for(d.id, query.page, query.per_page + 1, status=query.status)
     return LedgerPage(
         items=[
             LedgerEntryOut(
@@ -274,6 +285,8 @@ def distributor_ledger(query: PageQuery):
                 order_number=r.order_number,
                 buyer_name=r.buyer_name,
                 reason_not_available=r.reason_not_available,
+                product_title=r.product_title,
+                sku_text=r.sku_text,
                 created_at=r.entry.created_at,
             )
             for r in rows[: query.per_page]

@@ -126,6 +126,8 @@ class Binding(db.Model):
         # 我的客户 (customers.py): a distributor's customers, newest binding first, one
         # page read off the index however many customers there are.
         Index("ix_bindings_distributor_bound", "distributor_id", "bound_at"),
+        # Live customers of a distributor counted from the index alone (summary.py).
+        Index("ix_bindings_distributor_expires", "distributor_id", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -202,7 +204,8 @@ class OrderAttribution(db.Model):
             "ix_order_attributions_distributor_level",
             "distributor_id",
             "level",
-            postgresql_include=["order_id"],
+            # team_sales_fen: promoted orders counted index-only (distribution/summary.py).
+            postgresql_include=["order_id", "team_sales_fen"],
         ),
     )
 

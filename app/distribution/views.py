@@ -17,7 +17,7 @@ from flask_login import current_user, login_required
 from app.core.branding import shop_name
 from app.core.money import parse_yuan
 from app.core.params import page_arg
-from app.core.time import shop_day_bounds, utcnow
+from app.core.time import shop_day_bounds, shop_today, utcnow
 from app.distribution import centre
 from app.distribution import customers as customer_list
 from app.distribution.distributors import (
@@ -27,16 +27,20 @@ from app.distribution.distributors import (
 )
 from app.distribution.members import members_page
 from app.distribution.models import Distributor
+from app.distribution.order_detail import masked_order
 from app.distribution.rules import format_bp
-from app.distribution.team import team_counts, team_stats
+from app.distribution.summary import centre_summary, part_sentence, pending_parts, pending_text
+from app.distribution.team import team_stats
 from app.distribution.withdrawals import (
     AWAITING_CONFIRM,
     WITHDRAWAL_STATUS_LABELS,
     request_withdrawal,
 )
 from app.extensions import db
-from app.ledger.balances import balances, entries_for
+from app.ledger.balances import LEDGER_FILTERS, entries_for
+from app.ledger.history import ledger_figures
 from app.ledger.kinds import CENTRE_KIND_LABELS, CENTRE_STATE_LABELS, entry_label
+from app.ledger.settlement import settlement_hold_days
 from app.payments.transfers import confirm_params, sandbox_confirm_url
 from app.shop.queries import list_products
 
@@ -136,21 +140,24 @@ def _join_page(error: str = "", status: int = 200):
 
 
 def _centre_page(distributor: Distributor):
-    level1, level2, _total = team_counts(distributor.id)
+    summary = centre_summary(distributor.id)
+    db.session.commit()  # the settled history it may have kept (ledger/history.py)
     products = list_products(1).items[:6]
     return render_template(
         "distribution/centre.html",
         me=distributor,
         settings=get_distribution_settings(),
-        money=balances(distributor.id),
+        money=summary.money,
+        summary=summary,
+        part_sentence=part_sentence,
         share=centre.share_url(_base_url(), distributor.code),
         product_shares=[
             (p, centre.product_share_url(_base_url(), distributor.code, p.id)) for p in products
         ],
         product_format=centre.share_url(_base_url(), distributor.code, "/product/商品编号"),
-        customers=centre.customer_count(distributor.id),
-        level1=level1,
-        level2=level2,
+        customers=summary.customers_count,
+        level1=summary.level1_count,
+        level2=summary.level2_count,
         done=_done_message(),
     )
 
@@ -187,11 +194,14 @@ def rules():
 @bp.get("/commissions")
 @login_required
 def commissions():
-    """The ledger, grouped by order: buyer (masked), level, amount, state and why not yet
-    withdrawable."""
+    """The ledger, grouped by order: buyer (masked), product and SKU, level, amount, state
+    and why not yet withdrawable; ``?status=`` one of ``LEDGER_FILTERS`` (全部 without)."""
     me = _me()
     page = page_arg()
-    rows = entries_for(me.id, page, PER_PAGE + 1)
+    status = request.args.get("status", "")
+    if status and status not in LEDGER_FILTERS:
+        abort(400, description="没有这个筛选条件")
+    rows = entries_for(me.id, page, PER_PAGE + 1, status=status or None)
     has_next = len(rows) > PER_PAGE
     rows = rows[:PER_PAGE]
     # Entries of one order are written together, so they sit next to each other.
@@ -201,14 +211,30 @@ def commissions():
             rows, key=lambda r: r.entry.order_id if r.entry.order_id else f"e{r.entry.id}"
         )
     ]
+    money = ledger_figures(me.id)
+    db.session.commit()  # the settled history it may have kept (ledger/history.py)
     return render_template(
         "distribution/commissions.html",
         me=me,
-        money=balances(me.id),
+        money=money,
         groups=groups,
         page=page,
         has_next=has_next,
+        status=status,
+        filters=LEDGER_FILTERS,
     )
+
+
+@bp.get("/orders/<number>")
+@login_required
+def order_detail(number: str):
+    """One order I earned on, masked: lines, what was paid, its status and what each level
+    earned; never the buyer's phone or address. Not mine (or no such order): 404."""
+    me = _me()
+    order = masked_order(me.id, number)
+    if order is None:
+        abort(404, description="没有找到这笔推广订单")
+    return render_template("distribution/order.html", me=me, order=order)
 
 
 @bp.get("/customers")
@@ -259,6 +285,8 @@ def team():
 
 
 def _withdraw_page(me: Distributor, error: str = "", amount: str = "", status: int = 200):
+    money = ledger_figures(me.id)
+    db.session.commit()  # the settled history it may have kept (ledger/history.py)
     settings = get_distribution_settings()
     history = centre.withdrawals_of(me.id, 1, 50)
     start, end = shop_day_bounds(utcnow())
@@ -275,7 +303,11 @@ def _withdraw_page(me: Distributor, error: str = "", amount: str = "", status: i
     page = render_template(
         "distribution/withdraw.html",
         me=me,
-        money=balances(me.id),
+        money=money,
+        pending=pending_parts(me.id),
+        pending_text=pending_text,
+        shop_today=shop_today(),
+        hold_days=settlement_hold_days(),
         settings=settings,
         history=history,
         today=today,

@@ -32,7 +32,7 @@ from app.extensions import db
 from app.ledger.kinds import PENDING, REVERSED, SETTLED, WITHDRAWAL, WITHDRAWN
 from app.ledger.models import LedgerEntry
 from app.ledger.settlement import not_eligible_reason, settlement_hold_days
-from app.orders.models import OPEN_REFUND_STATUSES, Order, Refund
+from app.orders.models import OPEN_REFUND_STATUSES, Order, OrderLine, Refund
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,8 @@ class EntryRow:
     order_number: str | None
     buyer_name: str  # masked: 张** / 微信用户0427
     reason_not_available: str  # "" when the money is available (or already paid out)
+    product_title: str = ""  # the order line's product (a reversal: its earning's line)
+    sku_text: str = ""  # the line's SKU, e.g. "青瓷"
 
 
 def mask_name(nickname: str | None, user_id: int | None = None) -> str:
@@ -118,36 +120,102 @@ def reason_not_available(
     return why or "结算中"
 
 
+# The centre's filters of the ledger list, by state (labels: kinds.CENTRE_STATE_LABELS).
+# "settled" (可提现) lists earned money that is withdrawable, so the withdrawal entries
+# that hold money while a withdrawal is under way, and their returns, are left out of it;
+# "withdrawn" (已提现) lists the withdrawals paid out.
+LEDGER_FILTERS = (PENDING, SETTLED, WITHDRAWN, REVERSED)
+
+
+def ledger_filter(status: str | None):
+    """SQL condition on ``LedgerEntry`` for a centre filter (``LEDGER_FILTERS``); None for
+    全部. An unknown status raises ``ValueError`` (the edges validate it first)."""
+    if not status:
+        return None
+    if status not in LEDGER_FILTERS:
+        raise ValueError(f"unknown ledger filter {status!r}")
+    if status == SETTLED:
+        return (LedgerEntry.state == SETTLED) & LedgerEntry.withdrawal_id.is_(None)
+    return LedgerEntry.state == status
+
+
 def entries_for(
-    distributor_id: int, page: int = 1, per_page: int = PER_PAGE, now: datetime | None = None
+    distributor_id: int,
+    page: int = 1,
+    per_page: int = PER_PAGE,
+    now: datetime | None = None,
+    status: str | None = None,
 ) -> list[EntryRow]:
-    """A page of the distributor's ledger, newest first, with order number, masked buyer
-    and why each entry is not available yet (three queries per page)."""
+    """A page of the distributor's ledger, newest first, with order number, masked buyer,
+    product and SKU, and why each entry is not available yet (four or five queries per
+    page); ``status`` narrows it to one of ``LEDGER_FILTERS``."""
     now = now or utcnow()
     page = max(1, page)
-    rows = db.session.execute(
+    query = (
         select(LedgerEntry, Order, User.nickname)
         .outerjoin(Order, Order.id == LedgerEntry.order_id)
         .outerjoin(User, User.id == Order.user_id)
         .where(LedgerEntry.distributor_id == distributor_id)
-        .order_by(LedgerEntry.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+    )
+    condition = ledger_filter(status)
+    if condition is not None:
+        query = query.where(condition)
+    rows = db.session.execute(
+        query.order_by(LedgerEntry.id.desc()).limit(per_page).offset((page - 1) * per_page)
     ).all()
     return entry_rows(rows, now)
 
 
-def entry_rows(rows, now: datetime) -> list[EntryRow]:
-    """Ledger rows ``(entry, order, buyer nickname)`` as shown to their owner: order number,
-    masked buyer, and why the money is not withdrawable yet (one query for open refunds)."""
-    order_ids = {order.id for _entry, order, _nick in rows if order is not None}
-    open_refunds = set(
-        db.session.scalars(
-            select(Refund.order_id).where(
-                Refund.order_id.in_(order_ids), Refund.status.in_(OPEN_REFUND_STATUSES)
+def lines_of(entries) -> dict[int, tuple[str, str]]:
+    """{entry id: (product title, SKU text)} of the order lines ``entries`` were earned on;
+    a reversal shows the line of the earning it reverses (at most two queries)."""
+    reversed_ids = {e.reverses_id for e in entries if e.order_line_id is None and e.reverses_id}
+    earning_line = (
+        dict(
+            db.session.execute(
+                select(LedgerEntry.id, LedgerEntry.order_line_id).where(
+                    LedgerEntry.id.in_(reversed_ids)
+                )
+            ).all()
+        )
+        if reversed_ids
+        else {}
+    )
+    line_of = {
+        e.id: e.order_line_id or earning_line.get(e.reverses_id)
+        for e in entries
+        if e.order_line_id or e.reverses_id in earning_line
+    }
+    line_ids = {line_id for line_id in line_of.values() if line_id}
+    if not line_ids:
+        return {}
+    texts = {
+        line_id: (title, spec)
+        for line_id, title, spec in db.session.execute(
+            select(OrderLine.id, OrderLine.title, OrderLine.spec_text).where(
+                OrderLine.id.in_(line_ids)
             )
         )
+    }
+    return {entry_id: texts[line_id] for entry_id, line_id in line_of.items() if line_id in texts}
+
+
+def entry_rows(rows, now: datetime) -> list[EntryRow]:
+    """Ledger rows ``(entry, order, buyer nickname)`` as shown to their owner: order number,
+    masked buyer, product and SKU, and why the money is not withdrawable yet."""
+    order_ids = {order.id for _entry, order, _nick in rows if order is not None}
+    open_refunds = (
+        set(
+            db.session.scalars(
+                select(Refund.order_id).where(
+                    Refund.order_id.in_(order_ids), Refund.status.in_(OPEN_REFUND_STATUSES)
+                )
+            )
+        )
+        if order_ids
+        else set()
     )
+    lines = lines_of([entry for entry, _order, _nick in rows])
     hold_days = settlement_hold_days()
     return [
         EntryRow(
@@ -161,6 +229,8 @@ def entry_rows(rows, now: datetime) -> list[EntryRow]:
                 refund_open=order is not None and order.id in open_refunds,
                 hold_days=hold_days,
             ),
+            product_title=lines.get(entry.id, ("", ""))[0],
+            sku_text=lines.get(entry.id, ("", ""))[1],
         )
         for entry, order, nickname in rows
     ]

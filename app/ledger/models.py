@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.time import UtcDateTime, utcnow
@@ -37,7 +45,27 @@ class LedgerEntry(db.Model):
         CheckConstraint(_one_of("kind", LEDGER_KINDS), name="kind_known"),
         CheckConstraint(_one_of("state", LEDGER_STATES), name="state_known"),
         Index("ix_ledger_entries_due", "state", "settle_after"),
-        Index("ix_ledger_entries_distributor_state", "distributor_id", "state"),
+        # One distributor's balances, 收益 and pending dates (distribution/summary.py):
+        # INCLUDE makes them index-only scans on PostgreSQL (bench/centre.py).
+        Index(
+            "ix_ledger_entries_distributor_state",
+            "distributor_id",
+            "state",
+            postgresql_include=[
+                "kind",
+                "amount_fen",
+                "created_at",
+                "withdrawal_id",
+                "settle_after",
+            ],
+        ),
+        # What settled lately, summed live next to the kept history (history.py).
+        Index(
+            "ix_ledger_entries_distributor_settled_at",
+            "distributor_id",
+            "settled_at",
+            postgresql_include=["state", "kind", "amount_fen", "created_at", "withdrawal_id"],
+        ),
         # Settlement batches walk the pending entries by order (commissions.settle_due):
         # settled rows leave this partial index, so later batches do not re-read them.
         Index(
@@ -102,3 +130,24 @@ class LedgerEntryChange(db.Model):
     to_state: Mapped[str] = mapped_column(String(12))
     reason: Mapped[str] = mapped_column(String(200), default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class LedgerSettledHistory(db.Model):
+    """What a distributor's entries settled before ``through_at`` add up to (``history.py``).
+
+    Kept so a ledger of a million entries need not be summed on every page: an entry's
+    share of the available balance and of 收益 is fixed once it has settled (``settled_at``
+    is written once, and a settled entry only ever moves on to ``withdrawn``, which counts
+    the same), so these sums never change once no open transaction can still settle an
+    entry before ``through_at``. Recomputed from the entries when ``through_at`` moves on.
+    """
+
+    __tablename__ = "ledger_settled_history"
+
+    distributor_id: Mapped[int] = mapped_column(
+        ForeignKey("distributors.id", ondelete="CASCADE"), primary_key=True
+    )
+    through_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    available_fen: Mapped[int] = mapped_column(BigInteger)
+    income_fen: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -9,6 +9,7 @@ import itertools
 
 from app.accounts.models import Staff, User
 from app.catalog.models import Category, Product, Sku
+from app.core.time import utcnow
 from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.orders.models import Address
@@ -103,7 +104,10 @@ def ledger_entry(
     **fields,
 ) -> LedgerEntry:
     """A ledger entry written directly: test money with no order behind it (by default a
-    settled task reward, which counts as withdrawable)."""
+    settled task reward, which counts as withdrawable). A settled entry gets ``settled_at``
+    (now, unless given), as every writer of the ledger sets it."""
+    if state in ("settled", "withdrawn"):
+        fields.setdefault("settled_at", utcnow())
     row = LedgerEntry(
         distributor_id=distributor_id, kind=kind, amount_fen=amount_fen, state=state, **fields
     )
