@@ -46,6 +46,7 @@ from rq import Queue, SimpleWorker
 from app.core.redis import redis_for
 from app.extensions import db
 from jobs.commissions import schedule_settlement
+from jobs.funnel import schedule_funnel_rollup
 from jobs.incentives import schedule_incentives
 from jobs.maintenance import record_heartbeat, schedule_pruning
 from jobs.notifications import schedule_outbox_sweep
@@ -71,6 +72,7 @@ PERIODIC_SCHEDULERS = (
     schedule_outbox_sweep,
     schedule_incentives,
     schedule_report_refresh,
+    schedule_funnel_rollup,
     schedule_pruning,
 )
 RECOVERY_SLOT_KEY = "worker:recovery:slot"

@@ -26,6 +26,7 @@ def register_api(app: Flask) -> None:
         cart,
         customer,
         distributor,
+        distributor_funnel,
         incentives,
         merchants,
         orders,
