@@ -17,7 +17,7 @@ from app.admin.decorators import staff_required
 from app.admin.order_csv import BOM, safe_cell
 from app.core.charts import DESKTOP
 from app.distribution import admin_distributors
-from app.distribution.funnel_days import PERIODS, funnel_report
+from app.distribution.funnel_days import PERIODS, funnel_report, parse_period
 from app.distribution.funnel_present import COLUMNS, csv_rows, funnel_charts, rate
 from app.distribution.models import Distributor
 from app.extensions import db
@@ -26,10 +26,10 @@ MATCHES = 10  # distributors listed for a search; a narrower search finds the re
 
 
 def _days() -> int:
-    raw = (request.args.get("days") or "7").strip()
-    if not raw.isdigit() or int(raw) not in PERIODS:
+    days = parse_period(request.args.get("days"))
+    if days is None:
         abort(400, description="统计天数只能是 7 天或 30 天")
-    return int(raw)
+    return days
 
 
 def _distributor() -> Distributor | None:
@@ -37,7 +37,7 @@ def _distributor() -> Distributor | None:
     raw = (request.args.get("d") or "").strip()
     if not raw:
         return None
-    if not raw.isdecimal() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdecimal()) or len(raw) > 9:
         abort(400, description="分销员编号不正确")
     found = db.session.get(Distributor, int(raw))
     if found is None:

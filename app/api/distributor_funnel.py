@@ -8,9 +8,8 @@ customers newly bound to me, the orders they paid, the sales and my level-1 comm
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from spectree import Response
 
 from app.accounts.guards import customer_required
@@ -18,11 +17,21 @@ from app.api.blueprints import bp
 from app.api.distributor import ERRORS, SECURITY, TAGS, _mine
 from app.api.schemas import ErrorResponse, Query
 from app.api.spec import spec
-from app.distribution.funnel_days import Figures, funnel_report
+from app.distribution.funnel_days import PERIODS, Figures, funnel_report
 
 
 class FunnelQuery(Query):
-    days: Literal[7, 30] = Field(7, description="统计天数：7 或 30（含今天）")
+    days: int = Field(
+        7, description="统计天数：7 或 30（含今天）", json_schema_extra={"enum": list(PERIODS)}
+    )
+
+    @field_validator("days")
+    @classmethod
+    def _a_period(cls, value: int) -> int:
+        # An int from the query string (as page numbers are), then one of the periods.
+        if value not in PERIODS:
+            raise ValueError("统计天数只能是 7 或 30")
+        return value
 
 
 class FunnelFigures(BaseModel):

@@ -170,8 +170,11 @@ def count_page_view(code: str) -> None:
     """Count this H5 GET carrying ``?ref=CODE`` (code already checked for shape).
 
     Staff previewing the shop are not counted. An anonymous visitor without the cookie
-    gets one with this response.
+    gets one with this response. ``FUNNEL_COUNTING = False`` turns counting off (the
+    benchmark's baseline; an escape hatch should Redis struggle).
     """
+    if not current_app.config.get("FUNNEL_COUNTING", True):
+        return
     person = current_user
     product_id = None
     if request.endpoint == PRODUCT_ENDPOINT and request.view_args:

@@ -45,6 +45,15 @@ PERIODS = (7, 30)
 Key = tuple[int, int]  # (distributor id, product id)
 
 
+def parse_period(raw: str | None) -> int | None:
+    """``"7"`` or ``"30"`` (absent: 7) as days; None for anything else (shown as an error).
+
+    Compared as text: ``str.isdigit`` also accepts "²" and other digits ``int`` refuses.
+    """
+    text = (raw or "7").strip()
+    return int(text) if text in {str(n) for n in PERIODS} else None
+
+
 @dataclass
 class Figures:
     """One funnel's counts and money (fen)."""
@@ -56,11 +65,12 @@ class Figures:
     commission_fen: int = 0
 
     def add(self, other: Figures) -> None:
-        for f in fields(self):
+        for f in fields(Figures):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The five figures by name (also of a day's or a product's row)."""
+        return {f.name: getattr(self, f.name) for f in fields(Figures)}
 
 
 @dataclass

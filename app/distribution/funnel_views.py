@@ -10,17 +10,17 @@ from flask import abort, render_template, request
 from flask_login import login_required
 
 from app.core.charts import MOBILE
-from app.distribution.funnel_days import PERIODS, funnel_report
+from app.distribution.funnel_days import PERIODS, funnel_report, parse_period
 from app.distribution.funnel_present import COLUMNS, funnel_charts, rate
 from app.distribution.views import _me, bp
 
 
 def period_arg() -> int:
     """``?days=7`` (default) or ``30``; anything else is a 400 with a Chinese message."""
-    raw = (request.args.get("days") or "7").strip()
-    if not raw.isdigit() or int(raw) not in PERIODS:
+    days = parse_period(request.args.get("days"))
+    if days is None:
         abort(400, description="统计天数只能是 7 天或 30 天")
-    return int(raw)
+    return days
 
 
 @bp.get("/funnel")
