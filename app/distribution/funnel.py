@@ -12,11 +12,16 @@ without an account yet, the WeChat openid (``o<openid>``). When an anonymous vis
 signs in, what the cookie was counted in moves to the customer (``merge_on_sign_in``),
 so opening a shared link, signing in and coming back stays one visit.
 
-Counting must not slow the page (bench/funnel.py): it is one Redis call (a Lua script
-adding the visitor to sets and refreshing their TTL), no database, no lookup of the code.
-Unknown codes are counted too and dropped by the rollup, which maps codes to
-distributors. Redis sets rather than HyperLogLogs: exact for the small numbers a
-distributor sees, and a visitor can be moved at sign-in. The keys live
+Counting must not slow the page (bench/funnel.py): the request only appends the visit to
+a small in-process buffer (``VisitBuffer``); a daemon thread of the process sends the
+buffered visits to Redis every ``FLUSH_SECONDS`` in one pipeline (per visit, a Lua script
+adding the visitor to sets and refreshing their TTLs). No database, no lookup of the code,
+and a slow or absent Redis never slows a page. A process killed outright loses at most
+the last fraction of a second of visits; a normal exit sends them (``atexit``). Unknown
+codes are counted too and dropped by the rollup, which maps codes to distributors.
+
+Redis sets rather than HyperLogLogs: exact for the small numbers a distributor sees, and
+a visitor can be moved at sign-in. The keys live
 ``FUNNEL_REDIS_DAYS`` days (default 3); the periodic rollup (jobs/funnel.py) copies each
 day's counts into the database long before that. Redis not answering never breaks a page:
 the visit is simply not counted.
@@ -33,8 +38,12 @@ Keys (``D`` is the Beijing day as YYYYMMDD):
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import secrets
+import threading
+import time
 from datetime import date
 
 import redis
@@ -52,30 +61,40 @@ TTL_DAYS = 3
 PRODUCT_ENDPOINT = "shop.product"
 _COOKIE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
-# KEYS: [1] visitors of the code's day, [2] codes of the day, then optionally
-# [3] product page visitors and [4] products of the code's day (ARGV[4] == '1'), then
-# optionally the anonymous cookie's record (ARGV[5] == '1', always the last key).
-# ARGV: [1] visitor, [2] code, [3] product id, [4] product?, [5] record?, [6] TTL seconds.
+# One call counts a batch of visits. ARGV[1] is the TTL in seconds, then five values per
+# visit: visitor, code, day (YYYYMMDD), product id ('0': not a product page), cookie (''
+# unless anonymous). The key names are those of ``visitors_key``, ``codes_key``,
+# ``products_key`` and ``cookie_key`` below (the tests read what the script wrote through
+# them). Keys built inside the script: fine on one Redis server, not on a Redis Cluster.
 _COUNT = """
-local ttl = tonumber(ARGV[6])
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ttl)
-if ARGV[4] == '1' then
-  redis.call('SADD', KEYS[3], ARGV[1])
-  redis.call('EXPIRE', KEYS[3], ttl)
-  redis.call('SADD', KEYS[4], ARGV[3])
-  redis.call('EXPIRE', KEYS[4], ttl)
+local ttl = tonumber(ARGV[1])
+local function add(key, member)
+  redis.call('SADD', key, member)
+  redis.call('EXPIRE', key, ttl)
 end
-if ARGV[5] == '1' then
-  local record = KEYS[#KEYS]
-  redis.call('SADD', record, KEYS[1])
-  if ARGV[4] == '1' then redis.call('SADD', record, KEYS[3]) end
-  redis.call('EXPIRE', record, ttl)
+for i = 2, #ARGV, 5 do
+  local visitor, code, day = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local pid, cookie = ARGV[i + 3], ARGV[i + 4]
+  local all = 'funnel:v:' .. day .. ':' .. code
+  add(all, visitor)
+  add('funnel:codes:' .. day, code)
+  local page = nil
+  if pid ~= '0' then
+    page = all .. ':' .. pid
+    add(page, visitor)
+    add('funnel:p:' .. day .. ':' .. code, pid)
+  end
+  if cookie ~= '' then
+    local record = 'funnel:c:' .. day .. ':' .. cookie
+    add(record, all)
+    if page then add(record, page) end
+  end
 end
-return 1
+return (#ARGV - 1) / 5
 """
+BATCH = 1000  # visits per script call
+
+Visit = tuple[str, str, str, int, str]  # visitor, code, day key, product id or 0, cookie or ""
 
 
 def day_key(day: date) -> str:
@@ -114,6 +133,90 @@ def _script(client: redis.Redis):
     return script
 
 
+def _send(client: redis.Redis, script, ttl: int, visits: list[Visit]) -> None:
+    """Count ``visits`` in Redis: one script call per ``BATCH`` visits, pipelined."""
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, len(visits), BATCH):
+        args: list = [ttl]
+        for visit in visits[start : start + BATCH]:
+            args.extend(visit)
+        script(keys=[], args=args, client=pipe)
+    pipe.execute()
+
+
+class VisitBuffer:
+    """Visits of page views waiting to be sent to Redis, one buffer per app and process.
+
+    ``add`` is what a request pays: a lock and a list append. A daemon thread, started by
+    the first ``add`` in a process (so a forked server worker starts its own), sends the
+    buffer every ``FLUSH_SECONDS`` with ``flush``. At most ``MAX_WAITING`` visits wait:
+    while Redis is away, newer visits are dropped rather than growing without bound.
+    """
+
+    FLUSH_SECONDS = 0.1
+    MAX_WAITING = 50_000
+
+    def __init__(self, client: redis.Redis, script, ttl: int):
+        self._client, self._script, self._ttl = client, script, ttl
+        self._items: list[Visit] = []
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    def add(self, visit: Visit) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._start()
+            if len(self._items) < self.MAX_WAITING:
+                self._items.append(visit)
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._items = []  # a forked child does not send its parent's visits again
+        threading.Thread(target=self._run, name="funnel-visits", daemon=True).start()
+        atexit.register(self.flush)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_SECONDS)
+            self.flush()
+
+    def flush(self) -> int:
+        """Send the waiting visits now (one pipeline); how many were sent. Never raises."""
+        with self._lock:
+            items, self._items = self._items, []
+        if not items:
+            return 0
+        try:
+            _send(self._client, self._script, self._ttl, items)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("funnel: %s visits not counted: %s", len(items), exc)
+            return 0
+        return len(items)
+
+
+_buffers_lock = threading.Lock()
+
+
+def visit_buffer() -> VisitBuffer:
+    """The current app's buffer of page-view visits (made on first use)."""
+    extensions = current_app.extensions
+    buffer = extensions.get("funnel_visits")
+    if buffer is None:
+        with _buffers_lock:
+            buffer = extensions.get("funnel_visits")
+            if buffer is None:
+                client = get_redis()
+                buffer = VisitBuffer(client, _script(client), _ttl())
+                extensions["funnel_visits"] = buffer
+    return buffer
+
+
+def flush_visits() -> int:
+    """Send the current app's buffered page views to Redis now (tests, sign-in, reads)."""
+    buffer = current_app.extensions.get("funnel_visits")
+    return buffer.flush() if buffer is not None else 0
+
+
 def count(
     code: str,
     visitor: str,
@@ -121,21 +224,16 @@ def count(
     cookie: str | None = None,
     day: date | None = None,
 ) -> bool:
-    """Add ``visitor`` to ``code``'s visitors of ``day`` (and of the product page).
+    """Add ``visitor`` to ``code``'s visitors of ``day`` (and of the product page) now.
 
     ``cookie``: the anonymous visitor's cookie id, recorded for ``merge_on_sign_in``.
-    False when Redis did not answer (the visit is lost, the page is not).
+    False when Redis did not answer (the visit is lost). Page views go through the
+    buffer instead (``count_page_view``); a QR scan, rare, is counted at once.
     """
-    day = day or shop_today()
-    keys = [visitors_key(day, code), codes_key(day)]
-    if product_id:
-        keys += [visitors_key(day, code, product_id), products_key(day, code)]
-    if cookie:
-        keys.append(cookie_key(day, cookie))
-    args = [visitor, code, product_id or 0, "1" if product_id else "0", "1" if cookie else "0"]
+    visit = (visitor, code, day_key(day or shop_today()), product_id or 0, cookie or "")
     try:
         client = get_redis()
-        _script(client)(keys=keys, args=[*args, _ttl()], client=client)
+        _send(client, _script(client), _ttl(), [visit])
     except (redis.RedisError, OSError) as exc:
         log.warning("funnel: visit of %s not counted: %s", code, exc)
         return False
@@ -182,13 +280,17 @@ def count_page_view(code: str) -> None:
     if person.is_authenticated:
         if getattr(person, "is_staff", False):
             return
-        count(code, f"u{person.id}", product_id)
-        return
-    cookie = _cookie_id()
-    if cookie is None:
-        cookie = secrets.token_urlsafe(12)
-        _set_cookie(cookie)
-    count(code, f"c{cookie}", product_id, cookie=cookie)
+        visit = (f"u{person.id}", code, day_key(shop_today()), product_id or 0, "")
+    else:
+        cookie = _cookie_id()
+        if cookie is None:
+            cookie = secrets.token_urlsafe(12)
+            _set_cookie(cookie)
+        visit = (f"c{cookie}", code, day_key(shop_today()), product_id or 0, cookie)
+    try:
+        visit_buffer().add(visit)
+    except (redis.RedisError, OSError) as exc:  # the first use registers the script
+        log.warning("funnel: visit of %s not counted: %s", code, exc)
 
 
 def count_scan(code: str, user_id: int | None, openid: str) -> bool:
@@ -204,6 +306,7 @@ def merge_on_sign_in(user_id: int) -> None:
     cookie = _cookie_id()
     if cookie is None:
         return
+    flush_visits()  # this browser's last page view may still be waiting in the buffer
     record = cookie_key(shop_today(), cookie)
     try:
         client = get_redis()
@@ -224,8 +327,10 @@ def day_visits(day: date, codes: list[str] | None = None) -> dict[str, dict[int,
     """Visitors counted in Redis on ``day``: ``{code: {0: whole day, product id: n}}``.
 
     Every code seen that day when ``codes`` is None. Empty when Redis has nothing (or
-    does not answer: the caller keeps what the database has).
+    does not answer: the caller keeps what the database has). This process's buffered
+    page views are sent first.
     """
+    flush_visits()
     try:
         client = get_redis()
         if codes is None:
