@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
+from app.core.charts import MOBILE, Series, chart
 from tests.support.api import error_of
 from tests.support.commissions import configure, distributor, pay, place
 from tests.support.distribution import signed_in
@@ -141,3 +142,12 @@ def test_admin_funnel_is_for_staff_only(app, make, login_as):
         response = customer.get(path)
         assert response.status_code in (302, 403), path
         assert app.test_client().get(path).status_code == 302
+
+
+def test_count_charts_step_in_whole_numbers():
+    """Counts on a chart's axis go up in four equal whole steps (shared chart code)."""
+    for top, labels in ((1, ["0", "1", "2", "3", "4"]), (5, ["0", "2", "4", "6", "8"])):
+        drawn = chart(["2026-12-07"], [Series("访问人数", [top])], money=False, canvas=MOBILE)
+        assert [label for _y, label in drawn.ticks] == labels
+        assert drawn.width == MOBILE.width
+    assert [t for _y, t in chart(["a"], [Series("x", [90])], money=False).ticks][-1] == "120"

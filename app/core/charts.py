@@ -74,6 +74,17 @@ def _nice_max(value: int) -> int:
         step *= 10
 
 
+def _nice_count_max(value: int) -> int:
+    """The smallest 4/8/12/20 × 10^n at or above ``value``: counts split into four whole
+    steps (0, 2, 4, 6, 8 rather than 0, 1, 2, 3, 5)."""
+    step = 1
+    while True:
+        for m in (4, 8, 12, 20):
+            if step * m >= value:
+                return step * m
+        step *= 10
+
+
 def _tick_label(value: int, money: bool) -> str:
     if not money:
         return f"{value:,}"
@@ -94,7 +105,8 @@ def chart(
     right, bottom = canvas.width - RIGHT, canvas.height - BOTTOM
     plot_w, plot_h = right - left, bottom - TOP
     # At least 4 steps of a whole unit, so ticks never repeat (0, 0, 0, 1).
-    top_value = _nice_max(max([4 if not money else 400, *(v for s in series for v in s.values)]))
+    highest = max([4 if not money else 400, *(v for s in series for v in s.values)])
+    top_value = _nice_max(highest) if money else _nice_count_max(highest)
     n = max(len(labels), 1)
     slot = plot_w / n
 
