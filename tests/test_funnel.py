@@ -15,6 +15,7 @@ from app.distribution.funnel import COOKIE, day_visits, visitors_key
 from app.distribution.funnel_days import funnel_report, rollup_day
 from app.distribution.funnel_models import FunnelClosedDay, FunnelDay
 from app.extensions import db
+from jobs.funnel import run_funnel_rollup, schedule_funnel_rollup
 from tests.support import wechat as wx
 from tests.support.commissions import configure, distributor, pay, place, refund
 from tests.support.funnel import roll_up_then_flush, tomorrow, totals, visit
@@ -179,3 +180,17 @@ def test_a_qr_scan_is_a_visit_of_the_same_customer(app, make, live_server, clien
     wx.post(live_server.url, push)  # WeChat's retry of the same push
     assert totals(seller)["visits"] == 2
     assert totals(seller)["bindings"] == 2  # the link visitor and the new follower
+
+
+def test_the_periodic_job_rolls_up_three_days_and_schedules_itself_once(app, make, client):
+    seller = distributor(make)
+    visit(client, "/", seller.code)
+    written = run_funnel_rollup()
+    today = shop_today()
+    assert list(written) == [(today - timedelta(days=n)).isoformat() for n in (2, 1, 0)]
+    assert written[today.isoformat()] == 1
+    # The two closed days are marked; today is not.
+    closed = set(db.session.scalars(select(FunnelClosedDay.day)))
+    assert closed == {today - timedelta(days=1), today - timedelta(days=2)}
+    # The next slot was claimed by the run itself: a second claim of it finds it taken.
+    assert schedule_funnel_rollup() is None
