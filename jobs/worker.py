@@ -15,7 +15,8 @@ small daemon thread (``Ticker``) that every ``WORKER_TICK_SECONDS`` (default 5):
 2. moves due scheduled jobs to their queues (what RQ's scheduler did; a short lock makes
    one worker do it at a time, a dead holder's lock lapses within seconds);
 3. schedules the next slot of each periodic job (order timers, settlement, transfer sync,
-   outbox sweep, incentives, reports, pruning), each claimed once per slot with ``SET NX``;
+   outbox sweep, incentives, reports, funnel rollup, pruning), each claimed once per slot
+   with ``SET NX``;
 4. every ``RECOVERY_INTERVAL_SECONDS`` (default 10; one worker per interval, one pass at
    a time) runs the recovery pass: the started jobs of workers that are no longer alive
    go to RQ's abandoned-job handling at once (retried, or failed), then paid orders whose
