@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.core.redis import get_redis
 from app.core.time import shop_today
 from app.distribution.funnel import COOKIE, day_visits, visitors_key
-from app.distribution.funnel_days import funnel_report, rollup_day
+from app.distribution.funnel_days import distributor_ranking, funnel_report, rollup_day
 from app.distribution.funnel_models import FunnelClosedDay, FunnelDay
 from app.extensions import db
 from jobs.funnel import run_funnel_rollup, schedule_funnel_rollup
@@ -163,6 +163,8 @@ def test_rollup_is_idempotent_and_closed_days_survive_a_redis_flush(app, make, c
     )
     assert report.days[-1].day == today + timedelta(days=1)
     assert report.totals.as_dict() == before
+    # The whole shop's ranking reads the closed day from the table too.
+    assert [(did, f.as_dict()) for did, f in distributor_ranking(7, later)] == [(seller.id, before)]
 
 
 def test_a_qr_scan_is_a_visit_of_the_same_customer(app, make, live_server, client, login_as):

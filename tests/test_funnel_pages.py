@@ -101,6 +101,9 @@ def test_admin_funnel_whole_shop_one_distributor_and_csv(app, make, login_as):
     page = staff.get("/admin/distribution/funnel").get_data(as_text=True)
     assert "data-funnel-who>全店<" in page
     assert "data-funnel-orders>1<" in page and "¥123.45" in page
+    # The whole shop lists the distributors who brought something; the quiet one is not.
+    assert f'data-distributor="{seller.id}"' in page
+    assert f'data-distributor="{quiet.id}"' not in page
 
     found = staff.get("/admin/distribution/funnel?q=推广").get_data(as_text=True)
     assert f"d={seller.id}" in found and f"d={quiet.id}" not in found
@@ -122,6 +125,8 @@ def test_admin_funnel_whole_shop_one_distributor_and_csv(app, make, login_as):
     assert product == [str(cup.id), "青瓷茶杯", "1", "", "1", "123.45", "12.34"]
     whole = staff.get("/admin/distribution/funnel/export").get_data(as_text=True)
     assert "全店" in whole
+    ranked = next(r for r in csv.reader(io.StringIO(whole)) if r and r[0].startswith("#"))
+    assert ranked == [f"#{seller.id} 推广达人（{seller.code}）", "1", "1", "1", "123.45", "12.34"]
 
     for bad, status in (
         ("days=3", 400),

@@ -11,18 +11,41 @@ import csv
 import io
 
 from flask import Response, abort, render_template, request
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.admin import bp
 from app.admin.decorators import staff_required
 from app.admin.order_csv import BOM, safe_cell
 from app.core.charts import DESKTOP
 from app.distribution import admin_distributors
-from app.distribution.funnel_days import PERIODS, funnel_report, parse_period
+from app.distribution.funnel_days import (
+    PERIODS,
+    Figures,
+    distributor_ranking,
+    funnel_report,
+    parse_period,
+)
 from app.distribution.funnel_present import COLUMNS, csv_rows, funnel_charts, rate
 from app.distribution.models import Distributor
 from app.extensions import db
 
 MATCHES = 10  # distributors listed for a search; a narrower search finds the rest
+RANKED = 20  # distributors listed under the whole shop's funnel
+
+
+def _ranking(days: int) -> list[tuple[Distributor, Figures]]:
+    """The whole shop's top distributors of the period, as (distributor, figures)."""
+    ranked = distributor_ranking(days, limit=RANKED)
+    found = {
+        d.id: d
+        for d in db.session.scalars(
+            select(Distributor)
+            .where(Distributor.id.in_([did for did, _f in ranked]))
+            .options(joinedload(Distributor.user))
+        )
+    }
+    return [(found[did], f) for did, f in ranked if did in found]
 
 
 def _days() -> int:
@@ -65,6 +88,7 @@ def distribution_funnel():
     report = funnel_report(chosen, days)
     return render_template(
         "admin/distribution/funnel.html",
+        ranking=_ranking(days) if chosen is None else [],
         days=days,
         periods=PERIODS,
         chosen=chosen,
@@ -88,7 +112,9 @@ def distribution_funnel_export():
     report = funnel_report(chosen, days)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    for row in csv_rows(report, _who(chosen)):
+    ranking = _ranking(days) if chosen is None else []
+    labelled = [(admin_distributors.distributor_label(d), f) for d, f in ranking]
+    for row in csv_rows(report, _who(chosen), labelled):
         writer.writerow([safe_cell(cell) for cell in row])
     who = f"d{chosen.id}" if chosen is not None else "shop"
     name = f"funnel-{who}-{report.first:%Y%m%d}-{report.last:%Y%m%d}.csv"

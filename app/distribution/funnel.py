@@ -173,8 +173,15 @@ class VisitBuffer:
     def __init__(self, client: redis.Redis, script, ttl: int):
         self._client, self._script, self._ttl = client, script, ttl
         self._items: list[Visit] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the list (held by requests for an append only)
+        self._sending = threading.Lock()  # one flush at a time
         self._pid: int | None = None
+        # A forked child (a server worker) starts afresh: no thread, maybe a lock held.
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock, self._sending = threading.Lock(), threading.Lock()
+        self._items, self._pid = [], None
 
     def add(self, visit: Visit) -> None:
         with self._lock:
@@ -185,7 +192,6 @@ class VisitBuffer:
 
     def _start(self) -> None:
         self._pid = os.getpid()
-        self._items = []  # a forked child does not send its parent's visits again
         threading.Thread(target=self._run, name="funnel-visits", daemon=True).start()
         atexit.register(self.flush)
 
@@ -195,17 +201,22 @@ class VisitBuffer:
             self.flush()
 
     def flush(self) -> int:
-        """Send the waiting visits now (one pipeline); how many were sent. Never raises."""
-        with self._lock:
-            items, self._items = self._items, []
-        if not items:
-            return 0
-        try:
-            _send(self._client, self._script, self._ttl, items)
-        except (redis.RedisError, OSError) as exc:
-            log.warning("funnel: %s visits not counted: %s", len(items), exc)
-            return 0
-        return len(items)
+        """Send the waiting visits now (one pipeline); how many were sent. Never raises.
+
+        A flush waits for one already sending (the background thread's), so when it
+        returns every visit added before it is in Redis (what readers rely on).
+        """
+        with self._sending:
+            with self._lock:
+                items, self._items = self._items, []
+            if not items:
+                return 0
+            try:
+                _send(self._client, self._script, self._ttl, items)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("funnel: %s visits not counted: %s", len(items), exc)
+                return 0
+            return len(items)
 
 
 _buffers_lock = threading.Lock()

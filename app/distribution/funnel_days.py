@@ -330,3 +330,43 @@ def funnel_report(
         key=lambda r: (-r.sales_fen, -r.visits, r.product_id),
     )
     return report
+
+
+def distributor_ranking(
+    days: int, now: datetime | None = None, limit: int = 20
+) -> list[tuple[int, Figures]]:
+    """The whole shop's funnel split by distributor over the last ``days`` days: (id,
+    totals), most sales first (then orders, visits), at most ``limit`` of them."""
+    if days not in PERIODS:
+        raise ValueError(f"funnel period must be one of {PERIODS}")
+    last = shop_today(now)
+    first = last - timedelta(days=days - 1)
+    closed = _closed(first, last)
+    sums = [func.sum(getattr(FunnelDay, f.name)).label(f.name) for f in fields(Figures)]
+    totals: dict[int, Figures] = defaultdict(Figures)
+    stored_open: dict[tuple[date, int], int] = {}
+    query = (
+        select(FunnelDay.day, FunnelDay.distributor_id, *sums)
+        .where(FunnelDay.day.between(first, last), FunnelDay.product_id == WHOLE_DAY)
+        .group_by(FunnelDay.day, FunnelDay.distributor_id)
+    )
+    for row in db.session.execute(query):
+        if row.day in closed:
+            totals[row.distributor_id].add(
+                Figures(**{f.name: int(getattr(row, f.name) or 0) for f in fields(Figures)})
+            )
+        else:
+            stored_open[(row.day, row.distributor_id)] = int(row.visits or 0)
+    for n in range(days):
+        day = first + timedelta(days=n)
+        if day in closed:
+            continue
+        live = {did: f for (did, pid), f in live_figures(day).items() if pid == WHOLE_DAY}
+        for did in {d for (d_day, d) in stored_open if d_day == day} | set(live):
+            f = live.get(did, Figures())
+            f.visits = max(f.visits, stored_open.get((day, did), 0))
+            totals[did].add(f)
+    ranked = sorted(
+        totals.items(), key=lambda kv: (-kv[1].sales_fen, -kv[1].orders, -kv[1].visits, kv[0])
+    )
+    return [(did, f) for did, f in ranked if f.visits or f.bindings or f.orders][:limit]

@@ -6,9 +6,11 @@ kept apart from the figures themselves (funnel_days.py), which know nothing of d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from app.core.charts import DESKTOP, Canvas, Chart, Series, chart
 from app.core.money import format_yuan
-from app.distribution.funnel_days import FunnelReport
+from app.distribution.funnel_days import Figures, FunnelReport
 
 # (key, label, money?) in the funnel's order.
 COLUMNS = (
@@ -49,8 +51,11 @@ def _cell(value: int, money: bool) -> str:
     return format_yuan(value, symbol=False) if money else str(value)
 
 
-def csv_rows(report: FunnelReport, who: str) -> list[list[str]]:
-    """The report as CSV rows: one per day, a total, then one per product."""
+def csv_rows(
+    report: FunnelReport, who: str, ranking: Sequence[tuple[str, Figures]] = ()
+) -> list[list[str]]:
+    """The report as CSV rows: one per day, a total, then one per product, then one per
+    distributor of ``ranking`` (the whole shop's, as (label, figures)) when given."""
     head = [f"{label}{'（元）' if money else ''}" for _key, label, money in COLUMNS]
     rows = [["推广效果", who, f"{report.first.isoformat()} 至 {report.last.isoformat()}"]]
     rows.append(["日期", *head])
@@ -63,4 +68,9 @@ def csv_rows(report: FunnelReport, who: str) -> list[list[str]]:
         for p in report.products:
             cells = [_cell(getattr(p, k), m) if k != "bindings" else "" for k, _l, m in COLUMNS]
             rows.append([str(p.product_id), p.title, *cells])
+    if ranking:
+        rows.append([])
+        rows.append(["分销员", *head])
+        for label, f in ranking:
+            rows.append([label, *(_cell(getattr(f, k), m) for k, _l, m in COLUMNS)])
     return rows
