@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import redis
 from flask_login import login_user
 from sqlalchemy import func, select
 
 from app.core.redis import get_redis
 from app.core.time import shop_today
-from app.distribution.funnel import COOKIE, day_visits, visitors_key
+from app.distribution.funnel import COOKIE, VisitBuffer, count, day_visits, visitors_key
 from app.distribution.funnel_days import distributor_ranking, funnel_report, rollup_day
 from app.distribution.funnel_models import FunnelClosedDay, FunnelDay
 from app.extensions import db
@@ -196,3 +197,14 @@ def test_the_periodic_job_rolls_up_three_days_and_schedules_itself_once(app, mak
     assert closed == {today - timedelta(days=1), today - timedelta(days=2)}
     # The next slot was claimed by the run itself: a second claim of it finds it taken.
     assert schedule_funnel_rollup() is None
+
+
+def test_redis_away_loses_visits_never_the_page(app, make, client):
+    """A buffer whose Redis does not answer drops what it held; adding never raises."""
+    seller = distributor(make)
+    closed_port = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.2)
+    buffer = VisitBuffer(closed_port, closed_port.register_script("return 1"), 60)
+    buffer.add(("u1", seller.code, "20261207", 0, ""))
+    assert buffer.flush() == 0
+    assert buffer.flush() == 0  # nothing left to send again
+    assert count(seller.code, "u1") is True  # the app's own Redis answers
