@@ -112,6 +112,8 @@ class Config:
     INCENTIVES_INTERVAL_SECONDS = 600  # tasks, invite rewards, leaderboards
     REPORTS_INTERVAL_SECONDS = 600  # report summaries
     PRUNE_INTERVAL_SECONDS = 3600  # old push dedupe and outbox rows
+    FUNNEL_ROLLUP_SECONDS = 600  # promotion funnel: Redis visits and the day's figures to the DB
+    FUNNEL_REDIS_DAYS = 3  # how long the funnel's visit sets stay in Redis
     RECOVERY_INTERVAL_SECONDS = 10  # jobs of dead workers, paid orders without follow-up
     WORKER_TICK_SECONDS = 5  # how often every worker ticks (liveness, due jobs, slots)
     WORKER_ALIVE_SECONDS = 15  # a worker not heard of for this long is dead
@@ -125,6 +127,8 @@ class Config:
         "INCENTIVES_INTERVAL_SECONDS",
         "REPORTS_INTERVAL_SECONDS",
         "PRUNE_INTERVAL_SECONDS",
+        "FUNNEL_ROLLUP_SECONDS",
+        "FUNNEL_REDIS_DAYS",
         "RECOVERY_INTERVAL_SECONDS",
         "WORKER_TICK_SECONDS",
         "WORKER_ALIVE_SECONDS",

@@ -16,7 +16,8 @@ small daemon thread (``Ticker``) that every ``WORKER_TICK_SECONDS`` (default 5):
 2. moves due scheduled jobs to their queues (what RQ's scheduler did; a short lock makes
    one worker do it at a time, a dead holder's lock lapses within seconds);
 3. schedules the next slot of each periodic job (order timers, settlement, transfer sync,
-   outbox sweep, incentives, reports, pruning), each claimed once per slot with ``SET NX``;
+   outbox sweep, incentives, reports, funnel rollup, pruning), each claimed once per slot
+   with ``SET NX``;
 4. every ``RECOVERY_INTERVAL_SECONDS`` (default 10; one worker per interval, one pass at
    a time) runs the recovery pass: the started jobs of workers that are no longer alive
    go to RQ's abandoned-job handling at once (retried, or failed), then paid orders whose
@@ -47,6 +48,7 @@ from rq import Queue, SimpleWorker
 from app.core.redis import redis_for
 from app.extensions import db
 from jobs.commissions import schedule_settlement
+from jobs.funnel import schedule_funnel_rollup
 from jobs.incentives import schedule_incentives
 from jobs.maintenance import record_heartbeat, schedule_pruning
 from jobs.notifications import schedule_outbox_sweep
@@ -72,6 +74,7 @@ PERIODIC_SCHEDULERS = (
     schedule_outbox_sweep,
     schedule_incentives,
     schedule_report_refresh,
+    schedule_funnel_rollup,
     schedule_pruning,
 )
 RECOVERY_SLOT_KEY = "worker:recovery:slot"

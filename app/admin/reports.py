@@ -11,9 +11,9 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from app.admin import bp
 from app.admin.decorators import staff_required
 from app.admin.order_csv import BOM, safe_cell
+from app.core.charts import Chart, Series, chart
 from app.core.money import format_yuan
 from app.reports import queries
-from app.reports.charts import Chart, Series, chart
 from app.reports.periods import GRAINS, Range, parse_range
 
 

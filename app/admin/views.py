@@ -10,6 +10,7 @@ from app.admin import (  # noqa: F401
     catalog,
     dashboard,
     distribution,
+    distribution_funnel,
     distribution_money,
     distribution_simulator,
     merchants,

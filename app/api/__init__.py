@@ -26,6 +26,7 @@ def register_api(app: Flask) -> None:
         cart,
         customer,
         distributor,
+        distributor_funnel,
         distributor_money,
         distributor_people,
         distributor_products,

@@ -12,7 +12,8 @@ looks at the query string only when it carries ``ref``:
   callback, which commits afterwards).
 
 Self-referrals and binding a distributor below their own descendant are refused by the
-binding service, not here.
+binding service, not here. Every such GET is also counted as a visit of the promotion
+funnel (app/distribution/funnel.py: one Redis call, no database).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from flask import Blueprint, Flask, request, session
 from flask_login import current_user, user_logged_in
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.distribution import funnel
 from app.distribution.binding import record_ref
 from app.distribution.distributors import active_distributor_by_code
 from app.extensions import db
@@ -75,6 +77,8 @@ def capture_ref() -> None:
     code = _ref_code()
     if code is None:
         return
+    if request.method == "GET":
+        funnel.count_page_view(code)
     person = _customer()
     if person is None:
         if getattr(current_user, "is_staff", False) or session.get(PENDING_KEY) == code:
@@ -101,6 +105,8 @@ def _on_login(app: Flask, user, **_extra) -> None:
 
     Runs inside ``login_user``; the sign-in view commits afterwards.
     """
+    if not getattr(user, "is_staff", False):
+        funnel.merge_on_sign_in(user.id)
     code = session.pop(PENDING_KEY, None)
     if not code or getattr(user, "is_staff", False):
         return

@@ -40,6 +40,7 @@ from app.accounts.models import User
 from app.core.redis import get_redis
 from app.core.sql import insert_on_conflict
 from app.core.time import utcnow
+from app.distribution import funnel
 from app.distribution.binding import current_binding, record_ref
 from app.distribution.centre import share_url
 from app.distribution.distributors import distributor_for_user
@@ -47,7 +48,7 @@ from app.distribution.models import Distributor
 from app.extensions import db
 from app.wechat import fans
 from app.wechat.models import WechatMessageSeen
-from app.wechat.qrcodes import distributor_for_scene
+from app.wechat.qrcodes import SCENE_PREFIX, distributor_for_scene
 
 MAX_BODY = 64 * 1024  # WeChat's messages are a few hundred bytes; encrypted ones ~1 KB
 # Anything the XML spec opens with "<!" except CDATA: DOCTYPE, ENTITY, comments. WeChat
@@ -294,9 +295,11 @@ def handle_message(message, base_url: str, now: datetime | None = None) -> Outco
             if first and user is not None:
                 fans.record_follow(openid, user.id, scene or "", now)
                 outcome.after_commit.append(("fan_info", openid))
+            _count_scan(scene, user, openid, first)
             outcome.reply = _welcome(user, scene, base_url, first, now, returning=False)
         elif event == "scan":
             user = fans.customer_for_openid(openid, create=first)
+            _count_scan(message.scene_id, user, openid, first)
             outcome.reply = _welcome(user, message.scene_id, base_url, first, now, returning=True)
         elif event == "unsubscribe":
             if first:
@@ -306,6 +309,14 @@ def handle_message(message, base_url: str, now: datetime | None = None) -> Outco
     elif message.type == "text" and (message.content or "").strip() == POSTER_KEYWORD:
         _answer_poster(outcome, fans.customer_for_openid(openid, create=first), base_url)
     return outcome
+
+
+def _count_scan(scene: str | None, user: User | None, openid: str, first: bool) -> None:
+    """A scan of a distributor's QR code (poster or 推广二维码) is a visit of their
+    promotion funnel; WeChat's retries of the same push are not counted again."""
+    code = (scene or "").strip()[len(SCENE_PREFIX) :].upper()
+    if first and (scene or "").strip().startswith(SCENE_PREFIX) and code.isalnum():
+        funnel.count_scan(code[:16], user.id if user is not None else None, openid)
 
 
 def _answer_poster(outcome: Outcome, user: User | None, base_url: str) -> None:

@@ -18,7 +18,7 @@ bench/centre.py: 100k customers, 1M ledger entries, 100k team members):
 INCLUDE is PostgreSQL's; on SQLite the ledger and attribution indexes stay as they were.
 
 Revision ID: c4f2a9d7e18b
-Revises: 3b8e5d71c2a4
+Revises: 5c1d9e7a3f20
 Create Date: 2026-12-07 11:30:00
 
 """
@@ -28,7 +28,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "c4f2a9d7e18b"
-down_revision = "3b8e5d71c2a4"
+down_revision = "5c1d9e7a3f20"
 branch_labels = None
 depends_on = None
 
