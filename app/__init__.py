@@ -99,10 +99,7 @@ def register_blueprints(app: Flask) -> None:
     from app.cloud.views_agent import bp as agent_bp
     from app.cloud.views_merchant import bp as merchant_bp
     from app.core.views import bp as core_bp
-    from app.distribution import views_products  # noqa: F401  (推广商品库 routes on distribution_bp)
-
-    # The 推广效果 page: its routes attach to the centre blueprint when imported.
-    from app.distribution import funnel_views  # noqa: F401
+    from app.distribution import funnel_views, views_products  # noqa: F401  (centre routes)
     from app.distribution.referral import bp as referral_bp
     from app.distribution.views import bp as distribution_bp
     from app.incentives.views import bp as incentives_bp
