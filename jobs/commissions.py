@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 SETTLEMENT_SECONDS = 600
 RETRY_INTERVALS = [10, 60, 300, 900, 3600]  # backoff between attempts, seconds
-FOLLOW_UP_BATCH_SIZE = 20  # paid orders one commission job follows up in one transaction
+FOLLOW_UP_BATCH_SIZE = 100  # paid orders followed up in one transaction (sweep, commission job)
 BATCH_LOCK = "commissions:batch:running"
 # How long a batch's claim on an order lasts: longer than a batch takes; a claim left by
 # a killed worker only makes other batches skip the order until then (its own job does it).
