@@ -51,7 +51,7 @@ from app.earnings.on_paid import follow_up_orders
 from app.extensions import db
 from app.ledger.settlement import settle_due
 from app.orders.models import Order, OrderFollowUp
-from app.signals import commissions_settled, order_paid
+from app.signals import commissions_settled, orders_paid
 from jobs.queues import enqueue_unless_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
@@ -93,13 +93,15 @@ def _protection_claim(order_id: int) -> str:
     return f"commissions:protection-extended:{order_id}"
 
 
-def mark_followed_up(order_id: int) -> None:
-    """Record (once) that ``order_id``'s follow-up is written; flushes with the caller."""
-    db.session.execute(
-        dialect_insert(OrderFollowUp)
-        .values(order_id=order_id, done_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["order_id"])
-    )
+def mark_followed_up(*order_ids: int) -> None:
+    """Record (once) that the orders' follow-up is written; flushes with the caller."""
+    if order_ids:
+        now = utcnow()
+        db.session.execute(
+            dialect_insert(OrderFollowUp)
+            .values([{"order_id": order_id, "done_at": now} for order_id in order_ids])
+            .on_conflict_do_nothing(index_elements=["order_id"])
+        )
 
 
 _FOLLOWED_UP = select(exists().where(OrderFollowUp.order_id == bindparam("order_id")))
@@ -176,13 +178,12 @@ def follow_up_batch(order_ids: list[int], own_id: int) -> list:
         extend = [o for o, ok in zip(order_ids, pipe.execute(), strict=True) if ok]
     try:
         done = follow_up_orders(order_ids, extend_protection=set(extend))
-        for result in done:
-            if result.skipped:
-                continue
-            if result.order_id != own_id:
-                order = db.session.get(Order, result.order_id)
-                order_paid.send(__name__, order=order)  # its paid-job will skip
-            mark_followed_up(result.order_id)  # what the recovery pass looks for
+        followed = [result.order_id for result in done if not result.skipped]
+        others = [order_id for order_id in followed if order_id != own_id]
+        if others:  # their paid notices, all at once (their own paid-jobs, if any, skip)
+            orders = db.session.scalars(select(Order).where(Order.id.in_(others)))
+            orders_paid.send(__name__, orders=sorted(orders, key=lambda o: o.id))
+        mark_followed_up(*followed)  # what the recovery pass looks for
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -1,15 +1,16 @@
 """The sweep: paid orders followed up by one job, in batches, not one RQ job per order.
 
-A pay notice commits the order paid and calls ``wake_follow_ups`` (through
-``jobs.payments.enqueue_order_paid``): one ``SET NX`` in Redis, and only when no sweep is
-waiting yet, one job ``follow_up_pending`` (id ``follow-up-pending-<token>``; the waiting
-job's id is the value of ``WAKE_KEY``). An RQ job costs about as much as a whole order's
-follow-up done in a batch, so a backlog of paid orders (a sale day) is followed up by a
+A pay notice commits the order paid and calls ``jobs.payments.enqueue_order_paid``: the
+order's id goes into ``PAID_KEY`` and ``wake_follow_ups`` runs: one ``SET NX``, and only
+when no sweep is waiting yet, one job ``follow_up_pending`` (id
+``follow-up-pending-<token>``; the waiting job's id is the value of ``WAKE_KEY``). An RQ
+job costs about as much as a whole order's follow-up done in a batch, so a backlog of paid orders (a sale day) is followed up by a
 handful of jobs, not by one or two per order.
 
-``follow_up_pending`` takes the oldest paid orders (paid within ``FOLLOW_UP_WINDOW``)
-that have no ``OrderFollowUp`` row, ``FOLLOW_UP_BATCH_SIZE`` at a time, follows each batch
-up in one transaction (``jobs.commissions.follow_up_batch``: the pipeline, the paid
+``follow_up_pending`` takes the oldest paid orders that have no ``OrderFollowUp`` row
+(those the pay path named in ``PAID_KEY``, a sorted set of ids, whenever WeChat says they
+were paid, and those paid within the window, ``jobs.commissions.BATCH_WINDOW``),
+``FOLLOW_UP_BATCH_SIZE`` at a time, follows each batch up in one transaction (``jobs.commissions.follow_up_batch``: the pipeline, the paid
 notices, the ``OrderFollowUp`` rows, one commit) and goes on until none are left or its
 time is up (``SWEEP_SECONDS``; it then queues its continuation, so other jobs get a turn).
 
@@ -19,6 +20,8 @@ until its commit, so a second sweep would only wait behind the first. A sweep th
 another running raises ``RERUN_KEY`` and ends; the running one looks at that flag after
 releasing the lock and sweeps again if it is up. The order of the two steps (flag, then
 lock; release, then flag) means an order paid while a sweep ends is never left behind.
+The lock's value names the sweep's worker, so the sweep of a worker that died (its alive
+key lapsed) is taken over at once by the next sweep (RQ retries the dead one's job).
 
 Exactly once: everything the pipeline writes is keyed, and the ``OrderFollowUp`` row goes
 in the batch's commit. A batch that fails is rolled back and its orders are followed up
@@ -52,6 +55,7 @@ SWEEP_JOB_PREFIX = "follow-up-pending"
 WAKE_KEY = "follow-ups:waiting"  # the id of the sweep job waiting in the queue
 RERUN_KEY = "follow-ups:rerun"  # a sweep was asked for while one ran
 SWEEP_LOCK = "follow-ups:running"
+PAID_KEY = "follow-ups:paid"  # paid orders the pay path named, scored by id
 HELD_KEY = "follow-ups:held"  # orders that failed alone: left to their own jobs
 # A sweep hands over to a fresh job after this long (other jobs get a turn).
 SWEEP_SECONDS = 20
@@ -71,6 +75,11 @@ _PENDING = (
     )
     .order_by(Order.id)
     .limit(bindparam("limit"))
+)
+_WAITING_AMONG = select(Order.id).where(
+    Order.id.in_(bindparam("ids", expanding=True)),
+    Order.paid_at.is_not(None),
+    ~exists().where(OrderFollowUp.order_id == Order.id),
 )
 _DONE_AMONG = select(OrderFollowUp.order_id).where(
     OrderFollowUp.order_id.in_(bindparam("ids", expanding=True))
@@ -95,8 +104,8 @@ def waiting_sweep() -> str | None:
 
 
 def wake_follow_ups(*, at_front: bool = False) -> str | None:
-    """Queue a sweep unless one is waiting already (call after the commit that paid an
-    order); the new job's id, or None. One ``SET NX`` when a sweep is waiting."""
+    """Queue a sweep unless one is waiting already; the new job's id, or None. One
+    ``SET NX`` when a sweep is waiting."""
     redis = get_redis()
     job_id = f"{SWEEP_JOB_PREFIX}-{uuid.uuid4().hex[:16]}"
     if not redis.set(WAKE_KEY, job_id, nx=True, ex=WAKE_SECONDS):
@@ -153,13 +162,39 @@ def release_held(order_id: int) -> None:
 
 
 def pending_orders(limit: int, skip: set[int] = frozenset()) -> list[int]:
-    """The oldest paid orders (within the window) still without follow-up, up to ``limit``,
-    those in ``skip`` left out; ends the read transaction."""
-    found = db.session.scalars(
-        _PENDING, {"since": utcnow() - BATCH_WINDOW, "limit": limit + len(skip)}
-    ).all()
+    """The oldest paid orders still without follow-up, up to ``limit``, those in ``skip``
+    left out; ends the read transaction.
+
+    Two sources: the orders the pay path named (``PAID_KEY``, whenever they were paid:
+    WeChat's payment time may be older than the window when a notice comes late) and
+    the orders paid within the window (what the database alone can tell, for a pay path
+    that could not reach Redis).
+    """
+    redis = get_redis()
+    named = [int(i) for i in redis.zrange(PAID_KEY, 0, 2 * limit + len(skip) - 1)]
+    found = set(
+        db.session.scalars(
+            _PENDING, {"since": utcnow() - BATCH_WINDOW, "limit": limit + len(skip)}
+        ).all()
+    )
+    if named:
+        waiting = set(db.session.scalars(_WAITING_AMONG, {"ids": named}))
+        gone = [i for i in named if i not in waiting]  # followed up (or never paid)
+        if gone:
+            redis.zrem(PAID_KEY, *gone)
+        found |= waiting
     db.session.rollback()
-    return [order_id for order_id in found if order_id not in skip][:limit]
+    return sorted(order_id for order_id in found if order_id not in skip)[:limit]
+
+
+def name_paid_order(order_id: int) -> None:
+    """Tell the sweeps about a newly paid order (the pay path, after its commit)."""
+    get_redis().zadd(PAID_KEY, {str(order_id): order_id})
+
+
+def _forget_named(order_ids: list[int]) -> None:
+    if order_ids:
+        get_redis().zrem(PAID_KEY, *order_ids)
 
 
 def _count_paid(order_ids: list[int]) -> None:
@@ -179,10 +214,12 @@ def _follow_up(order_ids: list[int]) -> int:
     done_before = set(db.session.scalars(_DONE_AMONG, {"ids": order_ids}))
     db.session.rollback()
     order_ids = [o for o in order_ids if o not in done_before]  # a concurrent job did them
+    _forget_named(sorted(done_before))
     if not order_ids:
         return 0
     try:
         follow_up_batch(order_ids, None)
+        _forget_named(order_ids)
         _count_paid(order_ids)
         return len(order_ids)
     except Exception:

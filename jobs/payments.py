@@ -46,6 +46,7 @@ from jobs.follow_ups import (
     held_orders,
     hold_for_a_person,
     lock_holder_alive,
+    name_paid_order,
     paid_done_key,
     waiting_sweep,
     wake_follow_ups,
@@ -79,6 +80,7 @@ def enqueue_order_paid(order_id: int) -> None:
     paid notices too. ``on_order_paid`` remains the job of one order alone.
     """
     try:
+        name_paid_order(order_id)
         wake_follow_ups()
     except Exception:  # the payment is committed; a lost follow-up must not fail the notice
         log.exception("could not queue the follow-up of paid order %s", order_id)
