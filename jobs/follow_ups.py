@@ -4,15 +4,16 @@ A pay notice commits the order paid and calls ``jobs.payments.enqueue_order_paid
 order's id goes into ``PAID_KEY`` and ``wake_follow_ups`` runs: one ``SET NX``, and only
 when no sweep is waiting yet, one job ``follow_up_pending`` (id
 ``follow-up-pending-<token>``; the waiting job's id is the value of ``WAKE_KEY``). An RQ
-job costs about as much as a whole order's follow-up done in a batch, so a backlog of paid orders (a sale day) is followed up by a
-handful of jobs, not by one or two per order.
+job costs about as much as a whole order's follow-up done in a batch, so a backlog of paid
+orders (a sale day) is followed up by a handful of jobs, not by one or two per order.
 
 ``follow_up_pending`` takes the oldest paid orders that have no ``OrderFollowUp`` row
 (those the pay path named in ``PAID_KEY``, a sorted set of ids, whenever WeChat says they
 were paid, and those paid within the window, ``jobs.commissions.BATCH_WINDOW``),
-``FOLLOW_UP_BATCH_SIZE`` at a time, follows each batch up in one transaction (``jobs.commissions.follow_up_batch``: the pipeline, the paid
-notices, the ``OrderFollowUp`` rows, one commit) and goes on until none are left or its
-time is up (``SWEEP_SECONDS``; it then queues its continuation, so other jobs get a turn).
+``FOLLOW_UP_BATCH_SIZE`` at a time, follows each batch up in one transaction
+(``jobs.commissions.follow_up_batch``: the pipeline, the paid notices, the
+``OrderFollowUp`` rows, one commit) and goes on until none are left or its time is up
+(``SWEEP_SECONDS``; it then queues its continuation, so other jobs get a turn).
 
 One sweep at a time (``SWEEP_LOCK``): every batch adds to the same hot rows (the team
 totals at the top of the tree, the distributors whose tasks are evaluated) and holds them
