@@ -11,7 +11,8 @@ For each paid order, in this order (one transaction per call; it flushes, the jo
    ``distribution.levels.commission_rows`` (commission levels, payout cap applied),
    then ``cloud.dividends.dividend_rows`` (region dividends, trimmed to what the payout
    cap leaves after the line's commissions as written).
-3. **The ledger.** Every row goes through ``write_line_earnings``: once per (line,
+3. **The ledger.** Every row goes through ``write_earnings`` (the price differences and
+   commissions of an order in one INSERT, then its dividends in another): once per (line,
    beneficiary, kind), refunds already completed on the line reversed right away.
 4. **What the sale moves.** Team totals (``team.count_order_sales``, before any upgrade
    reads them), joining by threshold, grade upgrades (``incentives.grades``), then
@@ -51,7 +52,7 @@ from app.earnings.plan import earnings_plan
 from app.extensions import db
 from app.incentives.events import after_payment
 from app.incentives.grades import grades_with_conditions, upgrade_many
-from app.ledger.entries import write_line_earnings
+from app.ledger.entries import write_earnings
 from app.ledger.kinds import LEVEL_KINDS, PENDING
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine
@@ -113,8 +114,8 @@ def line_commissions_fen(order_id: int) -> dict[int, list[tuple[str, int]]]:
 def write_rows(
     order_id: int, lines: list[OrderLine], rows: list[EarningRow], now: datetime
 ) -> list[int]:
-    """Write a calculator's rows as pending ledger entries, line by line (each once);
-    the ids written now."""
+    """Write calculators' rows as pending ledger entries, each once, in one INSERT (line
+    by line, each calculator's rows in the order given); the ids written now."""
     by_line: dict[int, list[dict]] = {}
     for row in rows:
         by_line.setdefault(row.order_line_id, []).append(
@@ -130,11 +131,8 @@ def write_rows(
                 "created_at": now,
             }
         )
-    written: list[int] = []
-    for line in lines:
-        if line.id in by_line:
-            written += write_line_earnings(line, by_line[line.id], now)
-    return written
+    values = [value for line in lines for value in by_line.get(line.id, [])]
+    return write_earnings(lines, values, now)
 
 
 def follow_up_order(order: Order, *, extend_protection_once: bool = False) -> FollowUp:
@@ -181,13 +179,13 @@ def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
     attribution = None  # read once, after step 1 settled it
     if settings.enabled:
         plan = earnings_plan(order)
+        rows: list[EarningRow] = []
         if plan.price_differences and plan.merchant is not None:
-            rows = price_difference_rows(lines, plan.merchant, plan.merchant_order)
-            entries += write_rows(order.id, lines, rows, now)
+            rows += price_difference_rows(lines, plan.merchant, plan.merchant_order)
         if plan.commissions:
             attribution = attribution_for(order.id)
-            rows = commission_rows(lines, attribution)
-            entries += write_rows(order.id, lines, rows, now)
+            rows += commission_rows(lines, attribution)  # reads no ledger: one INSERT for both
+        entries += write_rows(order.id, lines, rows, now)
     # After the commissions on purpose: the payout cap trims dividends first, to what the
     # line's commissions (as written, also by an earlier run) leave.
     agents = dividend_agents(order)
