@@ -10,6 +10,12 @@ worker dies between that claim and the commit, the extension of that one order i
 the order's ``OrderFollowUp`` row: an order paid without one is one the worker's recovery pass
 (``jobs.payments.resume_lost_follow_ups``) queues again.
 
+Who queues it. The pay path no longer does: it wakes the follow-up sweep
+(``jobs/follow_ups.py``), which follows pending paid orders up in batches through
+``follow_up_batch`` below. The commission job remains the door for one order: an order the
+sweep holds back (it failed alone), ``on_order_paid`` run by hand or left from before,
+the recovery pass for held orders.
+
 Batches. A backlog of paid orders (a sale day) is followed up many orders per job and per
 transaction: when an order's commission job runs, it claims up to
 ``FOLLOW_UP_BATCH_SIZE`` - 1 other paid orders still without follow-up (``SET NX`` on

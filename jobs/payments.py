@@ -10,10 +10,15 @@ WeChat, which has the last word) and completes shipped orders after
 id is deterministic and claimed with ``SET NX`` first, so several workers never schedule the
 same slot twice, and ``single_flight`` keeps two runs from working at once.
 
+Paid orders: ``enqueue_order_paid`` (the pay path, after its commit) names the order to
+the follow-up sweep and wakes one (``jobs/follow_ups.py``); ``on_order_paid`` is the older
+job of one order alone (paid notices, then its commission job), kept as a door.
+
 Lost follow-ups: ``resume_lost_follow_ups`` (run by the worker's recovery pass) decides
 from the database which paid orders have no committed follow-up (an ``OrderFollowUp`` row
-is inserted in the transaction that writes the earnings) and from RQ whether a job for them is
-really going to run, and queues the follow-up again otherwise.
+is inserted in the transaction that writes the earnings) and from Redis and RQ whether a
+sweep (or, for an order held back, its own job) is really going to run, and wakes a sweep
+(or queues that job) again otherwise.
 """
 
 from __future__ import annotations
