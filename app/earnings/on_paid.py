@@ -65,6 +65,17 @@ _LOCK_LINES = (
     .where(_lines.c.order_id == bindparam("locked_order_id"))
     .values(refunded_fen=_lines.c.refunded_fen)
 )
+_LOCK_LINES_OF_ORDERS = (
+    update(_lines)
+    .where(_lines.c.order_id.in_(bindparam("locked_order_ids", expanding=True)))
+    .values(refunded_fen=_lines.c.refunded_fen)
+)
+_LINES_OF_ORDERS = (
+    select(OrderLine)
+    .where(OrderLine.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(OrderLine.id)
+    .execution_options(populate_existing=True)
+)
 _LINES_OF_ORDER = (
     select(OrderLine)
     .where(OrderLine.order_id == bindparam("order_id"))
@@ -156,9 +167,11 @@ def announce(order_ids: list[int]) -> None:
         signals.commissions_earned.send(__name__, order_ids=order_ids)
 
 
-def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
+def _follow_up(
+    order: Order, extend_protection_once: bool, lines: list[OrderLine] | None = None
+) -> FollowUp:
     """Steps 1 to 4 for one order whose lines the caller locked (the announcement is the
-    caller's)."""
+    caller's); ``lines``: the order's lines as read after that lock, if the caller has them."""
     if order.paid_at is None:
         return FollowUp(order.id, skipped=True)
     settings = get_distribution_settings()
@@ -174,7 +187,8 @@ def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
             extend_protection(order.user_id)
 
     # 2 and 3. What it earns, written to the ledger.
-    lines = lines_of_order(order.id)
+    if lines is None:
+        lines = lines_of_order(order.id)
     entries: list[int] = []
     attribution = None  # read once, after step 1 settled it
     if settings.enabled:
@@ -232,15 +246,20 @@ def follow_up_orders(
         # one of these orders alone then waits for the batch, or the batch for it, but
         # never each for the other (the batch holding the top's totals from an earlier
         # order while waiting for lines the lone job holds, the job waiting for the totals).
-        for order_id in order_ids:
-            if order_id in orders and orders[order_id].paid_at is not None:
-                lock_order_lines(order_id)
+        # One UPDATE locks them all, one SELECT reads them as they are now (the pipeline
+        # writes no line, so they stay as read until the commit).
+        paid = [i for i in order_ids if i in orders and orders[i].paid_at is not None]
+        lines: dict[int, list[OrderLine]] = {i: [] for i in paid}
+        if paid:
+            db.session.execute(_LOCK_LINES_OF_ORDERS, {"locked_order_ids": paid})
+            for line in db.session.scalars(_LINES_OF_ORDERS, {"order_ids": paid}):
+                lines[line.order_id].append(line)
         for order_id in order_ids:
             order = orders.get(order_id)
             if order is None:
                 done.append(FollowUp(order_id, skipped=True))
                 continue
-            done.append(_follow_up(order, order_id in extend_protection))
+            done.append(_follow_up(order, order_id in extend_protection, lines.get(order_id)))
     # A message per beneficiary and order, deduplicated per order, all in one go: reading
     # the sums after the whole batch gives the same figures (an order's earnings are its own).
     announce([d.order_id for d in done if not d.skipped])
