@@ -118,7 +118,7 @@ class Config:
     WORKER_TICK_SECONDS = 5  # how often every worker ticks (liveness, due jobs, slots)
     WORKER_ALIVE_SECONDS = 15  # a worker not heard of for this long is dead
     FOLLOW_UP_GRACE_SECONDS = 20  # a paid order this young may still have its job on the way
-    FOLLOW_UP_BATCH_SIZE = 20  # paid orders one commission job follows up per transaction
+    FOLLOW_UP_BATCH_SIZE = 100  # paid orders a sweep (or commission job) follows up per transaction
     WORKER_SETTINGS = (
         "TIMERS_INTERVAL_SECONDS",
         "SETTLEMENT_INTERVAL_SECONDS",

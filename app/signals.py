@@ -23,6 +23,9 @@ order_completed = shop.signal("order-completed")
 #: an order was paid (announced by its follow-up job, after the payment committed):
 #: ``order`` (the Order row)
 order_paid = shop.signal("order-paid")
+#: many orders were paid (a batch of follow-ups announces them at once): ``orders`` (a list
+#: of Order rows); each means what ``order_paid`` means for one
+orders_paid = shop.signal("orders-paid")
 #: an order was shipped: ``order``
 order_shipped = shop.signal("order-shipped")
 #: paid orders' earnings were written: ``order_ids`` (a list: a batch sends them all at once)

@@ -28,6 +28,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--out", help="write the raw profile here")
+    parser.add_argument(
+        "--statements", action="store_true", help="count SQL statements by kind, no cProfile"
+    )
     args = parser.parse_args()
     os.environ.setdefault("APP_ENV", "test")
     with tempfile.TemporaryDirectory(prefix="profile-follow-up-") as folder:
@@ -38,6 +41,8 @@ def main() -> int:
         from app.extensions import db
 
         with app.app_context():
+            if args.statements:
+                return count_statements(app, backlog, args.batch, args.top)
             profile = cProfile.Profile()
             started = time.perf_counter()
             profile.enable()
@@ -55,6 +60,39 @@ def main() -> int:
         if args.out:
             stats.dump_stats(args.out)
         stats.sort_stats("cumulative").print_stats(args.top)
+    return 0
+
+
+def count_statements(app, backlog: list[int], batch: int, top: int) -> int:
+    """Follow the backlog up in batches, counting statements by their first words."""
+    from collections import Counter
+
+    from sqlalchemy import event
+
+    from app.earnings.on_paid import follow_up_orders
+    from app.extensions import db
+
+    seen: Counter = Counter()
+
+    def count(conn, cursor, statement, *args):
+        seen[" ".join(statement.split())[:90]] += 1
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    started = time.perf_counter()
+    for at in range(0, len(backlog), batch):
+        follow_up_orders(backlog[at : at + batch])
+        db.session.commit()
+    elapsed = time.perf_counter() - started
+    event.remove(db.engine, "before_cursor_execute", count)
+    total = sum(seen.values())
+    print(
+        f"{len(backlog)} orders in {elapsed:.2f} s ({len(backlog) / elapsed:.0f} orders/s), "
+        f"{total} statements, {total / len(backlog):.1f} per order"
+    )
+    for text, n in seen.most_common(top):
+        print(f"{n / len(backlog):7.2f}  {text}")
+    db.session.remove()
+    db.engine.dispose()
     return 0
 
 

@@ -10,6 +10,12 @@ worker dies between that claim and the commit, the extension of that one order i
 the order's ``OrderFollowUp`` row: an order paid without one is one the worker's recovery pass
 (``jobs.payments.resume_lost_follow_ups``) queues again.
 
+Who queues it. The pay path no longer does: it wakes the follow-up sweep
+(``jobs/follow_ups.py``), which follows pending paid orders up in batches through
+``follow_up_batch`` below. The commission job remains the door for one order: an order the
+sweep holds back (it failed alone), ``on_order_paid`` run by hand or left from before,
+the recovery pass for held orders.
+
 Batches. A backlog of paid orders (a sale day) is followed up many orders per job and per
 transaction: when an order's commission job runs, it claims up to
 ``FOLLOW_UP_BATCH_SIZE`` - 1 other paid orders still without follow-up (``SET NX`` on
@@ -51,14 +57,14 @@ from app.earnings.on_paid import follow_up_orders
 from app.extensions import db
 from app.ledger.settlement import settle_due
 from app.orders.models import Order, OrderFollowUp
-from app.signals import commissions_settled, order_paid
+from app.signals import commissions_settled, orders_paid
 from jobs.queues import enqueue_unless_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
 SETTLEMENT_SECONDS = 600
 RETRY_INTERVALS = [10, 60, 300, 900, 3600]  # backoff between attempts, seconds
-FOLLOW_UP_BATCH_SIZE = 20  # paid orders one commission job follows up in one transaction
+FOLLOW_UP_BATCH_SIZE = 100  # paid orders followed up in one transaction (sweep, commission job)
 BATCH_LOCK = "commissions:batch:running"
 # How long a batch's claim on an order lasts: longer than a batch takes; a claim left by
 # a killed worker only makes other batches skip the order until then (its own job does it).
@@ -93,13 +99,15 @@ def _protection_claim(order_id: int) -> str:
     return f"commissions:protection-extended:{order_id}"
 
 
-def mark_followed_up(order_id: int) -> None:
-    """Record (once) that ``order_id``'s follow-up is written; flushes with the caller."""
-    db.session.execute(
-        dialect_insert(OrderFollowUp)
-        .values(order_id=order_id, done_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["order_id"])
-    )
+def mark_followed_up(*order_ids: int) -> None:
+    """Record (once) that the orders' follow-up is written; flushes with the caller."""
+    if order_ids:
+        now = utcnow()
+        db.session.execute(
+            dialect_insert(OrderFollowUp)
+            .values([{"order_id": order_id, "done_at": now} for order_id in order_ids])
+            .on_conflict_do_nothing(index_elements=["order_id"])
+        )
 
 
 _FOLLOWED_UP = select(exists().where(OrderFollowUp.order_id == bindparam("order_id")))
@@ -176,13 +184,12 @@ def follow_up_batch(order_ids: list[int], own_id: int) -> list:
         extend = [o for o, ok in zip(order_ids, pipe.execute(), strict=True) if ok]
     try:
         done = follow_up_orders(order_ids, extend_protection=set(extend))
-        for result in done:
-            if result.skipped:
-                continue
-            if result.order_id != own_id:
-                order = db.session.get(Order, result.order_id)
-                order_paid.send(__name__, order=order)  # its paid-job will skip
-            mark_followed_up(result.order_id)  # what the recovery pass looks for
+        followed = [result.order_id for result in done if not result.skipped]
+        others = [order_id for order_id in followed if order_id != own_id]
+        if others:  # their paid notices, all at once (their own paid-jobs, if any, skip)
+            orders = db.session.scalars(select(Order).where(Order.id.in_(others)))
+            orders_paid.send(__name__, orders=sorted(orders, key=lambda o: o.id))
+        mark_followed_up(*followed)  # what the recovery pass looks for
         db.session.commit()
     except Exception:
         db.session.rollback()

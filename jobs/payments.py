@@ -10,10 +10,15 @@ WeChat, which has the last word) and completes shipped orders after
 id is deterministic and claimed with ``SET NX`` first, so several workers never schedule the
 same slot twice, and ``single_flight`` keeps two runs from working at once.
 
+Paid orders: ``enqueue_order_paid`` (the pay path, after its commit) names the order to
+the follow-up sweep and wakes one (``jobs/follow_ups.py``); ``on_order_paid`` is the older
+job of one order alone (paid notices, then its commission job), kept as a door.
+
 Lost follow-ups: ``resume_lost_follow_ups`` (run by the worker's recovery pass) decides
 from the database which paid orders have no committed follow-up (an ``OrderFollowUp`` row
-is inserted in the transaction that writes the earnings) and from RQ whether a job for them is
-really going to run, and queues the follow-up again otherwise.
+is inserted in the transaction that writes the earnings) and from Redis and RQ whether a
+sweep (or, for an order held back, its own job) is really going to run, and wakes a sweep
+(or queues that job) again otherwise.
 """
 
 from __future__ import annotations
@@ -39,11 +44,21 @@ from app.payments.client import PaymentError, close_order, query_order, record_t
 from app.payments.notices import NoticeRejected, apply_payment
 from app.signals import order_paid
 from jobs.commissions import commissions_job_id, enqueue_commissions, is_followed_up
-from jobs.queues import enqueue_once_piped, job_is_live, schedule_in_slot, single_flight
+from jobs.follow_ups import (
+    PAID_COUNTER_KEY,
+    clear_stale_wake,
+    held_orders,
+    hold_for_a_person,
+    lock_holder_alive,
+    name_paid_order,
+    paid_done_key,
+    waiting_sweep,
+    wake_follow_ups,
+)
+from jobs.queues import job_is_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
 
-PAID_COUNTER_KEY = "orders:paid:followups"
 # Lost follow-ups are looked for among orders paid in this window, older than the grace
 # (``FOLLOW_UP_GRACE_SECONDS``: the pay notice commits, then enqueues; a job in between is
 # not lost, only not there yet).
@@ -60,23 +75,19 @@ def order_paid_job_id(order_id: int) -> str:
     return f"order-paid-{order_id}"
 
 
-def paid_done_key(order_id: int) -> str:
-    """The Redis marker set once an order's follow-up has run."""
-    return f"orders:paid:done:{order_id}"
-
-
 def enqueue_order_paid(order_id: int) -> None:
-    """Queue the follow-up of a newly paid order (call after the commit)."""
+    """Have the newly paid ``order_id`` followed up (call after the commit).
+
+    Wakes the follow-up sweep (``jobs/follow_ups.py``): one ``SET NX`` in Redis, and one
+    job only when no sweep is waiting already, so a sale day's backlog is followed up in
+    batches by a few jobs rather than by one job per order. The sweep sends the order's
+    paid notices too. ``on_order_paid`` remains the job of one order alone.
+    """
     try:
-        enqueue_once_piped(
-            "default",
-            on_order_paid,
-            order_id,
-            job_id=order_paid_job_id(order_id),
-            result_ttl=7 * 86400,
-        )
+        name_paid_order(order_id)
+        wake_follow_ups()
     except Exception:  # the payment is committed; a lost follow-up must not fail the notice
-        log.exception("could not enqueue the follow-up of paid order %s", order_id)
+        log.exception("could not queue the follow-up of paid order %s", order_id)
 
 
 def on_order_paid(order_id: int) -> bool:
@@ -219,18 +230,28 @@ def follow_up_grace() -> timedelta:
     )
 
 
+def sweep_is_coming() -> bool:
+    """Whether a follow-up sweep is running (its lock is held) or waiting to run."""
+    if lock_holder_alive():
+        return True
+    job_id = waiting_sweep()
+    return job_id is not None and job_is_live(job_id)
+
+
 def resume_lost_follow_ups(now: datetime | None = None) -> int:
     """Queue again the follow-up of paid orders whose earnings never committed.
 
     The database says what is missing: orders paid between ``FOLLOW_UP_WINDOW`` and the
-    grace ago that have no ``OrderFollowUp`` row. RQ says whether something will
-    still do it: the order's follow-up job or its commission job is waiting, scheduled for
-    a retry or running on a live worker (``job_is_live``; run ``requeue_abandoned_jobs``
-    first so jobs of dead workers are retried or failed). When neither will, whatever the
-    reason (Redis down at the payment's commit, a job failed or abandoned without retries,
-    a job popped by a worker killed before registering it), the follow-up is queued again
-    under its one job id. The jobs are idempotent and the ledger's unique keys hold, so a
-    follow-up that is merely slow is harmless to queue again. Returns how many.
+    grace ago that have no ``OrderFollowUp`` row. Redis and RQ say whether something will
+    still do it. For most orders that is the follow-up sweep (``jobs/follow_ups.py``):
+    running on a live worker (the lock names it) or waiting
+    in the queue (``job_is_live``; run ``requeue_abandoned_jobs`` first). When none is,
+    whatever the reason (Redis down at the payment's commit, a sweep killed or failed),
+    a sweep is woken. Orders the sweep holds back (they failed alone) have their own
+    commission job; when it is not live either, it is queued again. An order queued again
+    ``MAX_RESUMES`` times and still not done is left to a person (it may be what kills the
+    worker): sweeps skip it. Everything is idempotent and keyed, so a follow-up that is
+    merely slow is harmless to queue again. Returns how many orders were queued again.
     """
     now = now or utcnow()
     order_ids = db.session.scalars(
@@ -244,17 +265,36 @@ def resume_lost_follow_ups(now: datetime | None = None) -> int:
         .limit(1000)
     ).all()
     db.session.rollback()
-    redis = get_redis()
+    if not order_ids:
+        return 0
+    held = held_orders()
     resumed = 0
-    for order_id in order_ids:
+    for order_id in (o for o in order_ids if o in held):
         if job_is_live(order_paid_job_id(order_id)) or job_is_live(commissions_job_id(order_id)):
             continue
-        tries = redis.incr(f"orders:paid:resumed:{order_id}")
-        redis.expire(f"orders:paid:resumed:{order_id}", int(FOLLOW_UP_WINDOW.total_seconds()))
-        if tries > MAX_RESUMES:
-            log.error("paid order %s: follow-up queued %s times, never done", order_id, tries - 1)
+        if _resumed_too_often(order_id):
             continue
-        log.warning("paid order %s has no follow-up job running: queueing it again", order_id)
-        enqueue_order_paid(order_id)
+        log.warning("paid order %s (held back) has no job running: queueing it again", order_id)
+        enqueue_commissions(order_id)
         resumed += 1
+    loose = [o for o in order_ids if o not in held]
+    if loose and not sweep_is_coming():
+        clear_stale_wake()
+        retry = [o for o in loose if not _resumed_too_often(o)]
+        if retry and wake_follow_ups():
+            log.warning("%s paid orders without follow-up and no sweep: woke one", len(retry))
+            resumed += len(retry)
     return resumed
+
+
+def _resumed_too_often(order_id: int) -> bool:
+    """Count one more resume of ``order_id``; past ``MAX_RESUMES`` it is held for a person."""
+    redis = get_redis()
+    key = f"orders:paid:resumed:{order_id}"
+    tries = redis.incr(key)
+    redis.expire(key, int(FOLLOW_UP_WINDOW.total_seconds()))
+    if tries <= MAX_RESUMES:
+        return False
+    log.error("paid order %s: follow-up queued %s times, never done", order_id, tries - 1)
+    hold_for_a_person(order_id)
+    return True

@@ -21,7 +21,7 @@ from app.orders.models import Order, PaymentTransaction
 from app.orders.services import cancel_order
 from app.payments.client import get_pay
 from app.wechat.sandbox.pay import rsa_sign
-from jobs.payments import order_paid_job_id
+from jobs.follow_ups import waiting_sweep
 from tests.support.pay import (
     deliveries,
     fresh,
@@ -81,7 +81,7 @@ def test_cashier_pay_sends_a_notice_and_the_order_is_paid(app, make, live_server
     assert paid.paid_fen == order.total_fen
     assert paid.transaction_id.startswith("4200")
     assert _paid_rows(order.id) == 1
-    assert _queued_job_ids(app) == [order_paid_job_id(order.id)]
+    assert _queued_job_ids(app) == [waiting_sweep()]  # the follow-up sweep, woken
     history = db.session.scalars(
         select(StatusChange.to_status)
         .where(StatusChange.subject == "order", StatusChange.subject_id == order.id)
@@ -120,7 +120,7 @@ def test_stand_in_duplicates_are_applied_once(app, make, live_server, stand_in):
     wait_until(lambda: len([d for d in deliveries(stand_in) if d["status"]]) >= 40)
     for order in orders:
         assert _paid_rows(order.id) == 1
-    assert sorted(_queued_job_ids(app)) == sorted(order_paid_job_id(o.id) for o in orders)
+    assert _queued_job_ids(app) == [waiting_sweep()]  # one follow-up sweep for all of them
 
 
 def test_a_thousand_concurrent_duplicate_notices_for_a_hundred_orders(
@@ -160,9 +160,7 @@ def test_a_thousand_concurrent_duplicate_notices_for_a_hundred_orders(
         )
     )
     assert paid_changes == 100
-    job_ids = _queued_job_ids(app)
-    assert len(job_ids) == 100
-    assert set(job_ids) == {order_paid_job_id(i) for i in ids}
+    assert _queued_job_ids(app) == [waiting_sweep()]  # one follow-up sweep for all of them
 
 
 # --- refusals -----------------------------------------------------------------------------
@@ -340,4 +338,4 @@ def test_wechat_retries_after_5xx_and_timeout_until_it_succeeds(app, make, live_
     assert [d["status"] for d in attempts][:4] == [503, 503, None, 204]
     assert [d["attempt"] for d in attempts][:4] == [0, 1, 2, 3]
     assert _paid_rows(order.id) == 1
-    assert _queued_job_ids(app) == [order_paid_job_id(order.id)]
+    assert _queued_job_ids(app) == [waiting_sweep()]  # the follow-up sweep, woken

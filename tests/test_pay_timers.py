@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rq import Queue
 from rq.job import Job
-from rq.registry import ScheduledJobRegistry
+from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import select, update
 
 from app.catalog.models import Sku
@@ -21,12 +21,12 @@ from app.orders.models import Order, PaymentTransaction
 from app.orders.services import get_settings
 from app.orders.states import move_order
 from app.payments.client import query_order
+from jobs.follow_ups import SWEEP_JOB_PREFIX, waiting_sweep
 from jobs.payments import (
     PAID_COUNTER_KEY,
     auto_complete_orders,
     expire_unpaid_orders,
     on_order_paid,
-    order_paid_job_id,
     run_timers,
     schedule_timers,
     timer_job_id,
@@ -83,7 +83,8 @@ def test_paid_at_wechat_without_a_notice_is_marked_paid_not_cancelled(app, make,
     assert order.status == "paid"
     assert order.transaction_id.startswith("4200")
     assert db.session.get(Sku, sku_id).stock == 4
-    assert Queue("default", connection=redis_for(app)).job_ids == [order_paid_job_id(order.id)]
+    # The pay path wakes the follow-up sweep (one job, whatever the number of orders).
+    assert Queue("default", connection=redis_for(app)).job_ids == [waiting_sweep()]
 
 
 def test_orders_not_yet_due_are_left_alone(app, make, sandbox):
@@ -182,9 +183,12 @@ def test_jobs_run_in_a_real_worker(app, make, sandbox, database_url, redis_url, 
     assert fresh(Order, due.id).status == "cancelled"
     assert db.session.get(Sku, sku_id).stock == 3
     assert fresh(Order, paid.id).status == "paid"
-    follow_up = Job.fetch(order_paid_job_id(paid.id), connection=redis_for(app))
+    finished = FinishedJobRegistry(queue=get_queue("default")).get_job_ids()
+    swept = [job_id for job_id in finished if job_id.startswith(SWEEP_JOB_PREFIX)]
+    assert len(swept) == 1  # the timers' run woke the follow-up sweep, which ran
+    follow_up = Job.fetch(swept[0], connection=redis_for(app))
     assert follow_up.get_status() == "finished"
-    assert follow_up.return_value() is True
+    assert follow_up.return_value()["followed_up"] == 1
     assert int(get_redis().get(PAID_COUNTER_KEY)) == 1
 
 
@@ -198,15 +202,19 @@ def test_a_follow_up_lost_with_redis_is_queued_again_once(app, make):
     order, _sku_id = new_order(make)
     mark_paid(order, transaction_id="4200lost", amount_fen=order.total_fen)
     db.session.commit()  # ... and no enqueue_order_paid: Redis was unreachable
-    job_id = order_paid_job_id(order.id)
     assert resume_lost_follow_ups() == 0  # within the grace: maybe just slow
     later = utcnow() + follow_up_grace() + timedelta(seconds=1)
-    assert resume_lost_follow_ups(later) == 1
-    assert Job.exists(job_id, connection=get_redis())
-    assert resume_lost_follow_ups(later) == 0  # the job is there now: not queued twice
-    assert get_queue("default").job_ids.count(job_id) == 1
-
+    assert resume_lost_follow_ups(later) == 1  # a follow-up sweep woken for it
+    job_id = waiting_sweep()
+    assert job_id and Job.exists(job_id, connection=get_redis())
+    assert resume_lost_follow_ups(later) == 0  # the sweep is there now: not queued twice
+    assert get_queue("default").job_ids == [job_id]
+    # The sweep's job lost (Redis flushed it, say): the next pass wakes another.
+    get_queue("default").remove(job_id)
     Job.fetch(job_id, connection=get_redis()).delete()
+    assert resume_lost_follow_ups(later) == 1
+    assert waiting_sweep() != job_id and get_queue("default").job_ids == [waiting_sweep()]
+
     on_order_paid(order.id)  # as the worker would run it, and the commission job it queues
     compute_order_commissions(order.id)
     assert resume_lost_follow_ups(later) == 0  # done: never again

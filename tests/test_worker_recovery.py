@@ -40,11 +40,10 @@ from app.ledger.models import LedgerEntry
 from app.orders.services import ItemRequest, mark_paid, place_order
 from app.wechat.notify import KINDS, save_setting, set_staff_openids
 from config import Config
-from jobs.commissions import commissions_job_id, compute_order_commissions, run_settlement
+from jobs.commissions import compute_order_commissions, run_settlement
+from jobs.follow_ups import SWEEP_JOB_PREFIX, follow_up_pending, waiting_sweep
 from jobs.payments import (
     enqueue_order_paid,
-    on_order_paid,
-    order_paid_job_id,
     resume_lost_follow_ups,
 )
 from jobs.queues import (
@@ -270,31 +269,36 @@ def _later(seconds: int = 30):
 
 
 def test_a_follow_up_whose_job_failed_or_was_lost_is_queued_again(app, make):
-    """A job key that still exists is not a job that will run: a failed follow-up, and one
-    popped from its queue by a worker killed before registering it, are queued again."""
+    """A job key that still exists is not a job that will run: a failed follow-up sweep,
+    and one popped from its queue by a worker killed before registering it, are queued
+    again (one sweep for every order it leaves behind)."""
     seller, parent, customer = _chain_and_customer(make)
     failed = _paid_order(make, customer)
     popped = _paid_order(make, customer)
     redis = redis_for(app)
     queue = get_queue("default")
-    # The first one's job failed (its retries spent, say); the second one's was popped.
-    job = Job.fetch(order_paid_job_id(failed), connection=redis)
+    sweep = waiting_sweep()  # the two pay notices woke one sweep
+    assert queue.job_ids == [sweep]
+    # It failed (its retries spent, say).
+    job = Job.fetch(sweep, connection=redis)
     queue.remove(job)
     FailedJobRegistry(queue=queue).add(job, ttl=3600, exc_string="killed")
     job.set_status("failed")
-    redis.lrem(queue.key, 1, order_paid_job_id(popped))
     assert queue.job_ids == []
 
-    assert resume_lost_follow_ups(_later()) == 1  # the failed one; the popped one is watched
-    assert queue.job_ids == [order_paid_job_id(failed)]
+    assert resume_lost_follow_ups(_later()) == 2  # both orders: a new sweep
+    second = waiting_sweep()
+    assert second != sweep and queue.job_ids == [second]
+    assert resume_lost_follow_ups(_later()) == 0  # it waits: never twice
+    # The new one is popped by a worker killed before registering it.
+    redis.lrem(queue.key, 1, second)
+    assert resume_lost_follow_ups(_later()) == 0  # maybe a worker about to register it
     time.sleep(ORPHAN_CONFIRM_SECONDS + 0.5)
-    assert resume_lost_follow_ups(_later()) == 1  # still nowhere a few seconds on: lost
-    assert queue.job_ids == [order_paid_job_id(failed), order_paid_job_id(popped)]
-    assert resume_lost_follow_ups(_later()) == 0  # both queued now: never twice
+    assert resume_lost_follow_ups(_later()) == 2  # still nowhere a few seconds on: lost
+    third = waiting_sweep()
+    assert third not in (sweep, second) and queue.job_ids == [third]
 
-    for order_id in (failed, popped):
-        on_order_paid(order_id)  # as the worker would run them
-        compute_order_commissions(order_id)
+    assert follow_up_pending()["followed_up"] == 2  # as the worker would run it
     assert _earnings([failed, popped]) == _expected([failed, popped], seller, parent)
     queue.empty()
     assert resume_lost_follow_ups(_later()) == 0  # done: never again
@@ -481,7 +485,7 @@ def test_default_settings_recover_a_killed_commission_job_within_a_minute(
     killer = _hooked_worker(env, "--burst", kill_after=total * 2 // 3)  # mid-way
     assert killer.wait(120) == -signal.SIGKILL
     started = get_queue("default").started_job_registry.get_job_ids(cleanup=False)
-    assert started == [commissions_job_id(order_ids[-1])]  # it died in the commission job
+    assert len(started) == 1 and started[0].startswith(SWEEP_JOB_PREFIX)  # died in the sweep
     assert _earnings(order_ids) != _expected(order_ids, seller, parent)
 
     before = _alive_workers(app)

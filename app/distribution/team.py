@@ -105,6 +105,21 @@ def team_sales_fen(distributor_id: int) -> int:
     return int(total or 0)
 
 
+def team_sales_of(distributor_ids) -> dict[int, int]:
+    """``team_sales_fen`` of many distributors in one query: {id: fen}, 0 where none."""
+    ids = list(distributor_ids)
+    if not ids:
+        return {}
+    found = dict(
+        db.session.execute(
+            select(DistributorTeamTotal.distributor_id, DistributorTeamTotal.team_sales_fen).where(
+                DistributorTeamTotal.distributor_id.in_(ids)
+            )
+        ).all()
+    )
+    return {i: int(found.get(i) or 0) for i in ids}
+
+
 def _add_to_totals(rows) -> None:
     """Add ``rows`` (a select of distributor_id, delta) to the running totals, atomically.
 

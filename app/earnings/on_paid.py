@@ -11,7 +11,8 @@ For each paid order, in this order (one transaction per call; it flushes, the jo
    ``distribution.levels.commission_rows`` (commission levels, payout cap applied),
    then ``cloud.dividends.dividend_rows`` (region dividends, trimmed to what the payout
    cap leaves after the line's commissions as written).
-3. **The ledger.** Every row goes through ``write_line_earnings``: once per (line,
+3. **The ledger.** Every row goes through ``write_earnings`` (the price differences and
+   commissions of an order in one INSERT, then its dividends in another): once per (line,
    beneficiary, kind), refunds already completed on the line reversed right away.
 4. **What the sale moves.** Team totals (``team.count_order_sales``, before any upgrade
    reads them), joining by threshold, grade upgrades (``incentives.grades``), then
@@ -51,7 +52,7 @@ from app.earnings.plan import earnings_plan
 from app.extensions import db
 from app.incentives.events import after_payment
 from app.incentives.grades import grades_with_conditions, upgrade_many
-from app.ledger.entries import write_line_earnings
+from app.ledger.entries import write_earnings
 from app.ledger.kinds import LEVEL_KINDS, PENDING
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, OrderLine
@@ -63,6 +64,17 @@ _LOCK_LINES = (
     update(_lines)
     .where(_lines.c.order_id == bindparam("locked_order_id"))
     .values(refunded_fen=_lines.c.refunded_fen)
+)
+_LOCK_LINES_OF_ORDERS = (
+    update(_lines)
+    .where(_lines.c.order_id.in_(bindparam("locked_order_ids", expanding=True)))
+    .values(refunded_fen=_lines.c.refunded_fen)
+)
+_LINES_OF_ORDERS = (
+    select(OrderLine)
+    .where(OrderLine.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(OrderLine.id)
+    .execution_options(populate_existing=True)
 )
 _LINES_OF_ORDER = (
     select(OrderLine)
@@ -113,8 +125,8 @@ def line_commissions_fen(order_id: int) -> dict[int, list[tuple[str, int]]]:
 def write_rows(
     order_id: int, lines: list[OrderLine], rows: list[EarningRow], now: datetime
 ) -> list[int]:
-    """Write a calculator's rows as pending ledger entries, line by line (each once);
-    the ids written now."""
+    """Write calculators' rows as pending ledger entries, each once, in one INSERT (line
+    by line, each calculator's rows in the order given); the ids written now."""
     by_line: dict[int, list[dict]] = {}
     for row in rows:
         by_line.setdefault(row.order_line_id, []).append(
@@ -130,11 +142,8 @@ def write_rows(
                 "created_at": now,
             }
         )
-    written: list[int] = []
-    for line in lines:
-        if line.id in by_line:
-            written += write_line_earnings(line, by_line[line.id], now)
-    return written
+    values = [value for line in lines for value in by_line.get(line.id, [])]
+    return write_earnings(lines, values, now)
 
 
 def follow_up_order(order: Order, *, extend_protection_once: bool = False) -> FollowUp:
@@ -158,9 +167,11 @@ def announce(order_ids: list[int]) -> None:
         signals.commissions_earned.send(__name__, order_ids=order_ids)
 
 
-def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
+def _follow_up(
+    order: Order, extend_protection_once: bool, lines: list[OrderLine] | None = None
+) -> FollowUp:
     """Steps 1 to 4 for one order whose lines the caller locked (the announcement is the
-    caller's)."""
+    caller's); ``lines``: the order's lines as read after that lock, if the caller has them."""
     if order.paid_at is None:
         return FollowUp(order.id, skipped=True)
     settings = get_distribution_settings()
@@ -176,18 +187,19 @@ def _follow_up(order: Order, extend_protection_once: bool) -> FollowUp:
             extend_protection(order.user_id)
 
     # 2 and 3. What it earns, written to the ledger.
-    lines = lines_of_order(order.id)
+    if lines is None:
+        lines = lines_of_order(order.id)
     entries: list[int] = []
     attribution = None  # read once, after step 1 settled it
     if settings.enabled:
         plan = earnings_plan(order)
+        rows: list[EarningRow] = []
         if plan.price_differences and plan.merchant is not None:
-            rows = price_difference_rows(lines, plan.merchant, plan.merchant_order)
-            entries += write_rows(order.id, lines, rows, now)
+            rows += price_difference_rows(lines, plan.merchant, plan.merchant_order)
         if plan.commissions:
             attribution = attribution_for(order.id)
-            rows = commission_rows(lines, attribution)
-            entries += write_rows(order.id, lines, rows, now)
+            rows += commission_rows(lines, attribution)  # reads no ledger: one INSERT for both
+        entries += write_rows(order.id, lines, rows, now)
     # After the commissions on purpose: the payout cap trims dividends first, to what the
     # line's commissions (as written, also by an earlier run) leave.
     agents = dividend_agents(order)
@@ -234,15 +246,20 @@ def follow_up_orders(
         # one of these orders alone then waits for the batch, or the batch for it, but
         # never each for the other (the batch holding the top's totals from an earlier
         # order while waiting for lines the lone job holds, the job waiting for the totals).
-        for order_id in order_ids:
-            if order_id in orders and orders[order_id].paid_at is not None:
-                lock_order_lines(order_id)
+        # One UPDATE locks them all, one SELECT reads them as they are now (the pipeline
+        # writes no line, so they stay as read until the commit).
+        paid = [i for i in order_ids if i in orders and orders[i].paid_at is not None]
+        lines: dict[int, list[OrderLine]] = {i: [] for i in paid}
+        if paid:
+            db.session.execute(_LOCK_LINES_OF_ORDERS, {"locked_order_ids": paid})
+            for line in db.session.scalars(_LINES_OF_ORDERS, {"order_ids": paid}):
+                lines[line.order_id].append(line)
         for order_id in order_ids:
             order = orders.get(order_id)
             if order is None:
                 done.append(FollowUp(order_id, skipped=True))
                 continue
-            done.append(_follow_up(order, order_id in extend_protection))
+            done.append(_follow_up(order, order_id in extend_protection, lines.get(order_id)))
     # A message per beneficiary and order, deduplicated per order, all in one go: reading
     # the sums after the whole batch gives the same figures (an order's earnings are its own).
     announce([d.order_id for d in done if not d.skipped])

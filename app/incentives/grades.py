@@ -18,7 +18,7 @@ from sqlalchemy import exists, func, select, update
 
 from app.core.batch import memo
 from app.distribution.models import Distributor, Grade
-from app.distribution.team import team_sales_fen
+from app.distribution.team import team_sales_fen, team_sales_of
 from app.extensions import db
 from app.incentives.models import GradeChange
 from app.signals import grade_changed
@@ -52,34 +52,52 @@ def grade_ranks() -> dict[int, int]:
     return memo("grade_ranks", lambda: dict(db.session.execute(select(Grade.id, Grade.rank)).all()))
 
 
-def upgrade_grade(distributor_id: int) -> Grade | None:
+def _within_reach(distributor: Distributor | None) -> list[Grade]:
+    """The reachable grades above ``distributor``'s, best first (none if inactive)."""
+    grades = reachable_grades()
+    if not grades or distributor is None or distributor.status != "active":
+        return []
+    current_rank = grade_ranks().get(distributor.grade_id)
+    return [g for g in grades if current_rank is None or g.rank > current_rank]
+
+
+def _direct_counts(distributor_ids) -> dict[int, int]:
+    """Active direct sub-distributors of each of ``distributor_ids`` (one query)."""
+    ids = list(distributor_ids)
+    if not ids:
+        return {}
+    found = dict(
+        db.session.execute(
+            select(Distributor.parent_id, func.count())
+            .where(Distributor.parent_id.in_(ids), Distributor.status == "active")
+            .group_by(Distributor.parent_id)
+        ).all()
+    )
+    return {i: int(found.get(i) or 0) for i in ids}
+
+
+def upgrade_grade(
+    distributor_id: int, *, sales: int | None = None, direct: int | None = None
+) -> Grade | None:
     """Move a distributor up to the best grade whose condition they meet; never down.
 
     A grade's condition is every threshold it sets (team sales per ``team.py``, active
     direct sub-distributors); a grade with neither is assigned by staff only. The UPDATE
     is conditional on the current grade ranking lower, so concurrent jobs never lower it.
+    ``sales`` and ``direct``: the figures, when the caller read them already (this
+    transaction, after whatever changed them); read here otherwise.
     """
-    grades = reachable_grades()
     distributor = db.session.get(Distributor, distributor_id)
-    if not grades or distributor is None or distributor.status != "active":
-        return None
-    current_rank = grade_ranks().get(distributor.grade_id)
-    candidates = [g for g in grades if current_rank is None or g.rank > current_rank]
+    candidates = _within_reach(distributor)
     if not candidates:
         return None
     # Each figure is read only when a grade within reach sets that threshold.
-    sales = (
-        team_sales_fen(distributor_id) if any(g.upgrade_team_sales_fen for g in candidates) else 0
-    )
-    direct = (
-        db.session.scalar(
-            select(func.count())
-            .select_from(Distributor)
-            .where(Distributor.parent_id == distributor_id, Distributor.status == "active")
-        )
-        if any(g.upgrade_direct_count for g in candidates)
-        else 0
-    )
+    if sales is None:
+        needed = any(g.upgrade_team_sales_fen for g in candidates)
+        sales = team_sales_fen(distributor_id) if needed else 0
+    if direct is None:
+        needed = any(g.upgrade_direct_count for g in candidates)
+        direct = _direct_counts([distributor_id])[distributor_id] if needed else 0
     for grade in candidates:
         if grade.upgrade_team_sales_fen and sales < grade.upgrade_team_sales_fen:
             continue
@@ -108,11 +126,16 @@ def upgrade(distributor_id: int, reason: str, actor: str = "system") -> Grade | 
 
 
 def _upgrade(
-    distributor_id: int, distributor: Distributor | None, reason: str, actor: str
+    distributor_id: int,
+    distributor: Distributor | None,
+    reason: str,
+    actor: str,
+    figures: dict | None = None,
 ) -> Grade | None:
-    """``upgrade`` with the distributor's row just read fresh (None: no such row)."""
+    """``upgrade`` with the distributor's row just read fresh (None: no such row);
+    ``figures``: its team sales and direct count, if read already (``upgrade_grade``)."""
     before = distributor.grade_id if distributor is not None else None
-    grade = upgrade_grade(distributor_id)
+    grade = upgrade_grade(distributor_id, **(figures or {}))
     if grade is None:
         return None
     db.session.add(
@@ -131,8 +154,12 @@ def _upgrade(
 
 
 def upgrade_many(distributor_ids, reason: str) -> tuple[int, ...]:
-    """``upgrade`` each distributor once; the ids that moved up (their rows read fresh in
-    one query; an upgrade changes only its own distributor's row)."""
+    """``upgrade`` each distributor once; the ids that moved up.
+
+    Their rows are read fresh in one query, and the figures the grades within their
+    reach need (team sales, direct counts) in one query each: an upgrade changes only
+    its own distributor's grade, never anyone's figures.
+    """
     ids = list(dict.fromkeys(distributor_ids))
     if not ids:
         return ()
@@ -144,7 +171,19 @@ def upgrade_many(distributor_ids, reason: str) -> tuple[int, ...]:
             .execution_options(populate_existing=True)
         )
     }
-    return tuple(i for i in ids if _upgrade(i, fresh.get(i), reason, "system") is not None)
+    reach = {i: _within_reach(fresh.get(i)) for i in ids}
+    wants_sales = [i for i in ids if any(g.upgrade_team_sales_fen for g in reach[i])]
+    wants_direct = [i for i in ids if any(g.upgrade_direct_count for g in reach[i])]
+    sales = team_sales_of(wants_sales)
+    direct = _direct_counts(wants_direct)
+    moved = []
+    for i in ids:
+        if not reach[i]:
+            continue  # nothing within reach: nothing to read or write
+        figures = {"sales": sales.get(i, 0), "direct": direct.get(i, 0)}
+        if _upgrade(i, fresh.get(i), reason, "system", figures) is not None:
+            moved.append(i)
+    return tuple(moved)
 
 
 def history(distributor_id: int) -> list[GradeChange]:

@@ -106,6 +106,31 @@ def write_line_earnings(line: OrderLine, values: list[dict], now: datetime) -> l
     return list(written)
 
 
+def write_earnings(lines: list[OrderLine], values: list[dict], now: datetime) -> list[int]:
+    """``write_line_earnings`` for the earnings of several lines in one INSERT (the rows
+    in the order given), then each refunded line's reversals; the new entries' ids."""
+    if not values:
+        return []
+    statement = insert_rows_on_conflict(
+        LedgerEntry.__table__,
+        EARNING_COLUMNS,
+        len(values),
+        conflict=("order_line_id", "distributor_id", "kind"),
+        returning=(LedgerEntry.__table__.c.id,),
+    )
+    written = db.session.scalars(statement, row_params(EARNING_COLUMNS, values)).all()
+    touched = {row["order_line_id"] for row in values}
+    for line in lines:
+        if line.id in touched and line.refunded_fen:
+            for refund_id in db.session.scalars(
+                select(Refund.id)
+                .where(Refund.order_line_id == line.id, Refund.status == REFUND_REFUNDED)
+                .order_by(Refund.id)
+            ):
+                _reverse_line(line, refund_id, now)
+    return list(written)
+
+
 def _reverse_line(line: OrderLine, refund_id: int, now: datetime) -> list[int]:
     """Bring every earning on ``line`` down to its target after ``refund_id``."""
     remaining = line.amount_fen - line.refunded_fen

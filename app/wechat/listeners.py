@@ -22,6 +22,7 @@ from app.wechat.notify import (
     notify_member_bound,
     notify_order_paid,
     notify_order_shipped,
+    notify_orders_paid,
     notify_withdrawal,
 )
 
@@ -29,6 +30,11 @@ from app.wechat.notify import (
 def on_order_paid(sender, *, order) -> int:
     """Staff hear of a paid order."""
     return notify_order_paid(order)
+
+
+def on_orders_paid(sender, *, orders) -> int:
+    """Staff hear of each of many paid orders (one INSERT for them all)."""
+    return notify_orders_paid(orders)
 
 
 def on_order_shipped(sender, *, order) -> int | None:
@@ -63,6 +69,7 @@ def on_grade_changed(sender, *, distributor_id: int, grade, reason: str) -> int 
 
 RECEIVERS = (
     (signals.order_paid, on_order_paid),
+    (signals.orders_paid, on_orders_paid),
     (signals.order_shipped, on_order_shipped),
     (signals.commissions_earned, on_commissions_earned),
     (signals.commissions_settled, on_commissions_settled),

@@ -56,9 +56,9 @@ from app.ledger.kinds import (
     SETTLEABLE_KINDS,
 )
 from app.ledger.models import LedgerEntry
-from app.orders.models import Order
+from app.orders.models import Order, OrderLine
 from app.wechat.models import NotificationSetting, OutboundMessage
-from app.wechat.outbox import enqueue_send
+from app.wechat.outbox import enqueue_sends
 
 log = logging.getLogger(__name__)
 
@@ -329,9 +329,7 @@ def _send_after_commit(message_id: int) -> None:
 
 
 def _after_commit(session) -> None:
-    ids = session.info.pop(_PENDING_KEY, [])
-    for message_id in ids:
-        enqueue_send(message_id)
+    enqueue_sends(session.info.pop(_PENDING_KEY, []))
 
 
 def _after_rollback(session) -> None:
@@ -355,25 +353,54 @@ def _openid_of_distributor(distributor_id: int) -> str | None:
     return _openid_of_user(distributor.user_id) if distributor is not None else None
 
 
-def notify_order_paid(order) -> int:
-    """Tell every staff recipient that ``order`` was paid; return how many were recorded."""
-    lines = list(order.lines)
+def _paid_data(order, lines) -> dict[str, object]:
     goods = lines[0].title if lines else "商品"
     units = sum(line.quantity for line in lines)
     if len(lines) > 1 or units > 1:
         goods = f"{goods[:12]}等{units}件"
-    data = {
+    return {
         "character_string1": order.number,
         "amount2": format_yuan(order.paid_fen or order.total_fen),
         "thing3": goods,
         "time4": china_time(order.paid_at),
     }
+
+
+def notify_order_paid(order) -> int:
+    """Tell every staff recipient that ``order`` was paid; return how many were recorded."""
+    data = _paid_data(order, list(order.lines))
     url = _site(f"/admin/orders/{order.id}")
     recorded = 0
     for openid in staff_openids():
         if queue_notification("order_paid", openid, data, f"order_paid:{order.id}:{openid}", url):
             recorded += 1
     return recorded
+
+
+def notify_orders_paid(orders) -> int:
+    """``notify_order_paid`` for many orders at once: the same messages and dedupe keys,
+    their lines read in one query and every message written in one INSERT; how many were
+    recorded."""
+    orders = list(orders)
+    setting = notification_setting("order_paid")
+    if not orders or setting is None or not setting.enabled or not setting.template_id:
+        return 0
+    openids = [line for line in (setting.recipients or "").splitlines() if line]
+    if not openids:
+        return 0
+    lines: dict[int, list[OrderLine]] = {}
+    for line in db.session.scalars(
+        select(OrderLine)
+        .where(OrderLine.order_id.in_([o.id for o in orders]))
+        .order_by(OrderLine.id)
+    ):
+        lines.setdefault(line.order_id, []).append(line)
+    messages = []
+    for order in orders:
+        data = _paid_data(order, lines.get(order.id, []))
+        url = _site(f"/admin/orders/{order.id}")
+        messages += [(o, data, f"order_paid:{order.id}:{o}", url) for o in openids]
+    return len(queue_notifications("order_paid", messages, setting, utcnow()))
 
 
 def notify_order_shipped(order) -> int | None:

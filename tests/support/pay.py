@@ -135,10 +135,11 @@ def post_notice(base_url: str, headers: dict, body: str | bytes, path: str = "/p
 
 
 def wait_for_paid_follow_up(app, order_id: int) -> None:
-    """Wait until the order's follow-up job is queued (it is enqueued just after the commit
-    that marks the order paid, so "paid" in the database can come a moment earlier)."""
-    from rq.job import Job
-
+    """Wait until the order's follow-up is queued: the pay path names it to the follow-up
+    sweep and wakes one, just after the commit that marks the order paid (so "paid" in
+    the database can come a moment earlier)."""
     from app.core.redis import redis_for
+    from jobs.follow_ups import PAID_KEY, WAKE_KEY
 
-    wait_until(lambda: Job.exists(f"order-paid-{order_id}", connection=redis_for(app)))
+    redis = redis_for(app)
+    wait_until(lambda: redis.zscore(PAID_KEY, order_id) is not None and redis.exists(WAKE_KEY))
