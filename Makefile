@@ -8,7 +8,11 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers for `make test` (each with its own database, Redis and ports);
 # PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal
+# Test processes keep their bytecode even under PYTHONDONTWRITEBYTECODE: without it every
+# pytest worker re-rewrites the asserts of every test module (~8 s of CPU each) and every
+# worker, gunicorn and CLI process a test starts compiles the app again.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -p no:cacheprovider \
+	-n $(PYTEST_WORKERS) --dist worksteal
 
 .PHONY: dev test test-sqlite test-postgresql install lint format bench clean
 
