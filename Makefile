@@ -11,8 +11,10 @@ PYTEST_WORKERS ?= 2
 # Test processes keep their bytecode even under PYTHONDONTWRITEBYTECODE: without it every
 # pytest worker re-rewrites the asserts of every test module (~8 s of CPU each) and every
 # worker, gunicorn and CLI process a test starts compiles the app again.
+# PYTEST_ARGS: more pytest options, e.g. `make test PYTEST_ARGS=--durations=30`.
+PYTEST_ARGS ?=
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -p no:cacheprovider \
-	-n $(PYTEST_WORKERS) --dist worksteal
+	-n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 .PHONY: dev test test-sqlite test-postgresql install lint format bench clean
 
