@@ -9,6 +9,7 @@ spectree's documented ``before`` hook.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pydantic import ValidationError
@@ -110,6 +111,9 @@ class LazySpecTree(SpecTree):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._pending: list[tuple[Any, Any]] = []
+        # Two first requests for the document at once (threaded server): the second waits
+        # for the first's document instead of writing one from half the schemas.
+        self._pending_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
     def _add_model(self, model: Any, mode: Any = "validation") -> str:
@@ -117,10 +121,13 @@ class LazySpecTree(SpecTree):
         return self.naming_strategy(model)
 
     def _generate_spec(self) -> dict[str, Any]:
-        pending, self._pending = self._pending, []
-        for model, mode in pending:
-            super()._add_model(model=model, mode=mode)
-        return super()._generate_spec()
+        with self._pending_lock:
+            if hasattr(self, "_spec"):  # written while this thread waited: never twice
+                return self._spec
+            pending, self._pending = self._pending, []
+            for model, mode in pending:
+                super()._add_model(model=model, mode=mode)
+            return super()._generate_spec()
 
 
 spec = LazySpecTree(
