@@ -35,11 +35,11 @@ dev: install
 	$(FLASK) seed-demo
 	$(PY) scripts/dev.py
 
-## test: the whole suite on SQLite, then the database-facing tests again on PostgreSQL
-## (2 pytest-xdist workers: PYTEST_WORKERS=0 for one process)
+## test: the whole suite on SQLite and the database-facing tests again on PostgreSQL, both
+## at once (each run's output is shown when it ends; `make test-sqlite test-postgresql` runs
+## them one after the other); 2 pytest-xdist workers each: PYTEST_WORKERS=0 for one process
 test: install
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgresql
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgresql
 
 test-sqlite: install
 	TEST_DB=sqlite $(PYTEST)
