@@ -8,7 +8,13 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers for `make test` (each with its own database, Redis and ports);
 # PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal
+# Test processes keep their bytecode even under PYTHONDONTWRITEBYTECODE: without it every
+# pytest worker re-rewrites the asserts of every test module (~8 s of CPU each) and every
+# worker, gunicorn and CLI process a test starts compiles the app again.
+# PYTEST_ARGS: more pytest options, e.g. `make test PYTEST_ARGS=--durations=30`.
+PYTEST_ARGS ?=
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -p no:cacheprovider \
+	-n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 .PHONY: dev test test-sqlite test-postgresql install lint format bench clean
 
@@ -29,11 +35,11 @@ dev: install
 	$(FLASK) seed-demo
 	$(PY) scripts/dev.py
 
-## test: the whole suite on SQLite, then the database-facing tests again on PostgreSQL
-## (2 pytest-xdist workers: PYTEST_WORKERS=0 for one process)
+## test: the whole suite on SQLite and the database-facing tests again on PostgreSQL, both
+## at once (each run's output is shown when it ends; `make test-sqlite test-postgresql` runs
+## them one after the other); 2 pytest-xdist workers each: PYTEST_WORKERS=0 for one process
 test: install
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgresql
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgresql
 
 test-sqlite: install
 	TEST_DB=sqlite $(PYTEST)
