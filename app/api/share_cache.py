@@ -33,11 +33,10 @@ from collections.abc import Callable
 
 import redis
 from flask import current_app, has_app_context
-from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.cloud.models import CloudSettings, OrderingMerchant
 from app.core.redis import get_redis
+from app.core.write_watch import WriteWatch
 from app.distribution.models import CommissionRule, DistributionSettings, Distributor, Grade
 from app.shop.cache import FragmentCache, catalog_version
 
@@ -52,9 +51,7 @@ WATCHED = (
     OrderingMerchant,
     CloudSettings,
 )
-WATCHED_TABLES = frozenset(model.__tablename__ for model in WATCHED)
 MAX_ENTRIES = 4096
-_FLAG = "share_earnings_changed"
 
 
 class AnswerCache:
@@ -156,35 +153,9 @@ def cached_answer(key: tuple, build: Callable[[], tuple[bytes, bool]]) -> bytes:
 # --- noticing writes ----------------------------------------------------------------------
 
 
-def _after_flush(session: Session, _context) -> None:
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, WATCHED):
-            session.info[_FLAG] = True
-            return
-
-
-def _do_orm_execute(state: ORMExecuteState) -> None:
-    if not (state.is_update or state.is_delete or state.is_insert):
-        return
-    table = getattr(state.statement, "table", None)
-    if getattr(table, "name", None) in WATCHED_TABLES:
-        state.session.info[_FLAG] = True
-
-
-def _after_commit(session: Session) -> None:
-    if session.info.pop(_FLAG, False):
-        bump_share_version()
-
-
-_installed = False
+_share_writes = WriteWatch("share_earnings_changed", WATCHED, bump_share_version)
 
 
 def install_listeners() -> None:
-    """Listen to every session for writes to the watched tables (once per process)."""
-    global _installed
-    if _installed:
-        return
-    event.listen(Session, "after_flush", _after_flush)
-    event.listen(Session, "do_orm_execute", _do_orm_execute)
-    event.listen(Session, "after_commit", _after_commit)
-    _installed = True
+    """Bump the share version after every commit touching ``WATCHED`` (once per process)."""
+    _share_writes.install()

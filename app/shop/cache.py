@@ -31,19 +31,16 @@ from collections.abc import Callable
 
 import redis
 from flask import current_app, has_app_context
-from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.catalog.models import Category, Product, ProductImage, Sku
 from app.core.redis import get_redis
+from app.core.write_watch import WriteWatch
 
 log = logging.getLogger(__name__)
 
 VERSION_KEY = "shop:catalog-version"
 CATALOG_MODELS = (Category, Product, ProductImage, Sku)
-CATALOG_TABLES = frozenset(m.__tablename__ for m in CATALOG_MODELS)
 MAX_ENTRIES = 512
-_FLAG = "shop_catalog_changed"
 
 
 class FragmentCache:
@@ -145,36 +142,9 @@ def cached(key: object, build: Callable[[], object]) -> object:
 # --- noticing catalog writes ------------------------------------------------------------
 
 
-def _after_flush(session: Session, _context) -> None:
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, CATALOG_MODELS):
-            session.info[_FLAG] = True
-            return
-
-
-def _do_orm_execute(state: ORMExecuteState) -> None:
-    if not (state.is_update or state.is_delete or state.is_insert):
-        return
-    table = getattr(state.statement, "table", None)
-    if getattr(table, "name", None) in CATALOG_TABLES:
-        state.session.info[_FLAG] = True
-
-
-def _after_commit(session: Session) -> None:
-    # A rolled-back change may leave the flag set: the extra bump is harmless.
-    if session.info.pop(_FLAG, False):
-        bump_catalog_version()
-
-
-_installed = False
+_catalog_writes = WriteWatch("shop_catalog_changed", CATALOG_MODELS, bump_catalog_version)
 
 
 def install_listeners() -> None:
-    """Listen to every session for catalog writes (once per process)."""
-    global _installed
-    if _installed:
-        return
-    event.listen(Session, "after_flush", _after_flush)
-    event.listen(Session, "do_orm_execute", _do_orm_execute)
-    event.listen(Session, "after_commit", _after_commit)
-    _installed = True
+    """Bump the catalog version after every commit that wrote catalog rows (once per process)."""
+    _catalog_writes.install()
