@@ -62,7 +62,7 @@ from app.ledger.entries import reversal_target
 from app.ledger.kinds import LINE_EARNING_KINDS
 from app.ledger.models import LedgerEntry
 from app.ledger.settlement import settle_due
-from app.orders.models import Order, OrderLine
+from app.orders.models import Order, OrderFollowUp, OrderLine
 from app.orders.refunds import refundable
 from app.orders.services import ItemRequest
 from jobs.commissions import compute_order_commissions
@@ -210,14 +210,30 @@ class CloudLedgerMachine(RuleBasedStateMachine):
         return out
 
     def run_job(self, order_id: int) -> None:
-        """The commission job as the worker runs it; the oracle is taken at its first run."""
+        """The commission job as the worker runs it; an order's oracle is taken just before
+        the run that follows it up. That may be another order's job: a job follows up a
+        batch of paid orders still waiting (jobs/commissions.claim_batch), so the oracle of
+        every waiting order is taken before each run and kept for those it followed up."""
         db.session.rollback()
-        if order_id not in self.expected:
-            self.expected[order_id] = self.oracle(order_id)
+        waiting = [
+            o for o in dict.fromkeys([order_id, *self.jobs_pending]) if o not in self.expected
+        ]
+        before = {o: self.oracle(o) for o in waiting}
         db.session.rollback()
         compute_order_commissions(order_id)
-        if order_id in self.jobs_pending:
-            self.jobs_pending.remove(order_id)
+        followed = set(
+            db.session.scalars(
+                select(OrderFollowUp.order_id).where(OrderFollowUp.order_id.in_(waiting))
+            )
+        )
+        db.session.rollback()
+        for other in waiting:
+            if other in followed:
+                self.expected[other] = before[other]
+        assert order_id in self.expected  # its own job always follows it up
+        for other in followed | {order_id}:
+            if other in self.jobs_pending:
+                self.jobs_pending.remove(other)
 
     # --- steps --------------------------------------------------------------------------
 
