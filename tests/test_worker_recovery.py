@@ -53,6 +53,7 @@ from jobs.queues import (
     requeue_abandoned_jobs,
 )
 from tests.support.pay import address_for, wait_until
+from tests.support.processes import stop
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "tests" / "support" / "kill_worker.py"
@@ -110,17 +111,6 @@ def _hooked_worker(env, *args, kill_after: int = 0, slow_ms: int = 0) -> subproc
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Warm shutdown (SIGTERM), or SIGKILL of the whole group if it does not end."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
 
 
 def _chain_and_customer(make, *, notices: bool = False):
@@ -256,7 +246,7 @@ def test_worker_killed_at_every_statement_of_the_follow_up(
             got = _earnings(order_ids)
             raise AssertionError(f"killed after statement {n} of {total}: {got}") from None
         finally:
-            _stop(worker)
+            stop(worker)
     assert kills >= len(points) - 1
     assert _earnings(order_ids) == _expected(order_ids, seller, parent)
 
@@ -425,7 +415,7 @@ def test_periodic_work_goes_on_when_the_worker_that_ticked_dies(
         )
         assert time.time() - killed_at < RECOVERY_BUDGET
     finally:
-        _stop(second)
+        stop(second)
 
 
 def test_two_workers_never_run_a_periodic_job_at_once(app_ctx, sandbox, database_url, redis_url):
@@ -500,7 +490,7 @@ def test_default_settings_recover_a_killed_commission_job_within_a_minute(
         )
         assert time.monotonic() - up < RECOVERY_BUDGET
     finally:
-        _stop(worker)
+        stop(worker)
 
 
 def test_worker_intervals_come_from_the_environment(monkeypatch):

@@ -59,7 +59,7 @@ from app.ledger.kinds import LINE_EARNING_KINDS, PENDING, REVERSAL, REVERSED, SE
 from app.ledger.models import LedgerEntry, LedgerEntryChange
 from app.orders.models import REFUND_REFUNDED, OrderLine, Refund
 
-# What every caller of ``write_line_earnings`` gives for each entry (the rest stay NULL).
+# What every caller of ``write_earnings`` gives for each entry (the rest stay NULL).
 EARNING_COLUMNS = (
     "distributor_id",
     "kind",
@@ -80,35 +80,15 @@ def reversal_target(original_fen: int, remaining_fen: int, line_amount_fen: int)
     return original_fen * min(remaining_fen, line_amount_fen) // line_amount_fen
 
 
-def write_line_earnings(line: OrderLine, values: list[dict], now: datetime) -> list[int]:
-    """Insert a line's pending earnings (commissions, dividends or price differences) once,
-    then reverse the share of any refund the line already had; the new entries' ids.
+def write_earnings(lines: list[OrderLine], values: list[dict], now: datetime) -> list[int]:
+    """Insert the pending earnings (commissions, dividends or price differences) of
+    several lines once, in one INSERT (the rows in the order given), then reverse the
+    share of any refund a line already had; the new entries' ids.
 
     The unique key (order line, beneficiary, kind) makes a repeat insert nothing; RETURNING
     rather than rowcount, which psycopg reports as -1 for ORM-executed inserts. The SQL is
     built once per number of rows (``insert_rows_on_conflict``): every paid order runs it.
     """
-    statement = insert_rows_on_conflict(
-        LedgerEntry.__table__,
-        EARNING_COLUMNS,
-        len(values),
-        conflict=("order_line_id", "distributor_id", "kind"),
-        returning=(LedgerEntry.__table__.c.id,),
-    )
-    written = db.session.scalars(statement, row_params(EARNING_COLUMNS, values)).all()
-    if line.refunded_fen:
-        for refund_id in db.session.scalars(
-            select(Refund.id)
-            .where(Refund.order_line_id == line.id, Refund.status == REFUND_REFUNDED)
-            .order_by(Refund.id)
-        ):
-            _reverse_line(line, refund_id, now)
-    return list(written)
-
-
-def write_earnings(lines: list[OrderLine], values: list[dict], now: datetime) -> list[int]:
-    """``write_line_earnings`` for the earnings of several lines in one INSERT (the rows
-    in the order given), then each refunded line's reversals; the new entries' ids."""
     if not values:
         return []
     statement = insert_rows_on_conflict(
