@@ -30,6 +30,8 @@ class User(UserMixin, db.Model):
     avatar_url: Mapped[str] = mapped_column(String(512), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # When nickname and avatar last came from snsapi_userinfo (None: never).
+    profile_refreshed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     is_staff = False
 

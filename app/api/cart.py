@@ -3,7 +3,7 @@ prices, shelf and stock (app.orders.cart.view_cart), and totals count available 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 from spectree import Response
 
 from app.accounts.guards import customer_id, customer_required
@@ -14,8 +14,16 @@ from app.api.schemas import MAX_ID, Body, ErrorResponse, Id
 from app.api.spec import COOKIE, spec
 from app.core.errors import ApiError
 from app.extensions import db
-from app.orders.cart import CartView, add_to_cart, remove_from_cart, set_cart_quantity, view_cart
-from app.orders.services import MAX_QUANTITY, get_settings
+from app.orders.cart import (
+    CartView,
+    add_to_cart,
+    remove_from_cart,
+    remove_many,
+    set_cart_quantity,
+    set_selected,
+    view_cart,
+)
+from app.orders.services import MAX_LINES, MAX_QUANTITY, get_settings
 
 TAGS = ["cart"]
 SECURITY = {COOKIE: []}
@@ -39,6 +47,17 @@ class CartItemPatch(Body):
     quantity: StrictInt = Field(ge=0, le=MAX_QUANTITY, description="新的件数；0 表示移出购物车")
 
 
+class CartSelection(Body):
+    sku_ids: list[Id] | None = Field(
+        None, max_length=MAX_LINES, description="要勾选或取消的 SKU；不填表示全部（全选）"
+    )
+    selected: StrictBool = Field(description="勾选 true，取消 false")
+
+
+class CartRemove(Body):
+    sku_ids: list[Id] = Field(min_length=1, max_length=MAX_LINES, description="要删除的 SKU")
+
+
 class CartLineOut(BaseModel):
     sku_id: int
     product_id: int
@@ -51,12 +70,16 @@ class CartLineOut(BaseModel):
     stock: int
     available: bool = Field(description="在售且库存足够")
     problem: str = Field(description="不可购买的原因，如 已下架、已售罄")
+    selected: bool = Field(description="已勾选（结算只算勾选且可购买的商品）")
+    invalid: bool = Field(description="失效：已下架或已售罄")
 
 
 class CartOut(BaseModel):
     items: list[CartLineOut]
     count: int = Field(description="购物车内商品总件数")
-    items_fen: int = Field(description="可购买商品合计")
+    selected_count: int = Field(description="勾选且可购买的件数")
+    all_selected: bool = Field(description="未失效的商品是否全部勾选")
+    items_fen: int = Field(description="勾选且可购买的商品合计")
     shipping_fen: int
     total_fen: int
     shipping_fee_fen: int = Field(description="运费规则：每单运费")
@@ -82,10 +105,14 @@ def cart_out(cart: CartView) -> CartOut:
                 stock=line.sku.stock,
                 available=line.available,
                 problem=line.problem,
+                selected=line.item.selected,
+                invalid=line.invalid,
             )
             for line in cart.lines
         ],
         count=cart.count,
+        selected_count=cart.buyable_count,
+        all_selected=cart.all_selected,
         items_fen=cart.items_fen,
         shipping_fen=cart.shipping_fen,
         total_fen=cart.total_fen,
@@ -134,4 +161,24 @@ def delete_item(sku_id: int):
     if sku_id <= MAX_ID:
         remove_from_cart(customer_id(), sku_id)
         db.session.commit()
+    return cart_out(view_cart(customer_id()))
+
+
+@bp.put("/cart/selection")
+@customer_required
+@spec.validate(resp=Response(HTTP_200=CartOut, **BODY_ERRORS), tags=TAGS, security=SECURITY)
+def select_items(json: CartSelection):
+    """Tick or untick lines (``sku_ids``), or all of them (全选) when ``sku_ids`` is omitted."""
+    set_selected(customer_id(), json.sku_ids, json.selected)
+    db.session.commit()
+    return cart_out(view_cart(customer_id()))
+
+
+@bp.post("/cart/remove")
+@customer_required
+@spec.validate(resp=Response(HTTP_200=CartOut, **BODY_ERRORS), tags=TAGS, security=SECURITY)
+def remove_items(json: CartRemove):
+    """Remove several SKUs at once (编辑 mode); SKUs not in the cart are ignored."""
+    remove_many(customer_id(), json.sku_ids)
+    db.session.commit()
     return cart_out(view_cart(customer_id()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
@@ -31,13 +31,23 @@ class CartLine:
     problem: str  # why not available, in Chinese ("" when available)
 
     @property
+    def invalid(self) -> bool:
+        """失效: off the shelf or sold out, shown apart from the lines one can still tick."""
+        return not self.sku.product.on_shelf or self.sku.stock == 0
+
+    @property
+    def buyable(self) -> bool:
+        """Ticked and available: what checkout from the cart takes."""
+        return self.available and self.item.selected
+
+    @property
     def amount_fen(self) -> int:
         return self.sku.price_fen * self.item.quantity
 
 
 @dataclass
 class CartView:
-    """The whole cart with totals over the available lines."""
+    """The whole cart with totals over the ticked, available lines."""
 
     lines: list[CartLine]
     items_fen: int
@@ -50,6 +60,28 @@ class CartView:
     @property
     def count(self) -> int:
         return sum(line.item.quantity for line in self.lines)
+
+    @property
+    def valid_lines(self) -> list[CartLine]:
+        return [line for line in self.lines if not line.invalid]
+
+    @property
+    def invalid_lines(self) -> list[CartLine]:
+        return [line for line in self.lines if line.invalid]
+
+    @property
+    def buyable_lines(self) -> list[CartLine]:
+        return [line for line in self.lines if line.buyable]
+
+    @property
+    def buyable_count(self) -> int:
+        return sum(line.item.quantity for line in self.buyable_lines)
+
+    @property
+    def all_selected(self) -> bool:
+        """全选 is on: every line that is not 失效 is ticked (and there is one)."""
+        valid = self.valid_lines
+        return bool(valid) and all(line.item.selected for line in valid)
 
 
 def _check_quantity(quantity: int) -> None:
@@ -80,7 +112,8 @@ def add_to_cart(user_id: int, sku_id: int, quantity: int) -> CartItem:
         .values(user_id=user_id, sku_id=sku.id, quantity=quantity)
         .on_conflict_do_update(
             index_elements=["user_id", "sku_id"],
-            set_={"quantity": CartItem.quantity + quantity},
+            # Adding a SKU again ticks it: the customer just chose it.
+            set_={"quantity": CartItem.quantity + quantity, "selected": True},
         )
     )
     item = db.session.scalar(
@@ -146,8 +179,34 @@ def remove_from_cart(user_id: int, sku_id: int) -> None:
     db.session.flush()
 
 
+def set_selected(user_id: int, sku_ids: list[int] | None, selected: bool) -> None:
+    """Tick or untick cart lines: the given SKUs, or every line (全选) when ``sku_ids`` is
+    None. SKUs not in the cart are ignored."""
+    statement = update(CartItem).where(CartItem.user_id == user_id)
+    if sku_ids is not None:
+        statement = statement.where(CartItem.sku_id.in_(sku_ids))
+    db.session.execute(statement.values(selected=selected))
+    db.session.flush()
+
+
+def remove_many(user_id: int, sku_ids: list[int]) -> None:
+    """Remove several SKUs at once (编辑 mode's 删除); others' carts are never touched."""
+    if sku_ids:
+        db.session.execute(
+            delete(CartItem).where(CartItem.user_id == user_id, CartItem.sku_id.in_(sku_ids))
+        )
+        db.session.flush()
+
+
+def cart_count(user_id: int) -> int:
+    """Units in the cart (the tab bar's badge), without loading the lines."""
+    return db.session.scalar(
+        select(func.coalesce(func.sum(CartItem.quantity), 0)).where(CartItem.user_id == user_id)
+    )
+
+
 def view_cart(user_id: int) -> CartView:
-    """The cart with current prices; unavailable lines are shown but not counted."""
+    """The cart with current prices; totals count only ticked, available lines."""
     items = db.session.scalars(
         select(CartItem)
         .where(CartItem.user_id == user_id)
@@ -167,6 +226,6 @@ def view_cart(user_id: int) -> CartView:
         else:
             problem = over_limit.get(sku.product_id, "")
         lines.append(CartLine(item=item, sku=sku, available=not problem, problem=problem))
-    items_fen = sum(line.amount_fen for line in lines if line.available)
+    items_fen = sum(line.amount_fen for line in lines if line.buyable)
     shipping = shipping_fee_for(items_fen, get_settings()) if items_fen else 0
     return CartView(lines=lines, items_fen=items_fen, shipping_fen=shipping)

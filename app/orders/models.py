@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import regions
@@ -108,6 +109,8 @@ class CartItem(db.Model):
     sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id", ondelete="CASCADE"))
     quantity: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # 勾选: checkout from the cart takes only ticked lines (new lines come ticked).
+    selected: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
 
     sku = relationship("Sku")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
@@ -24,7 +24,7 @@ from app.core.params import MAX_ID, bounded_int
 from app.core.time import shop_time_text, utcnow
 from app.extensions import db
 from app.orders.addresses import default_address, list_addresses
-from app.orders.cart import view_cart
+from app.orders.cart import add_to_cart, cart_count, view_cart
 from app.orders.limits import (
     UNPAID_ORDERS_PATH,
     bought_quantities,
@@ -44,7 +44,7 @@ from app.orders.models import (
 )
 from app.orders.queries import REFUND_TAB, customer_orders, order_history, refunds_by_line
 from app.orders.refunds import refundable_quantity
-from app.orders.services import MAX_QUANTITY, get_settings, shipping_fee_for
+from app.orders.services import MAX_QUANTITY, OrderError, get_settings, shipping_fee_for
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 
 bp = Blueprint("orders", __name__)
@@ -136,6 +136,10 @@ def cart_session():
     person = current_user
     if not person.is_authenticated or person.is_staff:
         body = {"signed_in": False}
+        if request.args.get("intent") == "1":
+            # 加入购物车 while signed out: a token for POST /cart/intent (asked only then,
+            # so plain visits to the cached pages still get no session cookie).
+            body["csrf_token"] = generate_csrf()
     else:
         body = {
             "signed_in": True,
@@ -158,12 +162,72 @@ def cart_session():
     return response
 
 
+@bp.get("/cart/count")
+def cart_count_view():
+    """Units in the cart for the tab bar's badge (static/js/cart-badge.js): the tab pages
+    are cached for everybody, so the badge is filled in by the browser. Never cached."""
+    person = current_user
+    signed_in = person.is_authenticated and not person.is_staff
+    response = jsonify(count=cart_count(person.id) if signed_in else 0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/cart")
 @login_required
 def cart():
-    """The cart: quantities, remove, unavailable lines greyed with why, totals and shipping."""
+    """The cart (a tab): tick lines, 全选, 编辑 to delete several, 失效 lines apart; the
+    total and 去结算 count only ticked lines that can be bought."""
     view = view_cart(_customer_id())
-    return render_template("orders/cart.html", cart=view, settings=get_settings())
+    return render_template("orders/cart.html", cart=view, settings=get_settings(), tab="cart")
+
+
+SESSION_CART_INTENT = "cart_intent"
+
+
+@bp.post("/cart/intent")
+def cart_intent():
+    """加入购物车 while signed out: keep the chosen SKU and quantity in the (signed)
+    session and answer where to sign in; ``GET /cart/intent`` adds it once signed in.
+
+    JSON ``{"sku_id", "quantity"}`` with the ``X-CSRFToken`` header (from
+    ``/cart/session?intent=1``). Answers ``{"login_url"}``.
+    """
+    data = request.get_json(silent=True)
+    data = data if isinstance(data, dict) else {}
+    sku_id, quantity = data.get("sku_id"), data.get("quantity", 1)
+    valid = all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= high
+        for v, high in ((sku_id, MAX_ID), (quantity, MAX_QUANTITY))
+    )
+    sku = db.session.get(Sku, sku_id) if valid else None
+    if sku is None or not sku.product.on_shelf:
+        error = {"code": "unavailable", "message": "商品已下架或不存在"}
+        return jsonify(error=error), 400 if not valid else 409
+    session[SESSION_CART_INTENT] = {
+        "sku_id": sku.id,
+        "quantity": quantity,
+        "back": url_for("shop.product", product_id=sku.product_id),
+    }
+    return jsonify(login_url=url_for("accounts.login", next=url_for("orders.cart_intent_replay")))
+
+
+@bp.get("/cart/intent")
+@login_required
+def cart_intent_replay():
+    """Back from the WeChat sign-in: add the kept SKU (once) and return to its product page,
+    which then says 已加入购物车. Nothing kept: the cart."""
+    user_id = _customer_id()
+    intent = session.pop(SESSION_CART_INTENT, None)
+    if not isinstance(intent, dict):
+        return redirect(url_for("orders.cart"))
+    try:
+        add_to_cart(user_id, intent.get("sku_id"), intent.get("quantity"))
+    except OrderError as err:
+        db.session.rollback()
+        abort(err.status if err.status in (400, 404, 409) else 409, description=err.message)
+    db.session.commit()
+    return redirect(f"{intent.get('back') or url_for('orders.cart')}?added=1")
 
 
 # --- checkout -------------------------------------------------------------------------------
@@ -182,8 +246,10 @@ def _checkout_lines(user_id: int) -> tuple[list[dict], bool]:
             abort(404, description="商品不存在或已下架")
         wanted = [(sku, quantity)]
         from_cart = False
-    else:
-        wanted = [(line.sku, line.item.quantity) for line in view_cart(user_id).lines]
+    else:  # only the ticked lines (购物车 勾选)
+        wanted = [
+            (line.sku, line.item.quantity) for line in view_cart(user_id).lines if line.item.selected
+        ]
         from_cart = True
     over_limit = limit_problems(user_id, [(sku.product, n) for sku, n in wanted])
     return [_line(sku, n, over_limit.get(sku.product_id, "")) for sku, n in wanted], from_cart

@@ -103,15 +103,42 @@
       return;
     }
     busy(d.button, true);
-    api("POST", "/api/v1/cart/items", { sku_id: d.sku_id, quantity: d.quantity })
-      .then(function (res) {
-        busy(d.button, false);
-        if (!res.ok) { toast(errorText(res)); return; }
-        toast("已加入购物车");
-        var badge = document.querySelector("[data-cart-badge]");
-        if (badge) { badge.textContent = String(res.data.count); badge.hidden = !res.data.count; }
-      }, function () { busy(d.button, false); });
+    session().then(function (s) {
+      if (!s.signed_in) { keepIntent(d); return; }
+      api("POST", "/api/v1/cart/items", { sku_id: d.sku_id, quantity: d.quantity })
+        .then(function (res) {
+          busy(d.button, false);
+          if (!res.ok) { toast(errorText(res)); return; }
+          toast("已加入购物车");
+          document.dispatchEvent(new CustomEvent("cart:count", { detail: res.data.count }));
+        }, function () { busy(d.button, false); });
+    }, function () { busy(d.button, false); });
   });
+
+  /* Signed out: the server keeps the chosen SKU in the session (POST /cart/intent) and adds
+     it once the WeChat sign-in is back (GET /cart/intent), then returns here with ?added=1. */
+  function keepIntent(d) {
+    fetch("/cart/session?intent=1", { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        return fetch("/cart/intent", {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": s.csrf_token },
+          body: JSON.stringify({ sku_id: d.sku_id, quantity: d.quantity })
+        });
+      })
+      .then(function (r) { return r.json().then(function (data) { return { ok: r.ok, data: data }; }); })
+      .then(function (res) {
+        if (!res.ok) { busy(d.button, false); toast(errorText(res)); return; }
+        location.href = res.data.login_url;
+      })
+      .catch(function () { busy(d.button, false); toast("网络不太好，请稍后再试"); });
+  }
+  if (/[?&]added=1(&|$)/.test(location.search) && document.querySelector("[data-buy]")) {
+    toast("已加入购物车");
+    if (window.history.replaceState) window.history.replaceState(null, "", location.pathname);
+  }
 
   /* --- cart ------------------------------------------------------------------------------ */
   function cartQuantity(li, quantity) {
@@ -141,6 +168,65 @@
       if (!res.ok) { toast(errorText(res)); return; }
       location.reload();
     });
+  });
+
+  /* Ticks (勾选) are kept on the server: checkout takes only ticked lines. In 编辑 mode the
+     ticks only choose what 删除 removes and are not saved. */
+  var cartBox = document.querySelector("[data-cart]");
+  function editing() { return cartBox && cartBox.getAttribute("data-mode") === "edit"; }
+  function cartTicks() { return Array.prototype.slice.call(document.querySelectorAll("[data-cart-tick]")); }
+  function saveSelection(body) {
+    api("PUT", "/api/v1/cart/selection", body).then(function (res) {
+      if (!res.ok) { toast(errorText(res)); return; }
+      location.reload();
+    });
+  }
+  document.addEventListener("change", function (event) {
+    var tick = event.target.closest("[data-cart-tick]");
+    var all = event.target.closest("[data-cart-all]");
+    if (!tick && !all) return;
+    if (editing()) {
+      if (all) cartTicks().forEach(function (t) { t.checked = all.checked; });
+      else document.querySelector("[data-cart-all]").checked = cartTicks().every(function (t) { return t.checked; });
+      return;
+    }
+    if (all) { saveSelection({ selected: all.checked }); return; }
+    saveSelection({ sku_ids: [Number(tick.closest("[data-sku]").getAttribute("data-sku"))], selected: tick.checked });
+  });
+  on("[data-cart-edit]", function (btn) {
+    var edit = !editing();
+    cartBox.setAttribute("data-mode", edit ? "edit" : "buy");
+    btn.textContent = edit ? "完成" : "编辑";
+    btn.setAttribute("aria-pressed", edit ? "true" : "false");
+    Array.prototype.forEach.call(document.querySelectorAll("[data-show]"), function (el) {
+      el.hidden = el.getAttribute("data-show") !== (edit ? "edit" : "buy");
+    });
+    var allBox = document.querySelector("[data-cart-all]");
+    if (edit) {
+      cartTicks().forEach(function (t) { t.checked = false; });
+      allBox.checked = false;
+      allBox.disabled = false;
+    } else {
+      location.reload(); // back to the saved ticks
+    }
+  });
+  function removeSkus(ids, question) {
+    if (!ids.length) { toast("请选择要删除的商品"); return; }
+    if (!window.confirm(question)) return;
+    api("POST", "/api/v1/cart/remove", { sku_ids: ids }).then(function (res) {
+      if (!res.ok) { toast(errorText(res)); return; }
+      location.reload();
+    });
+  }
+  on("[data-cart-delete]", function () {
+    var ids = cartTicks().filter(function (t) { return t.checked; }).map(function (t) {
+      return Number(t.closest("[data-sku]").getAttribute("data-sku"));
+    });
+    removeSkus(ids, "确定删除选中的 " + ids.length + " 件商品吗？");
+  });
+  on("[data-cart-clear-invalid]", function (btn) {
+    var ids = btn.getAttribute("data-skus").split(",").map(Number);
+    removeSkus(ids, "确定清空失效商品吗？");
   });
 
   /* --- checkout -------------------------------------------------------------------------- */
