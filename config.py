@@ -119,6 +119,10 @@ class Config:
     WORKER_ALIVE_SECONDS = 15  # a worker not heard of for this long is dead
     FOLLOW_UP_GRACE_SECONDS = 20  # a paid order this young may still have its job on the way
     FOLLOW_UP_BATCH_SIZE = 100  # paid orders a sweep (or commission job) follows up per transaction
+    # Customer pages (issue 17). Nickname and avatar are asked again (snsapi_userinfo) when
+    # older than this; a search term shows under 热门搜索 once searched this often.
+    WECHAT_PROFILE_REFRESH_DAYS = 30
+    SEARCH_HOT_MIN_COUNT = 3
     WORKER_SETTINGS = (
         "TIMERS_INTERVAL_SECONDS",
         "SETTLEMENT_INTERVAL_SECONDS",
@@ -166,7 +170,14 @@ class Config:
             TRUSTED_PROXIES=_proxy_count(_env("TRUSTED_PROXIES", "0")),
         )
         settings.update(
-            {name: _positive_int_env(name, getattr(cls, name)) for name in cls.WORKER_SETTINGS}
+            {
+                name: _positive_int_env(name, getattr(cls, name))
+                for name in (
+                    *cls.WORKER_SETTINGS,
+                    "WECHAT_PROFILE_REFRESH_DAYS",
+                    "SEARCH_HOT_MIN_COUNT",
+                )
+            }
         )
         return settings
 

@@ -58,6 +58,7 @@ def config(app, **overrides):
 
 
 def test_round_trip_creates_the_user_and_returns_to_next(app, client, sandbox):
+    client.set_cookie("wx_seen", "1")  # signed in here before: the silent scope
     res, authorize, fragment = start_login(client, "next=/my")
     assert res.status_code == 302
     assert res.headers["Location"].startswith(f"{sandbox.url}/connect/oauth2/authorize?")
@@ -76,7 +77,8 @@ def test_round_trip_creates_the_user_and_returns_to_next(app, client, sandbox):
     assert parse_qs(urlsplit(back).query)["state"] == [authorize["state"]]
     done = client.get(local(back), headers={"User-Agent": WECHAT_UA})
     assert done.status_code == 302
-    assert done.headers["Location"] == "/my"
+    # signed in, but with no nickname yet: once round with snsapi_userinfo, then /my
+    assert done.headers["Location"] == "/login?next=/my&scope=userinfo"
 
     user = find_user(app, fan_openid(sandbox, "往返测试"))
     assert user is not None and user.last_login_at is not None
@@ -174,6 +176,7 @@ def test_outside_wechat_asks_to_open_in_wechat_with_a_qr(app, client, sandbox):
         with client.session_transaction() as session:
             assert "oauth_state" not in session
         # inside WeChat the same setting still signs in
+        client.set_cookie("wx_seen", "1")
         res, authorize, _ = start_login(client, "next=/my", ua=WECHAT_UA)
         assert res.status_code == 302 and authorize["scope"] == "snsapi_base"
 

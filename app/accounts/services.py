@@ -79,11 +79,13 @@ def sign_in_wechat_user(
     unionid: str | None = None,
     nickname: str | None = None,
     avatar_url: str | None = None,
+    profile_fetched: bool = False,
 ) -> User:
     """Find or create the customer WeChat OAuth identified, and record this sign-in.
 
     Found by openid, else by unionid (the same person through another app of the same
-    open platform). Nickname and avatar are updated only when given (snsapi_userinfo).
+    open platform). Nickname and avatar are updated only when given (snsapi_userinfo);
+    ``profile_fetched`` records that WeChat was asked for them now (profile_refreshed_at).
     Two callbacks racing for a new openid both end with the same row: the loser's insert
     hits the unique constraint inside a savepoint and re-reads the winner's row.
     Flushes; the caller commits.
@@ -123,6 +125,8 @@ def sign_in_wechat_user(
         user.nickname = nickname.strip()[:64]
     if avatar_url and avatar_url.startswith(("https://", "http://")) and len(avatar_url) <= 512:
         user.avatar_url = avatar_url
+    if profile_fetched:
+        user.profile_refreshed_at = now
     if not created:  # a new row was inserted with it
         user.last_login_at = now
     db.session.flush()

@@ -1,8 +1,11 @@
 """Customer sign-in with WeChat web OAuth: /login, its callback, /logout.
 
-``GET /login?next=PATH`` sends the browser to WeChat's authorize page (snsapi_base,
-silent; ``&scope=userinfo`` asks for nickname and avatar with the user's consent) and
-``/login/callback`` brings it back to PATH signed in. Outside WeChat the user is asked to
+``GET /login?next=PATH`` sends the browser to WeChat's authorize page and
+``/login/callback`` brings it back to PATH signed in. The scope: snsapi_userinfo (nickname
+and avatar, with the user's consent) on a browser's first sign-in (no ``wx_seen`` cookie)
+or with ``&scope=userinfo``; otherwise snsapi_base (silent). After a silent sign-in whose
+profile is older than WECHAT_PROFILE_REFRESH_DAYS (or was never fetched), the callback
+goes round once more with snsapi_userinfo to refresh it. Outside WeChat the user is asked to
 open the page in WeChat, except where ALLOW_SIGNIN_OUTSIDE_WECHAT is on (development and
 tests: the local stand-in lets the developer pick a test fan).
 """
@@ -10,6 +13,7 @@ tests: the local stand-in lets the developer pick a test fan).
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 import requests
 from flask import (
@@ -27,6 +31,7 @@ from wechatpy.exceptions import WeChatException
 
 from app.accounts.oauth import is_wechat_browser, new_state, qr_svg, safe_next
 from app.accounts.services import SignInError, sign_in_wechat_user
+from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.clients import get_oauth
 
@@ -35,6 +40,9 @@ bp = Blueprint("accounts", __name__)
 SESSION_STATE = "oauth_state"
 SESSION_NEXT = "oauth_next"
 SESSION_SCOPE = "oauth_scope"
+# Set after a sign-in: this browser has signed in before, so the next sign-in is silent.
+SEEN_COOKIE = "wx_seen"
+SEEN_MAX_AGE = 2 * 365 * 86400
 
 
 def _callback_url() -> str:
@@ -45,10 +53,12 @@ def _callback_url() -> str:
 def login():
     """Start WeChat OAuth and come back to ``next`` signed in."""
     next_path = safe_next(request.args.get("next"))
-    scope = "snsapi_userinfo" if request.args.get("scope") == "userinfo" else "snsapi_base"
+    asked = request.args.get("scope") == "userinfo"
     signed_in = getattr(current_user, "is_authenticated", False) and not current_user.is_staff
-    if scope == "snsapi_base" and signed_in:
+    if signed_in and not asked:
         return redirect(next_path)
+    first_time = not request.cookies.get(SEEN_COOKIE)
+    scope = "snsapi_userinfo" if asked or first_time else "snsapi_base"
 
     if not is_wechat_browser(request.headers.get("User-Agent")) and not current_app.config.get(
         "ALLOW_SIGNIN_OUTSIDE_WECHAT"
@@ -96,6 +106,7 @@ def callback():
             unionid=_text(token.get("unionid")) or _text(profile.get("unionid")),
             nickname=_text(profile.get("nickname")),
             avatar_url=_text(profile.get("headimgurl")),
+            profile_fetched=bool(profile),
         )
     except WeChatException as exc:
         db.session.rollback()
@@ -117,7 +128,28 @@ def callback():
 
     login_user(user)
     db.session.commit()
-    return redirect(next_path)
+    if not profile and _profile_stale(user.profile_refreshed_at):
+        # Signed in silently but the nickname and avatar are missing or old: ask once.
+        response = redirect(url_for("accounts.login", next=next_path, scope="userinfo"))
+    else:
+        response = redirect(next_path)
+    response.set_cookie(
+        SEEN_COOKIE,
+        "1",
+        max_age=SEEN_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+    )
+    return response
+
+
+def _profile_stale(refreshed_at) -> bool:
+    """Whether nickname and avatar should be asked again (WECHAT_PROFILE_REFRESH_DAYS)."""
+    if refreshed_at is None:
+        return True
+    days = current_app.config.get("WECHAT_PROFILE_REFRESH_DAYS", 30)
+    return utcnow() - refreshed_at > timedelta(days=days)
 
 
 @bp.get("/logout")
