@@ -41,6 +41,7 @@ ACTION_LABELS = {
     "binding.rebind": "人工改绑",
     "commission_rule.save": "佣金规则",
     "order_settings.update": "订单设置",
+    "customer_service.update": "客服设置",
     "notification_settings.update": "通知设置",
     "product.update": "商品修改",
     "sku.set_stock": "设置库存",

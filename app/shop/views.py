@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.core.branding import shop_name
+from app.extensions import db
 from app.orders.limits import held_by_unpaid
 from app.shop import cache, queries
+from app.shop.contact import get_contact
+from app.shop.search_history import clear_recent, hot_terms, recent_terms, record_search
 
 bp = Blueprint("shop", __name__)
 bp.record_once(lambda _state: cache.install_listeners())
@@ -86,17 +89,51 @@ def category(category_id: int):
     return html
 
 
+def _customer_id() -> int | None:
+    person = current_user
+    if person.is_authenticated and not getattr(person, "is_staff", False):
+        return person.id
+    return None
+
+
 @bp.get("/search")
 def search():
-    """Search titles and subtitles; an empty query shows the search page itself."""
+    """Search titles and subtitles. An empty query shows the search page itself: the
+    customer's recent searches and the hot terms; no result suggests products instead.
+
+    Not cached (it depends on who searches); page 1 of a search is counted in the history.
+    """
     q = queries.clean_search_query(request.args.get("q"))
+    page = _page_arg()
+    listing = queries.search_products(q, page)
+    user_id = _customer_id()
+    if q and page == 1:
+        record_search(q, user_id, found=not listing.is_empty)
+        db.session.commit()
+    suggestions = []
+    if q and listing.is_empty:
+        suggestions = queries.featured_products() or queries.list_products(1).items[:6]
     return render_template(
         "shop/search.html",
         q=q,
-        listing=queries.search_products(q, _page_arg()),
+        listing=listing,
         categories=queries.list_categories() if not q else [],
+        recent=recent_terms(user_id) if user_id and not q else [],
+        hot=hot_terms(current_app.config.get("SEARCH_HOT_MIN_COUNT", 3)) if not q else [],
+        suggestions=suggestions,
         tab="home",
     )
+
+
+@bp.post("/search/recent/clear")
+@login_required
+def clear_recent_searches():
+    """Forget the signed-in customer's recent searches (CSRF-checked form)."""
+    user_id = _customer_id()
+    if user_id is not None:
+        clear_recent(user_id)
+        db.session.commit()
+    return redirect(url_for("shop.search"))
 
 
 def _render_product_page(product_id: int, held: bool = False) -> tuple[str, tuple] | None:
@@ -154,4 +191,6 @@ def my():
         name, avatar = person.username, ""
     else:
         name, avatar = person.display_name, person.avatar_url
-    return render_template("shop/my.html", name=name, avatar=avatar, tab="my")
+    return render_template(
+        "shop/my.html", name=name, avatar=avatar, contact=get_contact(), tab="my"
+    )
