@@ -37,13 +37,13 @@ from app.orders.models import (  # noqa: F401
     ShopSettings,
 )
 from app.posters.models import PosterTemplate  # noqa: F401
-from app.shop.models import CustomerService, RecentSearch, SearchTerm  # noqa: F401
 from app.reports.models import (  # noqa: F401
     ReportDailyDistributor,
     ReportDailyProduct,
     ReportDailyTotal,
     ReportDay,
 )
+from app.shop.models import CustomerService, RecentSearch, SearchTerm  # noqa: F401
 from app.wechat.models import (  # noqa: F401
     DistributorQrcode,
     NotificationSetting,

@@ -248,7 +248,9 @@ def _checkout_lines(user_id: int) -> tuple[list[dict], bool]:
         from_cart = False
     else:  # only the ticked lines (购物车 勾选)
         wanted = [
-            (line.sku, line.item.quantity) for line in view_cart(user_id).lines if line.item.selected
+            (line.sku, line.item.quantity)
+            for line in view_cart(user_id).lines
+            if line.item.selected
         ]
         from_cart = True
     over_limit = limit_problems(user_id, [(sku.product, n) for sku, n in wanted])

@@ -41,9 +41,7 @@ def record_search(term: str, user_id: int | None, found: bool, now: datetime | N
         db.session.execute(
             dialect_insert(RecentSearch)
             .values(user_id=user_id, term=term, searched_at=now)
-            .on_conflict_do_update(
-                index_elements=["user_id", "term"], set_={"searched_at": now}
-            )
+            .on_conflict_do_update(index_elements=["user_id", "term"], set_={"searched_at": now})
         )
         keep = select(RecentSearch.id).where(RecentSearch.user_id == user_id)
         keep = keep.order_by(RecentSearch.searched_at.desc(), RecentSearch.id.desc())

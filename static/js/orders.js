@@ -339,15 +339,22 @@
       district_code: f.querySelector('[data-region="district"]').value,
       detail: f.elements.detail.value.trim()
     };
-    if (!body.name) { toast("请填写收货人"); return; }
-    if (!/^1[3-9]\d{9}$/.test(body.phone)) { toast("请填写 11 位手机号码"); return; }
-    if (!body.district_code) { toast("请选择省市区"); return; }
-    if (body.detail.length < 2) { toast("请填写详细地址"); return; }
+    clearFieldErrors(f);
+    var problem = !body.name ? ["name", "请填写收货人"]
+      : !/^1[3-9]\d{9}$/.test(body.phone) ? ["phone", "请填写 11 位手机号码"]
+      : !body.district_code ? ["district", "请选择省市区"]
+      : body.detail.length < 2 ? ["detail", "请填写详细地址"] : null;
+    if (problem) { fieldError(f, problem[0], problem[1]); return; }
     if (f.elements.is_default.checked && !f.elements.is_default.disabled) body.is_default = true;
     busy(btn, true);
     api(id ? "PATCH" : "POST", "/api/v1/addresses" + (id ? "/" + id : ""), body).then(function (res) {
       busy(btn, false);
-      if (!res.ok) { toast(errorText(res)); return; }
+      if (!res.ok) {
+        var code = res.data && res.data.error && res.data.error.code;
+        var field = { invalid_name: "name", invalid_phone: "phone", invalid_district: "district", invalid_detail: "detail" }[code];
+        if (field) fieldError(f, field, errorText(res)); else toast(errorText(res));
+        return;
+      }
       var next = f.getAttribute("data-next");
       if (next && !id) {
         // From checkout: go back with the new address chosen.
@@ -355,6 +362,46 @@
       }
       location.replace(next || "/addresses");
     }, function () { busy(btn, false); });
+  });
+
+  /* The field in error is marked (red border, aria-invalid, the reason under it), not only
+     toasted; typing in it clears the mark. */
+  function fieldBox(f, name) {
+    return name === "district" ? f.querySelector(".region") : f.elements[name].closest("label");
+  }
+  function fieldError(f, name, text) {
+    var box = fieldBox(f, name);
+    var control = name === "district" ? f.querySelector('[data-region="province"]') : f.elements[name];
+    if (name === "district") {
+      control = Array.prototype.filter.call(box.querySelectorAll("select"), function (s) { return !s.value && !s.disabled; })[0] || control;
+    }
+    box.classList.add("invalid");
+    Array.prototype.forEach.call(box.querySelectorAll("input,select,textarea"), function (el) { el.setAttribute("aria-invalid", "true"); });
+    var note = document.createElement("em");
+    note.className = "field-error";
+    note.id = "err-" + name;
+    note.setAttribute("role", "alert");
+    note.textContent = text;
+    box.appendChild(note);
+    control.setAttribute("aria-describedby", note.id);
+    control.focus();
+    box.scrollIntoView({ block: "nearest" });
+  }
+  function clearFieldErrors(f) {
+    Array.prototype.forEach.call(f.querySelectorAll(".invalid"), function (box) { box.classList.remove("invalid"); });
+    Array.prototype.forEach.call(f.querySelectorAll(".field-error"), function (el) { el.remove(); });
+    Array.prototype.forEach.call(f.querySelectorAll("[aria-invalid]"), function (el) {
+      el.removeAttribute("aria-invalid");
+      el.removeAttribute("aria-describedby");
+    });
+  }
+  document.addEventListener("input", function (event) {
+    var box = event.target.closest("[data-address-form] .invalid");
+    if (!box) return;
+    box.classList.remove("invalid");
+    var note = box.querySelector(".field-error");
+    if (note) note.remove();
+    Array.prototype.forEach.call(box.querySelectorAll("[aria-invalid]"), function (el) { el.removeAttribute("aria-invalid"); });
   });
 
   on("[data-address-delete]", function (btn) {
