@@ -1,6 +1,7 @@
 """The whole H5 purchase in a real browser (chromium, WeChat's UA, 375x812).
 
-product → pick a SKU → 加入购物车 (signs in through the stand-in's authorize page) → cart →
+product → pick a SKU → 加入购物车 (signs in through the stand-in's authorize page, which
+adds that SKU) → 加入购物车 once more → cart →
 checkout → add an address with the province/city/district picker → 提交订单 → pay on the
 stand-in's cashier → back on the pay page, which polls until WeChat's signed notice has
 marked the order paid → the order page shows 待发货. Screenshots go to test-artifacts/.
@@ -31,14 +32,15 @@ def test_buy_a_product_and_pay_on_the_stand_in(app, make, page, live_server, san
     page.get_by_role("button", name="白瓷").click()
     page.get_by_role("button", name="加入购物车").click()
 
-    # Not signed in yet: the stand-in's authorize page, then back to the product.
+    # Not signed in yet: the stand-in's authorize page, then back to the product with the
+    # chosen SKU already in the cart (kept across the sign-in by /cart/intent).
     page.wait_for_url(f"{sandbox.url}/connect/oauth2/authorize?**")
     page.locator("label.fan", has_text="李雷").click()
-    page.get_by_role("button", name="确认登录").click()
+    page.locator("button[name=action][value=allow]").click()  # 确认登录 or 允许
     page.wait_for_url(f"{base}/product/{product_id}")
+    expect(page.locator("#toast")).to_have_text("已加入购物车")
 
     page.get_by_role("button", name="白瓷").click()
-    page.get_by_role("button", name="增加").click()
     page.get_by_role("button", name="加入购物车").click()
     expect(page.locator("#toast")).to_have_text("已加入购物车")
 

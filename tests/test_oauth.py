@@ -364,7 +364,7 @@ def test_browser_signs_in_through_the_stand_in(app, page, live_server, sandbox, 
     page.screenshot(path=str(artifacts / "sandbox-authorize.png"), full_page=True)
 
     page.locator("label.fan", has_text="李雷").click()
-    page.get_by_role("button", name="确认登录").click()
+    page.locator("button[name=action][value=allow]").click()  # 确认登录 or 允许
     page.wait_for_url(f"{live_server.url}/")
 
     cookies = {c["name"]: c for c in page.context.cookies(live_server.url)}

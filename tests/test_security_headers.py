@@ -193,7 +193,7 @@ def test_templates_have_no_inline_script_style_or_handler():
 def sign_in_on_stand_in(page, sandbox, nickname: str) -> None:
     page.wait_for_url(f"{sandbox.url}/connect/oauth2/authorize?**")
     page.locator("label.fan", has_text=nickname).click()
-    page.get_by_role("button", name="确认登录").click()
+    page.locator("button[name=action][value=allow]").click()  # 确认登录 or 允许
 
 
 @pytest.mark.browser

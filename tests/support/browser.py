@@ -24,4 +24,4 @@ def wait_until(page, expression: str, arg=None, timeout: float = 10.0) -> None:
 def sign_in_on_stand_in(page, sandbox, nickname: str) -> None:
     page.wait_for_url(f"{sandbox.url}/connect/oauth2/authorize?**")
     page.locator("label.fan", has_text=nickname).click()
-    page.get_by_role("button", name="确认登录").click()
+    page.locator("button[name=action][value=allow]").click()  # 确认登录 or 允许
