@@ -19,6 +19,7 @@ from app.admin import (  # noqa: F401
     posters,
     reports,
     settings,
+    settings_product,
     staff,
     tasks,
 )
