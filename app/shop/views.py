@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
 
-from app.core.branding import shop_name
-from app.orders.limits import held_by_unpaid
 from app.catalog.page_settings import service_promises
 from app.catalog.rich_text import to_html
+from app.core.branding import shop_name
+from app.orders.limits import held_by_unpaid
 from app.shop import cache, queries
 from app.shop.product_page import shipping_line, sold_count, sold_text
 

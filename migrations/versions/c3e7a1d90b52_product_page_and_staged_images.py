@@ -14,7 +14,6 @@ Create Date: 2026-12-07 17:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = "c3e7a1d90b52"
 down_revision = "5f2c9a7e4d31"
@@ -44,9 +43,7 @@ def upgrade():
     op.create_index(
         op.f("ix_staged_images_created_at"), "staged_images", ["created_at"], unique=False
     )
-    op.create_index(
-        op.f("ix_order_lines_product_id"), "order_lines", ["product_id"], unique=False
-    )
+    op.create_index(op.f("ix_order_lines_product_id"), "order_lines", ["product_id"], unique=False)
 
 
 def downgrade():
