@@ -359,3 +359,19 @@ def test_description_images_are_checked_and_stored(staff_client):
         [("csrf_token", csrf), ("image", FileStorage(io.BytesIO(b"GIF89a"), filename="d.gif"))],
     )
     assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "invalid_image"
+
+
+def test_every_writer_of_a_description_is_sanitised(app_ctx):
+    """The catalog service cleans what the Open API and the demo seed give it too."""
+    from app.catalog.services import ProductInput, SkuInput, create_product
+
+    product = create_product(
+        ProductInput(
+            title="接口商品",
+            description='<p>好<img src="x" onerror="alert(1)"><script>alert(2)</script></p>'
+            '<a href="javascript:alert(3)">点我</a>',
+            skus=[SkuInput(specs={}, price_fen=100)],
+        )
+    )
+    db.session.commit()
+    assert product.description == "<p>好</p>点我"
