@@ -166,3 +166,9 @@ def test_merchant_price_list_is_folded_and_short_at_375(
     page.locator("details.m-prod").first.locator("[data-pick]").first.click()
     expect(page.locator("[data-chosen-list] li")).to_have_count(1)
     page.screenshot(path=str(artifacts / "product17-merchant-pick.png"), full_page=True)
+    # The address step marks the field in error, not only a message.
+    page.get_by_role("button", name="下一步：填写地址").click()
+    page.get_by_role("button", name="下一步：确认订单").click()
+    expect(page.locator("[data-address-error]")).to_have_text("请填写客户姓名")
+    expect(page.get_by_placeholder("姓名")).to_have_attribute("aria-invalid", "true")
+    page.screenshot(path=str(artifacts / "product17-merchant-address-error.png"))
