@@ -76,7 +76,8 @@ def test_new_product_page_has_the_spec_builder(staff_client, make):
     page = text(staff_client.get("/admin/products/new"))
     assert "发布新商品" in page and "spec_name_0" in page and "生成规格表" in page
     assert "admin-product.js" in page and "女装" in page
-    assert "保存商品后即可上传图片" in page
+    # images are chosen before the first save (issue 17): staged under a signed token
+    assert "data-stage-input" in page and 'name="staging"' in page
 
 
 def test_create_single_sku_product(staff_client, make):

@@ -57,11 +57,18 @@ def test_l3_merchant_orders_for_a_customer_pays_and_sees_tracking(
 
     page.get_by_role("link", name="代客下单").first.click()
     page.wait_for_url(f"{base}/merchant/orders/new")
+    # Step 1: pick like a cart; the quantity box appears on the chosen item only.
     row = page.locator(f'[data-sku="{sku_id}"]')
     expect(row).to_contain_text("¥80.00")
-    expect(row.locator("[data-stock]")).to_have_text("5")
-    row.locator("[data-qty]").fill("2")
-    expect(page.locator("[data-merchant-total]")).to_have_text("¥160.00")
+    expect(row).to_contain_text("库存 5")
+    expect(page.locator("[data-qty]")).to_have_count(0)
+    row.locator("[data-pick]").click()
+    chosen = page.locator(f'[data-chosen-sku="{sku_id}"] [data-qty]')
+    chosen.fill("2")
+    chosen.dispatch_event("change")
+    expect(page.locator("[data-picked-total]")).to_have_text("¥160.00")
+    page.get_by_role("button", name="下一步：填写地址").click()
+    # Step 2: the address.
     page.get_by_placeholder("姓名").fill("韩梅梅")
     page.get_by_placeholder("11 位手机号码").fill("13912345678")
     province = page.locator('[data-region="province"]')
@@ -74,7 +81,14 @@ def test_l3_merchant_orders_for_a_customer_pays_and_sees_tracking(
     expect(district.locator("option", has_text="南山区")).to_have_count(1)
     district.select_option(label="南山区")
     page.get_by_placeholder("街道、楼牌号等").fill("科技园南区 8 栋 1201")
-    page.screenshot(path=str(artifacts / "merchant-order-new.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "merchant-order-address.png"), full_page=True)
+    page.get_by_role("button", name="下一步：确认订单").click()
+    # Step 3: confirm, the address written the one way (省 市 区 详细).
+    expect(page.locator("[data-confirm-address]")).to_have_text(
+        "广东省 深圳市 南山区 科技园南区 8 栋 1201"
+    )
+    expect(page.locator("[data-merchant-total]")).to_have_text("¥160.00")
+    page.screenshot(path=str(artifacts / "merchant-order-confirm.png"), full_page=True)
     page.get_by_role("button", name="提交并微信支付").click()
 
     page.wait_for_url(re.compile(r".*/orders/\d+/pay$"))

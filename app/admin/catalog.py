@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+import functools
+from dataclasses import dataclass, field
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 from wtforms import SelectChoice
 
-from app.admin import bp
+from app.admin import bp, staging
 from app.admin.auth import safe_next
 from app.admin.decorators import staff_required
 from app.admin.forms import ActionForm, CategoryForm, ImageUploadForm, ProductForm, StockForm
 from app.admin.images import (
+    CheckedImage,
     add_images,
     check_image,
     delete_image,
@@ -22,6 +34,7 @@ from app.admin.images import (
 from app.admin.product_form import build_rows, grid_from_form, grid_from_product, skus_from_grid
 from app.catalog.audit_targets import NEW_PRODUCT, PRODUCT_WITH_SKUS
 from app.catalog.models import Category, Product, ProductImage, Sku
+from app.catalog.rich_text import to_html
 from app.catalog.services import (
     CatalogError,
     ProductInput,
@@ -184,15 +197,71 @@ def _product_form(product: Product | None, from_request: bool) -> ProductForm:
     return form
 
 
+@dataclass
+class Staging:
+    """The new-product form's staged images: the signed token, its batch, and the files
+    this very POST brought (checked, not yet written)."""
+
+    token: str
+    batch: str
+    checked: list[CheckedImage] = field(default_factory=list)
+    error: str | None = None
+
+    @classmethod
+    def from_request(cls) -> Staging:
+        token = request.form.get("staging") or ""
+        batch = staging.batch_of(token)
+        if batch is None:  # none yet, forged or expired: start a new batch
+            token = staging.new_token()
+            batch = staging.batch_of(token)
+        found = cls(token, batch)
+        files = [f for f in request.files.getlist("images") if f and f.filename]
+        limit = current_app.config["MAX_IMAGE_BYTES"]
+        try:
+            found.checked = [
+                check_image(f.stream.read(limit + 1), f.filename or "", limit) for f in files
+            ]
+        except CatalogError as exc:
+            found.error = exc.message
+        return found
+
+    def keep(self) -> None:
+        """Stage this POST's files (the form is shown again) and commit them."""
+        if not self.checked:
+            return
+        checked, self.checked = self.checked, []
+        try:
+            _rows, written = staging.stage(self.batch, checked, current_app.config["UPLOAD_DIR"])
+        except CatalogError as exc:
+            db.session.rollback()
+            self.error = exc.message
+            return
+        try:
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            remove_files(written)
+            raise
+
+    def attach(self, product: Product) -> list:
+        """Move the staged batch and this POST's files into ``product``'s gallery (flush)."""
+        staging.attach(product, self.batch)
+        return add_images(product, self.checked, current_app.config["UPLOAD_DIR"])
+
+
 @bp.route("/products/new", methods=["GET", "POST"])
 @staff_required
 @audited("product.create", NEW_PRODUCT)
 def product_create():
-    """Create a product with its specifications and SKUs."""
+    """Create a product with its specifications and SKUs; images chosen before the first
+    save are staged under the form's signed token and attached on save (app/admin/staging.py)."""
     form = _product_form(None, from_request=request.method == "POST")
     if request.method == "GET":
-        return _render_product(form, None, grid_from_product(None))
-    return _save_product(form, None)
+        token = staging.new_token()
+        return _render_product(
+            form, None, grid_from_product(None), staged=Staging(token, staging.batch_of(token))
+        )
+    return _save_product(form, None, Staging.from_request())
 
 
 @bp.route("/products/<int:product_id>/edit", methods=["GET", "POST"])
@@ -207,17 +276,20 @@ def product_edit(product_id: int):
     return _save_product(form, product)
 
 
-def _save_product(form: ProductForm, product: Product | None):
+def _save_product(form: ProductForm, product: Product | None, staged: Staging | None = None):
     grid = grid_from_form(request.form)
+    render = functools.partial(_render_product, staged=staged)
     if request.form.get("action") == "build":
         # No-script fallback: the server builds the SKU rows from the typed values.
         try:
             grid = build_rows(grid)
         except CatalogError as exc:
-            return _render_product(form, product, grid, exc.message, 422)
-        return _render_product(form, product, grid)
+            return render(form, product, grid, exc.message, 422)
+        return render(form, product, grid)
     if not form.validate():
-        return _render_product(form, product, grid, _first_error(form), 422)
+        return render(form, product, grid, _first_error(form), 422)
+    if staged is not None and staged.error:
+        return render(form, product, grid, staged.error, 422)
     try:
         spec_names, skus = skus_from_grid(grid)
         data = ProductInput(
@@ -236,6 +308,7 @@ def _save_product(form: ProductForm, product: Product | None):
             product = create_product(data)
         else:
             update_product(product, data)
+        written = staged.attach(product) if staged is not None else []
     except CatalogError as exc:
         db.session.rollback()
         # After the rollback the product (if any) is expired; reload it for the page.
@@ -243,19 +316,25 @@ def _save_product(form: ProductForm, product: Product | None):
             product = db.session.get(Product, product.id)
         else:
             product = None
-        return _render_product(form, product, grid, exc.message, 422)
+        return render(form, product, grid, exc.message, 422)
     try:
         db.session.commit()
     except IntegrityError:
         # Another save took the same SKU code between our check and the commit.
         db.session.rollback()
+        remove_files(written)
         product = db.session.get(Product, product.id) if product.id else None
-        return _render_product(form, product, grid, "SKU 编码已被其他商品使用，请检查后重试", 409)
+        return render(form, product, grid, "SKU 编码已被其他商品使用，请检查后重试", 409)
     flash("商品已保存", "success")
     return redirect(url_for("admin.product_edit", product_id=product.id))
 
 
-def _render_product(form, product, grid, error: str | None = None, status: int = 200):
+def _render_product(
+    form, product, grid, error: str | None = None, status: int = 200, staged: Staging | None = None
+):
+    if staged is not None:
+        staged.keep()  # the files of a POST that did not save are not lost
+        error = error or staged.error
     return (
         render_template(
             "admin/product_form.html",
@@ -263,6 +342,9 @@ def _render_product(form, product, grid, error: str | None = None, status: int =
             product=product,
             grid=grid,
             error=error,
+            description_html=to_html(form.description.data),
+            staging_token=staged.token if staged is not None else "",
+            staged_images=staging.staged(staged.batch) if staged is not None else [],
             upload=ImageUploadForm(formdata=None),
             action=ActionForm(),
             max_image_mb=current_app.config["MAX_IMAGE_BYTES"] // (1024 * 1024),

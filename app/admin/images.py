@@ -88,6 +88,15 @@ def _reencode(image: Image.Image, fmt: str) -> CheckedImage:
     return CheckedImage(out.getvalue(), ALLOWED_FORMATS[fmt], image.width, image.height)
 
 
+def store_file(checked: CheckedImage, upload_dir: str) -> Path:
+    """Write one checked image under ``upload_dir`` by a random name; returns its path."""
+    folder = Path(upload_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"p{secrets.token_hex(16)}{checked.extension}"
+    path.write_bytes(checked.data)
+    return path
+
+
 def add_images(product: Product, images: list[CheckedImage], upload_dir: str) -> list[Path]:
     """Write checked images under ``upload_dir`` and add them to the end of the gallery.
 

@@ -8,6 +8,7 @@ from app.admin import (  # noqa: F401
     auth,
     bp,
     catalog,
+    catalog_uploads,
     dashboard,
     distribution,
     distribution_funnel,
@@ -20,6 +21,7 @@ from app.admin import (  # noqa: F401
     reports,
     service_settings,
     settings,
+    settings_product,
     staff,
     tasks,
 )

@@ -123,3 +123,36 @@ class Sku(db.Model):
         """Human text of the specification values in the product's order: '红 / M'."""
         names = self.product.spec_names if self.product else list(self.specs)
         return " / ".join(self.specs.get(n, "") for n in names) or "默认"
+
+
+class ProductPageSettings(db.Model):
+    """What every product page says besides the product: one row (id 1), owner-edited.
+
+    ``promises`` are the service promises under the title (正品保障, 48小时发货...): the
+    merchant's own words, since each one is a commitment the shop must keep. No row, or an
+    empty list, shows none.
+    """
+
+    __tablename__ = "product_page_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promises: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class StagedImage(db.Model):
+    """An image uploaded for a product that is not saved yet (the new-product form).
+
+    ``batch`` is the random id inside the form's signed staging token; saving the product
+    with that token moves the batch's files into the gallery (app/catalog/staging.py).
+    Rows left behind by a form that was never saved are removed after a day.
+    """
+
+    __tablename__ = "staged_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch: Mapped[str] = mapped_column(String(32), index=True)
+    filename: Mapped[str] = mapped_column(String(128))
+    width: Mapped[int] = mapped_column(default=0)
+    height: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)

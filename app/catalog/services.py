@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, update
 
 from app.catalog.models import Category, Product, Sku
+from app.catalog.rich_text import sanitize
 from app.extensions import db
 
 MAX_PRICE_FEN = 10_000_000_00  # ¥10,000,000.00: anything above is a typo
@@ -121,7 +122,8 @@ def _fill(product: Product, data: ProductInput) -> None:
         raise CatalogError("商品名称需为 1-100 个字", "title")
     if len(data.subtitle or "") > 200:
         raise CatalogError("副标题最多 200 个字", "subtitle")
-    if len(data.description or "") > 20_000:
+    description = sanitize(data.description)  # rich text: app/catalog/rich_text.py
+    if len(description) > 20_000:
         raise CatalogError("商品详情最多 20000 个字", "description")
     if data.category_id is not None and db.session.get(Category, data.category_id) is None:
         raise CatalogError("所选分类不存在", "category_id")
@@ -134,7 +136,7 @@ def _fill(product: Product, data: ProductInput) -> None:
 
     product.title = title
     product.subtitle = (data.subtitle or "").strip()
-    product.description = data.description or ""
+    product.description = description
     product.category_id = data.category_id
     product.spec_names = spec_names
     product.featured = bool(data.featured)

@@ -14,7 +14,8 @@ from flask_login import current_user, login_required
 
 from app.cloud import merchants as svc
 from app.cloud.models import OrderingMerchant
-from app.cloud.pricing import MerchantError, level_label, level_names, price_table
+from app.cloud.price_list import price_page
+from app.cloud.pricing import MerchantError, level_label, level_names
 from app.core.branding import shop_name
 from app.core.params import page_arg
 from app.core.status import InvalidTransition
@@ -24,6 +25,7 @@ from app.ledger.balances import balances, entries_for
 from app.ledger.kinds import CENTRE_STATE_LABELS, entry_label
 from app.orders.services import MAX_QUANTITY
 from app.orders.states import ORDER_STATUS_LABELS
+from app.regions import address_text, region_text
 
 bp = Blueprint("merchant", __name__, url_prefix="/merchant")
 
@@ -40,6 +42,8 @@ def merchant_globals() -> dict:
         "state_labels": CENTRE_STATE_LABELS,
         "entry_label": entry_label,
         "level_label": level_label,
+        "address_text": address_text,  # one way to write an address: 省 市 区 详细
+        "region_text": region_text,
     }
 
 
@@ -139,10 +143,11 @@ def apply_submit():
 @bp.get("/prices")
 @login_required
 def prices():
-    """My price list: every SKU on sale, retail, my price, my margin, headquarters' stock."""
+    """My price list: one row per product on sale (its SKUs folded), my price beside
+    retail, my margin and headquarters' stock; searched and paged (app/cloud/price_list.py)."""
     me = _active_me()
-    rows = [r for r in price_table(on_shelf_only=True) if me.level in r.prices]
-    return render_template("cloud/merchant_prices.html", me=me, rows=rows, names=level_names())
+    found = price_page(me.level, request.args.get("q"), page_arg())
+    return render_template("cloud/merchant_prices.html", me=me, found=found, names=level_names())
 
 
 @bp.get("/team")
@@ -191,15 +196,18 @@ def orders():
 @bp.get("/orders/new")
 @login_required
 def new_order():
-    """Order for a customer at my level price; stock shown is headquarters' own."""
+    """Order for a customer at my level price, in three steps on one page: pick products
+    like a cart (search and pages reload; the picks stay in the browser's sessionStorage,
+    static/js/merchant.js), then the customer's address, then confirm and pay. Sold-out
+    SKUs are shown marked and cannot be picked; stock is headquarters' own."""
     me = _active_me()
     if not svc.is_active(me):
         abort(403, description="订货商资格未生效或已停用，暂不能下单")
-    rows = [r for r in price_table(on_shelf_only=True) if me.level in r.prices]
+    found = price_page(me.level, request.args.get("q"), page_arg())
     return render_template(
         "cloud/merchant_order_new.html",
         me=me,
-        rows=rows,
+        found=found,
         names=level_names(),
         max_quantity=MAX_QUANTITY,
     )

@@ -193,7 +193,10 @@ class OrderLine(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="SET NULL"))
+    # Indexed: the product page counts a product's sales (已售) on every view.
+    product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL"), index=True
+    )
     sku_id: Mapped[int | None] = mapped_column(
         ForeignKey("skus.id", ondelete="SET NULL"), index=True
     )

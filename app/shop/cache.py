@@ -32,14 +32,17 @@ from collections.abc import Callable
 import redis
 from flask import current_app, has_app_context
 
-from app.catalog.models import Category, Product, ProductImage, Sku
+from app.catalog.models import Category, Product, ProductImage, ProductPageSettings, Sku
 from app.core.redis import get_redis
 from app.core.write_watch import WriteWatch
+from app.orders.models import ShopSettings
 
 log = logging.getLogger(__name__)
 
 VERSION_KEY = "shop:catalog-version"
-CATALOG_MODELS = (Category, Product, ProductImage, Sku)
+# The product page also shows the shipping rule (ShopSettings) and the owner's service
+# promises (ProductPageSettings): saving either must drop the cached pages too.
+CATALOG_MODELS = (Category, Product, ProductImage, Sku, ProductPageSettings, ShopSettings)
 MAX_ENTRIES = 512
 
 

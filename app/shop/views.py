@@ -5,12 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.catalog.page_settings import service_promises
+from app.catalog.rich_text import to_html
 from app.core.branding import shop_name
 from app.extensions import db
 from app.orders.limits import held_by_unpaid
 from app.shop import cache, queries
 from app.shop.contact import get_contact
 from app.shop.search_history import clear_recent, hot_terms, recent_terms, record_search
+from app.shop.product_page import shipping_line, sold_count, sold_text
 
 bp = Blueprint("shop", __name__)
 bp.record_once(lambda _state: cache.install_listeners())
@@ -136,7 +139,9 @@ def clear_recent_searches():
     return redirect(url_for("shop.search"))
 
 
-def _render_product_page(product_id: int, held: bool = False) -> tuple[str, tuple] | None:
+def _render_product_page(
+    product_id: int, held: bool = False, sold: int = 0
+) -> tuple[str, tuple] | None:
     """The whole product page as HTML with the ids of its SKUs when the product is sold
     out (else ``()``), or None when the product is not for sale.
 
@@ -147,13 +152,18 @@ def _render_product_page(product_id: int, held: bool = False) -> tuple[str, tupl
     if found is None or not found.skus:
         return None
     total_stock = found.total_stock
+    prices = queries.price_summary(found)
     html = render_template(
         "shop/product.html",
         product=found,
-        prices=queries.price_summary(found),
+        prices=prices,
         picker={**queries.sku_picker_data(found), "held": held},
         total_stock=total_stock,
         held=held,
+        sold=sold_text(sold),
+        shipping=shipping_line(prices["price_fen"]),
+        promises=service_promises(),
+        description=to_html(found.description),
     )
     return html, () if total_stock else tuple(sku.id for sku in found.skus)
 
@@ -169,14 +179,24 @@ def product(product_id: int):
     Whether unpaid orders hold a sold-out product's stock is not part of the catalog (a
     payment changes it and no catalog row), so it is asked on every view of a sold-out
     page, outside the cache, and picks one of the page's two cached variants.
+
+    The sales count (已售) is not a catalog row either: it is read on every view (one
+    indexed sum, app/shop/product_page.py) and is part of the cache key, so a payment
+    shows on the next view without invalidating anything.
     """
-    page = cache.cached(("product", product_id), lambda: _render_product_page(product_id))
+    if not 0 < product_id <= queries.MAX_ID:
+        abort(404, description="商品不存在或已下架")
+    sold = sold_count(product_id)
+    page = cache.cached(
+        ("product", product_id, sold), lambda: _render_product_page(product_id, sold=sold)
+    )
     if page is None:
         abort(404, description="商品不存在或已下架")
     html, sold_out_skus = page
     if sold_out_skus and held_by_unpaid(sold_out_skus):
         held = cache.cached(
-            ("product", product_id, "held"), lambda: _render_product_page(product_id, True)
+            ("product", product_id, sold, "held"),
+            lambda: _render_product_page(product_id, True, sold),
         )
         html = held[0] if held is not None else html
     return html
