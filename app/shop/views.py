@@ -12,8 +12,8 @@ from app.extensions import db
 from app.orders.limits import held_by_unpaid
 from app.shop import cache, queries
 from app.shop.contact import get_contact
-from app.shop.search_history import clear_recent, hot_terms, recent_terms, record_search
 from app.shop.product_page import shipping_line, sold_count, sold_text
+from app.shop.search_history import clear_recent, hot_terms, recent_terms, record_search
 
 bp = Blueprint("shop", __name__)
 bp.record_once(lambda _state: cache.install_listeners())
