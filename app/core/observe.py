@@ -194,12 +194,13 @@ def log_job(job, seconds: float, status: str) -> None:
         job.func_name,
         status,
         extra={
+            "context": current_context(),
             "fields": {
                 "event": "job",
                 "job_id": job.id,
                 "func": job.func_name,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 1),
-            }
+            },
         },
     )
