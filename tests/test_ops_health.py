@@ -11,11 +11,14 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import create_engine, text
 
 from app.extensions import db
+from app.orders.models import Order
 from tests.support.commissions import distributor
-from tests.support.pay import new_order
+from tests.support.pay import fresh, new_order, prepay, sandbox_pay, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +61,31 @@ def test_doctor_against_the_stand_in_names_each_problem(app, live_server, monkey
     result = runner.invoke(args=["doctor"])
     assert result.exit_code == 1
     assert "[问题 FAIL] WeChat token 公众号令牌" in result.output
+
+
+def test_doctor_verifies_a_signed_answer_with_the_platform_public_key(
+    app, make, live_server, sandbox, monkeypatch, tmp_path
+):
+    order, _sku = new_order(make)
+    prepay(order)
+    sandbox_pay(sandbox, order.number)
+    wait_until(lambda: fresh(Order, order.id).paid_at is not None)
+    runner = app.test_cli_runner()
+    assert (
+        "[ok] Pay public key 微信支付公钥: a signed answer verified"
+        in runner.invoke(args=["doctor"]).output
+    )
+
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    wrong = tmp_path / "not-wechat-pay.pem"
+    wrong.write_bytes(stranger.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    monkeypatch.setitem(app.config, "WECHAT_PAY_PUBLIC_KEY_PATH", str(wrong))
+    monkeypatch.delitem(app.extensions, "wechatpay", raising=False)  # built again, wrong key
+    result = runner.invoke(args=["doctor"])
+    assert result.exit_code == 1
+    assert "[问题 FAIL] Pay public key 微信支付公钥: WeChat Pay's answer did not verify" in (
+        result.output
+    )
 
 
 @pytest.mark.skipif(os.environ.get("TEST_DB") != "postgresql", reason="pg_dump: PostgreSQL only")
