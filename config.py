@@ -88,6 +88,8 @@ class Config:
     STAFF_SESSION_IDLE_SECONDS = 2 * 3600
     # Reverse proxies in front of the app (ProxyFix trusts that many X-Forwarded-* hops).
     TRUSTED_PROXIES = 0
+    METRICS_ALLOW = "127.0.0.1,::1"  # who may read /metrics without METRICS_TOKEN
+    LOG_FORMAT = "text"  # or "json" (app/core/observe.py)
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -168,6 +170,11 @@ class Config:
             UPLOAD_DIR=_env("UPLOAD_DIR", cls.UPLOAD_DIR),
             WECHAT_TRANSFER_SCENE_ID=_env("WECHAT_TRANSFER_SCENE_ID", cls.WECHAT_TRANSFER_SCENE_ID),
             TRUSTED_PROXIES=_proxy_count(_env("TRUSTED_PROXIES", "0")),
+            # /metrics: addresses or networks allowed (comma-separated), or a bearer token.
+            METRICS_ALLOW=_env("METRICS_ALLOW", cls.METRICS_ALLOW),
+            METRICS_TOKEN=_env("METRICS_TOKEN"),
+            # "json": one JSON object per log line, a line per request and per job.
+            LOG_FORMAT=_env("LOG_FORMAT", cls.LOG_FORMAT),
         )
         settings.update(
             {

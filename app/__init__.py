@@ -34,6 +34,11 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config_for(config))
 
     trust_proxies(app)
+    # Factory wiring (see below): request ids, request log lines and latency, first of all
+    # the before_request hooks so every request has its id.
+    from app.core.observe import register_observability
+
+    register_observability(app)
     register_extensions(app)
     register_blueprints(app)
     register_template_helpers(app)
@@ -103,6 +108,7 @@ def register_blueprints(app: Flask) -> None:
     from app.distribution.referral import bp as referral_bp
     from app.distribution.views import bp as distribution_bp
     from app.incentives.views import bp as incentives_bp
+    from app.ops.views import bp as ops_bp
     from app.orders.views import bp as orders_bp
     from app.payments.views import bp as payments_bp
     from app.posters.views import bp as posters_bp
@@ -110,6 +116,7 @@ def register_blueprints(app: Flask) -> None:
     from app.wechat.views import bp as wechat_bp
 
     app.register_blueprint(core_bp)
+    app.register_blueprint(ops_bp)  # /readyz, /metrics
     app.register_blueprint(referral_bp)  # ?ref=CODE on any page, before the cached ones
     app.register_blueprint(distribution_bp)
     app.register_blueprint(incentives_bp)

@@ -14,6 +14,7 @@ from app.accounts.tokens import TokenError, create_token, revoke_tokens_named
 from app.core.audit import record, snapshot
 from app.distribution.team import rebuild_team_totals as rebuild
 from app.extensions import db
+from app.ops.doctor import run_checks
 from app.wechat.menu import menu_cli
 from app.wechat.sandbox import run_sandbox
 from jobs.worker import run_worker
@@ -99,3 +100,15 @@ def register(app: Flask) -> None:
     def wechat_sandbox(port: int, host: str) -> None:
         """Run the local WeChat stand-in (development and tests only)."""
         run_sandbox(app, host=host, port=port)
+
+    @app.cli.command("doctor")
+    def doctor() -> None:
+        """Check the production configuration end to end; exit 1 on any problem."""
+        checks = run_checks(app)
+        for check in checks:
+            click.echo(f"[{'ok' if check.ok else '问题 FAIL'}] {check.name}: {check.message}")
+        failed = [check for check in checks if not check.ok]
+        if failed:
+            click.echo(f"{len(failed)} problem(s) 个问题需要处理")
+            raise SystemExit(1)
+        click.echo("all good 一切正常")

@@ -38,6 +38,7 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.utils import as_text, current_timestamp, parse_composite_key
 
+from app.core.observe import TracedQueue
 from app.core.redis import get_redis
 from app.core.time import utcnow
 
@@ -53,8 +54,8 @@ PERIODIC_RETRY = (10, 30)
 
 
 def get_queue(name: str = "default") -> Queue:
-    """Return the named RQ queue on the app's Redis."""
-    return Queue(name, connection=get_redis())
+    """Return the named RQ queue on the app's Redis (its jobs carry the request id)."""
+    return TracedQueue(name, connection=get_redis())
 
 
 def enqueue_once_piped(name: str, func, *args, job_id: str, **options):

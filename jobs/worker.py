@@ -40,11 +40,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from flask import Flask
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 
+from app.core.metrics import count_job
+from app.core.observe import log_context, log_job
 from app.core.redis import redis_for
 from app.extensions import db
 from jobs.commissions import schedule_settlement
@@ -98,11 +101,33 @@ class AppWorker(SimpleWorker):
     flask_app: Flask
 
     def perform_job(self, job, queue):
-        with self.flask_app.app_context():
+        started = time.perf_counter()
+        request_id = (job.meta or {}).get("request_id")
+        with self.flask_app.app_context(), log_context(request_id=request_id, job_id=job.id):
+            finished = False
             try:
-                return super().perform_job(job, queue)
+                finished = super().perform_job(job, queue)
+                return finished
             finally:
                 db.session.remove()
+                log_job(job, time.perf_counter() - started, "finished" if finished else "failed")
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string=""):
+        # Counted in Redis (every process's /metrics sees every worker's counts); a
+        # Redis failure here must not stop RQ from recording the failure itself.
+        retried = job.should_retry and self._stopped_job_id != job.id
+        try:
+            count_job(self.connection, "retried" if retried else "failed", job.func_name)
+        except RedisError:
+            log.warning("could not count the failure of job %s", job.id)
+        return super().handle_job_failure(job, queue, started_job_registry, exc_string)
+
+    def handle_job_retry(self, job, queue, retry, started_job_registry, execution):
+        try:
+            count_job(self.connection, "retried", job.func_name)
+        except RedisError:
+            log.warning("could not count the retry of job %s", job.id)
+        return super().handle_job_retry(job, queue, retry, started_job_registry, execution)
 
 
 def app_queues(app: Flask) -> list[Queue]:

@@ -23,6 +23,7 @@ import requests
 from flask import Flask, current_app
 from wechatpayv3 import WeChatPay, WeChatPayType
 
+from app.core.metrics import count_wechat_call
 from app.core.sql import dialect_insert
 from app.core.time import to_shop_time
 from app.extensions import db
@@ -105,12 +106,16 @@ def call_pay(fn, *args, **kwargs) -> tuple[int, Any]:
     try:
         status, body = fn(*args, **kwargs)
     except requests.Timeout:
+        count_wechat_call("pay", "timeout")
         raise PaymentError("pay_timeout", "连接微信支付超时，请稍后再试") from None
     except requests.RequestException:
+        count_wechat_call("pay", "unreachable")
         raise PaymentError("pay_unreachable", "无法连接微信支付，请稍后再试") from None
     except Exception as exc:  # the library raises bare Exception (e.g. a bad signature)
+        count_wechat_call("pay", "bad_response")
         current_app.logger.warning("wechat pay call failed: %s", exc)
         raise PaymentError("pay_bad_response", "微信支付应答校验失败，请稍后再试") from None
+    count_wechat_call("pay", "ok" if status < 300 else "error")
     data: Any = None
     if body:
         try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from app.core.metrics import count_pay_notice
+from app.core.observe import note
 from app.distribution.distributors import DistributionError
 from app.distribution.withdrawals import complete_transfer
 from app.extensions import csrf, db
@@ -65,12 +67,23 @@ def _unexpected(err: Exception):
 @csrf.exempt
 def notify():
     """Payment notice (TRANSACTION.SUCCESS): mark the order paid once."""
-    notice = verify_notice(request.headers, _read_body())
-    order, first = apply_payment(notice.resource)
-    # Read the id before the commit: afterwards the order is expired and ``order.id``
-    # would cost a SELECT.
-    order_id = order.id if first and order is not None else None
-    db.session.commit()
+    try:
+        notice = verify_notice(request.headers, _read_body())
+        out_trade_no = notice.resource.get("out_trade_no")
+        if isinstance(out_trade_no, str):
+            note(out_trade_no=out_trade_no, order_number=out_trade_no)
+        order, first = apply_payment(notice.resource)
+        # Read the id before the commit: afterwards the order is expired and ``order.id``
+        # would cost a SELECT.
+        order_id = order.id if first and order is not None else None
+        db.session.commit()
+    except NoticeRejected:
+        count_pay_notice("rejected")
+        raise
+    except Exception:
+        count_pay_notice("error")
+        raise
+    count_pay_notice("paid" if order_id is not None else "duplicate")
     if order_id is not None:
         enqueue_order_paid(order_id)
     return "", 204

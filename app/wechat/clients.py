@@ -26,6 +26,7 @@ from wechatpy import WeChatOAuth as _WeChatOAuth
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.session.redisstorage import RedisStorage
 
+from app.core.metrics import count_wechat_call
 from app.core.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,16 @@ class WeChatClient(_WeChatClient):
             url_or_endpoint = self.rewrite_url(url_or_endpoint)
         if kwargs.get("api_base_url"):
             kwargs["api_base_url"] = self.rewrite_url(kwargs["api_base_url"])
-        return super()._request(method, url_or_endpoint, **kwargs)
+        try:
+            result = super()._request(method, url_or_endpoint, **kwargs)
+        except WeChatClientException:
+            count_wechat_call("mp", "error")
+            raise
+        except requests.RequestException:
+            count_wechat_call("mp", "unreachable")
+            raise
+        count_wechat_call("mp", "ok")
+        return result
 
     # --- the shared access token ------------------------------------------------------
 
@@ -170,6 +180,11 @@ class WeChatClient(_WeChatClient):
             )
             return token
 
+    def check_credentials(self) -> dict[str, Any]:
+        """Ask WeChat for the token now, cache or not (``flask doctor``); raises
+        ``WeChatClientException`` when the appid and secret are refused."""
+        return self._stable_token(force_refresh=False)
+
     def _stable_token(self, force_refresh: bool) -> dict[str, Any]:
         """POST /cgi-bin/stable_token and return its JSON, raising on an errcode."""
         logger.info("fetching WeChat stable access token (force_refresh=%s)", force_refresh)
@@ -187,7 +202,9 @@ class WeChatClient(_WeChatClient):
             res.raise_for_status()
             result = res.json()
         except (requests.RequestException, ValueError) as exc:
+            count_wechat_call("mp", "unreachable")
             raise WeChatClientException(None, f"stable_token failed: {exc}", client=self) from exc
+        count_wechat_call("mp", "error" if result.get("errcode") else "ok")
         if result.get("errcode"):
             raise WeChatClientException(
                 result["errcode"], result.get("errmsg", ""), client=self, response=res

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from rq import Queue, Retry
+from rq import Retry
 
+from app.core.observe import TracedQueue
 from app.core.redis import get_redis
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def enqueue_send(message_id: int) -> None:
     a row left ``pending`` is picked up by ``jobs.notifications.sweep_outbox``."""
     intervals = retry_intervals()
     try:
-        Queue("default", connection=get_redis()).enqueue(
+        TracedQueue("default", connection=get_redis()).enqueue(
             SEND_JOB,
             message_id,
             job_id=outbound_job_id(message_id),
@@ -59,7 +60,7 @@ def enqueue_sends(message_ids: list[int]) -> None:
     if not message_ids:
         return
     intervals = retry_intervals()
-    queue = Queue("default", connection=get_redis())
+    queue = TracedQueue("default", connection=get_redis())
     try:
         with queue.connection.pipeline() as pipe:
             for message_id in message_ids:
