@@ -205,8 +205,11 @@ class _SandboxDefaults(Config):
             settings[key] = _env(key, sandbox)
         # 快递100's stand-in lives in the same server, with its own credentials.
         settings["KUAIDI100_BASE_URL"] = _env("KUAIDI100_BASE_URL", sandbox)
-        settings["KUAIDI100_CUSTOMER"] = settings["KUAIDI100_CUSTOMER"] or SANDBOX_KUAIDI100_CUSTOMER
-        settings["KUAIDI100_KEY"] = settings["KUAIDI100_KEY"] or SANDBOX_KUAIDI100_KEY
+        for key, value in (
+            ("KUAIDI100_CUSTOMER", SANDBOX_KUAIDI100_CUSTOMER),
+            ("KUAIDI100_KEY", SANDBOX_KUAIDI100_KEY),
+        ):
+            settings[key] = settings[key] or value
         pay_keys = ("WECHAT_PAY_PRIVATE_KEY_PATH", "WECHAT_PAY_PUBLIC_KEY_PATH")
         if not all(settings[key] for key in pay_keys):
             # The stand-in's Pay keys, generated once and shared with it (never in production).
