@@ -25,7 +25,7 @@ from app.extensions import db
 from app.orders import aftersale
 from app.orders.models import Refund
 from app.orders.services import PaymentMismatch
-from app.orders.states import REFUND_STATUS_LABELS
+from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import PaymentError
 from app.payments.refunds import approve_refund
 
@@ -57,6 +57,7 @@ def refund_detail(refund_id: int):
         line=refund.line,
         history=aftersale.timeline(refund),
         refund_labels=REFUND_STATUS_LABELS,
+        order_labels=ORDER_STATUS_LABELS,
         kind_labels=aftersale.KIND_LABELS,
         reject_form=RejectRefundForm(formdata=None),
     )
