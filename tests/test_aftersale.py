@@ -224,6 +224,8 @@ def test_photos_are_checked_re_encoded_and_at_most_three(app, make, people):
     assert response.status_code == 302
     refund = db.session.scalar(select(Refund))
     assert refund.kind == "return_refund" and len(refund.photos) == 2
+    api = client.get(f"/api/v1/orders/{order.id}").get_json()
+    assert api["lines"][0]["refunds"][0]["kind"] == "return_refund"
     for name in refund.photos:
         assert name.startswith("a") and (upload_dir / name).exists()
         with Image.open(upload_dir / name) as image:
