@@ -16,10 +16,13 @@ from sqlalchemy import func, select
 
 from app.core.models import StatusChange
 from app.extensions import db
+from app.ledger.models import LedgerEntry
 from app.orders import aftersale
 from app.orders.models import Order, PaymentTransaction, Refund
 from app.orders.refunds import reject_refund
-from app.orders.states import REFUND_TRANSITIONS_BY_KIND
+from app.orders.shipping import ship_order
+from app.orders.states import REFUND_TRANSITIONS_BY_KIND, move_refund
+from app.payments.refunds import complete_refund
 from tests.support.aftersale import (
     apply,
     customer_client,
@@ -28,6 +31,8 @@ from tests.support.aftersale import (
     photo,
     staff_client,
 )
+from tests.support.commissions import chain, configure, customer_of, earned, place
+from tests.support.commissions import pay as commission_pay
 from tests.support.pay import fresh, wait_until
 
 # Every door that moves an after-sale request: (who knocks, path, status it aims at, form).
@@ -332,3 +337,41 @@ def test_refund_only_is_approved_from_the_staff_page(app, make, people, live_ser
     done = wait_until(lambda: (r := fresh(Refund, refund.id)).status == "refunded" and r)
     assert done.amount_fen == 999
     assert [h.to_status for h in aftersale.timeline(done)] == ["requested", "approved", "refunded"]
+
+
+def test_a_return_reverses_commissions_like_any_refund(app, make):
+    """The after-sale amount (lowered by the customer) goes through the refund pipeline:
+    each level keeps floor(earned × what stays paid / what was paid), as for any refund."""
+    configure(levels=2)
+    seller, parent = chain(make, 2)
+    order = commission_pay(place(make, customer_of(make, seller), price_fen=3333, quantity=3))
+    assert earned(order.id) == {f"level_1@{seller.id}": 999, f"level_2@{parent.id}": 499}
+    ship_order(order, "SF", "SF1234567890", "staff:1")
+    db.session.commit()
+    refund = aftersale.apply(
+        order,
+        order.lines[0],
+        kind="return_refund",
+        quantity=1,
+        amount_fen=3000,
+        reason="商品破损",
+        description="",
+        photos=[],
+        actor=f"user:{order.user_id}",
+    )
+    aftersale.approve_return(refund, "staff:1")
+    aftersale.send_return(refund, "SF", "SF5555555555", f"user:{order.user_id}")
+    aftersale.receive_return(refund, "staff:1")
+    move_refund(refund, "approved", "staff:1", "同意退款")  # what approve_refund does first
+    db.session.commit()
+    assert complete_refund(refund, f"RF{refund.id}", 3000, {})
+    db.session.commit()
+    reversals = {
+        e.distributor_id: e.amount_fen
+        for e in db.session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "reversal"))
+    }
+    assert reversals == {
+        seller.id: 999 * 6999 // 9999 - 999,
+        parent.id: 499 * 6999 // 9999 - 499,
+    }
+    assert fresh(Order, order.id).refunded_fen == 3000
