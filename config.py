@@ -30,6 +30,9 @@ SANDBOX_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 SANDBOX_MCHID = "1900000001"
 SANDBOX_APIV3_KEY = "sandboxapiv3key0123456789abcdefg"
 SANDBOX_ORIGIN = "http://127.0.0.1:5001"
+# 快递100's stand-in (app/wechat/sandbox/kuaidi100.py) checks these, as 快递100 checks yours.
+SANDBOX_KUAIDI100_CUSTOMER = "SANDBOXKD100CUSTOMER"
+SANDBOX_KUAIDI100_KEY = "sandbox-kuaidi100-key"
 # Where development and tests generate the stand-in's Pay key pairs (app/payments/sandbox_keys).
 SANDBOX_PAY_KEYS_DIR = INSTANCE_DIR / "wechatpay-sandbox"
 
@@ -104,6 +107,10 @@ class Config:
     UPLOAD_DIR: str = str(INSTANCE_DIR / "uploads")
     # 商家转账 scene for withdrawals ("1000" 现金营销; "1005" 佣金报酬 if the merchant has it).
     WECHAT_TRANSFER_SCENE_ID = "1000"
+    # 快递100 real-time query (app/orders/tracking.py): without credentials the logistics
+    # page shows the carrier, the number and a link to the carrier's own site.
+    KUAIDI100_TIMEOUT_SECONDS = 5.0
+    KUAIDI100_CACHE_SECONDS = 1800
 
     # The worker's periodic work, in seconds (jobs/worker.py). Each may be set from the
     # environment under the same name; a value that is not a positive integer stops the start.
@@ -175,6 +182,9 @@ class Config:
             METRICS_TOKEN=_env("METRICS_TOKEN"),
             # "json": one JSON object per log line, a line per request and per job.
             LOG_FORMAT=_env("LOG_FORMAT", cls.LOG_FORMAT),
+            KUAIDI100_BASE_URL=_env("KUAIDI100_BASE_URL", "https://poll.kuaidi100.com"),
+            KUAIDI100_CUSTOMER=_env("KUAIDI100_CUSTOMER"),
+            KUAIDI100_KEY=_env("KUAIDI100_KEY"),
         )
         settings.update(
             {
@@ -211,6 +221,13 @@ class _SandboxDefaults(Config):
             settings[key] = settings.get(key) or value
         for key in ("WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHAT_MP_BASE", "WECHAT_PAY_API_BASE"):
             settings[key] = _env(key, sandbox)
+        # 快递100's stand-in lives in the same server, with its own credentials.
+        settings["KUAIDI100_BASE_URL"] = _env("KUAIDI100_BASE_URL", sandbox)
+        for key, value in (
+            ("KUAIDI100_CUSTOMER", SANDBOX_KUAIDI100_CUSTOMER),
+            ("KUAIDI100_KEY", SANDBOX_KUAIDI100_KEY),
+        ):
+            settings[key] = settings[key] or value
         pay_keys = ("WECHAT_PAY_PRIVATE_KEY_PATH", "WECHAT_PAY_PUBLIC_KEY_PATH")
         if not all(settings[key] for key in pay_keys):
             # The stand-in's Pay keys, generated once and shared with it (never in production).

@@ -112,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
     from app.orders.views import bp as orders_bp
     from app.payments.views import bp as payments_bp
     from app.posters.views import bp as posters_bp
+    from app.shop.aftersale import bp as aftersale_bp
     from app.shop.views import bp as shop_bp
     from app.wechat.views import bp as wechat_bp
 
@@ -125,6 +126,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(posters_bp)
     app.register_blueprint(shop_bp)
     app.register_blueprint(orders_bp)
+    app.register_blueprint(aftersale_bp)  # 售后 and 查看物流 (customer pages)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(wechat_bp)

@@ -161,6 +161,7 @@ def app(database_url, redis_url, sandbox, live_port, tmp_path_factory):
             "WECHAT_OPEN_BASE": sandbox.url,
             "WECHAT_MP_BASE": sandbox.url,
             "WECHAT_PAY_API_BASE": sandbox.url,
+            "KUAIDI100_BASE_URL": sandbox.url,
         }
     )
     register_demo(application)  # ``seed-demo``, as wsgi.py adds it

@@ -179,7 +179,7 @@ def test_order_detail_timeline_and_actions(client, make, login_as):
     login_as(client, user)
     html = text(client.get(f"/orders/{order.id}"))
     assert "待付款" in html and "取消订单" in html and "去支付" in html
-    assert "申请退款" not in html
+    assert "申请售后" not in html
 
     pay(order)
     move_order(order, SHIPPED, "staff:1", "已发货", carrier="顺丰", tracking_number="SF123")
@@ -188,7 +188,7 @@ def test_order_detail_timeline_and_actions(client, make, login_as):
     assert "待收货" in html and "顺丰 SF123" in html and "确认收货" in html
     timeline = html[html.index("订单进度") :]
     assert timeline.index("已发货") < timeline.index("微信支付成功") < timeline.index("下单")
-    assert "申请退款" in html
+    assert "申请售后" in html and f"/lines/{order.lines[0].id}/aftersale" in html
     refund_page = text(client.get(f"/orders/{order.id}/lines/{order.lines[0].id}/refund"))
     assert 'max="2"' in refund_page and "不想要了" in refund_page
 

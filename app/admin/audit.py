@@ -23,6 +23,8 @@ ACTION_LABELS = {
     "order.ship": "订单发货",
     "refund.approve": "退款通过",
     "refund.reject": "退款驳回",
+    "refund.approve_return": "同意退货",
+    "refund.receive": "确认退货收货",
     "withdrawal.approve": "提现通过",
     "withdrawal.reject": "提现驳回",
     "withdrawal.mark_paid": "提现标记已付",

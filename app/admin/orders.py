@@ -361,6 +361,8 @@ def _back_to(refund: Refund) -> str:
     """Back to the page the button was on: the refund list or the order."""
     if request.form.get("back") == "refunds":
         return url_for("admin.refunds")
+    if request.form.get("back") == "detail":
+        return url_for("admin.refund_detail", refund_id=refund.id)
     return url_for("admin.order_detail", order_id=refund.order_id)
 
 

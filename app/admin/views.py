@@ -2,6 +2,7 @@
 
 from app.admin import (  # noqa: F401
     account,
+    aftersale,
     agents,
     api_tokens,
     audit,

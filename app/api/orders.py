@@ -140,6 +140,9 @@ class RefundOut(BaseModel):
     status_text: str
     review_note: str
     created_at: datetime
+    kind: str = Field("refund_only", description="refund_only 仅退款 / return_refund 退货退款")
+    return_carrier: str | None = None
+    return_tracking_number: str | None = None
 
 
 class OrderLineOut(BaseModel):
@@ -242,6 +245,9 @@ def refund_out(refund: Refund) -> RefundOut:
         status_text=REFUND_STATUS_LABELS.get(refund.status, refund.status),
         review_note=refund.review_note,
         created_at=_aware(refund.created_at),
+        kind=refund.kind,
+        return_carrier=refund.return_carrier,
+        return_tracking_number=refund.return_tracking_number,
     )
 
 

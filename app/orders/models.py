@@ -40,14 +40,35 @@ REFUND_APPROVED = "approved"
 REFUND_REJECTED = "rejected"
 REFUND_REFUNDED = "refunded"
 REFUND_FAILED = "failed"
+# After-sale (售后, app/orders/aftersale.py): the customer withdraws (撤销), and the return
+# steps of 退货退款: the merchant agreed to take the goods back, the parcel is on its way,
+# the merchant received it (then the refund is approved and asked of WeChat Pay).
+REFUND_CANCELLED = "cancelled"
+REFUND_RETURN_APPROVED = "return_approved"
+REFUND_RETURNING = "returning"
+REFUND_RECEIVED = "received"
 REFUND_STATUSES = (
     REFUND_REQUESTED,
+    REFUND_RETURN_APPROVED,
+    REFUND_RETURNING,
+    REFUND_RECEIVED,
     REFUND_APPROVED,
     REFUND_REJECTED,
     REFUND_REFUNDED,
     REFUND_FAILED,
+    REFUND_CANCELLED,
 )
-OPEN_REFUND_STATUSES = (REFUND_REQUESTED, REFUND_APPROVED)
+OPEN_REFUND_STATUSES = (
+    REFUND_REQUESTED,
+    REFUND_RETURN_APPROVED,
+    REFUND_RETURNING,
+    REFUND_RECEIVED,
+    REFUND_APPROVED,
+)
+# Refund kinds: 仅退款 and 退货退款. Each has its own transition map (app/orders/states.py).
+REFUND_ONLY = "refund_only"
+RETURN_REFUND = "return_refund"
+REFUND_KINDS = (REFUND_ONLY, RETURN_REFUND)
 
 
 class ShopSettings(db.Model):
@@ -236,6 +257,13 @@ class Refund(db.Model):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     refunded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # After-sale (app/orders/aftersale.py): the kind, the customer's words and photos
+    # (stored file names, re-encoded like product images), and the return parcel.
+    kind: Mapped[str] = mapped_column(String(16), default=REFUND_ONLY, server_default=REFUND_ONLY)
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    photos: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    return_carrier: Mapped[str | None] = mapped_column(String(32))
+    return_tracking_number: Mapped[str | None] = mapped_column(String(64))
 
     order: Mapped[Order] = relationship()
     line: Mapped[OrderLine] = relationship()

@@ -21,15 +21,18 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from app.catalog.models import Sku
+from app.core.money import format_yuan
 from app.core.status import InvalidTransition, record_creation
 from app.core.time import utcnow
 from app.extensions import db
 from app.orders.models import (
     CANCELLED,
     COMPLETED,
+    OPEN_REFUND_STATUSES,
     PAID,
     REFUND_APPROVED,
     REFUND_FAILED,
+    REFUND_ONLY,
     REFUND_REFUNDED,
     REFUND_REJECTED,
     REFUND_REQUESTED,
@@ -42,7 +45,8 @@ from app.orders.services import OrderError, PaymentMismatch
 from app.orders.states import move_order, move_refund
 
 REFUNDABLE_ORDER_STATUSES = (PAID, SHIPPED, COMPLETED)
-COUNTED_REFUND_STATUSES = (REFUND_REQUESTED, REFUND_APPROVED, REFUND_REFUNDED, REFUND_FAILED)
+# Every refund neither rejected nor withdrawn (撤销) holds its units and fen.
+COUNTED_REFUND_STATUSES = (*OPEN_REFUND_STATUSES, REFUND_REFUNDED, REFUND_FAILED)
 
 
 def _lock_line(line_id: int) -> None:
@@ -58,7 +62,7 @@ def _lock_line(line_id: int) -> None:
 def left_to_refund(line: OrderLine, refunds: Iterable[Refund]) -> tuple[int, int]:
     """(quantity, fen) of ``line`` that can still be asked for, given the line's refunds.
 
-    The one rule: every refund not rejected (requested, approved, refunded, failed) holds
+    The one rule: every refund not rejected or withdrawn (open, refunded, failed) holds
     its units and fen. The refund service, the Open API and the H5 pages all go through it.
     """
     counted = [r for r in refunds if r.status in COUNTED_REFUND_STATUSES]
@@ -92,8 +96,23 @@ def refundable_quantity(order: Order, line: OrderLine, refunds: Iterable[Refund]
     return max(left_to_refund(line, refunds)[0], 0)
 
 
-def request_refund(order: Order, line: OrderLine, quantity: int, reason: str, actor: str) -> Refund:
-    """A customer asks to refund ``quantity`` units of ``line``; raise ``OrderError`` if not."""
+def request_refund(
+    order: Order,
+    line: OrderLine,
+    quantity: int,
+    reason: str,
+    actor: str,
+    *,
+    kind: str = REFUND_ONLY,
+    amount_fen: int | None = None,
+    description: str = "",
+    photos: Iterable[str] = (),
+) -> Refund:
+    """A customer asks to refund ``quantity`` units of ``line``; raise ``OrderError`` if not.
+
+    ``amount_fen`` (after-sale, app/orders/aftersale.py) asks for less than the units are
+    worth: at least 1 fen, at most what the rule below gives; None asks for all of it.
+    """
     if line.order_id != order.id:
         raise OrderError("invalid_line", "订单中没有该商品", status=404)
     if order.status not in REFUNDABLE_ORDER_STATUSES:
@@ -114,6 +133,12 @@ def request_refund(order: Order, line: OrderLine, quantity: int, reason: str, ac
     amount = min(amount, left_fen)
     if amount <= 0:
         raise OrderError("refund_exceeded", "该商品没有可退金额", status=409)
+    if amount_fen is not None:
+        if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen < 1:
+            raise OrderError("invalid_amount", "退款金额至少 ¥0.01")
+        if amount_fen > amount:
+            raise OrderError("invalid_amount", f"退款金额最多 {format_yuan(amount)}")
+        amount = amount_fen
     refund = Refund(
         order_id=order.id,
         order_line_id=line.id,
@@ -123,6 +148,9 @@ def request_refund(order: Order, line: OrderLine, quantity: int, reason: str, ac
         reason=reason,
         status=REFUND_REQUESTED,
         restock=order.status == PAID,
+        kind=kind,
+        description=(description or "").strip()[:500],
+        photos=list(photos),
     )
     db.session.add(refund)
     db.session.flush()

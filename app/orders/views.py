@@ -24,6 +24,7 @@ from app.core.params import MAX_ID, bounded_int
 from app.core.time import shop_time_text, utcnow
 from app.extensions import db
 from app.orders.addresses import default_address, list_addresses
+from app.orders.aftersale import badge as aftersale_badge
 from app.orders.cart import add_to_cart, cart_count, view_cart
 from app.orders.limits import (
     UNPAID_ORDERS_PATH,
@@ -383,9 +384,14 @@ def order_list():
         status = "all"
     page = _int_arg("page", 1, 10_000)
     rows, total = customer_orders(user_id, None if status == "all" else status, page, PER_PAGE)
+    by_line = refunds_by_line([o.id for o in rows])
     return render_template(
         "orders/list.html",
         orders=rows,
+        badges={
+            o.id: aftersale_badge([r for line in o.lines for r in by_line.get(line.id, [])])
+            for o in rows
+        },
         tabs=TABS,
         status=status,
         page=page,
@@ -408,6 +414,7 @@ def order_detail(order_id: int):
             for line in order.lines
         },
         history=list(reversed(order_history(order))),
+        aftersale_badge=aftersale_badge([r for rs in refunds.values() for r in rs]),
     )
 
 

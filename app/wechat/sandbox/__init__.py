@@ -61,7 +61,7 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
 
     # Factory wiring: the stand-in's blueprints load only when a sandbox app is built; at the
     # top, importing any sandbox module (this package runs first) would load them all.
-    from app.wechat.sandbox import fans, messages, oauth, pay, token, tools, transfer
+    from app.wechat.sandbox import fans, kuaidi100, messages, oauth, pay, token, tools, transfer
 
     for module in (token, oauth, tools):
         app.register_blueprint(module.bp)
@@ -69,6 +69,7 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
     transfer.init_transfer(app)  # 商家转账 transfer bills (see transfer.py)
     fans.init_fans(app)  # QR codes, user info, the act-as-a-fan page (see fans.py)
     messages.init_messages(app)  # menu, template/custom messages, media, log (messages.py)
+    kuaidi100.init_kuaidi100(app)  # 快递100's /poll/query.do (see kuaidi100.py)
 
     @app.before_request
     def _count_call():
