@@ -9,9 +9,11 @@ nothing matched. Address form: the field in error is marked. Screenshots in test
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from PIL import Image
 from playwright.sync_api import expect
 
 from app.catalog.models import Product
@@ -163,3 +165,42 @@ def test_my_search_and_address_errors(app, make, page, live_server, sandbox, art
     region = page.locator(".region")
     expect(region).to_have_class(re.compile(r"\binvalid\b"))
     expect(page.locator(".field-error")).to_have_text("请选择省市区")
+
+
+@pytest.mark.browser
+def test_owner_sets_the_contact_in_the_admin(app, make, desk, live_server, artifacts, tmp_path):
+    make.staff("boss", password="boss-password", role="owner")
+    qr = tmp_path / "kefu.png"
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 300), (30, 140, 80)).save(buffer, "PNG")
+    qr.write_bytes(buffer.getvalue())
+    base = live_server.url
+
+    desk.goto(f"{base}/admin/settings/service")
+    desk.fill("#username", "boss")
+    desk.fill("#password", "boss-password")
+    desk.click("button[type=submit]")
+    desk.wait_for_url(f"{base}/admin/settings/service")
+    expect(desk.locator("nav a.active")).to_have_text("客服设置")
+
+    desk.fill("[name=wechat_id]", "1 bad")
+    desk.get_by_role("button", name="保存设置").click()
+    expect(desk.locator(".alert-error")).to_contain_text("微信号需 6-20 位")
+    expect(desk.locator("[name=wechat_id]")).to_have_attribute("aria-invalid", "true")
+
+    desk.fill("[name=phone]", "400-123-4567")
+    desk.fill("[name=wechat_id]", "shop_kefu01")
+    desk.set_input_files("[name=qr_image]", str(qr))
+    desk.check("[name=kefu_enabled]")
+    desk.fill("[name=kefu_note]", "工作日 9:00-18:00 回复")
+    desk.get_by_role("button", name="保存设置").click()
+    expect(desk.locator(".alert-success")).to_have_text("客服设置已保存")
+    expect(desk.get_by_alt_text("当前客服二维码")).to_be_visible()
+    desk.screenshot(path=str(artifacts / "admin-settings-service.png"), full_page=True)
+    with app.app_context():
+        saved = db.session.get(CustomerService, 1)
+        assert (saved.phone, saved.wechat_id, saved.kefu_enabled) == (
+            "400-123-4567",
+            "shop_kefu01",
+            True,
+        )
