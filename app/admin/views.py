@@ -16,6 +16,7 @@ from app.admin import (  # noqa: F401
     merchants,
     notifications,
     orders,
+    pickers,
     posters,
     reports,
     settings,
