@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import exists, or_, select
 
-from app.accounts.models import User
+from app.accounts.models import ApiToken, Staff, User
 from app.accounts.names import display_name
 from app.cloud.models import OrderingMerchant, RegionAgent
 from app.core.params import MAX_ID
@@ -196,3 +196,36 @@ def picked_label(kind: str, raw: str | None) -> str:
     find["merchant"] = people_by_merchant
     found = find[kind]([number]).get(number)
     return found.label() if found is not None else ""
+
+
+ACTOR_WORDS = {"wechat": "微信支付", "system": "系统", "worker": "系统任务", "": "—"}
+
+
+def actor_names(actors: Iterable[str | None]) -> dict[str, str]:
+    """Readable names for ``actor`` strings (audit log, binding events): ``staff:3`` →
+    ``clerk（员工）``, ``api:2`` → ``Open API（ERP）``, ``user:7`` → ``小美（顾客）``."""
+    wanted: dict[str, set[int]] = {"staff": set(), "api": set(), "user": set()}
+    for actor in actors:
+        kind, _, ident = (actor or "").partition(":")
+        if kind in wanted and ident.isascii() and ident.isdecimal() and len(ident) < 10:
+            wanted[kind].add(int(ident))
+    names = dict(ACTOR_WORDS)
+    if wanted["staff"]:
+        for row in db.session.scalars(select(Staff).where(Staff.id.in_(wanted["staff"]))):
+            names[f"staff:{row.id}"] = f"{row.username}（{'店主' if row.is_owner else '员工'}）"
+    if wanted["api"]:
+        for row in db.session.scalars(select(ApiToken).where(ApiToken.id.in_(wanted["api"]))):
+            names[f"api:{row.id}"] = f"Open API（{row.name}）"
+    for uid, person in people_by_user(wanted["user"]).items():
+        names[f"user:{uid}"] = f"{person.name}（顾客）"
+    return names
+
+
+def actor_text(actor: str | None, names: dict[str, str]) -> str:
+    """``actor`` by its name in ``names``, else as a role (an account since deleted)."""
+    actor = actor or ""
+    if actor in names:
+        return names[actor]
+    kind, _, ident = actor.partition(":")
+    role = {"staff": "员工", "api": "Open API", "user": "顾客"}.get(kind)
+    return f"{role} #{ident}" if role else actor
