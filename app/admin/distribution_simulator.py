@@ -13,8 +13,8 @@ from sqlalchemy.orm import joinedload
 
 from app.admin import bp
 from app.admin.decorators import staff_required
-from app.admin.people import agent_names, people_by_merchant
 from app.admin.distribution_forms import bp_text, parse_fen, parse_int, parse_percent
+from app.admin.people import agent_names, people_by_merchant
 from app.catalog.models import Product, Sku
 from app.distribution.admin_input import SettingsError
 from app.distribution.admin_labels import MODE_LABELS

@@ -155,6 +155,16 @@ def people_by_user(user_ids: Iterable[int | None]) -> dict[int, Person]:
     return {p.user_id: p for p in _people(rows)}
 
 
+def people_by_openid(openids: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """Each openid's (user id, label) (one query), for the message log's recipients."""
+    wanted = {o for o in openids if o}
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(User.openid, User.id).where(User.openid.in_(wanted))).all()
+    found = people_by_user(uid for _o, uid in rows)
+    return {o: (uid, found[uid].label()) for o, uid in rows if uid in found}
+
+
 def people_by_distributor(distributor_ids: Iterable[int | None]) -> dict[int, Person]:
     """Each distributor id's Person (one query)."""
     wanted = {i for i in distributor_ids if i}
