@@ -40,7 +40,7 @@ def test_people_search_needs_staff(app, login_as, make):
 
 def test_people_search_by_nickname_phone_code_and_kind(app, login_as, make):
     configure()
-    seller, parent = chain(make, 2)
+    seller, _parent = chain(make, 2)
     seller.user.nickname = "演示·小美"
     db.session.commit()
     buyer = customer_of(make, seller, nickname="王小二")
@@ -78,7 +78,7 @@ def test_forms_carry_pickers_and_take_the_picked_id(app, login_as, make):
         "/admin/distribution/simulator",
         "/admin/distribution/bindings",
         f"/admin/distributors/{seller.id}",
-        "/admin/merchants",
+        "/admin/cloud/merchants",
         "/admin/agents",
     ):
         html = client.get(path).get_data(as_text=True)
@@ -89,7 +89,7 @@ def test_forms_carry_pickers_and_take_the_picked_id(app, login_as, make):
     # The manual binding form posts the ids the pickers chose.
     done = post(
         client,
-        "/admin/distribution/rebind",
+        "/admin/distribution/bindings",
         {"user_id": str(buyer.id), "distributor": str(seller.id)},
         token_from="/admin/distribution/bindings",
     )
@@ -166,10 +166,10 @@ def test_customers_list_search_and_detail(app, login_as, make):
     seller.user.nickname = "推广员小美"
     db.session.commit()
     buyer = customer_of(make, seller, nickname="常客老王")
-    address(buyer, phone="13687654321")
     first = pay(place(make, buyer, price_fen=5000))
     pay(place(make, buyer, price_fen=3000))
     place(make, buyer, price_fen=1000)  # not paid: counted as an order, not as spend
+    address(buyer, phone="13687654321", is_default=True)  # the default address's phone
     refund(first, 1)
     make.user(nickname="路人甲")
     client, _staff = _staff_client(app, login_as, make)
