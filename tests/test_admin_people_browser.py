@@ -121,7 +121,7 @@ def test_pickers_and_admin_screens(app, browser, live_server, make, artifacts):
     assert "一级：演示·小美" in chain_text and "二级：演示·大刘" in chain_text
     assert "已失效" in chain_text  # the full refund took the commission back
     page.locator("#attribution").scroll_into_view_if_needed()
-    page.screenshot(path=str(artifacts / "admin17-order.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "admin17-order.png"))
 
     # The audit log and the message log read names.
     page.goto(f"{live_server.url}/admin/audit")

@@ -162,11 +162,30 @@ def value_text(key: str, value: Any) -> str:
     return str(value)[:MAX_TEXT]
 
 
+def _rows_by_id(side: dict) -> bool:
+    """Whether ``side`` holds whole rows keyed by their ids (``{"2": {"id": 2, ...}}``), as
+    the audit records several rows of one action (bindings, levels)."""
+    return bool(side) and all(isinstance(v, dict) for v in side.values())
+
+
 def field_changes(before: dict | None, after: dict | None) -> list[FieldChange]:
-    """Every field of either side, changed ones first, each with its Chinese label."""
+    """Every field of either side, changed ones first, each with its Chinese label; rows
+    keyed by id are opened, their fields labelled ``#2 绑定时间``."""
     before, after = before or {}, after or {}
     if not isinstance(before, dict) or not isinstance(after, dict):
         before, after = {"value": before}, {"value": after}
+    if (
+        (_rows_by_id(before) or not before)
+        and (_rows_by_id(after) or not after)
+        and (before or after)
+    ):
+        rows = []
+        for key in dict.fromkeys([*before, *after]):
+            for row in field_changes(before.get(key) or {}, after.get(key) or {}):
+                label = f"#{key} {row.label}" if len(before) + len(after) > 2 else row.label
+                rows.append(FieldChange(row.key, label, row.before, row.after, row.changed))
+        rows.sort(key=lambda r: not r.changed)
+        return rows
     rows = []
     for key in dict.fromkeys([*before, *after]):
         old, new = before.get(key), after.get(key)
