@@ -7,8 +7,11 @@ from datetime import timedelta
 from flask import render_template, request
 from sqlalchemy import select
 
+from app.accounts.models import ApiToken, Staff
 from app.admin import bp
+from app.admin.audit_fields import field_changes
 from app.admin.decorators import owner_required
+from app.admin.people import actor_names, actor_text
 from app.core.models import AuditLog
 from app.core.params import page_arg
 from app.core.time import shop_day_start
@@ -69,6 +72,30 @@ ACTION_LABELS = {
     "api_token.revoke": "撤销 API 令牌",
 }
 
+# What an entry is about, in words (the subject column).
+SUBJECT_LABELS = {
+    "order": "订单",
+    "refund": "退款",
+    "withdrawal": "提现",
+    "distribution_settings": "分销设置",
+    "grade": "分销员等级",
+    "distributor": "分销员",
+    "binding": "客户绑定",
+    "commission_rule": "佣金规则",
+    "product": "商品",
+    "sku": "SKU",
+    "order_settings": "订单设置",
+    "notification_settings": "通知设置",
+    "agent": "区域代理",
+    "cloud_settings": "代理分红设置",
+    "agent_rate": "商品代理分红",
+    "merchant": "订货商",
+    "merchant_levels": "订货商等级",
+    "staff": "员工",
+    "api_token": "API 令牌",
+    "user": "顾客",
+}
+
 
 def _filters() -> tuple[dict[str, str], list, str | None]:
     """The filter arguments as given, the SQL conditions they make, and an error."""
@@ -108,6 +135,15 @@ def audit_log():
         error_out=False,
     )
     actions = db.session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action))
+    subjects = db.session.scalars(select(AuditLog.subject).distinct().order_by(AuditLog.subject))
+    staff = db.session.scalars(select(Staff).order_by(Staff.id)).all()
+    tokens = db.session.scalars(select(ApiToken).order_by(ApiToken.id)).all()
+    names = actor_names(
+        [e.actor for e in pagination.items]
+        + [f"staff:{s.id}" for s in staff]
+        + [f"api:{t.id}" for t in tokens]
+        + ([args["actor"]] if args["actor"] else [])
+    )
     return render_template(
         "admin/audit.html",
         pagination=pagination,
@@ -115,5 +151,11 @@ def audit_log():
         form=args,
         actions=list(actions),
         labels=ACTION_LABELS,
+        subjects=list(subjects),
+        subject_labels=SUBJECT_LABELS,
+        actors=[(f"staff:{s.id}", names[f"staff:{s.id}"]) for s in staff]
+        + [(f"api:{t.id}", names[f"api:{t.id}"]) for t in tokens],
+        actor=lambda a: actor_text(a, names),
+        changes=field_changes,
         error=error,
     ), (422 if error else 200)

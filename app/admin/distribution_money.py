@@ -71,6 +71,7 @@ def _ledger_filter() -> tuple[admin_money.LedgerFilter, dict[str, str], str | No
         "state": request.args.get("state", ""),
         "from": (request.args.get("from") or "").strip()[:10],
         "to": (request.args.get("to") or "").strip()[:10],
+        "order": str(bounded_int(request.args.get("order")) or ""),  # from the order page
     }
     error = None
     if args["kind"] not in LEDGER_KINDS:
@@ -99,6 +100,7 @@ def _ledger_filter() -> tuple[admin_money.LedgerFilter, dict[str, str], str | No
         state=args["state"] or None,
         created_from=days["from"],
         created_to=days["to"],
+        order_id=int(args["order"]) if args["order"] else None,
     )
     return flt, {k: v for k, v in args.items() if v}, error
 

@@ -11,10 +11,10 @@ from flask import render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from app import regions
 from app.admin import bp
 from app.admin.decorators import staff_required
 from app.admin.distribution_forms import bp_text, parse_fen, parse_int, parse_percent
+from app.admin.people import agent_names, people_by_merchant
 from app.catalog.models import Product, Sku
 from app.distribution.admin_input import SettingsError
 from app.distribution.admin_labels import MODE_LABELS
@@ -62,6 +62,17 @@ def _chain(text: str) -> list[int]:
     return [int(p) for p in parts]
 
 
+def _merchant_names(result) -> dict[int, str]:
+    rows = result.price_differences.rows if result and result.price_differences else []
+    found = people_by_merchant(r.merchant_id for r in rows)
+    return {mid: p.label() for mid, p in found.items()}
+
+
+def _agent_names(result) -> dict[int, str]:
+    shares = result.region_dividends.shares if result and result.region_dividends else []
+    return agent_names(s.agent.id for s in shares)
+
+
 @bp.get("/distribution/simulator")
 @staff_required
 def distribution_simulator():
@@ -78,7 +89,9 @@ def distribution_simulator():
             who = args.get("who", "buyer")
             buyer_id = chain = None
             if who == "chain":
-                chain = _chain(args.get("chain", ""))
+                picked = [args.get(f"chain{n}", "").strip() for n in (1, 2, 3)]
+                picked = [p for p in picked if p]
+                chain = _chain(",".join(picked) if picked else args.get("chain", ""))
             else:
                 buyer_id = parse_int(args.get("buyer_id", ""), "buyer_id", "买家编号")
             result = simulate(
@@ -113,7 +126,8 @@ def distribution_simulator():
             bp_text(settings.level3_bp),
         ],
         modes=MODE_LABELS,
-        picked=regions.resolve((args.get("district_code") or "").strip()),
+        merchant_names=_merchant_names(result),
+        agent_names=_agent_names(result),
     )
     db.session.rollback()  # a simulation never leaves anything behind
     return page, status

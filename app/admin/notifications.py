@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from app.admin import bp
 from app.admin.decorators import owner_required, staff_required
+from app.admin.people import people_by_openid
 from app.core.audit import audited, rows
 from app.extensions import db
 from app.wechat.menu import MenuError, menu_definition, publish_menu
@@ -105,9 +106,11 @@ def wechat_messages():
             select(OutboundMessage.status, func.count()).group_by(OutboundMessage.status)
         ).all()
     )
+    rows = db.session.scalars(query).all()
     return render_template(
         "admin/notifications_log.html",
-        rows=db.session.scalars(query).all(),
+        rows=rows,
+        recipients=people_by_openid({m.openid for m in rows}),
         kinds=KINDS,
         status_labels=STATUS_LABELS,
         counts=counts,

@@ -20,6 +20,7 @@ from app.admin.decorators import staff_required
 from app.admin.forms import ActionForm
 from app.admin.order_csv import csv_lines
 from app.admin.order_forms import RejectRefundForm, ShipForm
+from app.admin.order_money import order_money
 from app.core.audit import audited, row
 from app.core.models import StatusChange
 from app.core.money import format_yuan
@@ -244,6 +245,7 @@ def _render_detail(order: Order, ship_form: ShipForm | None = None, status: int 
             refunds=refunds,
             payments=payments,
             history=_history(order, refunds),
+            money=order_money(order),
             warnings=shipping_warnings(order) if order.status == "paid" else [],
             ship_form=ship_form,
             reject_form=RejectRefundForm(formdata=None),

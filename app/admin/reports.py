@@ -13,8 +13,12 @@ from app.admin.decorators import staff_required
 from app.admin.order_csv import BOM, safe_cell
 from app.core.charts import Chart, Series, chart
 from app.core.money import format_yuan
+from app.distribution.funnel_days import funnel_report
+from app.distribution.funnel_present import rate
 from app.reports import queries
 from app.reports.periods import GRAINS, Range, parse_range
+
+FUNNEL_DAYS = 30  # the promotion funnel's strip above the charts (a funnel period)
 
 
 def _series(report: queries.Report, keys: list[str]) -> list[Series]:
@@ -94,6 +98,9 @@ def reports():
         summary={r.key: r.totals for r in built},
         args=_args(rng),
         grains=GRAINS,
+        funnel=funnel_report(None, FUNNEL_DAYS),
+        funnel_days=FUNNEL_DAYS,
+        rate=rate,
         error=error,
     ), (422 if error else 200)
 

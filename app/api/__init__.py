@@ -34,6 +34,7 @@ def register_api(app: Flask) -> None:
         merchants,
         orders,
         posters,
+        staff_people,
         wechat,
     )
 

@@ -21,13 +21,13 @@ from sqlalchemy import select
 
 from app import regions
 from app.accounts.models import User
+from app.accounts.names import display_name
 from app.catalog.models import Sku
 from app.cloud.dividends import RegionPreview, capped_dividends, preview_region_dividends
 from app.cloud.price_difference import chain_steps
 from app.cloud.price_difference import line_shares as difference_shares
 from app.cloud.pricing import level_names
 from app.core.money import format_yuan
-from app.distribution.admin_distributors import distributor_label
 from app.distribution.admin_settings import check_levels, check_rule
 from app.distribution.attribution import buyer_chain
 from app.distribution.binding import may_bind
@@ -78,7 +78,7 @@ class SimulatedLevel:
 
     level: int
     distributor_id: int | None
-    distributor: str  # for people: "#3 张三（ABCD2345）" or "—"
+    distributor: str  # for people: "张三（分销员）" or "—"
     amount_fen: int
     rule_source: str  # which rule matched ("" when nobody earns at this level)
     explanation: str  # the arithmetic, or why nothing is earned
@@ -126,7 +126,10 @@ class Simulation:
 
 
 def _label(d: Distributor | None) -> str:
-    return distributor_label(d) if d is not None else "—"
+    """``演示·小美（分销员）``: staff read names, the code is on the distributor's page."""
+    if d is None:
+        return "—"
+    return f"{display_name(d.user.nickname if d.user else '', d.user_id)}（分销员）"
 
 
 def _buyer_chain(

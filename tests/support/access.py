@@ -90,6 +90,7 @@ def world(app, make):
             "sku_id": product.skus[0].id,
             "staff_id": staff.id,
             "order_id": order.id,
+            "customer_id": order.user_id,
             "refund_id": refund.id,
             "grade_id": grade.id,
             "distributor_id": distributor.id,
