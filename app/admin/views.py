@@ -18,6 +18,7 @@ from app.admin import (  # noqa: F401
     orders,
     posters,
     reports,
+    risk,
     settings,
     staff,
     tasks,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 
 from app.accounts.models import User
+from app.accounts.traces import traces_of
 from app.core.audit import record
 from app.core.time import utcnow
 from app.distribution.models import Distributor
@@ -22,6 +23,7 @@ from app.ledger import holds
 from app.ledger.kinds import PENDING
 from app.ledger.models import HOLD_HELD, LedgerEntry, LedgerHold
 from app.orders.models import Order
+from app.risk import signals
 from app.risk.models import RiskFlag
 
 RELEASE = "release"
@@ -178,3 +180,48 @@ def decide(hold_id: int, decision: str, actor: str, note: str) -> LedgerHold:
         },
     )
     return item
+
+
+@dataclass
+class EvidenceRow:
+    label: str
+    buyer: str
+    distributor: str
+    same: bool
+
+
+def side_by_side(item: QueueItem) -> list[EvidenceRow]:
+    """Buyer and distributor, one row per thing the signals compare (a few queries)."""
+    order = item.order
+    phones, places = signals.receivers_of(item.distributor.user_id)
+    phone, place = signals.normalise_phone(order.receiver_phone), signals.order_address(order)
+    payer = signals.payer_openid(order.id) or ""
+    buyer_devices = {(t.ip, t.ua_hash) for t in traces_of([item.buyer.id]) if t.ip}
+    seller_devices = {(t.ip, t.ua_hash) for t in traces_of([item.distributor.user_id]) if t.ip}
+
+    def devices(found) -> str:
+        return "、".join(sorted(f"{ip}（{ua[:6]}）" for ip, ua in found)) or "—"
+
+    return [
+        EvidenceRow(
+            "收货电话", order.receiver_phone, "、".join(sorted(phones)) or "—", phone in phones
+        ),
+        EvidenceRow(
+            "收货地址",
+            f"{order.province}{order.city}{order.district}{order.address_detail}",
+            f"{len(places)} 个地址" if places else "—",
+            place in places,
+        ),
+        EvidenceRow(
+            "微信付款人",
+            payer or "—",
+            item.distributor_user.openid,
+            bool(payer) and payer == item.distributor_user.openid,
+        ),
+        EvidenceRow(
+            "登录设备",
+            devices(buyer_devices),
+            devices(seller_devices),
+            bool(buyer_devices & seller_devices),
+        ),
+    ]

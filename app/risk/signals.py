@@ -168,7 +168,7 @@ def earning_distributors(order_id: int) -> list[Distributor]:
     return list(db.session.scalars(select(Distributor).where(Distributor.id.in_(ids))))
 
 
-def _receivers_of(user_id: int) -> tuple[set[str], set[str]]:
+def receivers_of(user_id: int) -> tuple[set[str], set[str]]:
     """(phones, addresses) a user ships to: saved addresses and their own orders."""
     phones: set[str] = set()
     places: set[str] = set()
@@ -261,7 +261,7 @@ def check_order(order_id: int, now: datetime | None = None) -> int:
             continue  # the buyer's own earning: self-purchase is a setting, not a risk
         owner = db.session.get(User, distributor.user_id)
         if settings.shared_receiver_on:
-            phones, places = _receivers_of(distributor.user_id)
+            phones, places = receivers_of(distributor.user_id)
             phone, place = normalise_phone(order.receiver_phone), order_address(order)
             same = [
                 k for k, hit in (("phone", phone in phones), ("address", place in places)) if hit
