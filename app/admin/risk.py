@@ -53,6 +53,9 @@ def risk_queue():
     if state not in dict(TABS):
         state = HOLD_HELD
     items = review.queue(state)
+    ring_buyers = {
+        uid for item in items for f in item.flags for uid in f.evidence.get("buyers", [])
+    }
     return render_template(
         "admin/risk_queue.html",
         tabs=TABS,
@@ -62,6 +65,7 @@ def risk_queue():
         labels=SIGNAL_LABELS,
         open_count=review.open_count(),
         held_note=HELD_NOTE,
+        names=review.names(ring_buyers),
     )
 
 

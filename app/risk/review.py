@@ -132,6 +132,15 @@ def items(rows) -> list[QueueItem]:
     return result
 
 
+def names(user_ids) -> dict[int, str]:
+    """{user id: nickname (or 用户#id)} for showing people by name."""
+    ids = {i for i in user_ids if isinstance(i, int)}
+    if not ids:
+        return {}
+    rows = db.session.execute(select(User.id, User.nickname).where(User.id.in_(ids)))
+    return {uid: nickname or f"用户#{uid}" for uid, nickname in rows}
+
+
 def open_count() -> int:
     return int(
         db.session.scalar(
