@@ -43,13 +43,13 @@ from app.orders.models import (  # noqa: F401
     ShopSettings,
 )
 from app.posters.models import PosterTemplate  # noqa: F401
-from app.risk.models import RiskFlag, RiskSettings  # noqa: F401
 from app.reports.models import (  # noqa: F401
     ReportDailyDistributor,
     ReportDailyProduct,
     ReportDailyTotal,
     ReportDay,
 )
+from app.risk.models import RiskFlag, RiskSettings  # noqa: F401
 from app.wechat.models import (  # noqa: F401
     DistributorQrcode,
     NotificationSetting,
