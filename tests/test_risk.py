@@ -29,6 +29,7 @@ from app.risk.models import (
     RiskFlag,
 )
 from app.risk.signals import get_risk_settings, normalise_address, normalise_phone
+from jobs.queues import get_queue
 from jobs.risk import check_paid_orders, check_refunded_order, sweep
 from tests.support.commissions import customer_of, distributor, refund
 from tests.support.ledger import configure, entries
@@ -241,3 +242,11 @@ def test_the_periodic_sweep_catches_up_orders_without_a_check(make):
     done = sweep(utcnow() + timedelta(minutes=1))
     assert done["flagged"] == 3
     assert db.session.scalar(select(func.count()).select_from(RiskFlag)) == 3
+
+
+def test_the_paid_follow_up_queues_the_risk_check_after_its_commit(make):
+    _seller, orders = honest(make, buyers=1)
+    job = get_queue("low").fetch_job(f"risk-paid-{orders[0].id}-1")
+    assert job is not None and job.func_name == "jobs.risk.check_paid_orders"
+    assert job.args == ([orders[0].id],)
+    assert job.perform() == 0  # what the worker runs
