@@ -32,6 +32,7 @@ from app.risk.signals import get_risk_settings, normalise_address, normalise_pho
 from jobs.queues import get_queue
 from jobs.risk import check_paid_orders, check_refunded_order, sweep
 from tests.support.commissions import customer_of, distributor, refund
+from tests.support.incentives import make_task
 from tests.support.ledger import configure, entries
 from tests.support.risk import audits, buy, finish_all, flags, holds, honest, ring
 
@@ -250,3 +251,18 @@ def test_the_paid_follow_up_queues_the_risk_check_after_its_commit(make):
     assert job is not None and job.func_name == "jobs.risk.check_paid_orders"
     assert job.args == ([orders[0].id],)
     assert job.perform() == 0  # what the worker runs
+
+
+def test_a_refund_right_after_reaching_a_task_is_flagged(make):
+    make_task(kind="paid_orders", target=1)
+    seller, orders = honest(make, buyers=1)
+    assert [e.kind for e in entries(distributor_id=seller.id, kind="task_reward")] == [
+        "task_reward"
+    ]
+    assert check_refunded_order(orders[0].id) == 0  # not refunded: nothing to say
+    refund(orders[0], 1)
+    assert check_refunded_order(orders[0].id) == 1
+    [flag] = flags(signal="threshold_refund")
+    assert (flag.order_id, flag.distributor_id) == (orders[0].id, seller.id)
+    assert flag.evidence["task_rewards"] == 1
+    assert check_refunded_order(orders[0].id) == 0  # once
