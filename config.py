@@ -121,6 +121,7 @@ class Config:
     INCENTIVES_INTERVAL_SECONDS = 600  # tasks, invite rewards, leaderboards
     REPORTS_INTERVAL_SECONDS = 600  # report summaries
     PRUNE_INTERVAL_SECONDS = 3600  # old push dedupe and outbox rows
+    RISK_SWEEP_SECONDS = 600  # risk checks' catch-up (app/risk/, jobs/risk.py)
     FUNNEL_ROLLUP_SECONDS = 600  # promotion funnel: Redis visits and the day's figures to the DB
     FUNNEL_REDIS_DAYS = 3  # how long the funnel's visit sets stay in Redis
     RECOVERY_INTERVAL_SECONDS = 10  # jobs of dead workers, paid orders without follow-up
@@ -140,6 +141,7 @@ class Config:
         "INCENTIVES_INTERVAL_SECONDS",
         "REPORTS_INTERVAL_SECONDS",
         "PRUNE_INTERVAL_SECONDS",
+        "RISK_SWEEP_SECONDS",
         "FUNNEL_ROLLUP_SECONDS",
         "FUNNEL_REDIS_DAYS",
         "RECOVERY_INTERVAL_SECONDS",

@@ -1,6 +1,7 @@
 """Imports every area's models so SQLAlchemy and Alembic see the whole schema."""
 
 from app.accounts.models import ApiToken, Staff, StaffSession, User  # noqa: F401
+from app.accounts.traces import SignInTrace  # noqa: F401
 from app.catalog.models import Category, Product, ProductImage, Sku  # noqa: F401
 from app.cloud.models import (  # noqa: F401
     AgentProductRate,
@@ -26,7 +27,12 @@ from app.distribution.models import (  # noqa: F401
     Withdrawal,
 )
 from app.incentives.models import GradeChange, IncentiveSettings, LeaderboardOptIn, Task  # noqa: F401
-from app.ledger.models import LedgerEntry, LedgerEntryChange, LedgerSettledHistory  # noqa: F401
+from app.ledger.models import (  # noqa: F401
+    LedgerEntry,
+    LedgerEntryChange,
+    LedgerHold,
+    LedgerSettledHistory,
+)
 from app.orders.models import (  # noqa: F401
     Address,
     CartItem,
@@ -43,6 +49,7 @@ from app.reports.models import (  # noqa: F401
     ReportDailyTotal,
     ReportDay,
 )
+from app.risk.models import RiskFlag, RiskSettings  # noqa: F401
 from app.shop.models import CustomerService, RecentSearch, SearchTerm  # noqa: F401
 from app.wechat.models import (  # noqa: F401
     DistributorQrcode,

@@ -102,15 +102,17 @@ def seed_demo_sales() -> str:
             user_id = demo_user(f"demo-customer-{n}", customer).id
             db.session.flush()
             bind(user_id, seller, "link")
+        # Each buyer their own receiver (phone and street): buyers of one distributor
+        # sharing a receiver is what the risk checks look for (app/risk/signals.py).
         address = Address(
             user_id=user_id,
             name="演示收货人",
-            phone="13800000000",
+            phone=f"139{user_id:08d}",
             province="广东省",
             city="深圳市",
             district="南山区",
             district_code="440305",
-            detail="科技园科苑路 8 号",
+            detail=f"科技园科苑路 {user_id} 号",
         )
         db.session.add(address)
         db.session.flush()

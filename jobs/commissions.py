@@ -59,6 +59,7 @@ from app.ledger.settlement import settle_due
 from app.orders.models import Order, OrderFollowUp
 from app.signals import commissions_settled, orders_paid
 from jobs.queues import enqueue_unless_live, schedule_in_slot, single_flight
+from jobs.risk import enqueue_paid_check
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ def follow_up_batch(order_ids: list[int], own_id: int) -> list:
         db.session.rollback()
         _release([_protection_claim(o) for o in extend])  # nothing was extended
         raise
+    enqueue_paid_check(followed)  # the risk checks (jobs/risk.py), after the commit
     return done
 
 

@@ -65,6 +65,7 @@ from jobs.queues import (
     worker_alive_key,
 )
 from jobs.reports import schedule_report_refresh
+from jobs.risk import schedule_risk_sweep
 from jobs.withdrawals import schedule_transfer_sync
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ PERIODIC_SCHEDULERS = (
     schedule_report_refresh,
     schedule_funnel_rollup,
     schedule_pruning,
+    schedule_risk_sweep,
 )
 RECOVERY_SLOT_KEY = "worker:recovery:slot"
 

@@ -25,6 +25,7 @@ DOMAIN = (
     "app/incentives",
     "app/payments",
     "app/catalog",
+    "app/risk",
 )
 # The shop's domain announces what happened (app/signals.py); the WeChat package, the
 # Open API, the admin and the jobs listen or call it, never the other way round. A
@@ -48,7 +49,11 @@ _DISTRIBUTION_SERVICES = tuple(
 )
 RULES += (
     ("app/orders", ("app.earnings", "app.payments", "app.distribution", "app.ledger"), ()),
-    ("app/ledger", ("app.earnings", "app.incentives", "app.cloud", *_DISTRIBUTION_SERVICES), ()),
+    (
+        "app/ledger",
+        ("app.earnings", "app.incentives", "app.cloud", "app.risk", *_DISTRIBUTION_SERVICES),
+        (),
+    ),
 )
 # (module file, imported module) -> why it is still there
 KNOWN: dict[tuple[str, str], str] = {}

@@ -31,6 +31,7 @@ from wechatpy.exceptions import WeChatException
 
 from app.accounts.oauth import is_wechat_browser, new_state, qr_svg, safe_next
 from app.accounts.services import SignInError, sign_in_wechat_user
+from app.accounts.traces import record_sign_in
 from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.clients import get_oauth
@@ -127,6 +128,8 @@ def callback():
         return _login_error("暂时无法完成微信登录，请稍后再试。", retry_url, status)
 
     login_user(user)
+    # Where and with what browser (hashed): the risk checks compare buyers and distributors.
+    record_sign_in(user.id, request.remote_addr, request.headers.get("User-Agent"))
     db.session.commit()
     if not profile and _profile_stale(user.profile_refreshed_at):
         # Signed in silently but the nickname and avatar are missing or old: ask once.

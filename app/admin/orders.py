@@ -53,6 +53,7 @@ from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import PaymentError
 from app.payments.labels import payment_kind_label, payment_state_label
 from app.payments.refunds import approve_refund
+from jobs.risk import enqueue_refund_check
 
 PER_PAGE = 20
 STATUS_TABS = [
@@ -396,6 +397,7 @@ def refund_approve(refund_id: int):
         return redirect(back)
     db.session.commit()
     if refund.status == "refunded":
+        enqueue_refund_check(refund.order_id, refund.id)  # the risk checks, after the commit
         flash(f"已退款 {format_yuan(refund.amount_fen)}", "success")
     else:
         flash(f"已同意退款 {format_yuan(refund.amount_fen)}，等待微信支付退回", "success")

@@ -22,6 +22,7 @@ from app.admin import (  # noqa: F401
     pickers,
     posters,
     reports,
+    risk,
     service_settings,
     settings,
     settings_product,

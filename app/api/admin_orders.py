@@ -34,6 +34,7 @@ from app.orders.shipping import CARRIERS, ship_order
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
 from app.payments.client import PaymentError
 from app.payments.refunds import approve_refund
+from jobs.risk import enqueue_refund_check
 
 ORDER_ID = "<int:order_id>"
 REFUND_ID = "<int:refund_id>"
@@ -414,6 +415,8 @@ def approve(refund_id: int):
         db.session.rollback()
         raise ApiError(409, "refund_mismatch", "微信退款结果与退款申请不符，请人工核对") from None
     db.session.commit()
+    if refund.status == "refunded":
+        enqueue_refund_check(refund.order_id, refund.id)  # the risk checks, after the commit
     return present_refund(refund)
 
 

@@ -29,6 +29,7 @@ from app.distribution.models import Distributor
 from app.extensions import db
 from app.incentives.models import IncentiveSettings
 from app.ledger.entries import reverse_reward, settle_reward, write_reward
+from app.ledger.holds import not_held
 from app.ledger.kinds import INVITE_REWARD, PENDING
 from app.ledger.models import LedgerEntry
 from app.ledger.settlement import settle_after_for, settlement_eligible
@@ -183,6 +184,7 @@ def settle_invite_rewards(now: datetime | None = None) -> int:
             LedgerEntry.kind == INVITE_REWARD,
             LedgerEntry.state == PENDING,
             settlement_eligible(now),
+            not_held(),  # held for risk review (app/ledger/holds.py): waits for staff
         )
     ).all()
     settled = sum(settle_reward(entry_id, now) for entry_id in due)

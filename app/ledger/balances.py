@@ -29,6 +29,7 @@ from app.accounts.models import User
 from app.accounts.names import display_name
 from app.core.time import utcnow
 from app.extensions import db
+from app.ledger.holds import HELD_NOTE, held_pairs, is_held
 from app.ledger.kinds import PENDING, REVERSED, SETTLED, WITHDRAWAL, WITHDRAWN
 from app.ledger.models import LedgerEntry
 from app.ledger.settlement import not_eligible_reason, settlement_hold_days
@@ -101,8 +102,12 @@ def reason_not_available(
     *,
     refund_open: bool | None = None,
     hold_days: int | None = None,
+    held: bool | None = None,
 ) -> str:
     """Why ``entry`` cannot be withdrawn yet, in Chinese; "" when it counts as available.
+
+    A pending entry held for review (``holds.py``) says ``HELD_NOTE`` (订单待审核，预计 3 个
+    工作日内处理) before anything else; ``held`` may be passed in to save a query.
 
     A pending entry on an order says which part of the settlement rule the order still
     fails (``settlement.not_eligible_reason``: 退款处理中, 待付款确认, 待确认收货,
@@ -116,6 +121,10 @@ def reason_not_available(
         return ""
     if order is None:
         return "待结算"
+    if held is None:
+        held = is_held(order.id, entry.distributor_id)
+    if held:
+        return HELD_NOTE
     why = not_eligible_reason(order, now, refund_open=refund_open, hold_days=hold_days)
     return why or "结算中"
 
@@ -217,6 +226,7 @@ def entry_rows(rows, now: datetime) -> list[EntryRow]:
     )
     lines = lines_of([entry for entry, _order, _nick in rows])
     hold_days = settlement_hold_days()
+    held = held_pairs(order_ids)
     return [
         EntryRow(
             entry=entry,
@@ -228,6 +238,7 @@ def entry_rows(rows, now: datetime) -> list[EntryRow]:
                 now,
                 refund_open=order is not None and order.id in open_refunds,
                 hold_days=hold_days,
+                held=order is not None and (order.id, entry.distributor_id) in held,
             ),
             product_title=lines.get(entry.id, ("", ""))[0],
             sku_text=lines.get(entry.id, ("", ""))[1],

@@ -151,3 +151,36 @@ class LedgerSettledHistory(db.Model):
     available_fen: Mapped[int] = mapped_column(BigInteger)
     income_fen: Mapped[int] = mapped_column(BigInteger)
     computed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+HOLD_HELD = "held"
+HOLD_RELEASED = "released"
+HOLD_REJECTED = "rejected"
+HOLD_STATES = (HOLD_HELD, HOLD_RELEASED, HOLD_REJECTED)
+
+
+class LedgerHold(db.Model):
+    """A distributor's earnings on one order held back for review (``ledger/holds.py``).
+
+    While ``state`` is ``held`` settlement skips the (order, distributor) pending entries,
+    whatever their ``settle_after``; staff release it (the entries settle on the next run)
+    or reject it (the entries are reversed). One hold per (order, distributor): a rerun of
+    the check holds once. ``reason`` is for staff; the distributor sees a plain note.
+    """
+
+    __tablename__ = "ledger_holds"
+    __table_args__ = (
+        UniqueConstraint("order_id", "distributor_id"),
+        CheckConstraint(_one_of("state", HOLD_STATES), name="hold_state_known"),
+        Index("ix_ledger_holds_state", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    distributor_id: Mapped[int] = mapped_column(ForeignKey("distributors.id"), index=True)
+    state: Mapped[str] = mapped_column(String(12), default=HOLD_HELD)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    decided_by: Mapped[str] = mapped_column(String(64), default="")
+    decision_note: Mapped[str] = mapped_column(String(200), default="")

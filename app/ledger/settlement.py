@@ -14,6 +14,9 @@ refund of it is open. Everything that settles uses it:
 and ``not_eligible_reason`` says in Chinese, in the same order of checks, which part of the
 rule an order still fails: what the distributor centre shows as "why not withdrawable".
 
+A hold for review (``holds.py``) keeps a distributor's entries on an order pending past
+the rule: ``settle_due`` skips them while the hold is open.
+
 ``settle_after`` on an entry is the same rule's date, written down: ``completed_at`` plus
 the hold, set on the order's pending entries when it completes (``schedule_order``) and
 again for every completed order's pending entries when the hold days change
@@ -31,6 +34,7 @@ from app.core.time import to_shop_time, utcnow
 from app.distribution.models import DistributionSettings
 from app.extensions import db
 from app.ledger.entries import move_entries
+from app.ledger.holds import not_held
 from app.ledger.kinds import PENDING, SETTLEABLE_KINDS, SETTLED
 from app.ledger.models import LedgerEntry
 from app.orders.models import (
@@ -164,6 +168,7 @@ def _due_ids(now: datetime, limit: int):
             LedgerEntry.state == PENDING,
             LedgerEntry.kind.in_(SETTLEABLE_KINDS),
             settlement_eligible(now),
+            not_held(),  # held for review (holds.py): stays pending past its date
         )
         .limit(limit)
     )

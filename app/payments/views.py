@@ -24,6 +24,7 @@ from app.payments.notices import (
     verify_notice,
 )
 from jobs.payments import enqueue_order_paid
+from jobs.risk import enqueue_refund_check
 
 bp = Blueprint("payments", __name__, url_prefix="/pay")
 
@@ -94,8 +95,11 @@ def notify():
 def refund_notify():
     """Refund notice (REFUND.SUCCESS / CLOSED / ABNORMAL): complete or fail the refund once."""
     notice = verify_notice(request.headers, _read_body())
-    apply_refund(notice.resource)
+    refund, first = apply_refund(notice.resource)
+    order_id, refund_id = (refund.order_id, refund.id) if first else (None, 0)
     db.session.commit()
+    if order_id is not None:
+        enqueue_refund_check(order_id, refund_id)  # the risk checks, after the commit
     return "", 204
 
 

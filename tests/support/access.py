@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from app.accounts.models import ApiToken
 from app.catalog.models import ProductImage
@@ -17,6 +18,8 @@ from app.distribution.distributors import create_distributor
 from app.distribution.withdrawals import request_withdrawal
 from app.extensions import db
 from app.incentives.models import Task
+from app.ledger.holds import hold
+from app.ledger.models import LedgerHold
 from app.orders.refunds import request_refund
 from app.orders.services import mark_paid
 from app.posters.models import PosterTemplate
@@ -80,6 +83,7 @@ def world(app, make):
     )
     db.session.add(task)
     api_token, _secret = ApiToken.issue("world")
+    hold(order.id, distributor.id, "风控测试")  # a risk hold, for the review URLs
     db.session.commit()
     return {
         "args": {
@@ -99,6 +103,8 @@ def world(app, make):
             "merchant_id": merchant.id,
             "agent_id": agent.id,
             "token_id": api_token.id,
+            "hold_id": db.session.scalar(select(LedgerHold.id)),
+            "user_id": order.user_id,
         },
         "customer": make.user(),
         "staff": staff,

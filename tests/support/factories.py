@@ -76,19 +76,22 @@ def staff(username: str | None = None, password: str = "password123", role: str 
 
 
 def address(owner: User | int, **fields) -> Address:
-    """A delivery address of ``owner`` (a user or user id): 广东省深圳市南山区 unless ``fields``
-    say otherwise (``district_code`` should match the names: region dividends key on it)."""
+    """A delivery address of ``owner`` (a user or user id): 广东省深圳市南山区, phone
+    13800000000 + user id - 1 and street 科技园<user id>号 unless ``fields`` say otherwise
+    (``district_code`` should match the names: region dividends key on it)."""
+    user_id = owner if isinstance(owner, int) else owner.id
+    # Each customer their own phone and street (user 1: 13800000000, 科技园1号), so honest
+    # customers never look like a ring to the risk checks (app/risk/signals.py).
     values = {
         "name": "张三",
-        "phone": "13800000000",
+        "phone": str(13800000000 + user_id - 1),
         "province": "广东省",
         "city": "深圳市",
         "district": "南山区",
         "district_code": "440305",
-        "detail": "科技园1号",
+        "detail": f"科技园{user_id}号",
         **fields,
     }
-    user_id = owner if isinstance(owner, int) else owner.id
     row = Address(user_id=user_id, **values)
     db.session.add(row)
     db.session.commit()
