@@ -30,6 +30,9 @@ SANDBOX_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 SANDBOX_MCHID = "1900000001"
 SANDBOX_APIV3_KEY = "sandboxapiv3key0123456789abcdefg"
 SANDBOX_ORIGIN = "http://127.0.0.1:5001"
+# The stand-in's mini-program (小程序) credentials: jscode2session, getwxacodeunlimit.
+SANDBOX_MINIAPP_APPID = "wx5andb0x0000wxa"
+SANDBOX_MINIAPP_SECRET = "sandbox-miniapp-secret-0123456789"  # noqa: S105 - public test value
 # Where development and tests generate the stand-in's Pay key pairs (app/payments/sandbox_keys).
 SANDBOX_PAY_KEYS_DIR = INSTANCE_DIR / "wechatpay-sandbox"
 
@@ -102,6 +105,8 @@ class Config:
     UPLOAD_DIR: str = str(INSTANCE_DIR / "uploads")
     # 商家转账 scene for withdrawals ("1000" 现金营销; "1005" 佣金报酬 if the merchant has it).
     WECHAT_TRANSFER_SCENE_ID = "1000"
+    # The mini-program page its codes (getwxacodeunlimit) open; the scene is the ref code.
+    WECHAT_MINIAPP_PAGE = "pages/index/index"
 
     # The worker's periodic work, in seconds (jobs/worker.py). Each may be set from the
     # environment under the same name; a value that is not a positive integer stops the start.
@@ -163,6 +168,11 @@ class Config:
             WECHAT_PAY_PUBLIC_KEY_ID=_env("WECHAT_PAY_PUBLIC_KEY_ID"),
             UPLOAD_DIR=_env("UPLOAD_DIR", cls.UPLOAD_DIR),
             WECHAT_TRANSFER_SCENE_ID=_env("WECHAT_TRANSFER_SCENE_ID", cls.WECHAT_TRANSFER_SCENE_ID),
+            # Optional: without them the mini-program doors answer 503 and posters carry
+            # only the official account's QR code.
+            WECHAT_MINIAPP_APPID=_env("WECHAT_MINIAPP_APPID"),
+            WECHAT_MINIAPP_SECRET=_env("WECHAT_MINIAPP_SECRET"),
+            WECHAT_MINIAPP_PAGE=_env("WECHAT_MINIAPP_PAGE", cls.WECHAT_MINIAPP_PAGE),
             TRUSTED_PROXIES=_proxy_count(_env("TRUSTED_PROXIES", "0")),
         )
         settings.update(
@@ -187,6 +197,8 @@ class _SandboxDefaults(Config):
             "WECHAT_AES_KEY": SANDBOX_AES_KEY,
             "WECHAT_PAY_MCHID": SANDBOX_MCHID,
             "WECHAT_PAY_APIV3_KEY": SANDBOX_APIV3_KEY,
+            "WECHAT_MINIAPP_APPID": SANDBOX_MINIAPP_APPID,
+            "WECHAT_MINIAPP_SECRET": SANDBOX_MINIAPP_SECRET,
             "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
         }
         for key, value in defaults.items():
@@ -294,6 +306,8 @@ _STAND_IN_VALUES = {
     "WECHAT_AES_KEY": SANDBOX_AES_KEY,
     "WECHAT_PAY_MCHID": SANDBOX_MCHID,
     "WECHAT_PAY_APIV3_KEY": SANDBOX_APIV3_KEY,
+    "WECHAT_MINIAPP_APPID": SANDBOX_MINIAPP_APPID,
+    "WECHAT_MINIAPP_SECRET": SANDBOX_MINIAPP_SECRET,
 }
 _ORIGINS = ("WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHAT_MP_BASE", "WECHAT_PAY_API_BASE")
 MIN_SECRET_KEY_BYTES = 32

@@ -35,6 +35,7 @@ def register_api(app: Flask) -> None:
         orders,
         posters,
         wechat,
+        wxa,
     )
 
     # Bearer tokens are not sent by browsers on their own, so there is no CSRF to defend
