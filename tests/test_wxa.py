@@ -81,7 +81,7 @@ def test_an_expired_access_token_is_refused(app_ctx, client, sandbox):
     row = db.session.scalar(select(CustomerToken).where(CustomerToken.user_id == tokens["user_id"]))
     row.access_expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
-    assert ACCESS_TTL == timedelta(hours=2)
+    assert timedelta(hours=2) == ACCESS_TTL
     assert client.get("/api/v1/me", headers=bearer(tokens)).status_code == 401
     renewed = client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert client.get("/api/v1/me", headers=bearer(renewed.json)).status_code == 200

@@ -57,7 +57,7 @@ class RefreshIn(BaseModel):
 
 
 class TokenOut(BaseModel):
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
     access_token: str
     expires_in: int = Field(..., description="访问令牌有效秒数（2 小时）")
     refresh_token: str

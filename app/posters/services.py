@@ -37,8 +37,8 @@ from app.posters.render import (
     render_poster,
     sample_content,
 )
-from app.shop.queries import get_product, price_summary
 from app.posters.wxacode import poster_wxacode
+from app.shop.queries import get_product, price_summary
 from app.wechat.qrcodes import QrcodeError, qrcode_for
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,6 @@ WeChat; a new page setting gives a new key.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 
@@ -67,4 +66,4 @@ def poster_wxacode(distributor: Distributor) -> tuple[str, Image.Image | None]:
     except (MiniappError, OSError) as err:
         log.warning("mini-program code unavailable for distributor %s: %s", distributor.id, err)
         return "", None
-    return hashlib.sha256(data).hexdigest()[:16] if not key else key, image.convert("RGB")
+    return key, image.convert("RGB")
