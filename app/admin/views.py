@@ -9,6 +9,7 @@ from app.admin import (  # noqa: F401
     bp,
     catalog,
     dashboard,
+    discounts,
     distribution,
     distribution_funnel,
     distribution_money,

@@ -6,6 +6,10 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
 
 from app.core.branding import shop_name
+from app.core.params import MAX_ID
+from app.discounts.models import TimedDiscount
+from app.discounts.present import countdown, discounted_page_data
+from app.discounts.pricing import running_discount, unit_prices
 from app.orders.limits import held_by_unpaid
 from app.shop import cache, queries
 
@@ -99,7 +103,9 @@ def search():
     )
 
 
-def _render_product_page(product_id: int, held: bool = False) -> tuple[str, tuple] | None:
+def _render_product_page(
+    product_id: int, held: bool = False, discount: TimedDiscount | None = None
+) -> tuple[str, tuple] | None:
     """The whole product page as HTML with the ids of its SKUs when the product is sold
     out (else ``()``), or None when the product is not for sale.
 
@@ -110,11 +116,15 @@ def _render_product_page(product_id: int, held: bool = False) -> tuple[str, tupl
     if found is None or not found.skus:
         return None
     total_stock = found.total_stock
+    summary, picker = queries.price_summary(found), queries.sku_picker_data(found)
+    if discount is not None:  # prices now: the one rule in app/discounts/pricing.py
+        summary, picker = discounted_page_data(found, unit_prices(found.skus), summary, picker)
     html = render_template(
         "shop/product.html",
         product=found,
-        prices=queries.price_summary(found),
-        picker={**queries.sku_picker_data(found), "held": held},
+        prices=summary,
+        timed_discount=countdown(discount) if discount is not None else None,
+        picker={**picker, "held": held},
         total_stock=total_stock,
         held=held,
     )
@@ -133,13 +143,22 @@ def product(product_id: int):
     payment changes it and no catalog row), so it is asked on every view of a sold-out
     page, outside the cache, and picks one of the page's two cached variants.
     """
-    page = cache.cached(("product", product_id), lambda: _render_product_page(product_id))
+    if product_id > MAX_ID:  # before any query: PostgreSQL refuses such an integer
+        abort(404, description="商品不存在或已下架")
+    # A running timed discount changes the prices and adds a countdown: its id and version
+    # are part of the key, so the page changes when one starts, ends or is edited.
+    discount = running_discount(product_id)
+    running = (discount.id, discount.version) if discount is not None else None
+    page = cache.cached(
+        ("product", product_id, running), lambda: _render_product_page(product_id, False, discount)
+    )
     if page is None:
         abort(404, description="商品不存在或已下架")
     html, sold_out_skus = page
     if sold_out_skus and held_by_unpaid(sold_out_skus):
         held = cache.cached(
-            ("product", product_id, "held"), lambda: _render_product_page(product_id, True)
+            ("product", product_id, running, "held"),
+            lambda: _render_product_page(product_id, True, discount),
         )
         html = held[0] if held is not None else html
     return html

@@ -12,6 +12,7 @@ from app.cloud.agents import apply_for_region
 from app.cloud.merchants import create_merchant
 from app.cloud.pricing import save_levels
 from app.core.time import utcnow
+from app.discounts.models import TimedDiscount
 from app.distribution.admin_settings import save_grade
 from app.distribution.distributors import create_distributor
 from app.distribution.withdrawals import request_withdrawal
@@ -80,6 +81,14 @@ def world(app, make):
     )
     db.session.add(task)
     api_token, _secret = ApiToken.issue("world")
+    discount = TimedDiscount(
+        product_id=product.id,
+        mode="percent",
+        percent_off_bp=1000,
+        starts_at=utcnow(),
+        ends_at=utcnow() + timedelta(days=1),
+    )
+    db.session.add(discount)
     db.session.commit()
     return {
         "args": {
@@ -98,6 +107,7 @@ def world(app, make):
             "merchant_id": merchant.id,
             "agent_id": agent.id,
             "token_id": api_token.id,
+            "discount_id": discount.id,
         },
         "customer": make.user(),
         "staff": staff,
