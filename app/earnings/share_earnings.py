@@ -6,8 +6,9 @@ commission when the product's discounted sales earn none), sold by this distribu
 level 1. ``estimates`` hands such transient lines (never added to the session) and a
 level-1 attribution to ``levels.commission_rows``, the very function the paid-order
 pipeline calls, so the rule precedence (SKU rule, product rule, the distributor's grade,
-the shop default), the rounding rule and the payout cap are the job's and no arithmetic is written twice. Levels 2-3, region
-dividends and 级差 are not part of 分享赚: they are not the sharer's money.
+the shop default), the rounding rule and the payout cap are the job's and no arithmetic
+is written twice. Levels 2-3, region dividends and 级差 are not part of 分享赚: they are
+not the sharer's money.
 
 Who sees a figure (``sharer_for_user``): an active distributor of a shop with
 distribution on, whose own sales earn commissions under the precedence plan
