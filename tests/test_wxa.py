@@ -217,3 +217,16 @@ def test_refresh_and_revoke_refuse_garbage(client, path):
     if path.endswith("revoke"):
         assert res.json["revoked"] is False
     assert client.post(path, json={"refresh_token": ""}).status_code == 422
+
+
+def test_the_centre_poster_page_shows_the_mini_program_code(make, app, login_as):
+    with app.app_context():
+        user = make.user(nickname="中心分销员")
+        create_distributor(user.id, None)
+        db.session.commit()
+        client = app.test_client()
+        login_as(client, user)
+        page = client.get("/distributor/posters").get_data(as_text=True)
+        assert 'src="/api/v1/distributor/wxacode"' in page
+        code = client.get("/api/v1/distributor/wxacode")  # the H5 session cookie works too
+        assert code.status_code == 200 and code.data.startswith(PNG_MAGIC)
