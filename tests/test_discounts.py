@@ -253,3 +253,13 @@ def test_bad_discount_forms_get_a_chinese_error(make, client, login_as, changes)
 def test_discount_ids_past_max_id_are_404(make, client, login_as):
     login_as(client, make.staff("discounter"))
     assert client.get("/admin/discounts/99999999999").status_code == 404
+
+
+def test_the_api_product_detail_gives_the_discount_price(make, client):
+    product = make.product(price_fen=10000, stock=5)
+    assert client.get(f"/api/v1/products/{product.id}").json["discount_ends_at"] is None
+    discount(product, percent_off_bp=1000)
+    body = client.get(f"/api/v1/products/{product.id}").json
+    assert body["skus"][0]["price_fen"] == 9000
+    assert body["skus"][0]["original_price_fen"] >= 10000
+    assert body["discount_ends_at"]
