@@ -120,12 +120,6 @@ def revoke(refresh_token: str, now: datetime | None = None) -> bool:
     return _retire(row, "revoked", now or utcnow())
 
 
-def revoke_access(access_token: str, now: datetime | None = None) -> bool:
-    """End the pair an access token belongs to (signing out with the access token)."""
-    row = token_for_access(access_token, now)
-    return row is not None and _retire(row, "revoked", now or utcnow())
-
-
 def token_for_access(access_token: str, now: datetime | None = None) -> CustomerToken | None:
     """The live token row of ``access_token``, or None (unknown, ended, expired)."""
     access_token = (access_token or "").strip()
