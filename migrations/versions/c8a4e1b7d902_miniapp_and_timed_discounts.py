@@ -12,7 +12,6 @@ Create Date: 2026-12-07 17:10:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = "c8a4e1b7d902"
 down_revision = "5f2c9a7e4d31"
