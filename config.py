@@ -33,6 +33,9 @@ SANDBOX_ORIGIN = "http://127.0.0.1:5001"
 # 快递100's stand-in (app/wechat/sandbox/kuaidi100.py) checks these, as 快递100 checks yours.
 SANDBOX_KUAIDI100_CUSTOMER = "SANDBOXKD100CUSTOMER"
 SANDBOX_KUAIDI100_KEY = "sandbox-kuaidi100-key"
+# The stand-in's mini-program (小程序) credentials: jscode2session, getwxacodeunlimit.
+SANDBOX_MINIAPP_APPID = "wx5andb0x0000wxa"
+SANDBOX_MINIAPP_SECRET = "sandbox-miniapp-secret-0123456789"  # noqa: S105 - public test value
 # Where development and tests generate the stand-in's Pay key pairs (app/payments/sandbox_keys).
 SANDBOX_PAY_KEYS_DIR = INSTANCE_DIR / "wechatpay-sandbox"
 
@@ -111,6 +114,8 @@ class Config:
     # page shows the carrier, the number and a link to the carrier's own site.
     KUAIDI100_TIMEOUT_SECONDS = 5.0
     KUAIDI100_CACHE_SECONDS = 1800
+    # The mini-program page its codes (getwxacodeunlimit) open; the scene is the ref code.
+    WECHAT_MINIAPP_PAGE = "pages/index/index"
 
     # The worker's periodic work, in seconds (jobs/worker.py). Each may be set from the
     # environment under the same name; a value that is not a positive integer stops the start.
@@ -178,6 +183,11 @@ class Config:
             WECHAT_PAY_PUBLIC_KEY_ID=_env("WECHAT_PAY_PUBLIC_KEY_ID"),
             UPLOAD_DIR=_env("UPLOAD_DIR", cls.UPLOAD_DIR),
             WECHAT_TRANSFER_SCENE_ID=_env("WECHAT_TRANSFER_SCENE_ID", cls.WECHAT_TRANSFER_SCENE_ID),
+            # Optional: without them the mini-program doors answer 503 and posters carry
+            # only the official account's QR code.
+            WECHAT_MINIAPP_APPID=_env("WECHAT_MINIAPP_APPID"),
+            WECHAT_MINIAPP_SECRET=_env("WECHAT_MINIAPP_SECRET"),
+            WECHAT_MINIAPP_PAGE=_env("WECHAT_MINIAPP_PAGE", cls.WECHAT_MINIAPP_PAGE),
             TRUSTED_PROXIES=_proxy_count(_env("TRUSTED_PROXIES", "0")),
             # /metrics: addresses or networks allowed (comma-separated), or a bearer token.
             METRICS_ALLOW=_env("METRICS_ALLOW", cls.METRICS_ALLOW),
@@ -217,6 +227,8 @@ class _SandboxDefaults(Config):
             "WECHAT_AES_KEY": SANDBOX_AES_KEY,
             "WECHAT_PAY_MCHID": SANDBOX_MCHID,
             "WECHAT_PAY_APIV3_KEY": SANDBOX_APIV3_KEY,
+            "WECHAT_MINIAPP_APPID": SANDBOX_MINIAPP_APPID,
+            "WECHAT_MINIAPP_SECRET": SANDBOX_MINIAPP_SECRET,
             "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
         }
         for key, value in defaults.items():
@@ -331,6 +343,8 @@ _STAND_IN_VALUES = {
     "WECHAT_AES_KEY": SANDBOX_AES_KEY,
     "WECHAT_PAY_MCHID": SANDBOX_MCHID,
     "WECHAT_PAY_APIV3_KEY": SANDBOX_APIV3_KEY,
+    "WECHAT_MINIAPP_APPID": SANDBOX_MINIAPP_APPID,
+    "WECHAT_MINIAPP_SECRET": SANDBOX_MINIAPP_SECRET,
 }
 _ORIGINS = ("WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHAT_MP_BASE", "WECHAT_PAY_API_BASE")
 MIN_SECRET_KEY_BYTES = 32

@@ -1,6 +1,6 @@
 """Imports every area's models so SQLAlchemy and Alembic see the whole schema."""
 
-from app.accounts.models import ApiToken, Staff, StaffSession, User  # noqa: F401
+from app.accounts.models import ApiToken, CustomerToken, Staff, StaffSession, User  # noqa: F401
 from app.accounts.traces import SignInTrace  # noqa: F401
 from app.catalog.models import Category, Product, ProductImage, Sku  # noqa: F401
 from app.cloud.models import (  # noqa: F401
@@ -13,6 +13,11 @@ from app.cloud.models import (  # noqa: F401
     RegionAgent,
 )
 from app.core.models import AuditLog, StatusChange  # noqa: F401
+from app.discounts.models import (  # noqa: F401
+    DiscountProductSetting,
+    TimedDiscount,
+    TimedDiscountPrice,
+)
 from app.distribution.funnel_models import FunnelClosedDay, FunnelDay  # noqa: F401
 from app.distribution.models import (  # noqa: F401
     Binding,

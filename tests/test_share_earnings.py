@@ -113,7 +113,7 @@ def test_a_list_costs_a_few_queries_whatever_its_length(make):
     with counted_queries() as seen:
         found = estimates(seller.id, ids)
     assert len(found) == 20
-    assert len(seen) <= 5, seen
+    assert len(seen) <= 6, seen  # 5, and the running timed discounts (discounts/pricing.py)
     assert found[products[3].id].max_fen == 2000 * 2003 // 10000
 
 

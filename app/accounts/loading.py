@@ -9,9 +9,10 @@ back either: it carries no session token, so the loader refuses it.
 
 from __future__ import annotations
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, g, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
 
+from app.accounts.customer_tokens import ACCESS_PREFIX, token_for_access
 from app.accounts.models import Staff, User
 from app.accounts.staff_sessions import STAFF_SESSION_KEY, find_active, touch
 from app.core.errors import ApiError
@@ -40,6 +41,27 @@ def load_principal(user_id: str):
     return staff
 
 
+# The customer JSON API; the merchant Open API (/api/v1/admin) has its own sk_ tokens.
+CUSTOMER_API_PREFIX = "/api/v1/"
+MERCHANT_API_PREFIX = "/api/v1/admin"
+
+
+def load_customer_from_bearer(req):
+    """A customer named by ``Authorization: Bearer ca_...`` on the customer JSON API (the
+    mini-program), or None. Sets ``g.customer_token`` (pay reads its channel)."""
+    if not req.path.startswith(CUSTOMER_API_PREFIX) or req.path.startswith(MERCHANT_API_PREFIX):
+        return None
+    scheme, _, secret = req.headers.get("Authorization", "").strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret.startswith(ACCESS_PREFIX):
+        return None
+    row = token_for_access(secret)
+    if row is None:
+        return None
+    g.customer_token = row
+    return db.session.get(User, row.user_id)
+
+
 def refresh_staff_session() -> None:
     """``before_request``: keep a staff session alive, or drop one that has ended.
 
@@ -66,6 +88,7 @@ def refresh_staff_session() -> None:
 def configure_login(manager: LoginManager) -> None:
     """Install the loader and the "not signed in" answer for each area."""
     manager.user_loader(load_principal)
+    manager.request_loader(load_customer_from_bearer)
     manager.session_protection = "basic"
 
     @manager.unauthorized_handler

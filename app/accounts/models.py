@@ -26,6 +26,8 @@ class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     openid: Mapped[str] = mapped_column(String(64), unique=True)
     unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The mini-program's openid (another app, another openid); see app/accounts/wxa.py.
+    wxa_openid: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     nickname: Mapped[str] = mapped_column(String(64), default="")
     avatar_url: Mapped[str] = mapped_column(String(512), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
@@ -155,3 +157,34 @@ class ApiToken(db.Model):
     def expired(self, now: datetime) -> bool:
         """Whether the token's expiry has passed at ``now``."""
         return self.expires_at is not None and self.expires_at <= now
+
+
+CUSTOMER_TOKEN_CHANNELS = ("wxa",)
+
+
+class CustomerToken(db.Model):
+    """A customer's bearer tokens for the JSON API (the mini-program): an access token
+    (short-lived) and the refresh token that renews it. Only SHA-256s are stored.
+
+    A refresh rotates: the row is retired (``revoked_at``, reason ``rotated``) and a new
+    row issued, so a refresh token works once. ``revoke`` ends a row at once.
+    """
+
+    __tablename__ = "customer_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(8), default="wxa")
+    access_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    access_expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    refresh_expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # rotated (refreshed), revoked (signed out)
+    revoked_reason: Mapped[str | None] = mapped_column(String(16))
+
+    @staticmethod
+    def hash(token: str) -> str:
+        """The stored form of a token."""
+        return hashlib.sha256(token.encode()).hexdigest()

@@ -61,6 +61,10 @@ def change_password(staff: Staff, password: str, keep_session_id: int | None = N
     return end_all(staff.id, "password_changed", keep_id=keep_session_id)
 
 
+# users.openid of a customer known so far only from the mini-program (app/accounts/wxa.py).
+PLACEHOLDER_PREFIX = "wxa:"
+
+
 class SignInError(ValueError):
     """WeChat gave us an identity we cannot use (message in Chinese)."""
 
@@ -117,6 +121,11 @@ def sign_in_wechat_user(
             user = _find_wechat_user(openid, unionid)
             if user is None:
                 raise SignInError("微信用户创建失败，请重试")
+    if user.openid.startswith(PLACEHOLDER_PREFIX) and user.openid != openid:
+        # Known from the mini-program (same unionid): now we have their official openid.
+        taken = db.session.scalar(_USER_BY_OPENID, {"openid": openid})
+        if taken is None:
+            user.openid = openid
     if unionid and user.unionid is None:
         taken = db.session.scalar(select(User.id).where(User.unionid == unionid))
         if taken is None:

@@ -12,6 +12,7 @@ from app.admin import (  # noqa: F401
     catalog_uploads,
     customers,
     dashboard,
+    discounts,
     distribution,
     distribution_funnel,
     distribution_money,

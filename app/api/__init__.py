@@ -36,6 +36,7 @@ def register_api(app: Flask) -> None:
         posters,
         staff_people,
         wechat,
+        wxa,
     )
 
     # Bearer tokens are not sent by browsers on their own, so there is no CSRF to defend

@@ -95,6 +95,16 @@ def refuse_long_uri() -> None:
         raise ApiError(414, "uri_too_long", f"请求地址过长（不能超过 {MAX_URI_LENGTH} 字节）")
 
 
+PUBLIC_ATTR = "_api_public_write"
+
+
+def public_write(view: Callable) -> Callable:
+    """Mark a customer-side write that needs no sign-in (the mini-program's sign-in,
+    refresh and sign-out doors, which carry their own credential in the body)."""
+    setattr(view, PUBLIC_ATTR, True)
+    return view
+
+
 def require_customer_for_writes() -> None:
     """A write on the customer side needs a signed-in customer, then a valid CSRF token.
 
@@ -104,6 +114,9 @@ def require_customer_for_writes() -> None:
     page on another site cannot add that header without a CORS preflight we never allow.
     """
     if request.method not in WRITE_METHODS:
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, PUBLIC_ATTR, False):
         return
     person = current_user
     if not person.is_authenticated or getattr(person, "is_staff", False):

@@ -99,7 +99,7 @@ def cart_out(cart: CartView) -> CartOut:
                 image_url=media_url(line.sku.product.cover.filename)
                 if line.sku.product.cover
                 else None,
-                price_fen=line.sku.price_fen,
+                price_fen=line.unit_price_fen,
                 quantity=line.item.quantity,
                 amount_fen=line.amount_fen,
                 stock=line.sku.stock,

@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import redis
-from flask import current_app, url_for
+from flask import current_app, g, url_for
 from flask_login import current_user
 from pydantic import BaseModel, Field, StrictInt
 from spectree import Response
 from sqlalchemy import select
 
 from app.accounts.guards import customer_id, customer_required
+from app.accounts.wxa import has_official_openid
 from app.api.blueprints import bp
 from app.api.present import media_url, page_meta
 from app.api.schemas import MAX_ID, Body, ErrorResponse, Id, Name, PageMeta, PageQuery, Text
@@ -437,9 +438,10 @@ def pay_order(order_id: int):
         raise ApiError(409, "not_payable", "订单当前状态不能支付")
     if _aware(order.pay_deadline) < utcnow():
         raise ApiError(409, "order_expired", "订单已超时关闭，请重新下单")
+    appid, openid = _payer()
     try:
-        prepay_id = create_prepay(order, current_user.openid)
-        params = jsapi_params(prepay_id)
+        prepay_id = create_prepay(order, openid, appid)
+        params = jsapi_params(prepay_id, appid)
     except PaymentError as exc:
         db.session.rollback()
         raise ApiError(exc.status, exc.code.lower(), exc.message) from None
@@ -449,6 +451,21 @@ def pay_order(order_id: int):
         back = current_app.config["PUBLIC_BASE_URL"] + url_for("orders.pay", order_id=order.id)
         cashier = sandbox_cashier_url(prepay_id, back)
     return PayOut(out_trade_no=order.out_trade_no, jsapi=JsapiParams(**params), cashier_url=cashier)
+
+
+def _payer() -> tuple[str | None, str]:
+    """(appid, openid) of who pays: signed in from the mini-program (a ``wxa`` bearer
+    token), its appid and openid, for ``wx.requestPayment``; else the official account's."""
+    token = g.get("customer_token")
+    if token is not None and token.channel == "wxa":
+        if not current_app.config.get("WECHAT_MINIAPP_APPID"):
+            raise ApiError(503, "miniapp_not_configured", "小程序未配置")
+        if not current_user.wxa_openid:
+            raise ApiError(400, "no_openid", "请在小程序中重新登录后再支付")
+        return current_app.config["WECHAT_MINIAPP_APPID"], current_user.wxa_openid
+    if not has_official_openid(current_user):
+        raise ApiError(400, "no_openid", "请在微信中打开并登录后再支付")
+    return None, current_user.openid
 
 
 @bp.post(f"/orders/{ORDER_ID}/cancel")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.api import schemas
 from app.catalog.models import Category, Product, ProductImage, Sku
+from app.discounts.pricing import unit_prices
 from app.distribution.admin_settings import describe_rule
 from app.distribution.models import CommissionRule
 from app.extensions import db
@@ -63,7 +64,11 @@ def product_summary(product: Product) -> schemas.ProductSummary:
 
 
 def product_detail(product: Product) -> schemas.ProductDetail:
-    """A product with its images and SKUs, as a customer sees it."""
+    """A product with its images and SKUs, as a customer sees it: each SKU at what it
+    costs now (a running timed discount included, app/discounts/pricing.py), the list
+    price as its original price then, and when the discount ends."""
+    prices = unit_prices(product.skus)
+    ends = next((p.discount.ends_at for p in prices.values() if p.discounted), None)
     return schemas.ProductDetail(
         **_summary_fields(product),
         description=product.description,
@@ -74,12 +79,15 @@ def product_detail(product: Product) -> schemas.ProductDetail:
             schemas.SkuOut(
                 id=s.id,
                 specs=dict(s.specs or {}),
-                price_fen=s.price_fen,
-                original_price_fen=s.original_price_fen,
+                price_fen=prices[s.id].price_fen,
+                original_price_fen=max(s.original_price_fen, s.price_fen)
+                if prices[s.id].discounted
+                else s.original_price_fen,
                 stock=s.stock,
             )
             for s in product.skus
         ],
+        discount_ends_at=ends if ends is None or ends.tzinfo else ends.replace(tzinfo=UTC),
     )
 
 

@@ -212,6 +212,9 @@ class ProductDetail(ProductSummary):
     spec_names: list[str] = Field(description="规格项名称，按展示顺序，如 ['颜色', '尺码']")
     images: list[ImageOut]
     skus: list[SkuOut]
+    discount_ends_at: datetime | None = Field(
+        None, description="限时折扣结束时间（进行中时；SKU 的 price_fen 已是折扣价）"
+    )
 
 
 class Me(BaseModel):

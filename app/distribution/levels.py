@@ -8,8 +8,10 @@ commissions at all (the precedence plan) and writes the rows.
 Every attributed beneficiary (``attribution.py``) gets one row per order line and level
 (kind ``level_1/2/3``), computed by ``rules.line_shares`` on what the customer paid for the
 line (``line.amount_fen``, after discounts, without shipping). Lines refunded in full earn
-nothing. The payout cap trims the line's commissions, level 3 first
-(``payout_cap.trim_to_cap``); a share trimmed to nothing is left out.
+nothing, nor do lines sold in a timed discount of a product whose discounted sales earn no
+commission (``line.commission_exempt``, app/discounts/pricing.py). The payout cap trims
+the line's commissions, level 3 first (``payout_cap.trim_to_cap``); a share trimmed to
+nothing is left out.
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ def commission_rows(
     for line in lines:
         if line.amount_fen - line.refunded_fen <= 0:
             continue
+        if line.commission_exempt:
+            continue  # sold in a timed discount without commissions (app/discounts)
         sku_rule, product_rule = product_rules(line.product_id, line.sku_id)
         shares = line_shares(
             paid_fen=line.amount_fen,

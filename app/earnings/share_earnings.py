@@ -1,12 +1,14 @@
 """分享赚: what a distributor earns on a product they share, and the 推广商品库 behind it.
 
 The figure is the commission job's own result for a made-up line: one unit of the SKU at
-its price, sold by this distributor at level 1. ``estimates`` hands such transient lines
-(never added to the session) and a level-1 attribution to ``levels.commission_rows``,
-the very function the paid-order pipeline calls, so the rule precedence (SKU rule,
-product rule, the distributor's grade, the shop default), the rounding rule and the
-payout cap are the job's and no arithmetic is written twice. Levels 2-3, region
-dividends and 级差 are not part of 分享赚: they are not the sharer's money.
+its price now (``discounts.pricing.unit_prices``: a running timed discount's price, and no
+commission when the product's discounted sales earn none), sold by this distributor at
+level 1. ``estimates`` hands such transient lines (never added to the session) and a
+level-1 attribution to ``levels.commission_rows``, the very function the paid-order
+pipeline calls, so the rule precedence (SKU rule, product rule, the distributor's grade,
+the shop default), the rounding rule and the payout cap are the job's and no arithmetic
+is written twice. Levels 2-3, region dividends and 级差 are not part of 分享赚: they are
+not the sharer's money.
 
 Who sees a figure (``sharer_for_user``): an active distributor of a shop with
 distribution on, whose own sales earn commissions under the precedence plan
@@ -33,6 +35,7 @@ from sqlalchemy.orm import selectinload
 from app.catalog.models import Product, Sku
 from app.core.batch import batch_scope
 from app.core.money import format_yuan
+from app.discounts.pricing import unit_prices
 from app.distribution.distributors import distributor_for_user, get_distribution_settings
 from app.distribution.levels import commission_rows, preload_product_rules
 from app.distribution.models import Distributor, OrderAttribution
@@ -152,6 +155,9 @@ def estimates(distributor_id: int, product_ids: list[int]) -> dict[int, ShareEst
     ).all()
     if not skus:
         return {}
+    # Today's unit price (a running timed discount included): app/discounts/pricing.py.
+    prices = unit_prices(skus)
+    skus = [(sku_id, product_id, prices[sku_id].price_fen) for sku_id, product_id, _ in skus]
     # Transient rows, never added to the session: the job's input, made up for one unit.
     lines = [
         OrderLine(
@@ -163,6 +169,7 @@ def estimates(distributor_id: int, product_ids: list[int]) -> dict[int, ShareEst
             amount_fen=price,
             refunded_quantity=0,
             refunded_fen=0,
+            commission_exempt=prices[sku_id].commission_exempt,
         )
         for sku_id, product_id, price in skus
     ]

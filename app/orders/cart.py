@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
 from app.core.sql import dialect_insert
+from app.discounts.pricing import unit_prices
 from app.extensions import db
 from app.orders.limits import limit_problems
 from app.orders.models import CartItem
@@ -29,6 +30,7 @@ class CartLine:
     sku: Sku
     available: bool  # on shelf and enough stock for the quantity
     problem: str  # why not available, in Chinese ("" when available)
+    unit_price_fen: int = 0  # now (a timed discount included: app/discounts/pricing.py)
 
     @property
     def invalid(self) -> bool:
@@ -42,7 +44,7 @@ class CartLine:
 
     @property
     def amount_fen(self) -> int:
-        return self.sku.price_fen * self.item.quantity
+        return self.unit_price_fen * self.item.quantity
 
 
 @dataclass
@@ -214,6 +216,7 @@ def view_cart(user_id: int) -> CartView:
         .options(selectinload(CartItem.sku).selectinload(Sku.product).selectinload(Product.images))
     ).all()
     over_limit = limit_problems(user_id, [(item.sku.product, item.quantity) for item in items])
+    prices = unit_prices([item.sku for item in items])
     lines = []
     for item in items:
         sku = item.sku
@@ -225,7 +228,15 @@ def view_cart(user_id: int) -> CartView:
             problem = f"库存不足，仅剩 {sku.stock} 件"
         else:
             problem = over_limit.get(sku.product_id, "")
-        lines.append(CartLine(item=item, sku=sku, available=not problem, problem=problem))
+        lines.append(
+            CartLine(
+                item=item,
+                sku=sku,
+                available=not problem,
+                problem=problem,
+                unit_price_fen=prices[sku.id].price_fen,
+            )
+        )
     items_fen = sum(line.amount_fen for line in lines if line.buyable)
     shipping = shipping_fee_for(items_fen, get_settings()) if items_fen else 0
     return CartView(lines=lines, items_fen=items_fen, shipping_fen=shipping)

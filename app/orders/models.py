@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -229,6 +230,9 @@ class OrderLine(db.Model):
     amount_fen: Mapped[int]  # what the customer pays for this line, after discounts
     refunded_quantity: Mapped[int] = mapped_column(default=0)
     refunded_fen: Mapped[int] = mapped_column(default=0)
+    # Sold in a timed discount of a product whose discounted sales earn no commission
+    # (app/discounts/pricing.py); the level calculator skips such lines.
+    commission_exempt: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     order: Mapped[Order] = relationship(back_populates="lines")
 

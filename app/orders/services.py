@@ -21,6 +21,7 @@ from app.core.models import StatusChange
 from app.core.sql import dialect_insert
 from app.core.status import InvalidTransition, record_creation, record_transition
 from app.core.time import utcnow
+from app.discounts.pricing import unit_prices
 from app.extensions import db
 from app.orders.limits import (
     UNPAID_ORDERS_PATH,
@@ -191,7 +192,8 @@ def create_order(
 ) -> Order:
     """The placement itself, for validated ``wanted`` {sku_id: quantity} (flushes).
 
-    ``price_of`` gives a SKU's unit price (default: its retail ``price_fen``); ordering
+    ``price_of`` gives a SKU's unit price (default: ``unit_prices``, the list price or a
+    running timed discount's, app/discounts/pricing.py); ordering
     merchants order at their level price through it (app/cloud/merchants.py).
     The buyer's unpaid-order cap and the products' purchase limits are checked under a
     lock on the buyer (app/orders/limits.py), so concurrent checkouts cannot both pass.
@@ -250,10 +252,13 @@ def create_order(
         created_at=now,
         pay_deadline=now + timedelta(minutes=settings.pay_timeout_minutes),
     )
+    # The unit price: the one rule (timed discounts included) in app/discounts/pricing.py.
+    prices = unit_prices(skus.values(), now)
     for sku_id in wanted:
         sku = skus[sku_id]
         cover = sku.product.cover
-        unit = sku.price_fen if price_of is None else price_of(sku)
+        unit = prices[sku_id].price_fen if price_of is None else price_of(sku)
+        exempt = price_of is None and prices[sku_id].commission_exempt
         order.lines.append(
             OrderLine(
                 product_id=sku.product_id,
@@ -264,6 +269,7 @@ def create_order(
                 unit_price_fen=unit,
                 quantity=wanted[sku_id],
                 amount_fen=unit * wanted[sku_id],
+                commission_exempt=exempt,
             )
         )
     order.items_fen = sum(line.amount_fen for line in order.lines)

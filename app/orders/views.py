@@ -22,6 +22,7 @@ from app.catalog.models import Product, Sku
 from app.core.branding import shop_name
 from app.core.params import MAX_ID, bounded_int
 from app.core.time import shop_time_text, utcnow
+from app.discounts.pricing import unit_price
 from app.extensions import db
 from app.orders.addresses import default_address, list_addresses
 from app.orders.aftersale import badge as aftersale_badge
@@ -267,10 +268,12 @@ def _line(sku: Sku, quantity: int, over_limit: str = "") -> dict:
         problem = f"库存不足，仅剩 {sku.stock} 件"
     else:
         problem = over_limit  # 限购: the customer's earlier orders count too
+    unit = unit_price(sku).price_fen  # the one rule: app/discounts/pricing.py
     return {
         "sku": sku,
         "quantity": quantity,
-        "amount_fen": sku.price_fen * quantity,
+        "unit_price_fen": unit,
+        "amount_fen": unit * quantity,
         "problem": problem,
     }
 

@@ -182,11 +182,13 @@ def _description(order: Order) -> str:
     return text[:120]  # WeChat allows 127 characters
 
 
-def create_prepay(order: Order, openid: str) -> str:
+def create_prepay(order: Order, openid: str, appid: str | None = None) -> str:
     """Create (or reuse) the JSAPI prepay for ``order``; return its prepay_id.
 
-    The prepay expires with the order's payment deadline. Each new prepay_id is recorded
-    once as a ``prepay`` payment transaction.
+    ``appid``: the app the payer opened (the mini-program's, with its openid); None is the
+    official account's. The notice comes to the same ``/pay/notify`` either way. The
+    prepay expires with the order's payment deadline. Each new prepay_id is recorded once
+    as a ``prepay`` payment transaction.
     """
     if order.status != PENDING_PAYMENT:
         raise PaymentError("not_payable", "订单当前状态不能支付", status=409)
@@ -203,6 +205,7 @@ def create_prepay(order: Order, openid: str) -> str:
         amount={"total": order.total_fen, "currency": "CNY"},
         payer={"openid": openid},
         time_expire=_rfc3339(expire),
+        appid=appid or None,
     )
     prepay_id = (data or {}).get("prepay_id")
     if not prepay_id:
@@ -212,12 +215,14 @@ def create_prepay(order: Order, openid: str) -> str:
     return prepay_id
 
 
-def jsapi_params(prepay_id: str) -> dict[str, str]:
-    """Parameters for ``WeixinJSBridge.invoke('getBrandWCPayRequest', ...)``.
+def jsapi_params(prepay_id: str, appid: str | None = None) -> dict[str, str]:
+    """Parameters for ``WeixinJSBridge.invoke('getBrandWCPayRequest', ...)``, or, with the
+    mini-program's ``appid``, for ``wx.requestPayment`` (which takes the same fields but
+    appId).
 
     paySign is RSA-SHA256 with the merchant key over "appId\\ntimeStamp\\nnonceStr\\npackage\\n".
     """
-    appid = current_app.config["WECHAT_APPID"]
+    appid = appid or current_app.config["WECHAT_APPID"]
     timestamp = str(int(time.time()))
     nonce = secrets.token_hex(16)
     package = f"prepay_id={prepay_id}"

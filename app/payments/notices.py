@@ -130,7 +130,9 @@ def apply_payment(resource: dict) -> tuple[Order | None, bool]:
     cfg = current_app.config
     if resource.get("mchid") != cfg["WECHAT_PAY_MCHID"]:
         raise NoticeRejected(400, "商户号不匹配")
-    if resource.get("appid") != cfg["WECHAT_APPID"]:
+    # Paid in the official account's pages or in the mini-program: both are ours.
+    ours = (cfg["WECHAT_APPID"], cfg.get("WECHAT_MINIAPP_APPID"))
+    if not resource.get("appid") or resource.get("appid") not in ours:
         raise NoticeRejected(400, "AppID不匹配")
     out_trade_no = resource.get("out_trade_no")
     transaction_id = resource.get("transaction_id")

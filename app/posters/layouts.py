@@ -55,6 +55,7 @@ class PosterContent:
     original_price_fen: int | None = None
     price_from: bool = False  # several prices: "¥39.00 起"
     picture_path: Path | None = None
+    wxacode: Image.Image | None = None  # the mini-program code, when configured
 
 
 @dataclass
@@ -357,4 +358,23 @@ def draw_poster(style: PosterStyle, content: PosterContent, soften: bool = False
     layout = LAYOUTS.get(style.layout) or LAYOUTS[DEFAULT_LAYOUT]
     ctx = Ctx(Image.new("RGB", (WIDTH, HEIGHT), WHITE), style, content, soften=soften)
     (layout.product if content.kind == "product" else layout.shop)(ctx)
+    if content.wxacode is not None:
+        wxacode_badge(ctx)
     return ctx
+
+
+WXACODE_SIDE = 132
+
+
+def wxacode_badge(ctx: Ctx) -> None:
+    """The mini-program code in the top right corner, on a white tile, with its caption
+    (every layout leaves that corner to the background or the avatar row's end)."""
+    side, pad = WXACODE_SIDE, 8
+    x1, y0 = WIDTH - 24, 24
+    box = (x1 - side - 2 * pad, y0, x1, y0 + side + 2 * pad + 26)
+    d.rounded_box(ctx.image, box, 16, WHITE)
+    code = ctx.content.wxacode.resize((side, side), Image.LANCZOS)
+    ctx.image.paste(code, (box[0] + pad, y0 + pad))
+    ctx.line(
+        "wxacode", (box[0] + pad, y0 + pad + side + 2), "小程序扫码", 20, (102, 102, 102), side
+    )

@@ -37,6 +37,7 @@ from app.posters.render import (
     render_poster,
     sample_content,
 )
+from app.posters.wxacode import poster_wxacode
 from app.shop.queries import get_product, price_summary
 from app.wechat.qrcodes import QrcodeError, qrcode_for
 
@@ -303,6 +304,12 @@ def plan_poster(distributor: Distributor, kind: str, product_id: int | None = No
             picture=cover,
             qr=content.qr_content,
         )
+    # The mini-program code too, when the mini-program is configured (its key, not its
+    # bytes, goes into the poster's key: the same code gives the same poster).
+    wxacode_key, wxacode = poster_wxacode(distributor)
+    if wxacode is not None:
+        parts["wxacode"] = wxacode_key
+        content = replace(content, wxacode=wxacode)
     return PosterPlan(
         key=cache.poster_key(parts),
         kind=kind,

@@ -37,6 +37,7 @@ from app.extensions import db
 from app.posters import cache, services
 from app.posters.models import POSTER_KINDS
 from app.shop.queries import list_products
+from app.wechat.miniapp import miniapp_configured
 from jobs.posters import enqueue_poster
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ def page():
         status=url_for("posters.status", kind=kind, product_id=product_id) if plan else None,
         in_wechat="MicroMessenger" in request.headers.get("User-Agent", ""),
         kind_labels=services.KIND_LABELS,
+        # The distributor's mini-program code, when there is a mini-program (docs/miniapp.md).
+        wxacode=url_for("api.distributor_wxacode") if miniapp_configured() else None,
     )
 
 

@@ -8,6 +8,10 @@ from flask_login import current_user, login_required
 from app.catalog.page_settings import service_promises
 from app.catalog.rich_text import to_html
 from app.core.branding import shop_name
+from app.core.params import MAX_ID
+from app.discounts.models import TimedDiscount
+from app.discounts.present import countdown, discounted_page_data
+from app.discounts.pricing import running_discount, unit_prices
 from app.extensions import db
 from app.orders.limits import held_by_unpaid
 from app.shop import cache, queries
@@ -140,7 +144,7 @@ def clear_recent_searches():
 
 
 def _render_product_page(
-    product_id: int, held: bool = False, sold: int = 0
+    product_id: int, held: bool = False, sold: int = 0, discount: TimedDiscount | None = None
 ) -> tuple[str, tuple] | None:
     """The whole product page as HTML with the ids of its SKUs when the product is sold
     out (else ``()``), or None when the product is not for sale.
@@ -152,16 +156,19 @@ def _render_product_page(
     if found is None or not found.skus:
         return None
     total_stock = found.total_stock
-    prices = queries.price_summary(found)
+    summary, picker = queries.price_summary(found), queries.sku_picker_data(found)
+    if discount is not None:  # prices now: the one rule in app/discounts/pricing.py
+        summary, picker = discounted_page_data(found, unit_prices(found.skus), summary, picker)
     html = render_template(
         "shop/product.html",
         product=found,
-        prices=prices,
-        picker={**queries.sku_picker_data(found), "held": held},
+        prices=summary,
+        timed_discount=countdown(discount) if discount is not None else None,
+        picker={**picker, "held": held},
         total_stock=total_stock,
         held=held,
         sold=sold_text(sold),
-        shipping=shipping_line(prices["price_fen"]),
+        shipping=shipping_line(summary["price_fen"]),
         promises=service_promises(),
         description=to_html(found.description),
     )
@@ -184,19 +191,24 @@ def product(product_id: int):
     indexed sum, app/shop/product_page.py) and is part of the cache key, so a payment
     shows on the next view without invalidating anything.
     """
-    if not 0 < product_id <= queries.MAX_ID:
+    if not 0 < product_id <= MAX_ID:  # before any query: PostgreSQL refuses such an integer
         abort(404, description="商品不存在或已下架")
     sold = sold_count(product_id)
+    # A running timed discount changes the prices and adds a countdown: its id and version
+    # are part of the key, so the page changes when one starts, ends or is edited.
+    discount = running_discount(product_id)
+    running = (discount.id, discount.version) if discount is not None else None
     page = cache.cached(
-        ("product", product_id, sold), lambda: _render_product_page(product_id, sold=sold)
+        ("product", product_id, sold, running),
+        lambda: _render_product_page(product_id, False, sold, discount),
     )
     if page is None:
         abort(404, description="商品不存在或已下架")
     html, sold_out_skus = page
     if sold_out_skus and held_by_unpaid(sold_out_skus):
         held = cache.cached(
-            ("product", product_id, sold, "held"),
-            lambda: _render_product_page(product_id, True, sold),
+            ("product", product_id, sold, running, "held"),
+            lambda: _render_product_page(product_id, True, sold, discount),
         )
         html = held[0] if held is not None else html
     return html

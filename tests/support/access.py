@@ -13,6 +13,7 @@ from app.cloud.agents import apply_for_region
 from app.cloud.merchants import create_merchant
 from app.cloud.pricing import save_levels
 from app.core.time import utcnow
+from app.discounts.models import TimedDiscount
 from app.distribution.admin_settings import save_grade
 from app.distribution.distributors import create_distributor
 from app.distribution.withdrawals import request_withdrawal
@@ -84,6 +85,14 @@ def world(app, make):
     db.session.add(task)
     api_token, _secret = ApiToken.issue("world")
     hold(order.id, distributor.id, "风控测试")  # a risk hold, for the review URLs
+    discount = TimedDiscount(
+        product_id=product.id,
+        mode="percent",
+        percent_off_bp=1000,
+        starts_at=utcnow(),
+        ends_at=utcnow() + timedelta(days=1),
+    )
+    db.session.add(discount)
     db.session.commit()
     return {
         "args": {
@@ -105,6 +114,7 @@ def world(app, make):
             "token_id": api_token.id,
             "hold_id": db.session.scalar(select(LedgerHold.id)),
             "user_id": order.user_id,
+            "discount_id": discount.id,
         },
         "customer": make.user(),
         "staff": staff,

@@ -9,6 +9,7 @@ Settings (``create_sandbox_app(config)``):
 
 - ``SANDBOX_APPID`` / ``SANDBOX_SECRET``: the account's credentials (default: config.py's
   SANDBOX_APPID / SANDBOX_SECRET, which the shop uses by default too);
+- ``SANDBOX_MINIAPP_APPID`` / ``SANDBOX_MINIAPP_SECRET``: the mini-program's (miniapp.py);
 - ``SANDBOX_TOKEN``, ``SANDBOX_AES_KEY``, ``SANDBOX_MCHID``, ``SANDBOX_APIV3_KEY``: likewise,
   for the message server and Pay (later issues); with ``SANDBOX_AES_KEY`` set (the
   default) pushes to the shop are encrypted (safe mode), with None they are plaintext;
@@ -44,6 +45,8 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
         SANDBOX_AES_KEY=shop_config.SANDBOX_AES_KEY,
         SANDBOX_MCHID=shop_config.SANDBOX_MCHID,
         SANDBOX_APIV3_KEY=shop_config.SANDBOX_APIV3_KEY,
+        SANDBOX_MINIAPP_APPID=shop_config.SANDBOX_MINIAPP_APPID,
+        SANDBOX_MINIAPP_SECRET=shop_config.SANDBOX_MINIAPP_SECRET,
         PUBLIC_BASE_URL=shop_config.SANDBOX_ORIGIN,
         SHOP_BASE_URL=None,
         SANDBOX_OAUTH_DOMAINS=None,
@@ -61,13 +64,24 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
 
     # Factory wiring: the stand-in's blueprints load only when a sandbox app is built; at the
     # top, importing any sandbox module (this package runs first) would load them all.
-    from app.wechat.sandbox import fans, kuaidi100, messages, oauth, pay, token, tools, transfer
+    from app.wechat.sandbox import (
+        fans,
+        kuaidi100,
+        messages,
+        miniapp,
+        oauth,
+        pay,
+        token,
+        tools,
+        transfer,
+    )
 
     for module in (token, oauth, tools):
         app.register_blueprint(module.bp)
     pay.init_pay(app)  # Pay APIv3, its keys and notices (see pay.py)
     transfer.init_transfer(app)  # 商家转账 transfer bills (see transfer.py)
     fans.init_fans(app)  # QR codes, user info, the act-as-a-fan page (see fans.py)
+    miniapp.init_miniapp(app)  # the mini-program: wx.login, jscode2session, wxacode
     messages.init_messages(app)  # menu, template/custom messages, media, log (messages.py)
     kuaidi100.init_kuaidi100(app)  # 快递100's /poll/query.do (see kuaidi100.py)
 
@@ -104,6 +118,10 @@ def run_sandbox(shop_app: Flask, host: str = "127.0.0.1", port: int = 5001) -> N
             "SANDBOX_AES_KEY": cfg.get("WECHAT_AES_KEY") or None,
             "SANDBOX_MCHID": cfg.get("WECHAT_PAY_MCHID") or shop_config.SANDBOX_MCHID,
             "SANDBOX_APIV3_KEY": cfg.get("WECHAT_PAY_APIV3_KEY") or shop_config.SANDBOX_APIV3_KEY,
+            "SANDBOX_MINIAPP_APPID": cfg.get("WECHAT_MINIAPP_APPID")
+            or shop_config.SANDBOX_MINIAPP_APPID,
+            "SANDBOX_MINIAPP_SECRET": cfg.get("WECHAT_MINIAPP_SECRET")
+            or shop_config.SANDBOX_MINIAPP_SECRET,
             "PUBLIC_BASE_URL": origin,
             "SHOP_BASE_URL": cfg.get("PUBLIC_BASE_URL"),
             # Fans the shop adds, e.g. the demo shop's agents, merchants and customer

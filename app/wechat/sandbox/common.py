@@ -44,9 +44,18 @@ def wx_error(errcode: int, errmsg: str | None = None):
     return jsonify(errcode=errcode, errmsg=f"{message} rid: {rid}")
 
 
-def check_credentials(appid: str | None, secret: str | None):
+def state_for_appid(appid: str | None) -> SandboxState:
+    """The state of the app ``appid`` names: the mini-program's, else the official
+    account's (each has its own secret, tokens and codes)."""
+    wxa = current_app.extensions.get("wechat_sandbox_wxa")
+    if wxa is not None and appid and appid == wxa.appid:
+        return wxa
+    return get_state()
+
+
+def check_credentials(appid: str | None, secret: str | None, state: SandboxState | None = None):
     """None when appid and secret are the account's, else the WeChat error response."""
-    state = get_state()
+    state = state or state_for_appid(appid)
     if not appid:
         return wx_error(41002)
     if appid != state.appid:
@@ -58,7 +67,7 @@ def check_credentials(appid: str | None, secret: str | None):
     return None
 
 
-def require_access_token():
+def require_access_token(state: SandboxState | None = None):
     """None when ``?access_token=`` is a live base token, else the WeChat error response.
 
     For the APIs later issues add (QR codes, messages, media) that take the base token.
@@ -66,5 +75,5 @@ def require_access_token():
     value = request.args.get("access_token")
     if not value:
         return wx_error(41001)
-    errcode = get_state().check_base_token(value)
+    errcode = (state or get_state()).check_base_token(value)
     return wx_error(errcode) if errcode else None

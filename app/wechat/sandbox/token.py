@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from app.wechat.sandbox.common import check_credentials, get_state, require_access_token, wx_error
+from app.wechat.sandbox.common import (
+    check_credentials,
+    get_state,
+    require_access_token,
+    state_for_appid,
+    wx_error,
+)
 
 bp = Blueprint("sandbox_token", __name__)
 
@@ -18,7 +24,7 @@ def token():
     error = check_credentials(request.args.get("appid"), request.args.get("secret"))
     if error:
         return error
-    issued = get_state().issue_token()
+    issued = state_for_appid(request.args.get("appid")).issue_token()
     return jsonify(access_token=issued.value, expires_in=7200)
 
 
@@ -36,7 +42,7 @@ def stable_token():
     force = body.get("force_refresh", False)
     if not isinstance(force, bool):
         return wx_error(40097)
-    state = get_state()
+    state = state_for_appid(body.get("appid"))
     issued = state.stable_token(force_refresh=force)
     return jsonify(access_token=issued.value, expires_in=round(issued.expires_at - state.now()))
 
