@@ -175,7 +175,7 @@ def test_product_page_multi_sku(client, make):
     assert "颜色" in html and "尺码" in html
     assert 'data-value="XL"' in html
     assert "库存 30 件" in html  # 0 + 10 + 10 + 10
-    assert "轻盈雪纺\n收腰显瘦" in html
+    assert "<p>轻盈雪纺</p><p>收腰显瘦</p>" in html  # plain text: a paragraph per line
     assert "加入购物车" in html and "立即购买" in html
 
     data = json.loads(re.search(r'id="sku-data">(.*?)</script>', html, re.S).group(1))
