@@ -58,6 +58,10 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     from app.earnings.listeners import connect_listeners as connect_pipeline
 
     connect_pipeline()  # placing and completing an order reach attribution and the ledger
+    # Factory wiring (see above).
+    from app.coupons.listeners import connect_listeners as connect_coupons
+
+    connect_coupons()  # a cancelled unpaid order gives its coupon back
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
     return app

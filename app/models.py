@@ -12,6 +12,7 @@ from app.cloud.models import (  # noqa: F401
     RegionAgent,
 )
 from app.core.models import AuditLog, StatusChange  # noqa: F401
+from app.coupons.models import CouponTemplate, CustomerCoupon  # noqa: F401
 from app.distribution.funnel_models import FunnelClosedDay, FunnelDay  # noqa: F401
 from app.distribution.models import (  # noqa: F401
     Binding,
