@@ -273,7 +273,9 @@ def claim(
     source = SOURCE_CLAIM
     if t.distributor_only:
         if distributor is None or distributor.status != "active":
-            raise CouponError("distributor_only", "该券为分销员专属券，请通过分销员分享的链接领取", 409)
+            raise CouponError(
+                "distributor_only", "该券为分销员专属券，请通过分销员分享的链接领取", 409
+            )
         source = SOURCE_DISTRIBUTOR
     coupon = _give(t, user_id, source, now, distributor.id if t.distributor_only else None)
     if t.distributor_only:

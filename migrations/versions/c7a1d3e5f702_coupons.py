@@ -77,33 +77,24 @@ def upgrade():
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_coupons")),
         sa.UniqueConstraint(
-            "template_id", "user_id", "seq", name=op.f("uq_customer_coupons_template_id_user_id_seq")
+            "template_id",
+            "user_id",
+            "seq",
+            name=op.f("uq_customer_coupons_template_id_user_id_seq"),
         ),
     )
-    op.create_index(
-        op.f("ix_customer_coupons_template_id"), "customer_coupons", ["template_id"]
-    )
+    op.create_index(op.f("ix_customer_coupons_template_id"), "customer_coupons", ["template_id"])
     op.create_index("ix_customer_coupons_user_status", "customer_coupons", ["user_id", "status"])
     # Plain add_column (no batch mode: it would drop the report-summary triggers on SQLite).
-    op.add_column(
-        "orders",
-        sa.Column(
-            "customer_coupon_id",
-            sa.Integer(),
-            sa.ForeignKey("customer_coupons.id", name=op.f("fk_orders_customer_coupon_id_customer_coupons")),
-            nullable=True,
-        ),
-    )
+    op.add_column("orders", sa.Column("customer_coupon_id", sa.Integer(), nullable=True))
+    op.create_index(op.f("ix_orders_customer_coupon_id"), "orders", ["customer_coupon_id"])
     op.add_column(
         "orders", sa.Column("coupon_fen", sa.Integer(), server_default="0", nullable=False)
     )
 
 
 def downgrade():
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_constraint(
-            op.f("fk_orders_customer_coupon_id_customer_coupons"), "orders", type_="foreignkey"
-        )
+    op.drop_index(op.f("ix_orders_customer_coupon_id"), table_name="orders")
     op.drop_column("orders", "coupon_fen")
     op.drop_column("orders", "customer_coupon_id")
     op.drop_index("ix_customer_coupons_user_status", table_name="customer_coupons")
