@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.coupons.allocation import allocate, coupon_discount
 from app.coupons.models import CouponTemplate, CustomerCoupon
 from app.coupons.services import CouponError, claim, issue
+from app.distribution.binding import current_binding
 from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
@@ -66,7 +67,7 @@ def test_discount_kinds():
 
 def test_twenty_yuan_off_on_three_lines_and_each_levels_commission(make):
     c.configure(levels=2)  # level 1 10%, level 2 5%
-    seller, parent = c.chain(make, 2)
+    seller, _parent = c.chain(make, 2)
     buyer = c.customer_of(make, seller)
     skus = [make.product(price_fen=p, stock=10).skus[0].id for p in (9990, 1990, 10)]
     coupon = held(buyer, template())
@@ -98,9 +99,22 @@ def test_twenty_yuan_off_on_three_lines_and_each_levels_commission(make):
     )
     assert refund.amount_fen == 1659
     after = by_line(order.id)
-    # The reversal takes back that line's 165 + 82 and nothing on the other lines.
-    assert after[(lines[1].id, "reversal")] == -(165 + 82)
-    assert [key for key in after if key[1] == "reversal"] == [(lines[1].id, "reversal")]
+    # Refunded before settlement: that line's 165 and 82 lapse (state reversed); the other
+    # lines' earnings stay pending, untouched.
+    states = {
+        (line_id, kind): state
+        for line_id, kind, state in db.session.execute(
+            select(LedgerEntry.order_line_id, LedgerEntry.kind, LedgerEntry.state).where(
+                LedgerEntry.order_id == order.id, LedgerEntry.kind != "reversal"
+            )
+        )
+    }
+    assert states == {
+        (lines[0].id, "level_1"): "pending",
+        (lines[0].id, "level_2"): "pending",
+        (lines[1].id, "level_1"): "reversed",
+        (lines[1].id, "level_2"): "reversed",
+    }
     assert after[(lines[0].id, "level_1")] == 832 and after[(lines[0].id, "level_2")] == 416
     # The coupon of a paid order is not given back.
     assert db.session.get(CustomerCoupon, coupon.id).status == "used"
@@ -208,6 +222,4 @@ def test_distributor_only_coupon_binds_the_claimer(make):
     db.session.rollback()
     coupon = held(buyer, t, distributor=seller)
     assert coupon.source == "distributor" and coupon.distributor_id == seller.id
-    from app.distribution.binding import current_binding  # noqa: PLC0415 (test-local read)
-
     assert current_binding(buyer.id).distributor_id == seller.id
