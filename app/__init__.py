@@ -103,6 +103,7 @@ def register_blueprints(app: Flask) -> None:
     from app.cloud.views_agent import bp as agent_bp
     from app.cloud.views_merchant import bp as merchant_bp
     from app.core.views import bp as core_bp
+    from app.coupons.views import bp as coupons_bp
     from app.distribution import funnel_views, views_products  # noqa: F401  (centre routes)
     from app.distribution.referral import bp as referral_bp
     from app.distribution.views import bp as distribution_bp
@@ -122,6 +123,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(posters_bp)
     app.register_blueprint(shop_bp)
     app.register_blueprint(orders_bp)
+    app.register_blueprint(coupons_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(wechat_bp)
