@@ -8,6 +8,7 @@ from app.admin import (  # noqa: F401
     auth,
     bp,
     catalog,
+    coupons,
     dashboard,
     distribution,
     distribution_funnel,

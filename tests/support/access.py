@@ -12,6 +12,7 @@ from app.cloud.agents import apply_for_region
 from app.cloud.merchants import create_merchant
 from app.cloud.pricing import save_levels
 from app.core.time import utcnow
+from app.coupons.services import TemplateInput, create_template
 from app.distribution.admin_settings import save_grade
 from app.distribution.distributors import create_distributor
 from app.distribution.withdrawals import request_withdrawal
@@ -80,6 +81,9 @@ def world(app, make):
     )
     db.session.add(task)
     api_token, _secret = ApiToken.issue("world")
+    coupon = create_template(
+        TemplateInput(name="测试券", kind="no_threshold", stock=10, off_fen=100)
+    )
     db.session.commit()
     return {
         "args": {
@@ -98,6 +102,7 @@ def world(app, make):
             "merchant_id": merchant.id,
             "agent_id": agent.id,
             "token_id": api_token.id,
+            "coupon_id": coupon.id,
         },
         "customer": make.user(),
         "staff": staff,
