@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StrictBool, StrictInt, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StrictBool, StrictInt
 from spectree import Response
 
 from app.api.blueprints import admin_bp
@@ -93,12 +93,6 @@ class AdminCouponIssue(Body):
 
     user_ids: list[Id] = Field(default_factory=list, max_length=1000)
     distributor_id: Id | None = None
-
-    @model_validator(mode="after")
-    def one_group(self):
-        if bool(self.user_ids) == (self.distributor_id is not None):
-            raise ValueError("user_ids 与 distributor_id 二选一")
-        return self
 
 
 class AdminCouponIssued(BaseModel):
@@ -217,6 +211,8 @@ def issue_admin_coupon(coupon_id: int, json: AdminCouponIssue):
     """Give one coupon to each customer of ``user_ids``, or to every customer bound to
     ``distributor_id`` (409 ``coupon_sold_out`` when none could be given)."""
     _template_or_404(coupon_id)
+    if bool(json.user_ids) == (json.distributor_id is not None):
+        raise ApiError(422, "invalid_group", "user_ids 与 distributor_id 须二选一")
     if json.distributor_id is not None:
         if db.session.get(Distributor, json.distributor_id) is None:
             raise ApiError(404, "not_found", "分销员不存在")

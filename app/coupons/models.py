@@ -93,6 +93,14 @@ class CouponTemplate(db.Model):
         return SCOPE_LABELS.get(self.scope, self.scope)
 
     @property
+    def zhe_text(self) -> str:
+        """折扣券: what is paid, in 折 ("8.5" for 15% off); "" for other kinds."""
+        if self.kind != PERCENT_OFF:
+            return ""
+        pay_bp = 10000 - self.off_bp
+        return f"{pay_bp // 1000}.{pay_bp % 1000:03d}".rstrip("0").rstrip(".")
+
+    @property
     def left(self) -> int:
         """Coupons that can still be issued."""
         return max(self.stock - self.issued, 0)

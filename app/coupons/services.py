@@ -166,8 +166,7 @@ def rule_text(t: CouponTemplate) -> str:
         return f"满 {yuan(t.threshold_fen)} 减 {yuan(t.off_fen)}"
     if t.kind == NO_THRESHOLD:
         return f"无门槛减 {yuan(t.off_fen)}"
-    pay_bp = 10000 - t.off_bp
-    text = f"{pay_bp // 1000}.{pay_bp % 1000:03d}".rstrip("0").rstrip(".") + " 折"
+    text = f"{t.zhe_text} 折"
     if t.threshold_fen:
         text = f"满 {yuan(t.threshold_fen)} 享 {text}"
     if t.max_off_fen:

@@ -61,12 +61,14 @@ def checkout_coupon(buyable: list[dict], raw_choice: str | None) -> CheckoutCoup
 
 @bp.app_context_processor
 def coupon_globals() -> dict:
-    """Names the shop's templates may use: the checkout row, a product's coupons, rule text."""
-    return {
-        "checkout_coupon": checkout_coupon,
-        "product_coupons": product_coupons,
-        "coupon_rule": rule_text,
-    }
+    """Names the shop's templates may use: the checkout row, a product's coupons."""
+    return {"checkout_coupon": checkout_coupon, "product_coupons": product_coupons}
+
+
+@bp.app_template_filter("coupon_rule")
+def coupon_rule(t: CouponTemplate) -> str:
+    """满 ¥100.00 减 ¥20.00 (``rule_text``), as a filter so imported macros reach it."""
+    return rule_text(t)
 
 
 def product_coupons(product: Product) -> list[CouponTemplate]:
