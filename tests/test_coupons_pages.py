@@ -175,3 +175,20 @@ def test_open_api(client, runner, make):
     assert listed[0]["claimed"] == 1 and listed[0]["redemption_rate"] == "0.0%"
     assert api("post", f"/coupons/{coupon['id']}/pause").get_json()["status"] == "paused"
     assert api("get", "/coupons/2147483648").status_code == 404
+
+
+def test_the_commission_simulator_takes_a_coupon(client, login_as, make):
+    c.configure()
+    seller = c.distributor(make)
+    sku = make.product(price_fen=15000).skus[0]
+    t = template(name="满100减20")
+    login_as(client, make.staff("clerk"))
+    page = client.get(
+        f"/admin/distribution/simulator?sku_id={sku.id}&quantity=1&who=chain"
+        f"&chain={seller.id}&coupon_id={t.id}"
+    ).get_data(as_text=True)
+    # 150.00 - 20.00 = 130.00 paid; level 1 at 10% = 13.00.
+    assert "实付 ¥130.00" in page and "¥13.00" in page
+    assert "使用优惠券“满100减20”" in page
+    junk = client.get(f"/admin/distribution/simulator?sku_id={sku.id}&coupon_id=abc")
+    assert junk.status_code in (200, 400, 422)

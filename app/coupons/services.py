@@ -334,7 +334,17 @@ def apply_to(
 ) -> Applied | None:
     """The coupon on ``lines`` [(key, goods fen, product id, category id)], or None when it
     gives nothing (threshold not reached, nothing in scope)."""
-    t = coupon.template
+    shares = template_shares(coupon.template, lines)
+    if shares is None:
+        return None
+    return Applied(coupon, sum(shares.values()), shares)
+
+
+def template_shares(
+    t: CouponTemplate, lines: list[tuple[int, int, int | None, int | None]]
+) -> dict[int, int] | None:
+    """{line key: share} of what a coupon of ``t`` takes off ``lines`` (see ``apply_to``),
+    or None when it gives nothing. The commission simulator uses it on one line."""
     eligible = [(key, fen) for key, fen, pid, cid in lines if _in_scope(t, pid, cid)]
     eligible_fen = sum(fen for _, fen in eligible)
     off = coupon_discount(
@@ -347,7 +357,7 @@ def apply_to(
     )
     if off <= 0:
         return None
-    return Applied(coupon, off, allocate(eligible, off))
+    return allocate(eligible, off)
 
 
 def usable_coupons(user_id: int, now: datetime | None = None) -> list[CustomerCoupon]:
