@@ -214,43 +214,48 @@ def _give(
         if t.issued >= t.stock:
             raise CouponError("coupon_sold_out", "优惠券已抢光", 409)
         raise CouponError("coupon_expired", "优惠券已过期", 409)
-    seq = held_count(t.id, user_id) + 1
-    if seq > t.per_customer:
-        raise CouponError("coupon_limit", f"每人限领 {t.per_customer} 张，您已领过", 409)
     valid_from, valid_until = validity_for(t, now)
-    coupon = CustomerCoupon(
-        template_id=t.id,
-        user_id=user_id,
-        seq=seq,
-        status=UNUSED,
-        source=source,
-        distributor_id=distributor_id,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        claimed_at=now,
-    )
-    savepoint = db.session.begin_nested()
-    try:
-        db.session.add(coupon)
-        db.session.flush()
-    except IntegrityError:
-        savepoint.rollback()
-        raise CouponError("coupon_limit", f"每人限领 {t.per_customer} 张，您已领过", 409) from None
-    taken = db.session.execute(
-        update(CouponTemplate)
-        .where(
-            CouponTemplate.id == t.id,
-            CouponTemplate.status == ACTIVE,
-            CouponTemplate.issued < CouponTemplate.stock,
+    limit_error = CouponError("coupon_limit", f"每人限领 {t.per_customer} 张，您已领过", 409)
+    # A concurrent claim of the same customer may take the same n first: count again and
+    # take the next n (bounded: n only grows up to the limit).
+    for _attempt in range(t.per_customer + 1):
+        seq = held_count(t.id, user_id) + 1
+        if seq > t.per_customer:
+            raise limit_error
+        coupon = CustomerCoupon(
+            template_id=t.id,
+            user_id=user_id,
+            seq=seq,
+            status=UNUSED,
+            source=source,
+            distributor_id=distributor_id,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            claimed_at=now,
         )
-        .values(issued=CouponTemplate.issued + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:
-        savepoint.rollback()
-        raise CouponError("coupon_sold_out", "优惠券已抢光", 409)
-    savepoint.commit()
-    return coupon
+        savepoint = db.session.begin_nested()
+        try:
+            db.session.add(coupon)
+            db.session.flush()
+        except IntegrityError:
+            savepoint.rollback()
+            continue
+        taken = db.session.execute(
+            update(CouponTemplate)
+            .where(
+                CouponTemplate.id == t.id,
+                CouponTemplate.status == ACTIVE,
+                CouponTemplate.issued < CouponTemplate.stock,
+            )
+            .values(issued=CouponTemplate.issued + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:
+            savepoint.rollback()
+            raise CouponError("coupon_sold_out", "优惠券已抢光", 409)
+        savepoint.commit()
+        return coupon
+    raise limit_error
 
 
 def claim(
