@@ -21,15 +21,23 @@ from tests.support.pay import fresh
 
 
 def by_line(order_id: int) -> dict[tuple[int, str], int]:
-    """{(line id, kind): fen} of an order's ledger entries (reversals summed per line)."""
+    """{(line id, kind): fen} of an order's ledger entries; a reversal counts on the line of
+    the entry it reverses (reversals summed per line)."""
     db.session.rollback()
+    rows = db.session.execute(
+        select(
+            LedgerEntry.id,
+            LedgerEntry.order_line_id,
+            LedgerEntry.reverses_id,
+            LedgerEntry.kind,
+            LedgerEntry.amount_fen,
+        ).where(LedgerEntry.order_id == order_id)
+    ).all()
+    line_of = {entry_id: line_id for entry_id, line_id, *_ in rows}
     found: dict[tuple[int, str], int] = {}
-    for line_id, kind, fen in db.session.execute(
-        select(LedgerEntry.order_line_id, LedgerEntry.kind, LedgerEntry.amount_fen).where(
-            LedgerEntry.order_id == order_id
-        )
-    ):
-        found[(line_id, kind)] = found.get((line_id, kind), 0) + fen
+    for _id, line_id, reverses_id, kind, fen in rows:
+        key = (line_id if reverses_id is None else line_of.get(reverses_id), kind)
+        found[key] = found.get(key, 0) + fen
     return found
 
 
@@ -223,3 +231,29 @@ def test_distributor_only_coupon_binds_the_claimer(make):
     coupon = held(buyer, t, distributor=seller)
     assert coupon.source == "distributor" and coupon.distributor_id == seller.id
     assert current_binding(buyer.id).distributor_id == seller.id
+
+
+def test_partial_refund_of_one_line_reverses_that_line_only(make):
+    c.configure(levels=1)  # level 1 10%
+    seller = c.distributor(make)
+    buyer = c.customer_of(make, seller)
+    a = make.product(price_fen=5000, stock=10).skus[0].id
+    b = make.product(price_fen=5000, stock=10).skus[0].id
+    t = template(name="满100减15", threshold_fen=10000, off_fen=1500)
+    order = place_with(buyer, [(a, 2), (b, 1)], held(buyer, t))
+    # 1500 × 10000/15000 = 1000 on A (2 × 5000), 1500 × 5000/15000 = 500 on B.
+    lines = {line.sku_id: line for line in fresh(Order, order.id).lines}
+    assert (lines[a].amount_fen, lines[b].amount_fen) == (9000, 4500)
+    c.pay(order)
+    assert by_line(order.id) == {(lines[a].id, "level_1"): 900, (lines[b].id, "level_1"): 450}
+
+    # Refund 1 of A's 2 units: half of A's paid 9000 = 4500 back; A's 900 comes down by
+    # half (a -450 reversal); B's 450 is untouched.
+    index = [line.id for line in fresh(Order, order.id).lines].index(lines[a].id)
+    refund = c.refund(order, 1, line_index=index)
+    assert refund.amount_fen == 4500
+    assert by_line(order.id) == {
+        (lines[a].id, "level_1"): 900,
+        (lines[a].id, "reversal"): -450,
+        (lines[b].id, "level_1"): 450,
+    }
