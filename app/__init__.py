@@ -63,6 +63,10 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     from app.earnings.listeners import connect_listeners as connect_pipeline
 
     connect_pipeline()  # placing and completing an order reach attribution and the ledger
+    # Factory wiring (see above).
+    from app.coupons.listeners import connect_listeners as connect_coupons
+
+    connect_coupons()  # a cancelled unpaid order gives its coupon back
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
     return app
@@ -104,6 +108,7 @@ def register_blueprints(app: Flask) -> None:
     from app.cloud.views_agent import bp as agent_bp
     from app.cloud.views_merchant import bp as merchant_bp
     from app.core.views import bp as core_bp
+    from app.coupons.views import bp as coupons_bp
     from app.distribution import funnel_views, views_products  # noqa: F401  (centre routes)
     from app.distribution.referral import bp as referral_bp
     from app.distribution.views import bp as distribution_bp
@@ -127,6 +132,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(shop_bp)
     app.register_blueprint(orders_bp)
     app.register_blueprint(aftersale_bp)  # 售后 and 查看物流 (customer pages)
+    app.register_blueprint(coupons_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(wechat_bp)

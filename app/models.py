@@ -13,6 +13,7 @@ from app.cloud.models import (  # noqa: F401
     RegionAgent,
 )
 from app.core.models import AuditLog, StatusChange  # noqa: F401
+from app.coupons.models import CouponTemplate, CustomerCoupon  # noqa: F401
 from app.discounts.models import (  # noqa: F401
     DiscountProductSetting,
     TimedDiscount,

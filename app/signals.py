@@ -18,6 +18,9 @@ shop = Namespace()
 #: an order was placed (its rows are flushed, it is not paid yet): ``order``. The paid-order
 #: pipeline (``app/earnings/listeners.py``) records who earns on it, in the same transaction.
 order_placed = shop.signal("order-placed")
+#: an unpaid order was cancelled (by the customer, staff or the payment timer): ``order``.
+#: The coupons listener (``app/coupons/listeners.py``) gives its coupon back.
+order_cancelled = shop.signal("order-cancelled")
 #: an order was completed (received): ``order``. The pipeline dates its pending money.
 order_completed = shop.signal("order-completed")
 #: an order was paid (announced by its follow-up job, after the payment committed):

@@ -16,6 +16,10 @@ from app.admin.decorators import staff_required
 from app.admin.distribution_forms import bp_text, parse_fen, parse_int, parse_percent
 from app.admin.people import agent_names, people_by_merchant
 from app.catalog.models import Product, Sku
+from app.core.money import format_yuan
+from app.core.params import MAX_ID
+from app.coupons.models import CouponTemplate
+from app.coupons.services import rule_text, template_shares
 from app.distribution.admin_input import SettingsError
 from app.distribution.admin_labels import MODE_LABELS
 from app.distribution.distributors import DistributionError, get_distribution_settings
@@ -55,6 +59,25 @@ def _preview(args) -> Preview:
     )
 
 
+def _paid_with_coupon(raw: str, sku_id: int, quantity: int) -> tuple[int | None, str]:
+    """What a one-line order of ``quantity`` × the SKU pays with coupon template ``raw``
+    (the order's only line takes the whole discount), and a note saying so."""
+    coupon_id = parse_int(raw, "coupon_id", "优惠券")
+    t = db.session.get(CouponTemplate, coupon_id) if coupon_id <= MAX_ID else None
+    sku = db.session.get(Sku, sku_id) if sku_id <= MAX_ID else None
+    if t is None or sku is None:
+        raise SettingsError("coupon_id", "not_found", "优惠券或商品不存在")
+    goods = sku.price_fen * quantity
+    shares = template_shares(t, [(0, goods, sku.product_id, sku.product.category_id)])
+    if not shares:
+        return None, f"优惠券“{t.name}”（{rule_text(t)}）不适用于本单，按原价计算"
+    off = shares[0]
+    return (
+        goods - off,
+        f"使用优惠券“{t.name}”（{rule_text(t)}）：{format_yuan(goods)} − {format_yuan(off)}",
+    )
+
+
 def _chain(text: str) -> list[int]:
     parts = [p for p in text.replace("，", ",").replace(" ", ",").split(",") if p]
     if not parts or not all(p.isdecimal() and len(p) < 10 for p in parts):
@@ -80,12 +103,16 @@ def distribution_simulator():
     to preview) → commissions per level, 级差, and the district's region dividends."""
     args = request.args
     result, error, status = None, None, 200
+    coupon_note = ""
     if args.get("sku_id"):
         try:
             sku_id = parse_int(args["sku_id"], "sku_id", "SKU")
             quantity = parse_int(args.get("quantity") or "1", "quantity", "数量")
             paid = args.get("paid")
             paid_fen = parse_fen(paid, "paid", "实付金额") if paid else None
+            coupon_note = ""
+            if args.get("coupon_id") and paid_fen is None:
+                paid_fen, coupon_note = _paid_with_coupon(args["coupon_id"], sku_id, quantity)
             who = args.get("who", "buyer")
             buyer_id = chain = None
             if who == "chain":
@@ -115,6 +142,10 @@ def distribution_simulator():
     ).all()
     page = render_template(
         "admin/distribution/simulator.html",
+        coupon_note=coupon_note,
+        coupons=db.session.scalars(
+            select(CouponTemplate).order_by(CouponTemplate.id.desc()).limit(100)
+        ).all(),
         args=args,
         result=result,
         error=error,

@@ -10,6 +10,7 @@ from app.admin import (  # noqa: F401
     bp,
     catalog,
     catalog_uploads,
+    coupons,
     customers,
     dashboard,
     discounts,

@@ -18,12 +18,14 @@ def register_api(app: Flask) -> None:
     # (this package runs first) would load them all.
     from app.api import (  # noqa: F401
         addresses,
+        admin_coupons,
         admin_distribution,
         admin_incentives,
         admin_orders,
         admin_products,
         agents,
         cart,
+        coupons,
         customer,
         distributor,
         distributor_funnel,

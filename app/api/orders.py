@@ -34,6 +34,7 @@ from app.core.models import StatusChange
 from app.core.redis import get_redis
 from app.core.status import InvalidTransition
 from app.core.time import utcnow
+from app.coupons.services import discount_for
 from app.extensions import db
 from app.orders.models import (
     PENDING_PAYMENT,
@@ -114,6 +115,9 @@ class OrderCreate(Body):
     items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_LINES)
     address_id: Id
     remark: Text = Field("", max_length=200, description="订单备注")
+    coupon_id: Id | None = Field(
+        None, description="使用的优惠券（GET /coupons/mine 的 id）；不传则不用券，一单一张"
+    )
 
 
 class OrderListQuery(PageQuery):
@@ -187,6 +191,7 @@ class OrderOut(BaseModel):
     items_fen: int
     shipping_fen: int
     total_fen: int
+    coupon_fen: int = Field(0, description="优惠券抵扣（已按比例分摊进各行 amount_fen）")
     paid_fen: int
     refunded_fen: int
     remark: str
@@ -264,6 +269,7 @@ def order_out(
         items_fen=order.items_fen,
         shipping_fen=order.shipping_fen,
         total_fen=order.total_fen,
+        coupon_fen=order.coupon_fen or 0,
         paid_fen=order.paid_fen,
         refunded_fen=order.refunded_fen,
         remark=order.remark,
@@ -387,8 +393,12 @@ def create_order(json: OrderCreate):
     ``purchase_limit_exceeded`` past a product's 限购, ``too_many_unpaid_orders`` when the
     customer already holds the shop's maximum of unpaid orders (``link`` is their list)."""
     items = [ItemRequest(item.sku_id, item.quantity) for item in json.items]
+    user_id = customer_id()
+    coupon = discount_for(json.coupon_id, user_id) if json.coupon_id is not None else None
     with order_errors():
-        order = place_order(customer_id(), items, json.address_id, json.remark, actor=actor())
+        order = place_order(
+            user_id, items, json.address_id, json.remark, actor=actor(), discount=coupon
+        )
         db.session.commit()
     location = url_for("api.get_order", order_id=order.id)
     return order_detail(order), 201, {"Location": location}

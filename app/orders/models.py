@@ -181,6 +181,12 @@ class Order(db.Model):
     shipped_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The coupon used (customer_coupons.id, app/coupons/): its discount is already split
+    # into the lines' ``amount_fen``. No foreign key: SQLite cannot add one to an existing
+    # table without batch mode (which drops the report triggers). Declared last: the pay
+    # path maps ``RETURNING *`` by position.
+    customer_coupon_id: Mapped[int | None] = mapped_column(index=True)
+    coupon_fen: Mapped[int] = mapped_column(default=0, server_default="0")
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"

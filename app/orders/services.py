@@ -44,7 +44,7 @@ from app.orders.models import (
     ShopSettings,
 )
 from app.orders.states import ORDER_TRANSITIONS, move_order
-from app.signals import order_placed
+from app.signals import order_cancelled, order_placed
 
 MAX_LINES = 50
 MAX_QUANTITY = 999
@@ -152,18 +152,23 @@ def place_order(
     *,
     actor: str | None = None,
     now: datetime | None = None,
+    discount: Callable[[Order], None] | None = None,
 ) -> Order:
     """Create an order for ``user_id``, taking stock for every line, or raise OrderError.
 
     Prices come from the database, never from the request. On ``OrderError`` the caller
     must roll back: stock already taken for earlier lines is undone with the transaction.
+    ``discount`` is an order-level discount (a coupon, ``app.coupons.services.discount_for``):
+    see ``create_order``.
     """
     remark = check_remark(remark)
     wanted = normalise_items(items)
     address = db.session.get(Address, address_id) if isinstance(address_id, int) else None
     if address is None or address.user_id != user_id:
         raise OrderError("invalid_address", "请选择收货地址")
-    order = create_order(user_id, wanted, Receiver.of(address), remark, actor=actor, now=now)
+    order = create_order(
+        user_id, wanted, Receiver.of(address), remark, actor=actor, now=now, discount=discount
+    )
     # What was bought leaves the cart.
     db.session.execute(
         delete(CartItem).where(CartItem.user_id == user_id, CartItem.sku_id.in_(list(wanted)))
@@ -189,6 +194,7 @@ def create_order(
     price_of: Callable[[Sku], int] | None = None,
     actor: str | None = None,
     now: datetime | None = None,
+    discount: Callable[[Order], None] | None = None,
 ) -> Order:
     """The placement itself, for validated ``wanted`` {sku_id: quantity} (flushes).
 
@@ -197,6 +203,10 @@ def create_order(
     merchants order at their level price through it (app/cloud/merchants.py).
     The buyer's unpaid-order cap and the products' purchase limits are checked under a
     lock on the buyer (app/orders/limits.py), so concurrent checkouts cannot both pass.
+
+    ``discount(order)``, when given, runs once the lines are built and before the totals:
+    it may lower lines' ``amount_fen`` (their paid amount) and set the order's coupon
+    columns. Shipping is reckoned on the goods before the discount.
     """
     now = now or utcnow()
     lock_customer(user_id)
@@ -272,8 +282,11 @@ def create_order(
                 commission_exempt=exempt,
             )
         )
+    goods_fen = sum(line.amount_fen for line in order.lines)
+    if discount is not None:
+        discount(order)
     order.items_fen = sum(line.amount_fen for line in order.lines)
-    order.shipping_fen = shipping_fee_for(order.items_fen, settings)
+    order.shipping_fen = shipping_fee_for(goods_fen, settings)
     order.total_fen = order.items_fen + order.shipping_fen
     if order.total_fen <= 0:
         raise OrderError("invalid_total", "订单金额不正确")
@@ -308,6 +321,7 @@ def cancel_order(order: Order, actor: str, reason: str = "取消订单") -> None
     move_order(order, CANCELLED, actor, reason, cancelled_at=utcnow())
     _release_stock(order)
     db.session.flush()
+    order_cancelled.send(__name__, order=order)  # e.g. its coupon is given back
 
 
 def due_unpaid_order_ids(now: datetime | None = None, limit: int = 500) -> list[int]:

@@ -239,7 +239,8 @@
     api("POST", "/api/v1/orders", {
       items: data.items,
       address_id: data.address_id,
-      remark: remark ? remark.value.trim() : ""
+      remark: remark ? remark.value.trim() : "",
+      coupon_id: data.coupon_id || null
     }).then(function (res) {
       if (!res.ok) {
         busy(btn, false);

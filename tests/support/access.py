@@ -13,6 +13,7 @@ from app.cloud.agents import apply_for_region
 from app.cloud.merchants import create_merchant
 from app.cloud.pricing import save_levels
 from app.core.time import utcnow
+from app.coupons.services import TemplateInput, create_template
 from app.discounts.models import TimedDiscount
 from app.distribution.admin_settings import save_grade
 from app.distribution.distributors import create_distributor
@@ -93,6 +94,9 @@ def world(app, make):
         ends_at=utcnow() + timedelta(days=1),
     )
     db.session.add(discount)
+    coupon = create_template(
+        TemplateInput(name="测试券", kind="no_threshold", stock=10, off_fen=100)
+    )
     db.session.commit()
     return {
         "args": {
@@ -115,6 +119,7 @@ def world(app, make):
             "hold_id": db.session.scalar(select(LedgerHold.id)),
             "user_id": order.user_id,
             "discount_id": discount.id,
+            "coupon_id": coupon.id,
         },
         "customer": make.user(),
         "staff": staff,
