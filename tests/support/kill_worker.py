@@ -11,6 +11,8 @@ main thread (each statement executed, each commit; the ticker thread's own queri
   M ms, so a short periodic job lasts long enough for two workers to meet in it.
 - ``STATEMENT_COUNT_FILE=path``: when the worker ends, how many there were is written
   there (a burst worker run once tells a test how many points its jobs have).
+- ``COUNT_JOB_PREFIX=prefix``: count only what jobs whose id starts with it do (a run's
+  other jobs, such as the risk checks a follow-up queues, neither count nor get killed).
 - ``STATEMENT_LOG_FILE=path``: each counted point is appended there as it happens, its
   number and its SQL (or ``COMMIT``), to tell which point a kill number stands for.
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from rq import get_current_job
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -45,10 +48,15 @@ def main() -> None:
     counter = itertools.count(1)
     seen = [0]
     log_file = os.environ.get("STATEMENT_LOG_FILE")
+    job_prefix = os.environ.get("COUNT_JOB_PREFIX")
 
     def step(*args) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
+        if job_prefix:
+            job = get_current_job()
+            if job is None or not job.id.startswith(job_prefix):
+                return
         seen[0] = next(counter)
         if log_file:
             what = " ".join(str(args[2]).split()) if len(args) > 2 else "COMMIT"
