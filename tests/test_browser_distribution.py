@@ -25,7 +25,7 @@ from app.orders.models import Order
 from tests.support.browser import sign_in_on_stand_in
 from tests.support.commissions import configure
 from tests.support.pay import fresh, wait_for_paid_follow_up
-from tests.support.servers import WECHAT_UA
+from tests.support.servers import WECHAT_ANDROID_UA
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,7 @@ def test_share_link_friend_buys_distributor_sees_pending_commission(
 
     # The friend, on another phone: opens the link, signs in on 加入购物车, buys, pays.
     friend_context = browser.new_context(
-        user_agent=WECHAT_UA,
+        user_agent=WECHAT_ANDROID_UA,  # another phone (one phone would be a risk flag)
         viewport={"width": 375, "height": 812},
         device_scale_factor=2,
         is_mobile=True,

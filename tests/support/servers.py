@@ -14,6 +14,13 @@ WECHAT_UA = (
     "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) "
     "NetType/WIFI Language/zh_CN"
 )
+# A second person's phone: the risk checks (app/risk/) treat one address with one browser
+# string as one device, so a buyer and their distributor in one test need two.
+WECHAT_ANDROID_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A; wv) AppleWebKit/537.36 (KHTML, "
+    "like Gecko) Version/4.0 Chrome/126.0 Mobile Safari/537.36 MicroMessenger/8.0.49.2600 "
+    "NetType/WIFI Language/zh_CN"
+)
 DESKTOP_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36"
