@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from flask import g
+from flask import abort, g
 from flask_login import current_user
 
 from app.core.errors import ApiError
@@ -36,3 +36,12 @@ def customer_required(view: Callable) -> Callable:
 def customer_id() -> int:
     """The signed-in customer's id (set by ``customer_required``)."""
     return g.customer_id
+
+
+def page_customer_id(after: str = "") -> int:
+    """The signed-in customer's id on an H5 page (behind ``login_required``). Staff
+    previewing the shop have no orders or coupons: a 403 page says to sign in with WeChat
+    (``after`` says what for, e.g. "后再购物")."""
+    if current_user.is_staff:
+        abort(403, description=f"请使用微信登录顾客账号{after}")
+    return current_user.id

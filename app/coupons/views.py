@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
 
+from app.accounts.guards import page_customer_id
 from app.catalog.models import Product
 from app.core.params import MAX_ID, bounded_int
 from app.coupons.customer import centre_templates, held_coupons, product_templates
@@ -89,9 +90,7 @@ def centre():
 @login_required
 def mine():
     """我的优惠券: unused first (soonest to expire), then used and expired."""
-    if current_user.is_staff:
-        abort(403, description="请使用微信登录顾客账号")
-    return render_template("coupons/mine.html", held=held_coupons(current_user.id))
+    return render_template("coupons/mine.html", held=held_coupons(page_customer_id()))
 
 
 @bp.get("/coupons/<int:coupon_id>")

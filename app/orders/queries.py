@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flask import abort
 from sqlalchemy import exists, func, select
 
 from app.core.models import StatusChange
+from app.core.params import MAX_ID
 from app.extensions import db
 from app.orders.models import ORDER_STATUSES, Order, Refund
 
@@ -55,3 +57,12 @@ def order_history(order: Order) -> list[StatusChange]:
             .order_by(StatusChange.id)
         )
     )
+
+
+def own_order_or_404(order_id: int, user_id: int) -> Order:
+    """The order when it is ``user_id``'s; anyone else's, or none, is a 404 page (an id past
+    any row answers before a query: PostgreSQL refuses such an integer)."""
+    order = db.session.get(Order, order_id) if order_id <= MAX_ID else None
+    if order is None or order.user_id != user_id:
+        abort(404, description="订单不存在")
+    return order

@@ -17,6 +17,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
 
+from app.accounts.guards import page_customer_id
 from app.accounts.oauth import safe_next
 from app.catalog.models import Product, Sku
 from app.core.branding import shop_name
@@ -44,7 +45,13 @@ from app.orders.models import (
     OrderLine,
     Refund,
 )
-from app.orders.queries import REFUND_TAB, customer_orders, order_history, refunds_by_line
+from app.orders.queries import (
+    REFUND_TAB,
+    customer_orders,
+    order_history,
+    own_order_or_404,
+    refunds_by_line,
+)
 from app.orders.refunds import refundable_quantity
 from app.orders.services import MAX_QUANTITY, OrderError, get_settings, shipping_fee_for
 from app.orders.states import ORDER_STATUS_LABELS, REFUND_STATUS_LABELS
@@ -108,16 +115,11 @@ def my_order_counts() -> dict[str, int]:
 
 def _customer_id() -> int:
     """The signed-in customer; staff previewing the shop have no cart or orders."""
-    if current_user.is_staff:
-        abort(403, description="请使用微信登录顾客账号后再购物")
-    return current_user.id
+    return page_customer_id("后再购物")
 
 
 def _own_order(order_id: int) -> Order:
-    order = db.session.get(Order, order_id) if order_id <= MAX_ID else None
-    if order is None or order.user_id != _customer_id():
-        abort(404, description="订单不存在")
-    return order
+    return own_order_or_404(order_id, _customer_id())
 
 
 def _int_arg(name: str, default: int | None = None, high: int = MAX_ID) -> int | None:

@@ -21,8 +21,9 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import login_required
 
+from app.accounts.guards import page_customer_id
 from app.admin.images import check_image, remove_files
 from app.catalog.services import CatalogError
 from app.core.money import parse_yuan
@@ -31,7 +32,7 @@ from app.core.status import InvalidTransition
 from app.extensions import db
 from app.orders import aftersale
 from app.orders.models import COMPLETED, SHIPPED, Order, OrderLine, Refund
-from app.orders.queries import refunds_by_line
+from app.orders.queries import own_order_or_404, refunds_by_line
 from app.orders.refunds import refundable_quantity
 from app.orders.services import OrderError
 from app.orders.shipping import CARRIERS
@@ -47,16 +48,11 @@ def aftersale_globals() -> dict:
 
 
 def _customer_id() -> int:
-    if current_user.is_staff:
-        abort(403, description="请使用微信登录顾客账号")
-    return current_user.id
+    return page_customer_id()
 
 
 def _own_order(order_id: int) -> Order:
-    order = db.session.get(Order, order_id) if order_id <= MAX_ID else None
-    if order is None or order.user_id != _customer_id():
-        abort(404, description="订单不存在")
-    return order
+    return own_order_or_404(order_id, _customer_id())
 
 
 def _own_refund(refund_id: int) -> Refund:
