@@ -25,13 +25,23 @@ MAX_SHOWN = 50
 
 def centre_templates(now: datetime | None = None) -> list[CouponTemplate]:
     """Active templates with stock left that anyone may claim (not distributor-exclusive)."""
+    return _running(distributor_only=False, now=now)
+
+
+def exclusive_templates(now: datetime | None = None) -> list[CouponTemplate]:
+    """The running distributor-exclusive templates (not paused, stock left, not ended): what
+    the distributor centre's 专属优惠券 page offers for sharing."""
+    return _running(distributor_only=True, now=now)
+
+
+def _running(*, distributor_only: bool, now: datetime | None) -> list[CouponTemplate]:
     now = now or utcnow()
     rows = db.session.scalars(
         select(CouponTemplate)
         .where(
             CouponTemplate.status == ACTIVE,
             CouponTemplate.issued < CouponTemplate.stock,
-            CouponTemplate.distributor_only.is_(False),
+            CouponTemplate.distributor_only.is_(distributor_only),
         )
         .order_by(CouponTemplate.id.desc())
         .limit(MAX_SHOWN)

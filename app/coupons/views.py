@@ -1,5 +1,7 @@
 """Customer H5 pages of coupons: the coupon centre (领券中心), my coupons, a coupon's own
-page (what a distributor shares: ``/coupons/<id>?d=CODE``), and the checkout's coupon row.
+page (what a distributor shares: ``/coupons/<id>?d=CODE``), the distributor centre's
+专属优惠券 page (``/distributor/coupons``: each running exclusive coupon with the
+distributor's own link and its QR code), and the checkout's coupon row.
 
 Thin views: claiming goes through the JSON API (``POST /api/v1/coupons/<id>/claim``) from
 static/js/coupons.js. The checkout page (app/orders/views.py) stays unaware of coupons: it
@@ -9,17 +11,25 @@ calls the template global ``checkout_coupon`` this blueprint provides.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from markupsafe import Markup
 
 from app.accounts.guards import page_customer_id
+from app.accounts.oauth import qr_svg
 from app.catalog.models import Product
 from app.core.params import MAX_ID, bounded_int
-from app.coupons.customer import centre_templates, held_coupons, product_templates
+from app.coupons.customer import (
+    centre_templates,
+    exclusive_templates,
+    held_coupons,
+    product_templates,
+)
 from app.coupons.models import CouponTemplate
 from app.coupons.services import Applied, options_for, rule_text
-from app.distribution.distributors import active_distributor_by_code
+from app.distribution.distributors import active_distributor_by_code, distributor_for_user
 from app.extensions import db
 
 bp = Blueprint("coupons", __name__)
@@ -108,3 +118,28 @@ def share(coupon_id: int):
         distributor=distributor,
         code=code if distributor else "",
     )
+
+
+def coupon_share_url(base_url: str, coupon_id: int, code: str) -> str:
+    """A distributor's link to one coupon: ``{base}/coupons/ID?d=CODE``."""
+    return f"{base_url.rstrip('/')}/coupons/{coupon_id}?d={quote(code)}"
+
+
+@bp.get("/distributor/coupons")
+@login_required
+def distributor_coupons():
+    """专属优惠券 in the distributor centre: the running distributor-exclusive coupons, each
+    with the signed-in active distributor's link, a copy button and a QR code (SVG drawn
+    here). Staff get 403 and everyone else goes to the centre, like the other centre pages."""
+    if current_user.is_staff:
+        abort(403, description="请使用微信登录顾客账号后再进入分销中心")
+    me = distributor_for_user(current_user.id)
+    if me is None or me.status != "active":
+        return redirect(url_for("distribution.index"))
+    base = current_app.config["PUBLIC_BASE_URL"]
+    shares = []
+    for t in exclusive_templates():
+        link = coupon_share_url(base, t.id, me.code)
+        # qr_svg draws path data only, never the link as text: safe to embed.
+        shares.append((t, link, Markup(qr_svg(link))))  # noqa: S704 - our own SVG
+    return render_template("coupons/distributor.html", me=me, shares=shares)

@@ -60,7 +60,9 @@
   function buildShare(ctx) {
     var base = ctx.base_url || location.origin;
     var link = absolute(base, page.path || location.pathname);
-    if (ctx.ref) link += (link.indexOf("?") < 0 ? "?" : "&") + "ref=" + encodeURIComponent(ctx.ref);
+    /* own_link: the page's path already names its distributor (a coupon's ?d=CODE, where
+       the claim binds, not the visit), so no ref is added. */
+    if (ctx.ref && !page.own_link) link += (link.indexOf("?") < 0 ? "?" : "&") + "ref=" + encodeURIComponent(ctx.ref);
     var price = typeof page.price_fen === "number" ? yuan(page.price_fen) + (page.from ? "起" : "") : "";
     var desc = price ? price + (page.desc ? " · " + page.desc : "") : (page.desc || "");
     var share = {
@@ -69,7 +71,7 @@
       link: link,
       imgUrl: absolute(base, page.image),
       timelineTitle: price ? page.title + " " + price : page.title,
-      ref: ctx.ref || null
+      ref: page.own_link ? null : (ctx.ref || null)
     };
     window.__shareData = share;
     return share;
