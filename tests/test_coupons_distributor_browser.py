@@ -100,6 +100,7 @@ def test_admin_coupon_pages_at_1366(app, desk, live_server, artifacts):
     with app.app_context():
         factories.staff("coupon-clerk", password="clerk-password")
         factories.user(nickname="王小明")
+        factories.product("青瓷茶具套装", price_fen=15800)
         t = template(name="店庆满100减20", stock=200)
         template(
             name="分销员专属8折", kind="percent_off", off_fen=0, off_bp=2000, distributor_only=True
@@ -123,5 +124,8 @@ def test_admin_coupon_pages_at_1366(app, desk, live_server, artifacts):
 
     desk.goto(f"{base}/admin/coupons/{coupon_id}/issue")
     expect(desk.get_by_text("店庆满100减20").first).to_be_visible()
+    desk.fill("input[name=q]", "王小明")
+    desk.get_by_role("button", name="搜索").first.click()
+    expect(desk.locator("[data-issue-people]")).to_contain_text("王小明")
     desk.screenshot(path=str(artifacts / "admin-coupons-issue-1366.png"), full_page=True)
     assert desk.evaluate("document.documentElement.scrollWidth") <= 1366
