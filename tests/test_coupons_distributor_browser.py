@@ -17,7 +17,7 @@ from app.distribution.distributors import create_distributor
 from app.extensions import db
 from tests.support import commissions as c
 from tests.support import factories
-from tests.support.browser import sign_in_on_stand_in
+from tests.support.browser import sign_in_on_stand_in, wait_until
 from tests.support.coupons import template
 from tests.support.servers import WECHAT_UA
 
@@ -60,6 +60,10 @@ def test_distributor_shares_an_exclusive_coupon_at_375(
     assert box is not None and box["width"] >= 100 and box["height"] >= 100
     whole = card.bounding_box()
     assert whole is not None and whole["x"] >= 0 and whole["x"] + whole["width"] <= 375
+    # The WeChat share card is the coupon's link as it is: no ?ref= added (the claim binds).
+    wait_until(page, "window.__shareData && window.__shareData.link")
+    card_link = page.evaluate("window.__shareData.link")
+    assert card_link.endswith(f"/coupons/{t.id}?d={code}") and "ref=" not in card_link
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     card.get_by_role("button", name="复制链接").click()
     expect(page.locator("#toast")).to_have_text("已复制")
