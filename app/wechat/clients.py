@@ -275,20 +275,26 @@ class WeChatOAuth(_WeChatOAuth):
         return super()._request(method, url_or_endpoint, **kwargs)
 
 
-def get_wechat_client() -> WeChatClient:
-    """The official-account API client for the current app (one per app context)."""
-    client = g.get("_wechat_client")
+def client_for_context(key: str, appid_setting: str, secret_setting: str) -> WeChatClient:
+    """An API client for the app id and secret named by two settings, made once per app
+    context and kept on ``g`` under ``key`` (the official account, the mini-program)."""
+    client = g.get(key)
     if client is None:
         config = current_app.config
         client = WeChatClient(
-            config["WECHAT_APPID"],
-            config["WECHAT_SECRET"],
+            config[appid_setting],
+            config[secret_setting],
             redis=get_redis(),
             api_base=config["WECHAT_API_BASE"],
             mp_base=config.get("WECHAT_MP_BASE"),
         )
-        g._wechat_client = client
+        setattr(g, key, client)
     return client
+
+
+def get_wechat_client() -> WeChatClient:
+    """The official-account API client for the current app (one per app context)."""
+    return client_for_context("_wechat_client", "WECHAT_APPID", "WECHAT_SECRET")
 
 
 def get_oauth(redirect_uri: str = "", scope: str = "snsapi_base", state: str = "") -> WeChatOAuth:

@@ -10,11 +10,10 @@ settings the mini-program is "not configured" and callers answer 503.
 from __future__ import annotations
 
 import requests
-from flask import current_app, g
+from flask import current_app
 from wechatpy.exceptions import WeChatClientException
 
-from app.core.redis import get_redis
-from app.wechat.clients import HTTP_TIMEOUT, WeChatClient
+from app.wechat.clients import HTTP_TIMEOUT, WeChatClient, client_for_context
 
 MAX_SCENE = 32  # WeChat: scene is at most 32 visible characters
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -40,18 +39,7 @@ def get_miniapp_client() -> WeChatClient:
     """The mini-program's API client (one per app context)."""
     if not miniapp_configured():
         raise MiniappError("miniapp_not_configured", "小程序未配置", 503)
-    client = g.get("_miniapp_client")
-    if client is None:
-        config = current_app.config
-        client = WeChatClient(
-            config["WECHAT_MINIAPP_APPID"],
-            config["WECHAT_MINIAPP_SECRET"],
-            redis=get_redis(),
-            api_base=config["WECHAT_API_BASE"],
-            mp_base=config.get("WECHAT_MP_BASE"),
-        )
-        g._miniapp_client = client
-    return client
+    return client_for_context("_miniapp_client", "WECHAT_MINIAPP_APPID", "WECHAT_MINIAPP_SECRET")
 
 
 def code_to_session(code: str) -> dict:
