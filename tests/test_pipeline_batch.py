@@ -93,7 +93,27 @@ def _shop(make) -> list[int]:
                 reward_fen=5000,
                 **window,
             ),
+            # Reached mid-batch by a join under a seller (its progress moves in the batch).
+            Task(
+                name="邀请 1 人",
+                target_kind="new_distributors",
+                target_value=1,
+                reward_fen=1200,
+                **window,
+            ),
         ]
+    )
+    db.session.flush()
+    # Only 金牌 may take part: reached before an upgrade in the batch makes anyone eligible.
+    db.session.add(
+        Task(
+            name="金牌专享",
+            target_kind="paid_orders",
+            target_value=1,
+            reward_fen=3300,
+            grade_ids=[gold.id],
+            **window,
+        )
     )
     save_setting("commission_earned", "TPL_commission_earned", True)
     save_setting("grade_upgraded", "TPL_grade_upgraded", True)
@@ -269,6 +289,10 @@ def test_a_batch_leaves_exactly_what_one_order_at_a_time_leaves(app, make):
     assert one_by_one["grade_changes"] and one_by_one["distributor_team_totals"]
     outbox_kinds = {dict(row)["kind"] for row in one_by_one["outbound_messages"]}
     assert {"commission_earned", "grade_upgraded"} <= outbox_kinds
+    # Tasks whose progress or eligibility moves inside the batch are reached in it.
+    notes = {dict(row)["note"] for row in one_by_one["ledger_entries"]}
+    assert any(n and n.startswith("任务「邀请 1 人」达成") for n in notes), notes
+    assert any(n and n.startswith("任务「金牌专享」达成") for n in notes), notes
     joined = db.session.scalar(select(func.count()).select_from(text("distributors")))
     assert len(one_by_one["distributors"]) > joined  # buyers joined by threshold
 

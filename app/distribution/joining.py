@@ -16,6 +16,7 @@ from app.distribution.binding import current_binding
 from app.distribution.distributors import (
     create_distributor,
     distributor_for_user,
+    forget_distributor_of_user,
     get_distribution_settings,
 )
 from app.distribution.models import Distributor
@@ -57,4 +58,5 @@ def join_by_threshold(user_id: int) -> Distributor | None:
         with db.session.begin_nested():
             return create_distributor(user_id, parent)
     except IntegrityError:  # another job of the same customer got there first
+        forget_distributor_of_user(user_id)
         return None

@@ -43,14 +43,19 @@ from app.core.batch import batch_scope
 from app.core.time import utcnow
 from app.distribution.attribution import attribute_order, attribution_for
 from app.distribution.binding import extend_protection, on_first_payment
-from app.distribution.distributors import get_distribution_settings
+from app.distribution.distributors import get_distribution_settings, load_distributors_of_users
 from app.distribution.joining import join_by_threshold
 from app.distribution.levels import commission_rows
 from app.distribution.rules import EarningRow
-from app.distribution.team import count_order_sales
+from app.distribution.team import (
+    add_batch_sales,
+    apply_batch_sales,
+    count_batch_sales,
+    count_order_sales,
+)
 from app.earnings.plan import earnings_plan
 from app.extensions import db
-from app.incentives.events import after_payment
+from app.incentives.events import after_payment, mark_orders_for_leaderboards, progress_moved
 from app.incentives.grades import grades_with_conditions, upgrade_many
 from app.ledger.entries import write_earnings
 from app.ledger.kinds import LEVEL_KINDS, PENDING
@@ -168,18 +173,29 @@ def announce(order_ids: list[int]) -> None:
 
 
 def _follow_up(
-    order: Order, extend_protection_once: bool, lines: list[OrderLine] | None = None
+    order: Order,
+    extend_protection_once: bool,
+    lines: list[OrderLine] | None = None,
+    *,
+    in_batch: bool = False,
+    team_batched: bool = False,
 ) -> FollowUp:
     """Steps 1 to 4 for one order whose lines the caller locked (the announcement is the
-    caller's); ``lines``: the order's lines as read after that lock, if the caller has them."""
+    caller's); ``lines``: the order's lines as read after that lock, if the caller has them.
+    ``in_batch``: the caller marks the batch's people for the leaderboards at its end;
+    ``team_batched``: it counted the order's team sales (``team.count_batch_sales``)."""
     if order.paid_at is None:
         return FollowUp(order.id, skipped=True)
     settings = get_distribution_settings()
     now = utcnow()
+    binds_now = settings.enabled and settings.bind_mode == "first_payment"
 
     # 1. Who sells it.
     if settings.enabled:
-        if settings.bind_mode == "first_payment":
+        if binds_now:
+            # Bindings and attributions written now move task progress: the batch's
+            # remembered task evaluations are forgotten.
+            progress_moved(None)
             on_first_payment(order.user_id)
             if not attribution_for(order.id):
                 attribute_order(order)
@@ -208,8 +224,13 @@ def _follow_up(
         rows = dividend_rows(lines, agents, line_commissions_fen(order.id))
         dividends = write_rows(order.id, lines, rows, now)
 
-    # 4. What the sale moves.
-    count_order_sales(order.id)  # the team's running sales, before any upgrade reads them
+    # 4. What the sale moves. The team's running sales, before any upgrade reads them (a
+    # batch counted every order's share at its start and adds them to the table at its
+    # end; grade checks read stored + what the batch counted so far).
+    if team_batched:
+        add_batch_sales(order.id)
+    else:
+        count_order_sales(order.id)
     joined = join_by_threshold(order.user_id) if settings.enabled else None
     upgraded: tuple[int, ...] = ()
     # Most shops set grades by hand: one EXISTS then saves three queries per beneficiary.
@@ -220,7 +241,13 @@ def _follow_up(
         if joined is not None and joined.parent_id is not None:
             candidates.append(joined.parent_id)
         upgraded = upgrade_many(candidates, "付款后业绩达标")
-    after_payment(order)  # tasks, invite rewards, leaderboards (app/incentives/events.py)
+    # A join moves its parent's task progress, an upgrade its distributor's eligibility.
+    moved = list(upgraded) + ([joined.parent_id] if joined is not None else [])
+    if moved:
+        progress_moved(moved)
+    # Tasks, invite rewards, leaderboards (app/incentives/events.py); a batch marks its
+    # people for the leaderboards once at its end (unless bindings move order by order).
+    after_payment(order, leaderboards=not in_batch or binds_now)
     db.session.flush()
     # 5. The announcement: the caller's, once per batch (``announce``).
     return FollowUp(order.id, False, len(entries), len(dividends), joined is not None, upgraded)
@@ -254,12 +281,30 @@ def follow_up_orders(
             db.session.execute(_LOCK_LINES_OF_ORDERS, {"locked_order_ids": paid})
             for line in db.session.scalars(_LINES_OF_ORDERS, {"order_ids": paid}):
                 lines[line.order_id].append(line)
+        # Team sales counted for the whole batch now (attributions locked in id order),
+        # added to the totals at its end; not when step 1 may still write attributions.
+        settings = get_distribution_settings()
+        team_batched = not (settings.enabled and settings.bind_mode == "first_payment")
+        if team_batched and paid:
+            count_batch_sales(paid)
+        # The buyers' distributor rows (the join and invite checks), one query.
+        load_distributors_of_users({o.user_id for o in orders.values()})
         for order_id in order_ids:
             order = orders.get(order_id)
             if order is None:
                 done.append(FollowUp(order_id, skipped=True))
                 continue
-            done.append(_follow_up(order, order_id in extend_protection, lines.get(order_id)))
+            done.append(
+                _follow_up(
+                    order,
+                    order_id in extend_protection,
+                    lines.get(order_id),
+                    in_batch=True,
+                    team_batched=team_batched,
+                )
+            )
+        apply_batch_sales()  # the hot team-total rows locked from here to the commit
+        mark_orders_for_leaderboards([orders[d.order_id] for d in done if not d.skipped])
     # A message per beneficiary and order, deduplicated per order, all in one go: reading
     # the sums after the whole batch gives the same figures (an order's earnings are its own).
     announce([d.order_id for d in done if not d.skipped])

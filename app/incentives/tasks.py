@@ -33,6 +33,7 @@ to stop new rewards, while pending ones still settle or reverse by the rules abo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -300,13 +301,41 @@ def evaluate_for(
     tasks = tasks_covering(moment)
     if not tasks or not distributor_ids:
         return written
-    people = db.session.scalars(select(Distributor).where(Distributor.id.in_(distributor_ids)))
+    # After a payment's evaluation, evaluating the same pair again in the same batch would
+    # change nothing until its progress or eligibility moves (``forget_evaluations``):
+    # inside a batch of follow-ups progress only grows, and the pair was just brought to
+    # where its progress says. A refund's evaluation is never remembered.
+    stable = memo(_STABLE, set) if refund_id is None else set()
+    due = sorted(i for i in distributor_ids if any((t.id, i) not in stable for t in tasks))
+    if not due:
+        return written
+    people = db.session.scalars(select(Distributor).where(Distributor.id.in_(due)))
     for distributor in people:
         for task in tasks:
+            if (task.id, distributor.id) in stable:
+                continue
             done = evaluate(task, distributor, refund_id=refund_id)
             written += [i for i in (done.written, done.reversed) if i is not None]
+            if refund_id is None:
+                stable.add((task.id, distributor.id))
     db.session.flush()
     return written
+
+
+_STABLE = "tasks:evaluated"  # (task id, distributor id) pairs evaluated in this batch
+
+
+def forget_evaluations(distributor_ids: Iterable[int] | None = None) -> None:
+    """Inside a batch of follow-ups: these distributors' progress or eligibility may have
+    moved (someone joined under them, a grade went up, an attribution or binding was
+    written), so their next evaluation runs again; None: everyone's. Outside a batch
+    nothing is remembered."""
+    stable = memo(_STABLE, set)
+    if distributor_ids is None:
+        stable.clear()
+        return
+    ids = set(distributor_ids)
+    stable.difference_update([pair for pair in stable if pair[1] in ids])
 
 
 def candidates(task: Task) -> set[int]:
