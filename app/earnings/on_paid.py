@@ -41,10 +41,10 @@ from app.cloud.dividends import dividend_agents, dividend_rows
 from app.cloud.price_difference import price_difference_rows
 from app.core.batch import batch_scope
 from app.core.time import utcnow
-from app.distribution.attribution import attribute_order, attribution_for
+from app.distribution.attribution import attribute_order, attribution_for, load_attributions
 from app.distribution.binding import extend_protection, on_first_payment
 from app.distribution.distributors import get_distribution_settings, load_distributors_of_users
-from app.distribution.joining import join_by_threshold
+from app.distribution.joining import join_by_threshold, load_paid_purchases
 from app.distribution.levels import commission_rows
 from app.distribution.rules import EarningRow
 from app.distribution.team import (
@@ -53,7 +53,7 @@ from app.distribution.team import (
     count_batch_sales,
     count_order_sales,
 )
-from app.earnings.plan import earnings_plan
+from app.earnings.plan import earnings_plan, load_merchants_of_orders
 from app.extensions import db
 from app.incentives.events import after_payment, mark_orders_for_leaderboards, progress_moved
 from app.incentives.grades import grades_with_conditions, upgrade_many
@@ -287,6 +287,10 @@ def follow_up_orders(
         team_batched = not (settings.enabled and settings.bind_mode == "first_payment")
         if team_batched and paid:
             count_batch_sales(paid)
+            # What stays put when no attribution is written: read for the whole batch.
+            load_attributions(paid)
+            load_merchants_of_orders(paid)
+        load_paid_purchases({orders[i].user_id for i in paid})
         # The buyers' distributor rows (the join and invite checks), one query.
         load_distributors_of_users({o.user_id for o in orders.values()})
         for order_id in order_ids:
