@@ -300,3 +300,27 @@ def test_a_batch_leaves_exactly_what_one_order_at_a_time_leaves(app, make):
         assert batched[table] == one_by_one[table], table
     # And the batch is cheaper: statements shared by the orders run once.
     assert batch.count < 0.8 * singles.count, (batch.count, singles.count)
+
+
+def test_a_batch_over_orders_partly_followed_up_already(app, make):
+    """Half the orders were followed up before (a batch that committed, then a repeat):
+    the batch writes nothing twice, and the payout cap of the repeat's region dividends
+    counts the commissions already in the ledger, exactly as order by order."""
+    order_ids = _shop(make)
+    earlier = order_ids[::2]
+
+    for order_id in earlier + order_ids:
+        follow_up_orders([order_id])
+    one_by_one = _snapshot()
+    db.session.rollback()
+
+    follow_up_orders(earlier)
+    done = follow_up_orders(order_ids)
+    batched = _snapshot()
+    db.session.rollback()
+
+    for table in TABLES:
+        assert batched[table] == one_by_one[table], table
+    again = {d.order_id: (d.entries, d.dividends) for d in done}
+    assert all(again[o] == (0, 0) for o in earlier)  # nothing written twice
+    assert any(again[o] != (0, 0) for o in order_ids if o not in earlier)

@@ -89,16 +89,36 @@ def write_earnings(lines: list[OrderLine], values: list[dict], now: datetime) ->
     rather than rowcount, which psycopg reports as -1 for ORM-executed inserts. The SQL is
     built once per number of rows (``insert_rows_on_conflict``): every paid order runs it.
     """
+    return [entry_id for entry_id, _order, _kind in write_earnings_keyed(lines, values, now)]
+
+
+# Rows per INSERT when a batch of orders writes its earnings at once (9 parameters a row:
+# well inside both databases' limits on bound parameters).
+EARNINGS_PER_INSERT = 500
+
+
+def write_earnings_keyed(
+    lines: list[OrderLine], values: list[dict], now: datetime
+) -> list[tuple[int, int, str]]:
+    """``write_earnings`` for any number of rows (of one order or a batch of orders: one
+    INSERT per ``EARNINGS_PER_INSERT`` rows, in the order given); (id, order id, kind) of
+    each entry written now."""
     if not values:
         return []
-    statement = insert_rows_on_conflict(
-        LedgerEntry.__table__,
-        EARNING_COLUMNS,
-        len(values),
-        conflict=("order_line_id", "distributor_id", "kind"),
-        returning=(LedgerEntry.__table__.c.id,),
-    )
-    written = db.session.scalars(statement, row_params(EARNING_COLUMNS, values)).all()
+    written: list[tuple[int, int, str]] = []
+    table = LedgerEntry.__table__
+    for at in range(0, len(values), EARNINGS_PER_INSERT):
+        chunk = values[at : at + EARNINGS_PER_INSERT]
+        statement = insert_rows_on_conflict(
+            table,
+            EARNING_COLUMNS,
+            len(chunk),
+            conflict=("order_line_id", "distributor_id", "kind"),
+            returning=(table.c.id, table.c.order_id, table.c.kind),
+        )
+        written += [
+            tuple(row) for row in db.session.execute(statement, row_params(EARNING_COLUMNS, chunk))
+        ]
     touched = {row["order_line_id"] for row in values}
     for line in lines:
         if line.id in touched and line.refunded_fen:
@@ -108,7 +128,7 @@ def write_earnings(lines: list[OrderLine], values: list[dict], now: datetime) ->
                 .order_by(Refund.id)
             ):
                 _reverse_line(line, refund_id, now)
-    return list(written)
+    return written
 
 
 def _reverse_line(line: OrderLine, refund_id: int, now: datetime) -> list[int]:
