@@ -45,7 +45,7 @@ from app.distribution.attribution import attribute_order, attribution_for, load_
 from app.distribution.binding import extend_protection, on_first_payment
 from app.distribution.distributors import get_distribution_settings, load_distributors_of_users
 from app.distribution.joining import join_by_threshold, load_paid_purchases
-from app.distribution.levels import commission_rows
+from app.distribution.levels import commission_rows, forget_grades
 from app.distribution.rules import EarningRow
 from app.distribution.team import (
     add_batch_sales,
@@ -55,7 +55,12 @@ from app.distribution.team import (
 )
 from app.earnings.plan import earnings_plan, load_merchants_of_orders
 from app.extensions import db
-from app.incentives.events import after_payment, mark_orders_for_leaderboards, progress_moved
+from app.incentives.events import (
+    after_payment,
+    load_affected_by_orders,
+    mark_orders_for_leaderboards,
+    progress_moved,
+)
 from app.incentives.grades import grades_with_conditions, upgrade_many
 from app.ledger.entries import write_earnings, write_earnings_keyed
 from app.ledger.kinds import LEVEL_KINDS, LINE_EARNING_KINDS, PENDING, REGION_DIVIDEND
@@ -331,6 +336,8 @@ def _follow_up(
     moved = list(upgraded) + ([joined.parent_id] if joined is not None else [])
     if moved:
         progress_moved(moved)
+    if upgraded:
+        forget_grades(upgraded)  # their rates change from the next order on
     # Tasks, invite rewards, leaderboards (app/incentives/events.py); a batch marks its
     # people for the leaderboards once at its end (unless bindings move order by order).
     after_payment(order, leaderboards=not in_batch or binds_now)
@@ -376,6 +383,7 @@ def follow_up_orders(
             # What stays put when no attribution is written: read for the whole batch.
             load_attributions(paid)
             load_merchants_of_orders(paid)
+            load_affected_by_orders(paid)
         # The line earnings of the whole batch in one INSERT at its end (the leaderboard
         # marks, which read them, then come after; order by order when bindings move).
         ledger = BatchLedger(paid) if team_batched else None

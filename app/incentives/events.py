@@ -98,6 +98,12 @@ def progress_moved(distributor_ids: Iterable[int] | None = None) -> None:
     tasks.forget_evaluations(distributor_ids)
 
 
+def load_affected_by_orders(order_ids: list[int]) -> None:
+    """Inside a batch of follow-ups that writes no attribution or binding: the people each
+    order's tasks concern, for every order in one query (``tasks.affected_by_order``)."""
+    tasks.load_affected_by_orders(order_ids)
+
+
 def mark_orders_for_leaderboards(orders: list[Order]) -> None:
     """``mark_for_leaderboards`` of everyone the orders touch, in one query (a batch's
     end: the same people ``_order_people`` finds order by order, or more)."""

@@ -466,8 +466,40 @@ _AFFECTED_BY_ORDER = union(
 )
 
 
+_AFFECTED = "tasks:affected_by_order"  # batch memo: {order id: distributor ids}
+
+
+def load_affected_by_orders(order_ids: list[int]) -> None:
+    """Inside a batch of follow-ups that writes no attribution or binding:
+    ``affected_by_order`` of every order in one query. (A buyer joining in the batch
+    joins under their binding's distributor, already in the set.)"""
+    ids = list(order_ids)
+    known = memo(_AFFECTED, dict)
+    found: dict[int, set[int]] = {i: set() for i in ids}
+    rows = db.session.execute(
+        union(
+            select(OrderAttribution.order_id, OrderAttribution.distributor_id).where(
+                OrderAttribution.order_id.in_(ids), OrderAttribution.level == 1
+            ),
+            select(Order.id, Distributor.parent_id)
+            .join(Distributor, Distributor.user_id == Order.user_id)
+            .where(Order.id.in_(ids)),
+            select(Order.id, Binding.distributor_id)
+            .join(Binding, Binding.user_id == Order.user_id)
+            .where(Order.id.in_(ids)),
+        )
+    )
+    for order_id, distributor_id in rows:
+        if distributor_id is not None:
+            found[order_id].add(distributor_id)
+    known.update(found)
+
+
 def affected_by_order(order: Order) -> set[int]:
     """Distributors whose task progress an order can move: its level-1 seller, the buyer's
     inviter (if the buyer is a distributor) and the buyer's current binding."""
+    known = memo(_AFFECTED, dict)
+    if order.id in known:
+        return set(known[order.id])
     found = db.session.scalars(_AFFECTED_BY_ORDER, {"order_id": order.id, "user_id": order.user_id})
     return {i for i in found if i is not None}
