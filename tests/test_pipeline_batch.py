@@ -15,6 +15,7 @@ import json
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event, func, select, text
 
 from app.cloud.merchants import create_merchant, place_merchant_order
@@ -266,8 +267,13 @@ class _Statements:
         event.remove(db.engine, "before_cursor_execute", self._seen)
 
 
-def test_a_batch_leaves_exactly_what_one_order_at_a_time_leaves(app, make):
+@pytest.mark.parametrize("bind_mode", ["first_visit", "first_payment"])
+def test_a_batch_leaves_exactly_what_one_order_at_a_time_leaves(app, make, bind_mode):
+    """With binding on first payment, step 1 writes bindings and attributions order by
+    order: the batch then takes none of the shortcuts that depend on them."""
     order_ids = _shop(make)
+    get_distribution_settings().bind_mode = bind_mode
+    db.session.commit()
     assert len(order_ids) == 12
 
     with _Statements() as singles:
