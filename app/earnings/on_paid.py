@@ -21,6 +21,14 @@ For each paid order, in this order (one transaction per call; it flushes, the jo
    id: the WeChat listener queues one message per beneficiary and order
    (``app/wechat/listeners.py``).
 
+A batch (``follow_up_orders``) takes the same steps order by order and leaves exactly
+what one order at a time leaves, but set-based where it can: what stays put is read once
+for the batch, team sales are counted at its start and added to the totals at its end
+(grade checks read stored + the batch's running figure), the line earnings of every order
+go to the ledger together at its end (``BatchLedger``), task evaluations are remembered
+until a join, an upgrade or a binding moves them (``docs/architecture.md``, "A batch of
+follow-ups").
+
 The order's lines are locked first (a no-op UPDATE; in a batch, every order's lines
 before the first order's follow-up), so two runs for one order, or a run and a completing
 refund, go one after the other; every write is keyed, so running the
