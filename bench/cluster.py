@@ -66,7 +66,6 @@ from bench.pages import (  # noqa: E402  (same server setup)
     BENCH_MCHID,
     free_port,
     production_settings,
-    start_gunicorn,
 )
 from bench.postgres import start_postgres  # noqa: E402
 
@@ -335,7 +334,7 @@ def start_sandbox(env: dict, port: int, cert: Path, key: Path) -> subprocess.Pop
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    import ssl  # noqa: PLC0415 - only the stand-in's start needs it
+    import ssl
 
     context = ssl.create_default_context(cafile=str(cert))
     deadline = time.time() + 30
@@ -407,18 +406,34 @@ class CpuMeter:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
 
 
-def postgres_pid(folder: Path) -> int | None:
-    """The embedded PostgreSQL's postmaster (its backends are its children)."""
-    import psutil
-
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info.get("cmdline") or []
-        if any(str(folder) in part for part in cmdline) and "postgres" in " ".join(cmdline[:1]):
-            return process.pid
-    return None
+def start_web(env: dict, port: int, metrics: Path, wait: float = 180) -> subprocess.Popen:
+    """One "host": a gunicorn master (production config, loopback) with its own metrics
+    folder, answering ``/__null`` (bench/wsgi_null.py); waits longer than
+    bench/pages.py's ``start_gunicorn`` does, for a busy box."""
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+    process = subprocess.Popen(
+        [*command, "bench.wsgi_null:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + wait
+    while time.time() < deadline and process.poll() is None:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/__null")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    stop(process)
+    raise RuntimeError(f"gunicorn on port {port} did not start")
 
 
 def start_worker(env: dict, log) -> subprocess.Popen:
@@ -552,9 +567,10 @@ def clone_unpaid(template_id: int, count: int, tag: str) -> None:
     db.session.commit()
 
 
-def seed(count: int) -> tuple[dict[int, int], list[list]]:
+def seed(count: int) -> tuple[dict[int, int], list[list], int]:
     """The shop, its templates followed up alone, ``count`` unpaid clones; returns
-    ({clone order id: line earnings expected}, [[number, total_fen, payer openid]])."""
+    ({clone order id: line earnings expected}, [[number, total_fen, payer openid]], how
+    many templates)."""
     from sqlalchemy import select
 
     from app.accounts.models import User
@@ -569,7 +585,7 @@ def seed(count: int) -> tuple[dict[int, int], list[list]]:
     expected_by_shape = []
     # Each template alone, as bench/commissions.py does: the reference. Their paid notices
     # and messages are queued for real: the workers send them with the rest.
-    from flask import current_app  # noqa: PLC0415 - the app of the caller's context
+    from flask import current_app
 
     size = current_app.config["FOLLOW_UP_BATCH_SIZE"]
     current_app.config["FOLLOW_UP_BATCH_SIZE"] = 1
@@ -599,7 +615,7 @@ def seed(count: int) -> tuple[dict[int, int], list[list]]:
         expected[order_id] = expected_by_shape[int(number[1:].split("-")[0])]
         orders.append([number, total, openid])
     db.session.rollback()
-    return expected, orders
+    return expected, orders, len(shapes)
 
 
 # --- watching and checking ----------------------------------------------------------------
@@ -711,9 +727,7 @@ def gather_facts(expected: dict[int, int]) -> dict:
     root_id = db.session.scalar(
         select(Distributor.id).where(Distributor.parent_id.is_(None)).order_by(Distributor.id)
     )
-    outbox = counts(
-        select(OutboundMessage.status, func.count()).group_by(OutboundMessage.status)
-    )
+    outbox = counts(select(OutboundMessage.status, func.count()).group_by(OutboundMessage.status))
     facts = {
         "orders": orders,
         "paid_changes": paid_changes,
@@ -799,11 +813,13 @@ def main() -> int:
         return client(args)
     if args.sandbox:
         return sandbox(args)
+    # A SIGTERM (a CI step's timeout) stops every process the run started, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as folder:
         return run(args, Path(folder))
 
 
-def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read top to bottom
+def run(args, workdir: Path) -> int:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(workdir / "xdg"))
     database_url = args.database_url or start_postgres(workdir)
     redis_server = None
@@ -855,11 +871,11 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
         flush=True,
     )
     started = time.perf_counter()
-    expected, orders = seed(args.orders)
+    expected, orders, shapes = seed(args.orders)
     (workdir / "orders.json").write_text(json.dumps(orders))
     print(
-        f"seeded {len(orders):,} unpaid orders in {len(set(expected.values()))} earning "
-        f"shapes ({time.perf_counter() - started:.0f} s)",
+        f"seeded {len(orders):,} unpaid orders, clones of {shapes} template orders "
+        f"({time.perf_counter() - started:.0f} s)",
         flush=True,
     )
 
@@ -868,16 +884,16 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
     webs: list[subprocess.Popen] = []
     workers: list[subprocess.Popen] = []
     sandbox_process = start_sandbox(env, sandbox_port, cert, key)
+    meter.watch("stand-in", sandbox_process.pid)
     events: list[str] = []
     try:
         for n, port in enumerate(ports):
-            web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{n}")}
-            webs.append(start_gunicorn(web_env, port))
+            webs.append(start_web(env, port, workdir / f"metrics-{n}"))
             meter.watch("web", webs[-1].pid)
         for _ in range(args.workers):
             workers.append(start_worker(env, log))
             meter.watch("workers", workers[-1].pid)
-        pg = None if args.database_url else postgres_pid(workdir)
+        pg = None if args.database_url else start_postgres.server.get_pid()
         if pg:
             meter.watch("postgres", pg)
         meter.start()
@@ -902,7 +918,7 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
         )
 
         # The run: notices, a web restart and a worker kill on the way.
-        cpu0 = {g: meter.total(g) for g in ("web", "workers", "postgres")}
+        cpu0 = {g: meter.total(g) for g in ("web", "workers", "postgres", "stand-in")}
         t0 = time.time()
         notices = run_client("notices", ports, args, workdir, keys_dir)
         restarted = killed = False
@@ -914,18 +930,30 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
         def restart() -> None:
             down = time.time()
             stop(webs[restart_web])
-            web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{restart_web}")}
-            webs[restart_web] = start_gunicorn(web_env, ports[restart_web])
+            stopped = time.time()
+            webs[restart_web] = start_web(
+                env, ports[restart_web], workdir / f"metrics-{restart_web}"
+            )
             meter.watch("web", webs[restart_web].pid)
             events.append(
-                f"web {restart_web} (port {ports[restart_web]}) SIGTERM + start again: "
-                f"down {time.time() - down:.1f} s"
+                f"web {restart_web} (port {ports[restart_web]}): SIGTERM, gone after "
+                f"{stopped - down:.1f} s, started again and answering after "
+                f"{time.time() - stopped:.1f} s more"
             )
 
         kill_tries_until = None
+        timed_out = False
+        shown = t0
         while True:
             paid, followed, pending = progress()
             now = time.time()
+            if now - shown >= 10:
+                shown = now
+                print(
+                    f"  {now - t0:5.0f} s: {paid:,} paid, {followed:,} followed up, "
+                    f"{pending:,} messages pending",
+                    flush=True,
+                )
             if not restarted and paid >= args.restart_at * len(orders):
                 restarted = True
                 events.append(f"at {now - t0:.1f} s, {paid:,} paid: restarting web {restart_web}")
@@ -954,7 +982,7 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
                 notices_done = now
             if followed_at is None and followed >= len(orders):
                 followed_at = now
-                cpu_follow = {g: meter.total(g) for g in ("workers", "postgres")}
+                cpu_follow = {g: meter.total(g) for g in ("workers", "postgres", "stand-in")}
             if (
                 notices_done is not None
                 and followed_at is not None
@@ -964,10 +992,13 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
                 break
             if now > deadline:
                 print(f"TIMEOUT: {paid:,} paid, {followed:,} followed up, {pending:,} pending")
+                timed_out = True
                 break
             time.sleep(0.5)
         drained_at = time.time()
-        sent = json.loads(notices.communicate(timeout=600)[0]) if notices_done else None
+        if notices.poll() is None:
+            notices.kill()
+        sent = json.loads(notices.communicate(timeout=60)[0]) if notices_done else None
         if restart_thread:
             restart_thread.join(60)
         cpu_web = meter.total("web") - cpu0["web"]
@@ -979,8 +1010,9 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
 
         queue = get_queue("default")
         live = sum(1 for w in workers if w.poll() is None)
+        noop_rate = noop_s = 0.0
         with queue.connection.pipeline() as pipe:
-            for n in range(args.noop_jobs):
+            for n in range(0 if timed_out else args.noop_jobs):
                 queue.enqueue_call(
                     "bench.commissions.noop",
                     args=(n,),
@@ -990,12 +1022,13 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
                 )
             t_noop = time.perf_counter()
             pipe.execute()
-        while not queues_idle():
+        while not timed_out and not queues_idle():
             if time.perf_counter() - t_noop > 600:
                 raise SystemExit("no-op jobs did not finish in 10 minutes")
             time.sleep(0.05)
-        noop_s = time.perf_counter() - t_noop
-        noop_rate = args.noop_jobs / noop_s
+        if not timed_out:
+            noop_s = time.perf_counter() - t_noop
+            noop_rate = args.noop_jobs / noop_s
 
         facts = gather_facts(expected)
     finally:
@@ -1008,6 +1041,8 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
         ctx.pop()
         if redis_server is not None:
             redis_server.shutdown()
+        if not args.database_url:
+            start_postgres.server.cleanup()
 
     found = problems(facts)
     n = len(orders)
@@ -1021,7 +1056,7 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
         flush=True,
     )
     if sent is not None:
-        wall = notices_done - t0
+        wall = sent["ended"] - sent["started"]
         print(
             f"notices: {sent['sent']:,} ({n:,} first + {sent['duplicates']:,} duplicates) in "
             f"{wall:.1f} s = {sent['sent'] / wall:.0f}/s; answers {sent['statuses']}, "
@@ -1035,22 +1070,29 @@ def run(args, workdir: Path) -> int:  # noqa: C901, PLR0915 - one script, read t
         )
         if sent["gave_up"]:
             found.append(f"{len(sent['gave_up'])} notices never got a 2xx")
-    if followed_at is not None:
-        follow_wall = followed_at - t0
+    if followed_at is not None and noop_rate:
+        follow_wall = followed_at - (sent["started"] if sent else t0)
         worker_cpu = cpu_follow["workers"] - cpu0["workers"]
         rate = n / follow_wall
         print(
             f"follow-ups: {n:,} in {follow_wall:.1f} s from the first notice = {rate:.1f}/s, "
             f"{rate / args.workers:.1f}/s per worker; worker CPU {worker_cpu:.1f} s "
             f"({n / worker_cpu:.1f} follow-ups per CPU second); "
-            f"outbox drained {drained_at - t0:.1f} s after the first notice"
+            f"outbox drained {drained_at - (sent['started'] if sent else t0):.1f} s after the "
+            "first notice"
         )
         print(
             f"no-op jobs: {args.noop_jobs:,} through {live} workers in {noop_s:.1f} s = "
             f"{noop_rate:.0f}/s, {noop_rate / live:.0f}/s per worker; follow-ups "
             f"{rate / noop_rate:.3f}x no-op jobs"
         )
-        if "postgres" in cpu_follow and cpu_follow["postgres"]:
+        messages = facts["outbox"].get("sent", 0)
+        drain_wall = drained_at - (sent["started"] if sent else t0)
+        print(
+            f"template messages: {messages:,} sent through the stand-in in {drain_wall:.1f} s "
+            f"= {messages / drain_wall:.0f}/s ({messages / n:.1f} per order)"
+        )
+        if cpu_follow.get("postgres"):
             pg_cpu = cpu_follow["postgres"] - cpu0["postgres"]
             print(
                 f"PostgreSQL CPU {pg_cpu:.1f} s until the last follow-up "
