@@ -499,16 +499,19 @@ def clone_unpaid(template_id: int, count: int, tag: str) -> None:
         {"template": template_id},
     )
     columns = (
-        "items_fen, shipping_fen, total_fen, refunded_fen, receiver_name, receiver_phone, "
-        "province, city, district, district_code, address_detail, remark"
+        "items_fen, shipping_fen, total_fen, refunded_fen, receiver_name, province, city, "
+        "district, district_code, remark"
     )
+    # Each buyer ships to their own phone and door, as real customers do: one phone for
+    # thousands of buyers would be a receiver ring (app/risk/signals.py) in every order.
     db.session.execute(
         sql(
             f"""
             INSERT INTO orders (number, user_id, status, paid_fen, created_at, pay_deadline,
-                                {columns})
+                                receiver_phone, address_detail, {columns})
             SELECT 'C' || :tag || '-' || c.n, c.id, 'pending_payment', 0, now(),
-                   now() + interval '1 day', {columns}
+                   now() + interval '1 day', '1' || lpad((c.id % 10000000000)::text, 10, '0'),
+                   '科技园' || c.id || '号', {columns}
             FROM orders t, clone_users c WHERE t.id = :template
             """  # noqa: S608 (the column list is this file's constant)
         ),
@@ -1033,7 +1036,11 @@ def run(args, workdir: Path) -> int:
         facts = gather_facts(expected)
     finally:
         meter.stop()
-        for process in [*webs, *workers, sandbox_process]:
+        everything = [*webs, *workers, sandbox_process]
+        for process in everything:  # all told at once, then each waited for
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in everything:
             stop(process)
         log.close()
         db.session.remove()
