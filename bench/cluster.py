@@ -642,6 +642,12 @@ def progress() -> tuple[int, int, int]:
     return tuple(row)
 
 
+def jobs_waiting() -> int:
+    from jobs.queues import get_queue
+
+    return sum(get_queue(name).count for name in ("high", "default", "low"))
+
+
 def queues_idle() -> bool:
     """No job waiting in a queue nor running (the periodic ones come and go)."""
     from rq.registry import StartedJobRegistry
@@ -849,6 +855,21 @@ def run(args, workdir: Path) -> int:
         "WEB_CONCURRENCY": "1",
         "PYTHONPATH": str(ROOT),
         "GUNICORN_ACCESSLOG": "-",
+        # The long periodic catch-ups a day apart (as bench/commissions.py): the run waits
+        # for the work the notices cause. The order timers (60 s) and the outbox sweep
+        # (300 s) keep their production intervals: they are recovery paths.
+        **dict.fromkeys(
+            (
+                "SETTLEMENT_INTERVAL_SECONDS",
+                "TRANSFER_SYNC_INTERVAL_SECONDS",
+                "INCENTIVES_INTERVAL_SECONDS",
+                "REPORTS_INTERVAL_SECONDS",
+                "PRUNE_INTERVAL_SECONDS",
+                "RISK_SWEEP_SECONDS",
+                "FUNNEL_ROLLUP_SECONDS",
+            ),
+            "86400",
+        ),
     }
     keys_dir = Path(env["WECHAT_PAY_PRIVATE_KEY_PATH"]).parent
     os.environ.update(env)
@@ -954,7 +975,7 @@ def run(args, workdir: Path) -> int:
                 shown = now
                 print(
                     f"  {now - t0:5.0f} s: {paid:,} paid, {followed:,} followed up, "
-                    f"{pending:,} messages pending",
+                    f"{pending:,} messages pending, {jobs_waiting():,} jobs queued",
                     flush=True,
                 )
             if not restarted and paid >= args.restart_at * len(orders):
@@ -1085,8 +1106,8 @@ def run(args, workdir: Path) -> int:
             f"follow-ups: {n:,} in {follow_wall:.1f} s from the first notice = {rate:.1f}/s, "
             f"{rate / args.workers:.1f}/s per worker; worker CPU {worker_cpu:.1f} s "
             f"({n / worker_cpu:.1f} follow-ups per CPU second); "
-            f"outbox drained {drained_at - (sent['started'] if sent else t0):.1f} s after the "
-            "first notice"
+            f"everything drained (outbox, risk checks, queues) "
+            f"{drained_at - (sent['started'] if sent else t0):.1f} s after the first notice"
         )
         print(
             f"no-op jobs: {args.noop_jobs:,} through {live} workers in {noop_s:.1f} s = "
