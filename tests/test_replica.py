@@ -112,3 +112,14 @@ def test_without_a_replica_the_same_pages_read_the_primary(app, make):
     export = client.get("/admin/orders/export.csv")
     assert export.status_code == 200 and export.get_data(as_text=True).startswith("\ufeff")
     export.close()
+
+
+def test_the_variable_becomes_the_replica_bind(monkeypatch):
+    import config
+
+    monkeypatch.setenv("DATABASE_REPLICA_URL", "postgresql+psycopg://reader@replica/shop")
+    assert config.Config.from_env()["SQLALCHEMY_BINDS"] == {
+        REPLICA_BIND: "postgresql+psycopg://reader@replica/shop"
+    }
+    monkeypatch.delenv("DATABASE_REPLICA_URL")
+    assert config.Config.from_env()["SQLALCHEMY_BINDS"] == {}
