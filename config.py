@@ -163,6 +163,10 @@ class Config:
         settings.update(
             SECRET_KEY=_env("SECRET_KEY"),
             SQLALCHEMY_DATABASE_URI=_env("DATABASE_URL"),
+            # A read replica for report pages and CSV exports (app/core/replica.py).
+            SQLALCHEMY_BINDS=(
+                {"replica": _env("DATABASE_REPLICA_URL")} if _env("DATABASE_REPLICA_URL") else {}
+            ),
             REDIS_URL=_env("REDIS_URL"),
             PUBLIC_BASE_URL=(_env("PUBLIC_BASE_URL") or "").rstrip("/") or None,
             WECHAT_APPID=_env("WECHAT_APPID"),

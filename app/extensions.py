@@ -9,6 +9,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from app.core.params import MAX_ID
+from app.core.replica import RoutingSession
 
 # Named constraints so Alembic migrations are stable on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -38,7 +39,8 @@ class Database(SQLAlchemy):
         return super().get_or_404(entity, ident, description=description)
 
 
-db = Database(model_class=Base)
+# Report pages and exports may read from DATABASE_REPLICA_URL (app/core/replica.py).
+db = Database(model_class=Base, session_options={"class_": RoutingSession})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -27,6 +27,7 @@ from app.catalog.models import Product
 from app.core.audit import audited, row
 from app.core.money import format_yuan
 from app.core.params import bounded_int, page_arg
+from app.core.replica import reads_replica
 from app.core.status import InvalidTransition
 from app.core.time import SHOP_TZ, shop_time_text
 from app.distribution import (
@@ -206,6 +207,7 @@ def ledger_csv_lines(flt: admin_money.LedgerFilter) -> Iterable[str]:
 
 @bp.get("/distribution/ledger/export.csv")
 @staff_required
+@reads_replica
 def distribution_ledger_export():
     """The ledger of the current filter as a CSV file Excel opens."""
     flt, _args, _error = _ledger_filter()

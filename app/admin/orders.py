@@ -25,6 +25,7 @@ from app.core.audit import audited, row
 from app.core.models import StatusChange
 from app.core.money import format_yuan
 from app.core.params import page_arg
+from app.core.replica import reads_replica
 from app.core.status import InvalidTransition
 from app.core.time import SHOP_TZ
 from app.extensions import db
@@ -148,6 +149,7 @@ def orders():
 
 @bp.get("/orders/export.csv")
 @staff_required
+@reads_replica
 def orders_export():
     """The orders of the current filter as a CSV file Excel opens (see order_csv)."""
     flt, _args, _error = _filter_from_args()

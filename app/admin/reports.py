@@ -13,6 +13,7 @@ from app.admin.decorators import staff_required
 from app.admin.order_csv import BOM, safe_cell
 from app.core.charts import Chart, Series, chart
 from app.core.money import format_yuan
+from app.core.replica import reads_replica
 from app.distribution.funnel_days import funnel_report
 from app.distribution.funnel_present import rate
 from app.reports import queries
@@ -88,6 +89,7 @@ def _args(rng: Range) -> dict[str, str]:
 
 @bp.get("/reports")
 @staff_required
+@reads_replica
 def reports():
     """Every report over the chosen range (default: the last 30 days, by day)."""
     rng, error = parse_range(request.args)
@@ -107,6 +109,7 @@ def reports():
 
 @bp.get("/reports/export")
 @staff_required
+@reads_replica
 def report_export():
     """One report (``?report=sales``..., sales when not given) of the range as CSV."""
     key = request.args.get("report") or "sales"
