@@ -9,6 +9,8 @@ import pytest
 from tests.support.access import admin_rules, client, url_for_rule, world  # noqa: F401
 from tests.support.admin import csrf_token
 
+pytestmark = pytest.mark.postgresql  # values past PostgreSQL's column types
+
 # Query and form names the pages read, each given values no page should trust.
 FIELDS = (
     "page",

@@ -33,6 +33,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -92,6 +93,8 @@ from tests.support.commissions import (
     refund,
     wipe,
 )
+
+pytestmark = pytest.mark.postgresql  # ledger invariants (state machine)
 
 PRICES = [1, 7, 99, 1001, 3333, 10000]
 MERCHANT_PRICES = [99, 1001, 3333, 10000]  # a level price of 0 fen is no order

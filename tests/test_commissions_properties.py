@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -48,6 +49,8 @@ from tests.support.commissions import (
     refund,
     wipe,
 )
+
+pytestmark = pytest.mark.postgresql  # ledger invariants (state machine)
 
 PRICES = [1, 7, 99, 1001, 3333, 10000]
 

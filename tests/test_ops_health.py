@@ -23,6 +23,7 @@ from tests.support.pay import fresh, new_order, prepay, sandbox_pay, wait_until
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.postgresql  # migrations
 def test_readyz_checks_database_redis_and_migrations(app, client):
     response = client.get("/readyz")
     assert response.status_code == 200

@@ -15,6 +15,7 @@ import json
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event, func, select, text
 
 from app.cloud.merchants import create_merchant, place_merchant_order
@@ -34,6 +35,8 @@ from app.orders.services import ItemRequest, mark_paid, place_order
 from app.payments.refunds import complete_refund
 from app.wechat.notify import save_setting
 from tests.support.pay import address_for
+
+pytestmark = pytest.mark.postgresql  # the paid-order pipeline's SQL
 
 # What a follow-up writes or changes; ids and timestamps left out (they differ by run).
 TABLES = (
