@@ -29,7 +29,6 @@ Checked after every step:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -93,6 +92,7 @@ from tests.support.commissions import (
     refund,
     wipe,
 )
+from tests.support.properties import example_count
 
 pytestmark = pytest.mark.postgresql  # ledger invariants (state machine)
 
@@ -484,7 +484,7 @@ class CloudLedgerMachine(RuleBasedStateMachine):
 
 
 def test_cloud_ledger_state_machine(app_ctx):
-    examples = int(os.environ.get("CLOUD_EXAMPLES", "10"))
+    examples = example_count("CLOUD_EXAMPLES", 10)  # half on SQLite (tests/support)
     run_state_machine_as_test(
         CloudLedgerMachine,
         settings=settings(
