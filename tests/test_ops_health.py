@@ -89,6 +89,7 @@ def test_doctor_verifies_a_signed_answer_with_the_platform_public_key(
     )
 
 
+@pytest.mark.postgresql  # pg_dump and restore
 @pytest.mark.skipif(os.environ.get("TEST_DB") != "postgresql", reason="pg_dump: PostgreSQL only")
 def test_backup_restores_every_order_and_ledger_balance(app, make, database_url, tmp_path):
     for price in (1990, 2500, 12000):
