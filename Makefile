@@ -35,9 +35,12 @@ dev: install
 	$(FLASK) seed-demo
 	$(PY) scripts/dev.py
 
-## test: the whole suite on SQLite and the database-facing tests again on PostgreSQL, both
+## test: the whole suite on SQLite and the tests marked `postgresql` again on PostgreSQL, both
 ## at once (each run's output is shown when it ends; `make test-sqlite test-postgresql` runs
-## them one after the other); 2 pytest-xdist workers each: PYTEST_WORKERS=0 for one process
+## them one after the other); 2 pytest-xdist workers each: PYTEST_WORKERS=0 for one process.
+## The PostgreSQL run repeats only what can depend on the engine: money, orders, stock, the
+## ledger, locks and concurrency, once-only guarantees, SQL the engines read differently,
+## values past PostgreSQL's column types, backups (docs/testing.md; when unsure, mark it).
 test: install
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgresql
 

@@ -379,23 +379,45 @@ SLOW_FIRST = (
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist, slow modules first; on PostgreSQL, only the tests that reach
-    the database.
+    """Under pytest-xdist, slow modules first; on PostgreSQL, only the tests marked
+    ``postgresql`` (docs/testing.md says which ones and why).
 
-    A test that uses neither the ``app`` nor the ``database_url`` fixture (pure functions,
-    the money arithmetic, the signature code, ...) touches no database, so it already ran
-    on SQLite: a second run on PostgreSQL would check nothing new.
+    Every test runs on SQLite. The PostgreSQL run repeats the ones whose outcome can depend
+    on the database engine: money, stock, orders, the ledger, locks and concurrency,
+    once-only guarantees, SQL written for PostgreSQL, reports, backups, and the sweeps that
+    send values past PostgreSQL's column types. A marked test that uses neither ``app`` nor
+    ``database_url`` reaches no database and is not repeated either.
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # Workers take tests in collection order: the minutes-long ones go first so that
         # they overlap the rest instead of running alone at the end.
         items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
     if os.environ.get("TEST_DB", "sqlite") != "postgresql":
+        never_run = [item.nodeid for item in items if skipped_here_only(item)]
+        if never_run:
+            raise pytest.UsageError(
+                "skipped on SQLite but not marked postgresql, so run nowhere: "
+                + ", ".join(never_run)
+            )
         return
     keep, skip = [], []
     for item in items:
         uses_db = {"app", "database_url"} & set(getattr(item, "fixturenames", ()))
-        (keep if uses_db else skip).append(item)
+        marked = item.get_closest_marker("postgresql") is not None
+        (keep if uses_db and marked else skip).append(item)
     if skip:
         config.hook.pytest_deselected(items=skip)
         items[:] = keep
+
+
+def skipped_here_only(item) -> bool:
+    """A test skipped on this (SQLite) run by a ``skipif`` that names PostgreSQL, without
+    the ``postgresql`` mark that would run it on the PostgreSQL run: it would run nowhere."""
+    if item.get_closest_marker("postgresql") is not None:
+        return False
+    for mark in item.iter_markers("skipif"):
+        condition = mark.args[0] if mark.args else mark.kwargs.get("condition")
+        reason = str(mark.kwargs.get("reason", ""))
+        if condition is True and "postgresql" in reason.lower():
+            return True
+    return False

@@ -54,6 +54,7 @@ def test_category_create_rename_and_delete(staff_client, make):
     assert product.category_id is None
 
 
+@pytest.mark.postgresql  # unique constraints
 def test_category_duplicate_and_blank_names_are_refused(staff_client, make):
     make.category("女装")
     response = post(staff_client, "/admin/categories", {"name": "女装"})
@@ -144,6 +145,7 @@ def test_server_builds_the_sku_table_without_scripts(staff_client):
     assert count(Product) == 0  # building the table saves nothing
 
 
+@pytest.mark.postgresql  # stock, SKUs
 def test_edit_keeps_sku_ids_and_removes_dropped_combinations(staff_client, make):
     product = make.product("卫衣", specs={"颜色": ["黑", "白"]}, price_fen=9900)
     black, white = sorted(product.skus, key=lambda s: s.specs["颜色"])
@@ -244,6 +246,7 @@ def test_sku_of_another_product_cannot_be_taken_over(staff_client, make):
     assert db.session.get(Product, mine.id).skus[0].price_fen == 1990
 
 
+@pytest.mark.postgresql  # stock, SKUs
 def test_failed_edit_leaves_the_product_untouched(staff_client, make):
     product = make.product("原名", price_fen=1000)
     sku_id = product.skus[0].id
@@ -255,6 +258,7 @@ def test_failed_edit_leaves_the_product_untouched(staff_client, make):
     assert product.title == "原名" and product.skus[0].price_fen == 1000
 
 
+@pytest.mark.postgresql  # unique constraints
 def test_sku_code_taken_by_another_product_is_refused(staff_client, make):
     other = make.product("别人的")
     other.skus[0].code = "TAKEN-1"
@@ -269,6 +273,7 @@ def test_sku_code_taken_by_another_product_is_refused(staff_client, make):
 # --- list, shelf, stock -----------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # LIKE differs by engine
 def test_product_list_search_filters_and_pages(staff_client, make):
     shoes = make.category("鞋")
     make.product("跑步鞋", category=shoes)
@@ -287,6 +292,7 @@ def test_product_list_search_filters_and_pages(staff_client, make):
     assert "没有符合条件的商品" in text(staff_client.get("/admin/products?q=不存在的东西"))
 
 
+@pytest.mark.postgresql  # LIKE differs by engine
 def test_search_treats_wildcards_literally(staff_client, make):
     make.product("100%纯棉")
     make.product("普通款")
@@ -315,6 +321,7 @@ def test_shelf_toggle_from_the_list(staff_client, make):
     assert product.on_shelf
 
 
+@pytest.mark.postgresql  # stock, SKUs
 def test_stock_is_set_inline(staff_client, make):
     product = make.product("水杯", stock=3)
     sku = product.skus[0]
@@ -330,6 +337,7 @@ def test_stock_is_set_inline(staff_client, make):
     assert "库存已改为 40" in text(staff_client.get("/admin/stock"))
 
 
+@pytest.mark.postgresql  # stock, SKUs
 @pytest.mark.parametrize("value", ["-1", "abc", "", "99999999999"])
 def test_bad_stock_is_refused(staff_client, make, value):
     product = make.product("水杯", stock=3)

@@ -248,6 +248,7 @@ def test_list_search_and_detail_counts(signed_in, app_ctx, make):
     assert "组员" in detail
 
 
+@pytest.mark.postgresql  # closure-table SQL
 def test_parent_change_refuses_a_cycle_and_records_moves(signed_in, app_ctx, make, owner):
     top = distributor(make, nickname="顶层")
     middle = distributor(make, top, nickname="中层")
@@ -284,6 +285,7 @@ def test_parent_change_refuses_a_cycle_and_records_moves(signed_in, app_ctx, mak
 # --- bindings ---------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # closure-table SQL
 def test_manual_rebind_overrides_protection_and_is_audited(signed_in, app_ctx, make, owner):
     configure(protection_days=30)
     first = distributor(make, nickname="先来的")
@@ -314,6 +316,7 @@ def test_manual_rebind_overrides_protection_and_is_audited(signed_in, app_ctx, m
     assert "粉丝王" in text(signed_in.get("/admin/distribution/bindings?q=粉丝"))
 
 
+@pytest.mark.postgresql  # closure-table SQL
 def test_manual_rebind_refuses_self_and_cycles(signed_in, app_ctx, make):
     top = distributor(make, nickname="上级")
     below = distributor(make, top, nickname="下级")
@@ -337,6 +340,7 @@ def test_manual_rebind_refuses_self_and_cycles(signed_in, app_ctx, make):
 # --- ledger -----------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_ledger_filters_and_csv(signed_in, app_ctx, make):
     alice = distributor(make, nickname='=HYPERLINK("http://x")')
     bob = distributor(make, nickname="Bob")
@@ -380,6 +384,7 @@ def test_ledger_filters_and_csv(signed_in, app_ctx, make):
 # --- withdrawals ------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_manual_withdrawal_approve_and_mark_paid(signed_in, app_ctx, make):
     configure(payout_channel="manual", withdraw_fee_bp=100)
     d = distributor(make, nickname="提现人")
@@ -401,6 +406,7 @@ def test_manual_withdrawal_approve_and_mark_paid(signed_in, app_ctx, make):
     assert balances(d.id).available_fen == 5000
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_withdrawal_reject_returns_the_money(signed_in, app_ctx, make):
     configure(payout_channel="manual")
     d = distributor(make)
@@ -424,6 +430,7 @@ def test_withdrawal_reject_returns_the_money(signed_in, app_ctx, make):
     assert "当前状态为“已拒绝”" in text(again)
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_wechat_withdrawal_approval_goes_to_the_stand_in(signed_in, app_ctx, make, sandbox):
     configure(payout_channel="wechat")
     d = distributor(make, nickname="微信提现")
@@ -479,6 +486,7 @@ def test_product_and_sku_rules_on_the_product_page(signed_in, app_ctx, make):
     assert [(r.sku_id, r.mode) for r in rules] == [(None, "none")]
 
 
+@pytest.mark.postgresql  # unique constraints
 def test_grade_service_name_is_trimmed_and_unique(app_ctx):
     from app.distribution.admin_input import SettingsError
 
@@ -489,6 +497,7 @@ def test_grade_service_name_is_trimmed_and_unique(app_ctx):
     assert err.value.status == 409
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_manual_withdrawal_can_be_cancelled_after_approval(signed_in, app_ctx, make):
     configure(payout_channel="manual")
     d = distributor(make)

@@ -15,6 +15,8 @@ from tests.support.admin import fresh_client, text
 from tests.support.commissions import chain, configure, customer_of, distributor, pay
 from tests.support.pay import address_for
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 def row_counts() -> dict[str, int]:
     """How many rows every table holds."""

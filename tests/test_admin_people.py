@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from app.core.audit import record
@@ -38,6 +39,7 @@ def test_people_search_needs_staff(app, login_as, make):
     assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "forbidden"
 
 
+@pytest.mark.postgresql  # search SQL
 def test_people_search_by_nickname_phone_code_and_kind(app, login_as, make):
     configure()
     seller, _parent = chain(make, 2)
@@ -126,6 +128,7 @@ def test_simulator_names_people(app, login_as, make):
 # --- order detail ---------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_order_page_shows_chain_and_earnings(app, login_as, make):
     configure(levels=2)
     seller, parent = chain(make, 2)
@@ -160,6 +163,7 @@ def test_order_page_without_distributor(app, login_as, make):
 # --- customers ------------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # search SQL
 def test_customers_list_search_and_detail(app, login_as, make):
     configure()
     (seller,) = chain(make, 1)

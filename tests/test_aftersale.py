@@ -35,6 +35,8 @@ from tests.support.commissions import chain, configure, customer_of, earned, pla
 from tests.support.commissions import pay as commission_pay
 from tests.support.pay import fresh, wait_until
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 # Every door that moves an after-sale request: (who knocks, path, status it aims at, form).
 ACTIONS = {
     "cancel": ("customer", "/aftersale/{id}/cancel", "cancelled", {}),

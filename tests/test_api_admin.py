@@ -62,6 +62,7 @@ SHIRT = {
 }
 
 
+@pytest.mark.postgresql  # stock
 def test_create_patch_and_stock(api, client, make):
     cat = make.category("女装")
     created = api("post", "/products", json={**SHIRT, "category_id": cat.id, "on_shelf": False})
@@ -230,6 +231,7 @@ INVALID_CREATES = [
 ]
 
 
+@pytest.mark.postgresql  # values past PostgreSQL's column types
 @pytest.mark.parametrize(("body", "status", "code", "field"), INVALID_CREATES)
 def test_invalid_create_bodies_write_nothing(api, body, status, code, field):
     error = _error(api("post", "/products", json=body), status, code)
@@ -279,6 +281,7 @@ def test_unreadable_bodies(api, kwargs, status, code):
     assert _count(Product) == 0
 
 
+@pytest.mark.postgresql  # unique constraints
 def test_duplicate_sku_code_across_products(api):
     assert (
         api("post", "/products", json={"title": "a", "skus": [_sku(code="X1")]}).status_code == 201
@@ -292,6 +295,7 @@ def test_duplicate_sku_code_across_products(api):
     assert _count(Product) == 1
 
 
+@pytest.mark.postgresql  # values past PostgreSQL's column types
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -319,6 +323,7 @@ def test_patch_null_category_uncategorises(api, make):
     assert product.category_id is None
 
 
+@pytest.mark.postgresql  # values past PostgreSQL's column types
 def test_unknown_ids_are_404(api, make):
     product = make.product()
     other = make.product()
@@ -339,6 +344,7 @@ def test_unknown_ids_are_404(api, make):
     )
 
 
+@pytest.mark.postgresql  # stock
 @pytest.mark.parametrize(
     ("path", "body"),
     [

@@ -19,6 +19,8 @@ from tests.support.distribution import money_for
 from tests.support.openapi import bearer_caller
 from tests.support.pay import fresh
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 @pytest.fixture
 def token(runner, app_ctx) -> str:

@@ -21,6 +21,8 @@ from tests.support.pay import (
     wait_until,
 )
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 _tx = iter(range(1, 10**6))
 
 

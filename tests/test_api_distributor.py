@@ -114,6 +114,7 @@ def test_open_mode_joins_and_me_has_the_contract_fields(app, make, login_as):
     assert (me["pending_fen"], me["available_fen"], me["withdrawn_fen"]) == (0, 0, 0)
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_my_figures_ledger_customers_and_team(app, make, login_as):
     world = build_world(make)
     client = signed_in(app, login_as, world.a.user)
@@ -191,6 +192,7 @@ def test_fee_is_shown_before_submitting(app, make, login_as):
     assert bad.status_code == 422
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_withdraw_through_the_api(app, make, login_as):
     configure(levels=1, withdraw_min_fen=1000, withdraw_fee_bp=100, withdraw_daily_limit=2)
     seller = make_distributor(make, "提现者")

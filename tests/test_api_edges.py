@@ -9,6 +9,8 @@ from app.api.blueprints import MAX_URI_LENGTH, PUBLIC_ATTR
 from app.catalog.models import Sku
 from app.extensions import db
 
+pytestmark = pytest.mark.postgresql  # values past PostgreSQL's column types
+
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 

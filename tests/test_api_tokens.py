@@ -138,6 +138,7 @@ def test_create_refuses_bad_options(app_ctx, runner, args, named):
     assert db.session.scalar(select(ApiToken)) is None
 
 
+@pytest.mark.postgresql  # unique constraints
 def test_a_live_name_cannot_be_taken_twice(app_ctx, runner):
     create(runner, "erp")
     result = runner.invoke(args=["create-api-token", "erp", "--scope", "owner"])
@@ -147,6 +148,7 @@ def test_a_live_name_cannot_be_taken_twice(app_ctx, runner):
     create(runner, "erp", "--scope", "owner")  # after revocation it is free
 
 
+@pytest.mark.postgresql  # conditional update
 def test_last_used_is_written_at_most_once_a_minute(app_ctx, client, runner):
     secret = create(runner, "erp", "--scope", "read")
     assert token_row(secret).last_used_at is None

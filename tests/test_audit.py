@@ -23,6 +23,8 @@ from tests.support.commissions import configure
 from tests.support.distribution import SETTINGS_FORM
 from tests.support.pay import new_order
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 @pytest.fixture
 def world(make):

@@ -17,6 +17,8 @@ from app.distribution.distributors import create_distributor, get_distribution_s
 from app.distribution.models import Binding, BindingEvent
 from app.extensions import db
 
+pytestmark = pytest.mark.postgresql  # binding rules: conditional updates, closure-table SQL
+
 
 @pytest.fixture
 def shop(make):

@@ -11,6 +11,8 @@ from app.orders.cart import add_to_cart, remove_from_cart, set_cart_quantity, vi
 from app.orders.models import CartItem
 from app.orders.services import OrderError
 
+pytestmark = pytest.mark.postgresql  # concurrent writers
+
 
 def _addr(user_id, **kw):
     data = {

@@ -15,6 +15,8 @@ from app.catalog.services import (
 )
 from app.extensions import db
 
+pytestmark = pytest.mark.postgresql  # stock changes
+
 
 def _shirt(**overrides) -> ProductInput:
     data = ProductInput(

@@ -40,6 +40,8 @@ from tests.support.cloud import (
 from tests.support.commissions import finish, pay, refund
 from tests.support.pay import fresh, prepay, sandbox_pay, wait_until
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 # --- helpers ----------------------------------------------------------------------------------
 
 

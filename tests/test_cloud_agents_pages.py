@@ -208,6 +208,7 @@ def admin(app, make, login_as):
     return client
 
 
+@pytest.mark.postgresql  # region SQL
 def test_admin_region_table_with_sales(app, make, admin):
     rates()
     assigned(make, "province", GUANGDONG, "省代")
@@ -225,6 +226,7 @@ def test_admin_region_table_with_sales(app, make, admin):
     assert "代理申请" in page
 
 
+@pytest.mark.postgresql  # region SQL
 def test_admin_approve_reject_assign_transfer_revoke(app, make, admin):
     token = csrf_token(admin, "/admin/agents")
     applicant = svc.apply_for_region(make.user().id, "district", NANSHAN)

@@ -170,6 +170,7 @@ def apply(make, level: int = 3, parent=None, nickname: str = "申请人") -> Ord
     return row
 
 
+@pytest.mark.postgresql  # closure-table SQL
 def test_staff_approve_with_level_and_parent_validated(app, make, admin, chain):
     top, middle = chain
     row = apply(make, 3, middle)

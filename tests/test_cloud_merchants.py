@@ -55,6 +55,8 @@ from tests.support.commissions import (
 )
 from tests.support.pay import fresh, prepay, sandbox_pay, wait_until
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 # --- helpers (shared) -----------------------------------------------------------------------
 
 

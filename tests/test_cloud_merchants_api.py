@@ -47,6 +47,7 @@ def api(client, token):
 # --- customer side --------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_place_order_at_level_price_over_the_api_then_see_it_shipped(app, make, client, login_as):
     levels()
     top, middle, low = three_level_chain(make)

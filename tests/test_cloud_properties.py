@@ -29,10 +29,10 @@ Checked after every step:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -92,6 +92,9 @@ from tests.support.commissions import (
     refund,
     wipe,
 )
+from tests.support.properties import example_count
+
+pytestmark = pytest.mark.postgresql  # ledger invariants (state machine)
 
 PRICES = [1, 7, 99, 1001, 3333, 10000]
 MERCHANT_PRICES = [99, 1001, 3333, 10000]  # a level price of 0 fen is no order
@@ -481,7 +484,7 @@ class CloudLedgerMachine(RuleBasedStateMachine):
 
 
 def test_cloud_ledger_state_machine(app_ctx):
-    examples = int(os.environ.get("CLOUD_EXAMPLES", "10"))
+    examples = example_count("CLOUD_EXAMPLES", 10)  # half on SQLite (tests/support)
     run_state_machine_as_test(
         CloudLedgerMachine,
         settings=settings(

@@ -32,6 +32,8 @@ from tests.support.cloud import (
 )
 from tests.support.commissions import configure, customer_of, distributor, pay
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 def predicted(result) -> Counter:
     """(kind, distributor, fen) of everything the simulation says is paid."""

@@ -13,6 +13,8 @@ from app.distribution.rules import (
     line_shares,
 )
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 DEFAULT = Rule(PERCENT, (1000, 500, 200), "店铺默认")  # 10% / 5% / 2%
 GOLD = Rule(PERCENT, (1500, 800, 300), "等级 金牌")
 

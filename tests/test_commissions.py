@@ -53,6 +53,8 @@ from tests.support.pay import (
     wait_until,
 )
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # --- helpers (shared with the other commission test files) -------------------------------

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rq.job import Job
 from sqlalchemy import func, select
 
@@ -26,6 +27,8 @@ from jobs.payments import enqueue_order_paid
 from jobs.queues import get_queue
 from tests.support.commissions import duplicate_earnings
 from tests.support.pay import address_for
+
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -36,6 +36,8 @@ from tests.support.commissions import (
     place,
 )
 
+pytestmark = pytest.mark.postgresql  # once-only under concurrent workers
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTED_KEY = "test:commissions:started"
 RELEASE_KEY = "test:commissions:release"

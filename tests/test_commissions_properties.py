@@ -12,9 +12,9 @@ sequences, on the real database, checking the ledger after every step:
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -48,6 +48,9 @@ from tests.support.commissions import (
     refund,
     wipe,
 )
+from tests.support.properties import example_count
+
+pytestmark = pytest.mark.postgresql  # ledger invariants (state machine)
 
 PRICES = [1, 7, 99, 1001, 3333, 10000]
 
@@ -198,7 +201,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 def test_ledger_state_machine(app_ctx):
-    examples = int(os.environ.get("COMMISSION_EXAMPLES", "12"))
+    examples = example_count("COMMISSION_EXAMPLES", 12)  # half on SQLite (tests/support)
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(

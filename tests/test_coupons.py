@@ -19,6 +19,8 @@ from tests.support import commissions as c
 from tests.support.coupons import held, place_with, template
 from tests.support.pay import fresh
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 def by_line(order_id: int) -> dict[tuple[int, str], int]:
     """{(line id, kind): fen} of an order's ledger entries; a reversal counts on the line of

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import func, select
 
 from app.coupons.models import CouponTemplate, CustomerCoupon
@@ -15,6 +16,8 @@ from app.orders.models import Order
 from app.orders.services import ItemRequest, OrderError, place_order
 from tests.support.coupons import held, template
 from tests.support.pay import address_for
+
+pytestmark = pytest.mark.postgresql  # once-only under concurrency
 
 
 def run_at_once(app, jobs, threads: int):

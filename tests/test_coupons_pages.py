@@ -25,6 +25,7 @@ def client(app):
     return fresh_client(app)
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_centre_claim_and_mine(client, login_as, make):
     t = template(name="满100减20", stock=5)
     hidden = template(name="专属券", distributor_only=True)
@@ -68,6 +69,7 @@ def test_shared_distributor_coupon_binds_like_a_ref_link(client, login_as, make)
     assert client.get("/coupons/2147483648").status_code == 404
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_checkout_chooses_the_best_coupon_and_the_order_uses_it(client, login_as, make):
     buyer = make.user()
     address = make_address(buyer.id)
@@ -177,6 +179,7 @@ def test_open_api(client, runner, make):
     assert api("get", "/coupons/2147483648").status_code == 404
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_the_commission_simulator_takes_a_coupon(client, login_as, make):
     c.configure()
     seller = c.distributor(make)

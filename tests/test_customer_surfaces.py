@@ -8,6 +8,7 @@ import io
 import re
 from datetime import timedelta
 
+import pytest
 import requests
 from PIL import Image
 from sqlalchemy import select
@@ -36,6 +37,7 @@ def lines_by_sku(cart: dict) -> dict[int, dict]:
 # --- cart ---------------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_ticks_decide_totals_and_checkout(make, client, login_as):
     user = make.user()
     tea = make.product(title="龙井", price_fen=3000).skus[0]
@@ -112,6 +114,7 @@ def test_bad_cart_bodies_are_refused(make, client, login_as):
     )
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_invalid_lines_are_shown_apart_and_never_bought(make, client, login_as):
     user = make.user()
     good = make.product(title="在售好茶", price_fen=2000).skus[0]
@@ -355,6 +358,7 @@ def test_contact_settings_refuse_bad_input_and_non_owners(make, app):
 # --- search -------------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # search SQL
 def test_recent_and_hot_searches(make, client, login_as, app):
     make.product(title="西湖龙井")
     make.product(title="安吉白茶")

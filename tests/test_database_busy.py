@@ -15,6 +15,8 @@ from app.extensions import db
 from tests.support.admin import post, text
 from tests.support.servers import free_port
 
+pytestmark = pytest.mark.postgresql  # lock timeouts
+
 
 def variant(app, **overrides):
     """The same app on the same database, with ``overrides`` in its config."""

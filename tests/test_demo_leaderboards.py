@@ -4,6 +4,7 @@ rows and the running demo task shows progress; a second run adds nothing."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from app.distribution.models import Distributor
@@ -13,6 +14,8 @@ from app.incentives.tasks import progress_for
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from demo.incentives import DEMO_REMARK, DEMO_SELLERS, DEMO_TASK_NAME
+
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
 
 
 def _demo_orders() -> int:

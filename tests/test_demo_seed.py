@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -14,6 +15,8 @@ from app import create_app
 from app.accounts.models import Staff
 from app.catalog.models import Category, Product, ProductImage, Sku
 from app.extensions import db
+
+pytestmark = pytest.mark.postgresql  # once-only seeding
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,6 +24,8 @@ from tests.support.discounts import discount
 from tests.support.orders import make_address, sign_in
 from tests.support.pay import address_for
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 def test_percent_off_rounds_down_to_the_fen():
     assert percent_price(1999, 1500) == 1699  # 16.9915 yuan: the customer keeps the fraction

@@ -66,6 +66,7 @@ def bindings_of(user_id: int) -> int:
 # --- ?ref=CODE ----------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # binding
 def test_ref_binds_a_signed_in_customer_once_per_session(app, make, login_as):
     seller = make_distributor(make, "分销员甲")
     fan = make.user(nickname="粉丝")
@@ -229,6 +230,7 @@ def test_apply_mode_shows_the_pending_state(app, make, login_as):
     assert "分销员申请审核中" in html(client.get("/my"))
 
 
+@pytest.mark.postgresql  # binding
 def test_threshold_mode_shows_progress_and_joins_when_reached(app, make, login_as):
     configure(join_mode="threshold", join_threshold_fen=10000)
     fan = make.user()
@@ -339,6 +341,7 @@ def test_staff_have_no_centre(app, make, login_as):
 # --- withdraw -----------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_withdraw_page_request_min_and_fee(app, make, login_as):
     configure(levels=1, withdraw_min_fen=1000, withdraw_fee_bp=100, withdraw_daily_limit=2)
     seller = make_distributor(make, "提现人")

@@ -29,6 +29,8 @@ from tests.support.commissions import configure, customer_of, finish, pay, place
 from tests.support.distribution import make_distributor, signed_in
 from tests.support.money import Shop, build_shop, ledger_sum
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 @pytest.fixture
 def shop(make) -> Shop:

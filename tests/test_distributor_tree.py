@@ -13,6 +13,8 @@ from app.distribution.distributors import (
 from app.distribution.models import DistributorPath
 from app.extensions import db
 
+pytestmark = pytest.mark.postgresql  # closure-table SQL
+
 
 def _tree(make):
     """a -> b -> c -> d, and a -> e."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from app.core.redis import get_redis
@@ -31,6 +32,8 @@ from tests.support.commissions import (
     pay,
     place,
 )
+
+pytestmark = pytest.mark.postgresql  # once-only follow-up
 
 
 def _paid(make, seller, count: int) -> list[int]:

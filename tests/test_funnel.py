@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import redis
 from flask_login import login_user
 from sqlalchemy import func, select
@@ -20,6 +21,8 @@ from jobs.funnel import run_funnel_rollup, schedule_funnel_rollup
 from tests.support import wechat as wx
 from tests.support.commissions import configure, distributor, pay, place, refund
 from tests.support.funnel import roll_up_then_flush, tomorrow, totals, visit
+
+pytestmark = pytest.mark.postgresql  # aggregate SQL, idempotent roll-up
 
 
 def test_a_visitor_counts_once_a_day_and_per_product_page(app, make, client, login_as):

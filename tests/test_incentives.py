@@ -39,6 +39,8 @@ from tests.support.commissions import (
 )
 from tests.support.incentives import invite_settings, make_task
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 def rewards(kind: str = "task_reward") -> list[LedgerEntry]:
     db.session.rollback()

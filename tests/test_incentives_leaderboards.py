@@ -20,6 +20,8 @@ from tests.support.admin import csrf_token, fresh_client, login_staff
 from tests.support.commissions import configure, customer_of, distributor, pay, place, refund
 from tests.support.incentives import invite_settings, make_task
 
+pytestmark = pytest.mark.postgresql  # ranking SQL
+
 BOARDS = [(b, p) for b in leaderboards.BOARDS for p in leaderboards.PERIODS]
 
 

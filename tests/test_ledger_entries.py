@@ -29,6 +29,8 @@ from tests.support.commissions import customer_of, distributor, finish, pay, pla
 from tests.support.incentives import invite_settings, make_task
 from tests.support.ledger import changes, configure, entries
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 LEGAL = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
 ILLEGAL = sorted(set(product(LEDGER_STATES, LEDGER_STATES)) - LEGAL)
 

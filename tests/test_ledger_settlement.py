@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from app.core.time import SHOP_TZ, utcnow
@@ -24,6 +25,8 @@ from jobs.incentives import evaluate_everything
 from tests.support.commissions import distributor, finish, pay, place
 from tests.support.incentives import invite_settings, make_task
 from tests.support.ledger import ask_refund, configure, entries
+
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
 
 
 def one_order_earning_everything(make):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.accounts.models import StaffSession
@@ -12,6 +13,8 @@ from app.extensions import db
 from app.wechat.models import OutboundMessage, WechatMessageSeen
 from jobs.maintenance import run_pruning
 from tests.support import factories
+
+pytestmark = pytest.mark.postgresql  # date-bounded DELETEs
 
 
 def _seen(key: str, age: timedelta) -> None:

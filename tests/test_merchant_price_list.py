@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from app.catalog.models import Product, Sku
 from app.cloud.price_list import PER_PAGE, price_page
 from app.extensions import db
@@ -40,6 +42,7 @@ def test_price_list_folds_skus_under_one_row_per_product(make, client, login_as)
     assert "¥35.00" in html  # the single product at L2
 
 
+@pytest.mark.postgresql  # search SQL
 def test_price_list_search_and_pages(make, client, login_as):
     levels()
     _top, middle, _low = three_level_chain(make)

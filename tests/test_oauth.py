@@ -219,6 +219,7 @@ def test_wechat_unreachable_shows_a_page_not_a_500(app, client, sandbox):
     assert res.status_code == 502 and "暂时连不上微信" in res.get_data(as_text=True)
 
 
+@pytest.mark.postgresql  # once-only
 def test_concurrent_callbacks_for_one_new_fan_make_one_user(app, sandbox):
     clients = [app.test_client() for _ in range(4)]
     backs = []
@@ -243,6 +244,7 @@ def test_concurrent_callbacks_for_one_new_fan_make_one_user(app, sandbox):
     assert len({signed_in_id(c) for c in clients}) == 1
 
 
+@pytest.mark.postgresql  # once-only
 def test_sign_in_race_resolves_through_the_unique_constraint(app):
     """Deterministic race: B reads 'no such user' before A commits, then inserts; its
     INSERT ... ON CONFLICT DO NOTHING yields nothing and B reads A's row."""

@@ -23,6 +23,7 @@ from tests.support.pay import fresh, new_order, prepay, sandbox_pay, wait_until
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.postgresql  # migrations
 def test_readyz_checks_database_redis_and_migrations(app, client):
     response = client.get("/readyz")
     assert response.status_code == 200
@@ -88,6 +89,7 @@ def test_doctor_verifies_a_signed_answer_with_the_platform_public_key(
     )
 
 
+@pytest.mark.postgresql  # pg_dump and restore
 @pytest.mark.skipif(os.environ.get("TEST_DB") != "postgresql", reason="pg_dump: PostgreSQL only")
 def test_backup_restores_every_order_and_ledger_balance(app, make, database_url, tmp_path):
     for price in (1990, 2500, 12000):

@@ -23,6 +23,8 @@ from app.orders.states import move_order
 from tests.support.orders import make_address, place, sign_in, stock_of
 from tests.support.pay import fresh, sandbox_pay, wait_until
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 ADDRESS = {"name": "张三", "phone": "13800138000", "district_code": "440305", "detail": "科技园1号"}
 
 

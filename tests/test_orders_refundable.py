@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from app.extensions import db
 from app.orders.models import Address, Order, OrderLine
 from app.orders.queries import refunds_by_line
@@ -21,6 +23,8 @@ from app.orders.refunds import (
 )
 from app.orders.services import ItemRequest, mark_paid, place_order
 from app.payments.refunds import complete_refund
+
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
 
 
 def _paid_order(user, sku, quantity: int) -> Order:

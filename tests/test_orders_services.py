@@ -25,6 +25,8 @@ from app.orders.services import (
 from app.orders.states import move_order
 from tests.support import factories
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 def _address(user) -> Address:
     return factories.address(user)

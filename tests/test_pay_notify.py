@@ -37,6 +37,8 @@ from tests.support.pay import (
 )
 from tests.support.servers import ServerThread
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 @pytest.fixture
 def stand_in(sandbox):

@@ -28,6 +28,8 @@ from tests.support.pay import (
     wait_until,
 )
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 @pytest.fixture
 def stand_in(sandbox):

@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from rq import Queue
 from rq.job import Job
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
@@ -33,6 +34,8 @@ from jobs.payments import (
 )
 from jobs.queues import get_queue
 from tests.support.pay import fresh, new_order, prepay, sandbox_pay
+
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
 
 ROOT = Path(__file__).resolve().parent.parent
 

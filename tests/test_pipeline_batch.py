@@ -36,6 +36,8 @@ from app.payments.refunds import complete_refund
 from app.wechat.notify import save_setting
 from tests.support.pay import address_for
 
+pytestmark = pytest.mark.postgresql  # the paid-order pipeline's SQL
+
 # What a follow-up writes or changes; ids and timestamps left out (they differ by run).
 TABLES = (
     "ledger_entries",

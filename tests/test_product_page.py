@@ -100,6 +100,7 @@ def page(client, product_id):
     return response.get_data(as_text=True)
 
 
+@pytest.mark.postgresql  # sales SQL
 def test_sold_count_is_paid_units_minus_refunded(client, make):
     product = make.product("陶瓷杯", price_fen=5000, stock=50)
     other = make.product("别的商品", stock=50)
@@ -113,6 +114,7 @@ def test_sold_count_is_paid_units_minus_refunded(client, make):
     assert "已售 7" in page(client, other.id)
 
 
+@pytest.mark.postgresql  # sales SQL
 def test_unpaid_orders_do_not_count(client, make):
     from tests.support.factories import address
 
@@ -205,6 +207,7 @@ def test_rich_description_is_sanitised_on_save_and_shown(client, make, login_as)
     assert "steal()" not in shown and "alert(1)" not in shown
 
 
+@pytest.mark.postgresql  # ids past PostgreSQL's integer
 def test_huge_product_id_is_404_before_any_query(client):
     assert client.get(f"/product/{2**31}").status_code == 404
     assert client.get("/product/99999999999999999999").status_code == 404

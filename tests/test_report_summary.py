@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, text, update
 
 from app.core.time import shop_today, utcnow
@@ -20,6 +21,8 @@ from app.reports.models import ReportDailyTotal, ReportDay
 from app.reports.periods import Range
 from jobs.reports import refresh_summaries
 from tests.support.commissions import chain, configure, customer_of, finish, place, refund
+
+pytestmark = pytest.mark.postgresql  # report SQL and triggers
 
 DAYS_AGO = 3
 

@@ -19,6 +19,8 @@ from app.reports import queries
 from app.reports.periods import Range, parse_range
 from tests.support.admin import fresh_client, login_staff
 
+pytestmark = pytest.mark.postgresql  # report SQL
+
 START, END = date(2025, 3, 1), date(2025, 3, 10)
 RNG = Range(START, END, "day")
 

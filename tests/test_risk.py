@@ -36,6 +36,8 @@ from tests.support.incentives import make_task
 from tests.support.ledger import configure, entries
 from tests.support.risk import audits, buy, finish_all, flags, holds, honest, ring
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 def _ids(orders):
     return [o.id for o in orders]

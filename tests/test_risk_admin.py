@@ -13,6 +13,8 @@ from tests.support.admin import post, text
 from tests.support.ledger import entries
 from tests.support.risk import audits, holds, ring
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 @pytest.fixture
 def staff_client(client, login_as, make):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from app.core.time import utcnow
@@ -25,6 +26,8 @@ from tests.support.factories import staff
 from tests.support.ledger import configure, entries
 from tests.support.orders import sign_in
 from tests.support.pay import fresh
+
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
 
 HOLD_DAYS = 7
 

@@ -27,6 +27,8 @@ from tests.support.cloud import levels, merchant, precedence
 from tests.support.commissions import configure, customer_of, distributor, finish, pay, place
 from tests.support.share import buy_each_sku, counted_queries, graded, level1_written, rule
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 
 def priced(make, title: str, prices: list[int]):
     """A product with one SKU per price (committed)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from sqlalchemy import event
 
 from app.extensions import db
@@ -73,6 +74,7 @@ def test_home_pagination(client, make):
     assert "没有更多了" in _html(client.get("/?page=900"))
 
 
+@pytest.mark.postgresql  # queries and transactions
 def test_home_queries_do_not_grow_with_products(client, make):
     for i in range(3):
         make.product(f"A{i}", specs={"颜色": ["红", "蓝"]}, featured=True)
@@ -111,6 +113,7 @@ def test_category_page(client, make):
     assert "分类不存在" in _html(missing)
 
 
+@pytest.mark.postgresql  # queries and transactions
 def test_categories_page_counts_on_shelf_products(client, make):
     food = make.category("食品", sort=1)
     make.category("家居", sort=2)
@@ -121,6 +124,7 @@ def test_categories_page_counts_on_shelf_products(client, make):
     assert "1 件商品" in html and "0 件商品" in html
 
 
+@pytest.mark.postgresql  # LIKE differs by engine
 def test_search_hits_misses_and_empty_query(client, make):
     make.product("法式碎花连衣裙")
     make.product("纯棉T恤")
@@ -139,6 +143,7 @@ def test_search_hits_misses_and_empty_query(client, make):
     assert client.get("/search?q=" + "很长" * 500).status_code == 200
 
 
+@pytest.mark.postgresql  # LIKE differs by engine
 def test_search_matches_subtitle(client, make):
     product = make.product("保温杯")
     product.subtitle = "316不锈钢 长效保温"
@@ -285,6 +290,7 @@ def test_cached_product_page_follows_catalog_changes(client, make):
     assert client.get(url).status_code == 200
 
 
+@pytest.mark.postgresql  # queries and transactions
 def test_uncommitted_changes_do_not_invalidate(client, make):
     product = make.product("香薰蜡烛", stock=7)
     url = f"/product/{product.id}"

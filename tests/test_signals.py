@@ -75,6 +75,7 @@ def seller(make, nickname: str = "分销员"):
     return row
 
 
+@pytest.mark.postgresql  # outbox in the same transaction
 def test_a_customer_arriving_by_link_is_announced_and_noted_in_the_same_commit(app, make, heard):
     settings = get_distribution_settings()
     settings.bind_mode = "first_visit"
@@ -97,6 +98,7 @@ def test_a_customer_arriving_by_link_is_announced_and_noted_in_the_same_commit(a
     assert outbox_rows("member_bound") == 1  # committed with the binding by the request
 
 
+@pytest.mark.postgresql  # outbox in the same transaction
 def test_a_rolled_back_binding_leaves_no_outbox_row_and_queues_nothing(app, make, heard):
     distributor = seller(make)
     customer = make.user()

@@ -210,6 +210,7 @@ def test_a_session_ends_after_two_idle_hours(app, clerk):
     assert refused(browser.get("/admin/"))
 
 
+@pytest.mark.postgresql  # conditional update
 def test_last_seen_is_written_at_most_once_a_minute(app, clerk):
     browser = signed_in(app, "clerk", "clerk-password")
     _age(clerk.id, seen=timedelta(seconds=20))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.distribution.distributors import set_parent
 from app.distribution.team import TeamStats, team_stats
 from app.extensions import db
 from tests.support.commissions import configure, customer_of, distributor, pay, place, refund
+
+pytestmark = pytest.mark.postgresql  # closure-table SQL
 
 
 def test_counts_by_depth_and_sales_of_the_whole_team(app, make):

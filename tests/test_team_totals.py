@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import select, update
 
 from app.distribution.distributors import set_parent
@@ -30,6 +31,8 @@ from tests.support.commissions import (
     refund,
 )
 from tests.support.pay import fresh
+
+pytestmark = pytest.mark.postgresql  # running totals under concurrent jobs
 
 
 def totals() -> dict[int, int]:

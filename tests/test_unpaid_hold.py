@@ -39,6 +39,8 @@ from tests.support.pay import (
     wait_until,
 )
 
+pytestmark = pytest.mark.postgresql  # stock holds
+
 UNPAID_URL = "/orders?status=pending_payment"
 
 

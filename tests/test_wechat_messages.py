@@ -262,6 +262,7 @@ def test_same_openid_is_the_same_customer_as_oauth(live_server, make, shop):
     assert binding_of(customer.openid).user_id == customer.id
 
 
+@pytest.mark.postgresql  # once-only
 def test_retried_event_binds_once_and_gets_the_same_reply(live_server, make, shop):
     alice = distributor(make)
     xml = wx.subscribe("o_retried", f"d:{alice.code}")
@@ -271,6 +272,7 @@ def test_retried_event_binds_once_and_gets_the_same_reply(live_server, make, sho
     assert bind_events("o_retried") == ["bind"]
 
 
+@pytest.mark.postgresql  # once-only
 def test_concurrent_duplicates_bind_once(live_server, make, shop):
     alice = distributor(make)
     xml = wx.subscribe("o_dupes", f"d:{alice.code}")
@@ -283,6 +285,7 @@ def test_concurrent_duplicates_bind_once(live_server, make, shop):
     assert db.session.scalar(select(func.count()).select_from(User)) == 2  # alice + the fan
 
 
+@pytest.mark.postgresql  # once-only
 def test_a_protected_binding_is_not_taken_over_by_a_later_scan(live_server, make, shop):
     alice, bob = distributor(make, "阿丽"), distributor(make, "阿博")
     openid = "o_protected"
@@ -364,6 +367,7 @@ def test_poster_keyword_for_a_non_distributor_points_to_joining(live_server):
     assert "申请成为分销员" in answer["Content"] and "/distributor" in answer["Content"]
 
 
+@pytest.mark.postgresql  # once-only
 def test_other_text_is_acknowledged_and_deduped_by_msgid(live_server):
     xml = wx.text("o_chatty", "你好", msg_id=1234567890123456)
     for _ in range(2):
@@ -376,6 +380,7 @@ def test_other_text_is_acknowledged_and_deduped_by_msgid(live_server):
 # --- the follow-up job ---------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql  # once-only
 def test_follow_queues_the_user_info_job_once_and_it_stores_the_profile(
     app, live_server, sandbox, make, shop
 ):

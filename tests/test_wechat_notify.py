@@ -163,6 +163,7 @@ def test_settings_rows_and_staff_openids(app_ctx):
 # --- every kind after its real flow --------------------------------------------------------
 
 
+@pytest.mark.postgresql  # once-only outbox
 def test_paid_order_notifies_staff_once(
     app, make, live_server, log, enabled, database_url, redis_url
 ):
@@ -297,6 +298,7 @@ def test_disabled_kinds_send_nothing(app, make, log, enabled):
     assert sent(log) == []
 
 
+@pytest.mark.postgresql  # once-only outbox
 def test_a_rolled_back_event_queues_nothing(app, make, log, enabled):
     seller = distributor(make)
     assert queue_notification("member_bound", seller.user.openid, {"thing1": "x"}, "k:1")
@@ -366,6 +368,7 @@ def test_an_unknown_template_fails_at_once(app, make, log, enabled, quick_retrie
     assert row.last_error.startswith("40037")
 
 
+@pytest.mark.postgresql  # once-only outbox
 def test_the_sweep_sends_what_lost_its_job(app, make, log, enabled):
     seller = distributor(make)
     message_id = queue_notification(
@@ -544,6 +547,7 @@ def test_region_dividends_and_price_differences_are_announced_as_earned(app, mak
     assert {got[oid]["data"]["character_string1"] for oid in openid.values()} == {order.number}
 
 
+@pytest.mark.postgresql  # once-only outbox
 def test_earned_amounts_are_net_of_refunds_before_the_job(app, make, log, enabled):
     """A price difference alone links the merchant centre; a line partly refunded before
     the job is announced at what is left (¥20 × 2 units, one refunded → ¥20)."""

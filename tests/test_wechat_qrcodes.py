@@ -49,6 +49,7 @@ def stand_in_tickets(sandbox) -> dict[str, dict]:
     return {t["ticket"]: t for t in data["tickets"]}
 
 
+@pytest.mark.postgresql  # once-only, counted cap
 def test_temporary_code_is_made_once_and_cached(sandbox, make):
     alice = distributor(make)
     before = calls(sandbox).get("/cgi-bin/qrcode/create", 0)
@@ -105,6 +106,7 @@ def test_top_distributors_get_a_permanent_code(app, sandbox, make, monkeypatch):
     assert qrcodes.qrcode_for(alice).ticket == code.ticket
 
 
+@pytest.mark.postgresql  # once-only, counted cap
 def test_past_the_permanent_cap_a_top_distributor_gets_a_temporary_code(
     app, sandbox, make, monkeypatch
 ):

@@ -37,6 +37,8 @@ from app.ledger.kinds import SETTLED, WITHDRAWN
 from app.ledger.models import LedgerEntry
 from tests.support.withdrawals import assert_balances_are_sums, configure, earner, entries, history
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 # --- requests ------------------------------------------------------------------------------
 
 

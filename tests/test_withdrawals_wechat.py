@@ -51,6 +51,8 @@ from tests.support.pay import (
 )
 from tests.support.withdrawals import assert_balances_are_sums, configure, earner, entries, history
 
+pytestmark = pytest.mark.postgresql  # money, ledger, orders or stock
+
 NOTIFY = "/pay/transfer-notify"
 
 

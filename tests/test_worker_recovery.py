@@ -55,6 +55,8 @@ from jobs.queues import (
 from tests.support.pay import address_for, wait_until
 from tests.support.processes import stop
 
+pytestmark = pytest.mark.postgresql  # once-only after killed workers
+
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "tests" / "support" / "kill_worker.py"
 RECOVERY_BUDGET = 60  # seconds from a worker being up (its alive key) to every earning written

@@ -48,6 +48,7 @@ def test_sign_in_gives_a_bearer_token_for_the_json_api(app_ctx, client, sandbox)
     assert client.get("/api/v1/me", headers={"Authorization": "Bearer sk_x"}).status_code == 401
 
 
+@pytest.mark.postgresql  # once-only
 def test_a_code_works_once_and_bad_input_is_refused(client, sandbox):
     code = wx_login_code(sandbox, "小程序乙")["code"]
     assert client.post("/api/v1/auth/wxa-login", json={"code": code}).status_code == 200
@@ -59,6 +60,7 @@ def test_a_code_works_once_and_bad_input_is_refused(client, sandbox):
     assert client.post("/api/v1/auth/wxa-login", data="x").status_code == 415
 
 
+@pytest.mark.postgresql  # once-only
 def test_refresh_rotates_and_revoke_ends_the_pair(app_ctx, client, sandbox):
     first = wxa_sign_in(client, sandbox, "小程序丙")
     second = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
@@ -87,6 +89,7 @@ def test_an_expired_access_token_is_refused(app_ctx, client, sandbox):
     assert client.get("/api/v1/me", headers=bearer(renewed.json)).status_code == 200
 
 
+@pytest.mark.postgresql  # money, ledger, orders or stock
 def test_place_and_pay_an_order_with_the_mini_program_appid(make, client, sandbox, live_server):
     tokens = wxa_sign_in(client, sandbox, "小程序买家")
     headers = bearer(tokens)  # no CSRF header: a bearer call needs none
@@ -132,6 +135,7 @@ def test_h5_customer_keeps_orders_and_binding_in_the_mini_program(make, client, 
     )
 
 
+@pytest.mark.postgresql  # once-only
 def test_mini_program_first_then_h5_is_one_person(app_ctx, client, sandbox):
     nickname = "先小程序"
     tokens = wxa_sign_in(client, sandbox, nickname)
