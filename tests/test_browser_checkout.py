@@ -41,7 +41,13 @@ def test_buy_a_product_and_pay_on_the_stand_in(app, make, page, live_server, san
     expect(page.locator("#toast")).to_have_text("已加入购物车")
 
     page.get_by_role("button", name="白瓷").click()
-    page.get_by_role("button", name="加入购物车").click()
+    # The toast of the sign-in's add still reads 已加入购物车: wait for this add's answer,
+    # or the cart link may be followed before the second unit is in.
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/cart/items") and r.request.method == "POST"
+    ) as added:
+        page.get_by_role("button", name="加入购物车").click()
+    assert added.value.ok
     expect(page.locator("#toast")).to_have_text("已加入购物车")
 
     page.get_by_role("link", name="购物车").click()
