@@ -96,7 +96,27 @@ def _shop(make) -> list[int]:
                 reward_fen=5000,
                 **window,
             ),
+            # Reached mid-batch by a join under a seller (its progress moves in the batch).
+            Task(
+                name="邀请 1 人",
+                target_kind="new_distributors",
+                target_value=1,
+                reward_fen=1200,
+                **window,
+            ),
         ]
+    )
+    db.session.flush()
+    # Only 金牌 may take part: reached before an upgrade in the batch makes anyone eligible.
+    db.session.add(
+        Task(
+            name="金牌专享",
+            target_kind="paid_orders",
+            target_value=1,
+            reward_fen=3300,
+            grade_ids=[gold.id],
+            **window,
+        )
     )
     save_setting("commission_earned", "TPL_commission_earned", True)
     save_setting("grade_upgraded", "TPL_grade_upgraded", True)
@@ -249,8 +269,13 @@ class _Statements:
         event.remove(db.engine, "before_cursor_execute", self._seen)
 
 
-def test_a_batch_leaves_exactly_what_one_order_at_a_time_leaves(app, make):
+@pytest.mark.parametrize("bind_mode", ["first_visit", "first_payment"])
+def test_a_batch_leaves_exactly_what_one_order_at_a_time_leaves(app, make, bind_mode):
+    """With binding on first payment, step 1 writes bindings and attributions order by
+    order: the batch then takes none of the shortcuts that depend on them."""
     order_ids = _shop(make)
+    get_distribution_settings().bind_mode = bind_mode
+    db.session.commit()
     assert len(order_ids) == 12
 
     with _Statements() as singles:
@@ -272,6 +297,10 @@ def test_a_batch_leaves_exactly_what_one_order_at_a_time_leaves(app, make):
     assert one_by_one["grade_changes"] and one_by_one["distributor_team_totals"]
     outbox_kinds = {dict(row)["kind"] for row in one_by_one["outbound_messages"]}
     assert {"commission_earned", "grade_upgraded"} <= outbox_kinds
+    # Tasks whose progress or eligibility moves inside the batch are reached in it.
+    notes = {dict(row)["note"] for row in one_by_one["ledger_entries"]}
+    assert any(n and n.startswith("任务「邀请 1 人」达成") for n in notes), notes
+    assert any(n and n.startswith("任务「金牌专享」达成") for n in notes), notes
     joined = db.session.scalar(select(func.count()).select_from(text("distributors")))
     assert len(one_by_one["distributors"]) > joined  # buyers joined by threshold
 
@@ -279,3 +308,27 @@ def test_a_batch_leaves_exactly_what_one_order_at_a_time_leaves(app, make):
         assert batched[table] == one_by_one[table], table
     # And the batch is cheaper: statements shared by the orders run once.
     assert batch.count < 0.8 * singles.count, (batch.count, singles.count)
+
+
+def test_a_batch_over_orders_partly_followed_up_already(app, make):
+    """Half the orders were followed up before (a batch that committed, then a repeat):
+    the batch writes nothing twice, and the payout cap of the repeat's region dividends
+    counts the commissions already in the ledger, exactly as order by order."""
+    order_ids = _shop(make)
+    earlier = order_ids[::2]
+
+    for order_id in earlier + order_ids:
+        follow_up_orders([order_id])
+    one_by_one = _snapshot()
+    db.session.rollback()
+
+    follow_up_orders(earlier)
+    done = follow_up_orders(order_ids)
+    batched = _snapshot()
+    db.session.rollback()
+
+    for table in TABLES:
+        assert batched[table] == one_by_one[table], table
+    again = {d.order_id: (d.entries, d.dividends) for d in done}
+    assert all(again[o] == (0, 0) for o in earlier)  # nothing written twice
+    assert any(again[o] != (0, 0) for o in order_ids if o not in earlier)

@@ -44,3 +44,16 @@ def memo(key: Hashable, load: Callable[[], T]) -> T:
     if key not in store:
         store[key] = load()
     return store[key]
+
+
+def memo_set(key: Hashable, value: object) -> None:
+    """Replace what ``memo`` remembers for ``key`` inside a ``batch_scope`` (nothing
+    outside one)."""
+    store = db.session().info.get(_KEY)
+    if store is not None:
+        store[key] = value
+
+
+def in_batch() -> bool:
+    """Whether a ``batch_scope`` is open."""
+    return _KEY in db.session().info

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
+from app.core.batch import memo
 from app.distribution.binding import current_binding
 from app.distribution.distributors import (
     ancestors,
@@ -38,9 +39,31 @@ _ATTRIBUTION_OF_ORDER = (
 )
 
 
+_OF_ORDERS = "attributions_of_orders"  # batch memo: {order id: rows, level 1 first}
+_ATTRIBUTIONS_OF_ORDERS = (
+    select(OrderAttribution)
+    .where(OrderAttribution.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(OrderAttribution.order_id, OrderAttribution.level)
+)
+
+
 def attribution_for(order_id: int) -> list[OrderAttribution]:
-    """The order's attribution rows, level 1 first (empty when nobody earns)."""
+    """The order's attribution rows, level 1 first (empty when nobody earns); inside a
+    batch of follow-ups, as ``load_attributions`` read them."""
+    known = memo(_OF_ORDERS, dict)
+    if order_id in known:
+        return list(known[order_id])
     return list(db.session.scalars(_ATTRIBUTION_OF_ORDER, {"order_id": order_id}))
+
+
+def load_attributions(order_ids: list[int]) -> None:
+    """Inside a batch of follow-ups that writes no attribution (no binding on first
+    payment): read the orders' attribution rows in one query for ``attribution_for``."""
+    known = memo(_OF_ORDERS, dict)
+    found: dict[int, list[OrderAttribution]] = {i: [] for i in order_ids}
+    for row in db.session.scalars(_ATTRIBUTIONS_OF_ORDERS, {"order_ids": list(order_ids)}):
+        found[row.order_id].append(row)
+    known.update(found)
 
 
 def _level_one(user_id: int, self_purchase: bool) -> tuple[Distributor | None, bool]:
@@ -82,6 +105,7 @@ def attribute_order(order: Order) -> list[OrderAttribution]:
     existing = attribution_for(order.id)
     if existing:
         return existing
+    memo(_OF_ORDERS, dict).pop(order.id, None)  # written now: read again from here on
     chain, own_purchase = buyer_chain(order.user_id, settings.levels, settings.self_purchase)
     if not chain:
         return []

@@ -58,9 +58,37 @@ _ACTIVE_BY_CODE = select(Distributor).where(
 )
 
 
+_OF_USERS = "distributors_of_users"  # batch memo: {user id: distributor row or None}
+
+
 def distributor_for_user(user_id: int) -> Distributor | None:
-    """The user's distributor row, whatever its status."""
+    """The user's distributor row, whatever its status (inside a batch of follow-ups, as
+    ``load_distributors_of_users`` read it, kept up to date by ``create_distributor``)."""
+    known = memo(_OF_USERS, dict)
+    if user_id in known:
+        return known[user_id]
     return db.session.scalar(_BY_USER, {"user_id": user_id})
+
+
+def load_distributors_of_users(user_ids) -> None:
+    """Inside a batch of follow-ups: read the distributor rows of these users (the
+    buyers) in one query for ``distributor_for_user``. Outside a batch: nothing."""
+    known = memo(_OF_USERS, dict)
+    ids = sorted(set(user_ids) - set(known))
+    if not ids:
+        return
+    found = {d.user_id: d for d in db.session.scalars(_OF_USERS_QUERY, {"user_ids": ids})}
+    known.update({i: found.get(i) for i in ids})
+
+
+def forget_distributor_of_user(user_id: int) -> None:
+    """``distributor_for_user`` reads ``user_id``'s row again (a concurrent join won)."""
+    memo(_OF_USERS, dict).pop(user_id, None)
+
+
+_OF_USERS_QUERY = select(Distributor).where(
+    Distributor.user_id.in_(bindparam("user_ids", expanding=True))
+)
 
 
 def active_distributor_by_code(code: str) -> Distributor | None:
@@ -101,6 +129,9 @@ def create_distributor(
             )
         )
     db.session.flush()
+    known = memo(_OF_USERS, dict)  # inside a batch: the buyer is one now
+    if user_id in known:
+        known[user_id] = distributor
     return distributor
 
 

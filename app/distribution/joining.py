@@ -12,10 +12,12 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.core.batch import memo
 from app.distribution.binding import current_binding
 from app.distribution.distributors import (
     create_distributor,
     distributor_for_user,
+    forget_distributor_of_user,
     get_distribution_settings,
 )
 from app.distribution.models import Distributor
@@ -23,10 +25,32 @@ from app.distribution.team import SALES_STATUSES
 from app.extensions import db
 from app.orders.models import Order
 
+_OF_USERS = "paid_purchases_of_users"  # batch memo: {user id: fen}
+
+
+def load_paid_purchases(user_ids) -> None:
+    """Inside a batch of follow-ups (which changes no order): ``paid_purchases_fen`` of
+    these users (the buyers) in one query."""
+    known = memo(_OF_USERS, dict)
+    ids = sorted(set(user_ids) - set(known))
+    if not ids:
+        return
+    found = dict(
+        db.session.execute(
+            select(Order.user_id, func.sum(Order.items_fen - Order.refunded_fen))
+            .where(Order.user_id.in_(ids), Order.status.in_(SALES_STATUSES))
+            .group_by(Order.user_id)
+        ).all()
+    )
+    known.update({i: int(found.get(i) or 0) for i in ids})
+
 
 def paid_purchases_fen(user_id: int) -> int:
     """What the customer has paid for goods (no shipping) on paid, shipped or completed
     orders, net of refunds."""
+    known = memo(_OF_USERS, dict)
+    if user_id in known:
+        return known[user_id]
     total = db.session.scalar(
         select(func.coalesce(func.sum(Order.items_fen - Order.refunded_fen), 0)).where(
             Order.user_id == user_id, Order.status.in_(SALES_STATUSES)
@@ -57,4 +81,5 @@ def join_by_threshold(user_id: int) -> Distributor | None:
         with db.session.begin_nested():
             return create_distributor(user_id, parent)
     except IntegrityError:  # another job of the same customer got there first
+        forget_distributor_of_user(user_id)
         return None

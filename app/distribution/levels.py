@@ -97,15 +97,27 @@ def preload_product_rules(pairs: Iterable[tuple[int, int]]) -> None:
         memo(("commission_rules", product_id, sku_id), lambda found=found: found)
 
 
+_GRADE_OF = "levels:grade_of"  # batch memo: {distributor id: grade row or None}
+
+
 def beneficiaries(rows: list[OrderAttribution]) -> list[Beneficiary]:
-    """The attributed distributors with the rates of their grade today (one query)."""
-    grades = dict(
-        db.session.execute(_GRADES_OF, {"ids": [row.distributor_id for row in rows]}).all()
-    )
+    """The attributed distributors with the rates of their grade today (one query; in a
+    batch of follow-ups, only for those not read yet or upgraded since: ``forget_grades``)."""
+    grades = memo(_GRADE_OF, dict)
+    unread = [row.distributor_id for row in rows if row.distributor_id not in grades]
+    if unread:
+        grades.update(dict(db.session.execute(_GRADES_OF, {"ids": unread}).all()))
     return [
         Beneficiary(row.level, row.distributor_id, grade_rule(grades.get(row.distributor_id)))
         for row in rows
     ]
+
+
+def forget_grades(distributor_ids: Iterable[int]) -> None:
+    """These distributors' grades moved (an upgrade in the batch): read them again."""
+    grades = memo(_GRADE_OF, dict)
+    for distributor_id in distributor_ids:
+        grades.pop(distributor_id, None)
 
 
 def commission_rows(

@@ -28,7 +28,7 @@ everything from the orders (``flask --app wsgi distribution rebuild-team-totals`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import (
     BigInteger,
@@ -43,6 +43,7 @@ from sqlalchemy import (
     update,
 )
 
+from app.core.batch import in_batch, memo, memo_set
 from app.core.sql import dialect_insert
 from app.distribution.models import DistributorPath, DistributorTeamTotal, OrderAttribution
 from app.extensions import db
@@ -97,6 +98,8 @@ def recount_team_sales_fen(distributor_id: int) -> int:
 
 def team_sales_fen(distributor_id: int) -> int:
     """Goods paid for (less refunds) on orders sold by the distributor or their team."""
+    if memo(_BATCH, lambda: None) is not None:
+        return team_sales_of([distributor_id])[distributor_id]
     total = db.session.scalar(
         select(DistributorTeamTotal.team_sales_fen).where(
             DistributorTeamTotal.distributor_id == distributor_id
@@ -110,6 +113,16 @@ def team_sales_of(distributor_ids) -> dict[int, int]:
     ids = list(distributor_ids)
     if not ids:
         return {}
+    batch = memo(_BATCH, lambda: None)
+    if batch is not None:  # stored (read once in the batch) + what the batch counted so far
+        unread = [i for i in ids if i not in batch.stored]
+        if unread:
+            batch.stored.update(_stored_totals(unread))
+        return {i: batch.stored[i] + batch.running.get(i, 0) for i in ids}
+    return _stored_totals(ids)
+
+
+def _stored_totals(ids: list[int]) -> dict[int, int]:
     found = dict(
         db.session.execute(
             select(DistributorTeamTotal.distributor_id, DistributorTeamTotal.team_sales_fen).where(
@@ -118,6 +131,134 @@ def team_sales_of(distributor_ids) -> dict[int, int]:
         ).all()
     )
     return {i: int(found.get(i) or 0) for i in ids}
+
+
+# --- a batch of paid-order follow-ups: counted once, added to the totals once -----------------
+
+_BATCH = "team:batch"  # batch memo: the batch's counted sales (``_BatchSales``)
+
+
+@dataclass
+class _BatchSales:
+    """What a batch counted: per order (seller, delta) still to reach the running figures,
+    the sellers' chains, the running figures (``running``: not in the table yet), the
+    stored totals read so far, and the sum per seller still to add to the table."""
+
+    pending: dict[int, tuple[int, int]]
+    chains: dict[int, list[int]]
+    running: dict[int, int] = field(default_factory=dict)
+    stored: dict[int, int] = field(default_factory=dict)
+    per_seller: dict[int, int] = field(default_factory=dict)
+
+
+_LOCK_SOLD_BY_ORDERS = (
+    select(
+        OrderAttribution.id,
+        OrderAttribution.order_id,
+        OrderAttribution.distributor_id,
+        OrderAttribution.team_sales_fen,
+    )
+    .where(
+        OrderAttribution.order_id.in_(bindparam("order_ids", expanding=True)),
+        OrderAttribution.level == 1,
+    )
+    .order_by(OrderAttribution.id)
+    .with_for_update()
+)
+# Each locked row's share recounted from its order (the old share was read with the lock).
+_RECOUNT_ORDERS = (
+    update(OrderAttribution)
+    .where(OrderAttribution.id.in_(bindparam("attribution_ids", expanding=True)))
+    .values(
+        team_sales_fen=select(order_sales_fen())
+        .where(Order.id == OrderAttribution.order_id)
+        .scalar_subquery()
+    )
+    .returning(OrderAttribution.id, OrderAttribution.team_sales_fen)
+    .execution_options(synchronize_session=False)
+)
+_CHAINS = (
+    select(DistributorPath.descendant_id, DistributorPath.ancestor_id)
+    .where(DistributorPath.descendant_id.in_(bindparam("seller_ids", expanding=True)))
+    .order_by(DistributorPath.descendant_id, DistributorPath.ancestor_id)
+)
+_HOLD_CHAINS = text(
+    "SELECT id FROM distributors WHERE id IN "
+    "(SELECT ancestor_id FROM distributor_paths WHERE descendant_id IN :seller_ids) "
+    "ORDER BY id FOR KEY SHARE"
+).bindparams(bindparam("seller_ids", expanding=True))
+
+
+def count_batch_sales(order_ids: list[int]) -> None:
+    """Inside a ``batch_scope`` (the paid-order pipeline over a batch): lock the orders'
+    level-1 attributions (in id order) and bring their shares up to date now, keeping
+    each order's difference for ``add_batch_sales``; ``apply_batch_sales`` adds them to
+    the table at the batch's end. ``count_order_sales`` order by order, in 3 statements
+    per batch (and 2 at its end) instead of 4 per order. For orders that get no
+    attribution during the batch (the caller's business: a binding on first payment
+    writes them)."""
+    if not in_batch():
+        raise RuntimeError("count_batch_sales runs inside a batch_scope")
+    rows = db.session.execute(_LOCK_SOLD_BY_ORDERS, {"order_ids": order_ids}).all()
+    pending: dict[int, tuple[int, int]] = {}
+    chains: dict[int, list[int]] = {}
+    if rows:
+        ids = [row.id for row in rows]
+        after = dict(db.session.execute(_RECOUNT_ORDERS, {"attribution_ids": ids}).all())
+        for row in rows:
+            delta = int(after[row.id]) - int(row.team_sales_fen)
+            if delta:
+                pending[row.order_id] = (row.distributor_id, delta)
+        sellers = sorted({seller for seller, _ in pending.values()})
+        if sellers:
+            for seller, ancestor in db.session.execute(_CHAINS, {"seller_ids": sellers}):
+                chains.setdefault(seller, []).append(ancestor)
+    memo_set(_BATCH, _BatchSales(pending, chains))
+
+
+def add_batch_sales(order_id: int) -> int:
+    """``count_order_sales`` for an order of the batch: its difference (counted by
+    ``count_batch_sales``) now counts in ``team_sales_of`` for the seller and everyone
+    above; the table gets it at ``apply_batch_sales``. Returns the difference."""
+    batch: _BatchSales = memo(_BATCH, lambda: None)
+    seller, delta = batch.pending.pop(order_id, (None, 0))
+    if not delta:
+        return 0
+    for ancestor in batch.chains.get(seller, ()):
+        batch.running[ancestor] = batch.running.get(ancestor, 0) + delta
+    batch.per_seller[seller] = batch.per_seller.get(seller, 0) + delta
+    return delta
+
+
+def apply_batch_sales() -> None:
+    """The batch's end: add what it counted to the running totals of each seller and
+    everyone above, one upsert in ancestor order (the chains read again after holding
+    them, as ``count_order_sales`` does); the lock on the hot rows lasts from here to
+    the commit only."""
+    batch: _BatchSales | None = memo(_BATCH, lambda: None)
+    if batch is None:
+        return
+    memo_set(_BATCH, None)
+    sellers = sorted(s for s, delta in batch.per_seller.items() if delta)
+    if not sellers:
+        return
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(_HOLD_CHAINS, {"seller_ids": sellers})
+    sums: dict[int, int] = {}
+    for seller, ancestor in db.session.execute(_CHAINS, {"seller_ids": sellers}):
+        sums[ancestor] = sums.get(ancestor, 0) + batch.per_seller[seller]
+    values = [{"distributor_id": a, "team_sales_fen": sums[a]} for a in sorted(sums) if sums[a]]
+    if not values:
+        return
+    stmt = dialect_insert(DistributorTeamTotal).values(values)
+    db.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["distributor_id"],
+            set_={
+                "team_sales_fen": DistributorTeamTotal.team_sales_fen + stmt.excluded.team_sales_fen
+            },
+        )
+    )
 
 
 def _add_to_totals(rows) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app.cloud.merchants import is_active, merchant_for_distributor
 from app.cloud.models import MerchantOrder, OrderingMerchant
 from app.cloud.pricing import get_cloud_settings
+from app.core.batch import memo
 from app.distribution.models import OrderAttribution
 from app.extensions import db
 from app.orders.models import Order
@@ -33,8 +34,42 @@ class EarningsPlan:
     merchant_order: bool  # M placed it at its level price
 
 
+_OF_ORDERS = "merchants_of_orders"  # batch memo: {order id: (placed by, seller's merchant)}
+
+
+def load_merchants_of_orders(order_ids: list[int]) -> None:
+    """Inside a batch of follow-ups that writes no attribution: what ``merchant_of_order``
+    reads, for every order in two queries (the merchant that placed it; the merchant
+    row of its level-1 seller)."""
+    known = memo(_OF_ORDERS, dict)
+    ids = list(order_ids)
+    placed = dict(
+        db.session.execute(
+            select(MerchantOrder.order_id, OrderingMerchant)
+            .join(OrderingMerchant, OrderingMerchant.id == MerchantOrder.merchant_id)
+            .where(MerchantOrder.order_id.in_(ids))
+        ).all()
+    )
+    sellers = dict(
+        db.session.execute(
+            select(OrderAttribution.order_id, OrderingMerchant)
+            .join(
+                OrderingMerchant, OrderAttribution.distributor_id == OrderingMerchant.distributor_id
+            )
+            .where(OrderAttribution.order_id.in_(ids), OrderAttribution.level == 1)
+        ).all()
+    )
+    known.update({i: (placed.get(i), sellers.get(i)) for i in ids})
+
+
 def merchant_of_order(order: Order) -> tuple[OrderingMerchant | None, bool]:
     """(the ordering merchant ``order`` went through, whether it is a merchant order)."""
+    known = memo(_OF_ORDERS, dict).get(order.id)
+    if known is not None:
+        placed, seller = known
+        if placed is not None:
+            return placed, True
+        return (seller if seller is not None and is_active(seller) else None), False
     # One query for both ways in (most orders have neither): the merchant that placed it,
     # and the merchant row of its level-1 seller.
     placed_by, seller_merchant = db.session.execute(

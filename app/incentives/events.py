@@ -16,9 +16,11 @@ transaction commits, their scores are recomputed and written to Redis
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from sqlalchemy import bindparam, event, select, union, update
 
+from app.core.batch import memo
 from app.distribution.models import Binding, Distributor, OrderAttribution
 from app.extensions import db
 from app.incentives import invites, tasks
@@ -64,19 +66,60 @@ def _order_people(order: Order) -> set[int]:
     return {i for i in found if i is not None}
 
 
-def after_payment(order: Order) -> dict:
-    """Tasks and invite rewards after ``order``'s commissions are written (flushes)."""
+def after_payment(order: Order, *, leaderboards: bool = True) -> dict:
+    """Tasks and invite rewards after ``order``'s commissions are written (flushes).
+
+    ``leaderboards=False``: the caller marks the order's people for the leaderboards
+    itself, once for a batch (``mark_orders_for_leaderboards``)."""
     if order.paid_at is None:
         return {"tasks": [], "invite": None}
     written: list[int] = []
     # No task covers the payment (most of the time): nothing to lock or evaluate.
     if tasks.tasks_covering(order.paid_at):
         people = tasks.affected_by_order(order)
-        _lock_distributors(people)
+        # Locks last until the commit: in a batch, each distributor is locked once.
+        locked = memo(_LOCKED, set)
+        _lock_distributors(people - locked)
+        locked |= people
         written = tasks.evaluate_for(people, order.paid_at)
     invite = invites.on_order_paid(order)
-    mark_for_leaderboards(_order_people(order))
+    if leaderboards:
+        mark_for_leaderboards(_order_people(order))
     return {"tasks": written, "invite": invite}
+
+
+_LOCKED = "incentives:locked"  # distributors locked in this batch's transaction
+
+
+def progress_moved(distributor_ids: Iterable[int] | None = None) -> None:
+    """The pipeline wrote something that moves these distributors' task progress or
+    eligibility (a join under them, a grade upgrade; None: anyone's, e.g. attributions
+    written): their tasks are evaluated again at the next order of the batch."""
+    tasks.forget_evaluations(distributor_ids)
+
+
+def load_affected_by_orders(order_ids: list[int]) -> None:
+    """Inside a batch of follow-ups that writes no attribution or binding: the people each
+    order's tasks concern, for every order in one query (``tasks.affected_by_order``)."""
+    tasks.load_affected_by_orders(order_ids)
+
+
+def mark_orders_for_leaderboards(orders: list[Order]) -> None:
+    """``mark_for_leaderboards`` of everyone the orders touch, in one query (a batch's
+    end: the same people ``_order_people`` finds order by order, or more)."""
+    if not orders:
+        return
+    order_ids = [o.id for o in orders]
+    user_ids = sorted({o.user_id for o in orders})
+    found = db.session.scalars(
+        union(
+            select(OrderAttribution.distributor_id).where(OrderAttribution.order_id.in_(order_ids)),
+            select(LedgerEntry.distributor_id).where(LedgerEntry.order_id.in_(order_ids)),
+            select(Distributor.parent_id).where(Distributor.user_id.in_(user_ids)),
+            select(Binding.distributor_id).where(Binding.user_id.in_(user_ids)),
+        )
+    )
+    mark_for_leaderboards({i for i in found if i is not None})
 
 
 def after_refund(refund: Refund) -> dict:

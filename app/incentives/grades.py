@@ -163,14 +163,19 @@ def upgrade_many(distributor_ids, reason: str) -> tuple[int, ...]:
     ids = list(dict.fromkeys(distributor_ids))
     if not ids:
         return ()
-    fresh = {
-        row.id: row
-        for row in db.session.scalars(
-            select(Distributor)
-            .where(Distributor.id.in_(ids))
-            .execution_options(populate_existing=True)
-        )
-    }
+    # Read fresh once per batch of follow-ups (an upgrade refreshes its own row).
+    fresh = memo("grades:fresh", dict)
+    unread = [i for i in ids if i not in fresh]
+    if unread:
+        found = {
+            row.id: row
+            for row in db.session.scalars(
+                select(Distributor)
+                .where(Distributor.id.in_(unread))
+                .execution_options(populate_existing=True)
+            )
+        }
+        fresh.update({i: found.get(i) for i in unread})
     reach = {i: _within_reach(fresh.get(i)) for i in ids}
     wants_sales = [i for i in ids if any(g.upgrade_team_sales_fen for g in reach[i])]
     wants_direct = [i for i in ids if any(g.upgrade_direct_count for g in reach[i])]

@@ -33,6 +33,7 @@ to stop new rewards, while pending ones still settle or reverse by the rules abo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -300,13 +301,41 @@ def evaluate_for(
     tasks = tasks_covering(moment)
     if not tasks or not distributor_ids:
         return written
-    people = db.session.scalars(select(Distributor).where(Distributor.id.in_(distributor_ids)))
+    # After a payment's evaluation, evaluating the same pair again in the same batch would
+    # change nothing until its progress or eligibility moves (``forget_evaluations``):
+    # inside a batch of follow-ups progress only grows, and the pair was just brought to
+    # where its progress says. A refund's evaluation is never remembered.
+    stable = memo(_STABLE, set) if refund_id is None else set()
+    due = sorted(i for i in distributor_ids if any((t.id, i) not in stable for t in tasks))
+    if not due:
+        return written
+    people = db.session.scalars(select(Distributor).where(Distributor.id.in_(due)))
     for distributor in people:
         for task in tasks:
+            if (task.id, distributor.id) in stable:
+                continue
             done = evaluate(task, distributor, refund_id=refund_id)
             written += [i for i in (done.written, done.reversed) if i is not None]
+            if refund_id is None:
+                stable.add((task.id, distributor.id))
     db.session.flush()
     return written
+
+
+_STABLE = "tasks:evaluated"  # (task id, distributor id) pairs evaluated in this batch
+
+
+def forget_evaluations(distributor_ids: Iterable[int] | None = None) -> None:
+    """Inside a batch of follow-ups: these distributors' progress or eligibility may have
+    moved (someone joined under them, a grade went up, an attribution or binding was
+    written), so their next evaluation runs again; None: everyone's. Outside a batch
+    nothing is remembered."""
+    stable = memo(_STABLE, set)
+    if distributor_ids is None:
+        stable.clear()
+        return
+    ids = set(distributor_ids)
+    stable.difference_update([pair for pair in stable if pair[1] in ids])
 
 
 def candidates(task: Task) -> set[int]:
@@ -437,8 +466,40 @@ _AFFECTED_BY_ORDER = union(
 )
 
 
+_AFFECTED = "tasks:affected_by_order"  # batch memo: {order id: distributor ids}
+
+
+def load_affected_by_orders(order_ids: list[int]) -> None:
+    """Inside a batch of follow-ups that writes no attribution or binding:
+    ``affected_by_order`` of every order in one query. (A buyer joining in the batch
+    joins under their binding's distributor, already in the set.)"""
+    ids = list(order_ids)
+    known = memo(_AFFECTED, dict)
+    found: dict[int, set[int]] = {i: set() for i in ids}
+    rows = db.session.execute(
+        union(
+            select(OrderAttribution.order_id, OrderAttribution.distributor_id).where(
+                OrderAttribution.order_id.in_(ids), OrderAttribution.level == 1
+            ),
+            select(Order.id, Distributor.parent_id)
+            .join(Distributor, Distributor.user_id == Order.user_id)
+            .where(Order.id.in_(ids)),
+            select(Order.id, Binding.distributor_id)
+            .join(Binding, Binding.user_id == Order.user_id)
+            .where(Order.id.in_(ids)),
+        )
+    )
+    for order_id, distributor_id in rows:
+        if distributor_id is not None:
+            found[order_id].add(distributor_id)
+    known.update(found)
+
+
 def affected_by_order(order: Order) -> set[int]:
     """Distributors whose task progress an order can move: its level-1 seller, the buyer's
     inviter (if the buyer is a distributor) and the buyer's current binding."""
+    known = memo(_AFFECTED, dict)
+    if order.id in known:
+        return set(known[order.id])
     found = db.session.scalars(_AFFECTED_BY_ORDER, {"order_id": order.id, "user_id": order.user_id})
     return {i for i in found if i is not None}

@@ -52,7 +52,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, insert, literal, select, update
 
-from app.core.sql import dialect_insert, insert_rows_on_conflict, row_params
+from app.core.sql import dialect_insert, insert_rows_chunked
 from app.core.time import UtcDateTime, utcnow
 from app.extensions import db
 from app.ledger.kinds import LINE_EARNING_KINDS, PENDING, REVERSAL, REVERSED, SETTLED, WITHDRAWN
@@ -87,18 +87,27 @@ def write_earnings(lines: list[OrderLine], values: list[dict], now: datetime) ->
 
     The unique key (order line, beneficiary, kind) makes a repeat insert nothing; RETURNING
     rather than rowcount, which psycopg reports as -1 for ORM-executed inserts. The SQL is
-    built once per number of rows (``insert_rows_on_conflict``): every paid order runs it.
+    built once per number of rows (``insert_rows_chunked``): every paid order runs it.
     """
+    return [entry_id for entry_id, _order, _kind in write_earnings_keyed(lines, values, now)]
+
+
+def write_earnings_keyed(
+    lines: list[OrderLine], values: list[dict], now: datetime
+) -> list[tuple[int, int, str]]:
+    """``write_earnings`` for any number of rows (of one order or a batch of orders: one
+    INSERT per ``ROWS_PER_INSERT`` rows, ``insert_rows_chunked``, in the order given);
+    (id, order id, kind) of each entry written now."""
     if not values:
         return []
-    statement = insert_rows_on_conflict(
-        LedgerEntry.__table__,
+    table = LedgerEntry.__table__
+    written = insert_rows_chunked(
+        table,
         EARNING_COLUMNS,
-        len(values),
+        values,
         conflict=("order_line_id", "distributor_id", "kind"),
-        returning=(LedgerEntry.__table__.c.id,),
+        returning=(table.c.id, table.c.order_id, table.c.kind),
     )
-    written = db.session.scalars(statement, row_params(EARNING_COLUMNS, values)).all()
     touched = {row["order_line_id"] for row in values}
     for line in lines:
         if line.id in touched and line.refunded_fen:
@@ -108,7 +117,7 @@ def write_earnings(lines: list[OrderLine], values: list[dict], now: datetime) ->
                 .order_by(Refund.id)
             ):
                 _reverse_line(line, refund_id, now)
-    return list(written)
+    return written
 
 
 def _reverse_line(line: OrderLine, refund_id: int, now: datetime) -> list[int]:

@@ -43,7 +43,7 @@ from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
 from app.core.money import format_yuan
-from app.core.sql import dialect_insert
+from app.core.sql import dialect_insert, insert_rows_chunked
 from app.core.time import shop_time_text, utcnow
 from app.distribution.models import Distributor
 from app.extensions import db
@@ -286,6 +286,18 @@ def queue_notification(
     return message_id
 
 
+_OUTBOX_COLUMNS = (
+    "dedupe_key",
+    "kind",
+    "openid",
+    "payload",
+    "status",
+    "attempts",
+    "last_error",
+    "created_at",
+)
+
+
 def queue_notifications(
     kind: str,
     messages: Sequence[tuple[str | None, dict[str, object], str, str]],
@@ -304,13 +316,16 @@ def queue_notifications(
     ]
     if not rows:
         return []
-    # The Core table, not the entity: an ORM insert of many rows would be an executemany.
-    written = db.session.execute(
-        dialect_insert(OutboundMessage.__table__)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(OutboundMessage.id, OutboundMessage.dedupe_key)
-    ).all()
+    # Multi-row INSERTs built once per row count (``insert_rows_chunked``): a dialect
+    # insert of many rows would be compiled afresh on every call.
+    table = OutboundMessage.__table__
+    written = insert_rows_chunked(
+        table,
+        _OUTBOX_COLUMNS,
+        rows,
+        conflict=("dedupe_key",),
+        returning=(table.c.id, table.c.dedupe_key),
+    )
     ids = {key: message_id for message_id, key in written}
     queued = [ids[row["dedupe_key"]] for row in rows if row["dedupe_key"] in ids]
     for message_id in queued:
