@@ -287,9 +287,18 @@ def _ring(settings: RiskSettings, order: Order, distributor_id: int, now) -> int
     return flagged
 
 
-def check_order(order_id: int, now: datetime | None = None) -> int:
-    """Run the per-order signals on a paid order; how many new flags (flushes)."""
+def check_order(
+    order_id: int, now: datetime | None = None, bindings_checked: set[int] | None = None
+) -> int:
+    """Run the per-order signals on a paid order; how many new flags (flushes).
+
+    ``bindings_checked``: distributors whose binding bursts a caller checking several
+    orders at one ``now`` has checked already (the check is per distributor and hour, and
+    a seller earns on most of a batch's orders); filled in here.
+    """
     now = now or utcnow()
+    if bindings_checked is None:
+        bindings_checked = set()
     order = db.session.get(Order, order_id)
     if order is None or order.paid_at is None:
         return 0
@@ -320,7 +329,8 @@ def check_order(order_id: int, now: datetime | None = None) -> int:
                 flagged += _flag_order(SHARED_DEVICE, order, distributor.id, evidence, now)
         if settings.receiver_ring_on:
             flagged += _ring(settings, order, distributor.id, now)
-        if settings.binding_burst_on:
+        if settings.binding_burst_on and distributor.id not in bindings_checked:
+            bindings_checked.add(distributor.id)
             flagged += check_bindings(distributor.id, now)
     return flagged
 
