@@ -39,8 +39,10 @@ SWEEP_LIMIT = 5000
 def check_paid_orders(order_ids: list[int], now: datetime | None = None) -> int:
     """The per-order signals of paid orders; new flags (commits)."""
     flagged = 0
+    now = now or utcnow()
+    bindings_checked: set[int] = set()  # once per distributor for the job's one ``now``
     for order_id in order_ids:
-        flagged += signals.check_order(order_id, now)
+        flagged += signals.check_order(order_id, now, bindings_checked)
         db.session.commit()
     return flagged
 

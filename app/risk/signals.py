@@ -28,6 +28,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import func, or_, select
 
@@ -67,12 +68,17 @@ from app.risk.models import (
 _PUNCTUATION = re.compile(r"[\s\-_,，.。·#/\\()（）]+")
 
 
+# A check compares one order with hundreds of a distributor's orders, the same few
+# thousand texts again and again (the tree's distributors share their customers' orders):
+# each text is normalised once per worker process.
+@lru_cache(maxsize=8192)
 def normalise_phone(phone: str | None) -> str:
     """Digits only, the last 11 (``+86 138-0000-0000`` is ``13800000000``)."""
     digits = "".join(ch for ch in unicodedata.normalize("NFKC", phone or "") if ch.isdecimal())
     return digits[-11:]
 
 
+@lru_cache(maxsize=8192)
 def normalise_address(province: str, city: str, district: str, detail: str) -> str:
     """One comparable text: full-width folded, spaces and punctuation dropped, lower case."""
     text = unicodedata.normalize("NFKC", f"{province}{city}{district}{detail}")
@@ -80,6 +86,7 @@ def normalise_address(province: str, city: str, district: str, detail: str) -> s
 
 
 def order_address(order: Order) -> str:
+    """The order's receiver address, normalised (``normalise_address``)."""
     return normalise_address(order.province, order.city, order.district, order.address_detail)
 
 
@@ -125,16 +132,23 @@ def raise_flag(
 
 
 def _flag_order(signal, order: Order, distributor_id: int, evidence: dict, now) -> bool:
+    return _flag_order_id(signal, order.id, order.user_id, distributor_id, evidence, now)
+
+
+def _flag_order_id(
+    signal, order_id: int, buyer_id: int, distributor_id: int, evidence: dict, now
+) -> bool:
+    """Flag the distributor's earnings on the order (once) and hold them."""
     new = raise_flag(
         signal,
-        f"order:{order.id}:d:{distributor_id}",
-        order_id=order.id,
+        f"order:{order_id}:d:{distributor_id}",
+        order_id=order_id,
         distributor_id=distributor_id,
-        user_id=order.user_id,
+        user_id=buyer_id,
         evidence=evidence,
         now=now,
     )
-    hold(order.id, distributor_id, SIGNAL_LABELS[signal], now)
+    hold(order_id, distributor_id, SIGNAL_LABELS[signal], now)
     return new is not None
 
 
@@ -175,11 +189,16 @@ def receivers_of(user_id: int) -> tuple[set[str], set[str]]:
     for a in db.session.scalars(select(Address).where(Address.user_id == user_id)):
         phones.add(normalise_phone(a.phone))
         places.add(normalise_address(a.province, a.city, a.district, a.detail))
-    for o in db.session.scalars(
-        select(Order).where(Order.user_id == user_id, Order.paid_at.is_not(None)).limit(200)
+    for phone, *place in db.session.execute(
+        select(
+            Order.receiver_phone, Order.province, Order.city, Order.district, Order.address_detail
+        )
+        .where(Order.user_id == user_id, Order.paid_at.is_not(None))
+        .order_by(Order.id.desc())
+        .limit(200)
     ):
-        phones.add(normalise_phone(o.receiver_phone))
-        places.add(order_address(o))
+        phones.add(normalise_phone(phone))
+        places.add(normalise_address(*place))
     phones.discard("")
     places.discard("")
     return phones, places
@@ -211,29 +230,48 @@ def shared_devices(user_a: int, user_b: int) -> list[tuple[str, str]]:
     return [(ip, ua) for ip, ua in rows]
 
 
+# The most recent orders a ring check compares with (a distributor with thousands of
+# customers in one district would otherwise be read whole on every order).
+RING_CANDIDATES = 500
+
+
 def _ring(settings: RiskSettings, order: Order, distributor_id: int, now) -> int:
     """Orders of the distributor whose buyers share this order's phone or address."""
     phone, place = normalise_phone(order.receiver_phone), order_address(order)
     owner = db.session.scalar(select(Distributor.user_id).where(Distributor.id == distributor_id))
-    candidates = db.session.scalars(
-        select(Order)
-        .join(LedgerEntry, LedgerEntry.order_id == Order.id)
+    earned_on = select(LedgerEntry.order_id).where(
+        LedgerEntry.distributor_id == distributor_id,
+        LedgerEntry.kind.in_(LINE_EARNING_KINDS),
+    )
+    # Plain rows, not orders: only these columns are compared.
+    candidates = db.session.execute(
+        select(
+            Order.id,
+            Order.user_id,
+            Order.receiver_phone,
+            Order.province,
+            Order.city,
+            Order.district,
+            Order.address_detail,
+        )
         .where(
-            LedgerEntry.distributor_id == distributor_id,
-            LedgerEntry.kind.in_(LINE_EARNING_KINDS),
+            Order.id.in_(earned_on),
             Order.paid_at.is_not(None),
             Order.user_id != owner,
             or_(Order.receiver_phone == order.receiver_phone, Order.district == order.district),
         )
-        .distinct()
-        .limit(500)
+        .order_by(Order.id.desc())
+        .limit(RING_CANDIDATES)
     ).all()
-    ring = [o for o in candidates if normalise_phone(o.receiver_phone) == phone] or []
-    by_phone = {o.id: o for o in ring}
-    by_place = {o.id: o for o in candidates if order_address(o) == place}
+    by_phone = {row.id: row for row in candidates if normalise_phone(row.receiver_phone) == phone}
+    by_place = {
+        row.id: row
+        for row in candidates
+        if normalise_address(row.province, row.city, row.district, row.address_detail) == place
+    }
     flagged = 0
     for label, group in (("phone", by_phone), ("address", by_place)):
-        buyers = {o.user_id for o in group.values()}
+        buyers = {row.user_id for row in group.values()}
         if len(buyers) < settings.ring_min_buyers:
             continue
         evidence = {
@@ -243,37 +281,47 @@ def _ring(settings: RiskSettings, order: Order, distributor_id: int, now) -> int
             "orders": sorted(group),
         }
         for member in group.values():
-            flagged += _flag_order(RECEIVER_RING, member, distributor_id, evidence, now)
+            flagged += _flag_order_id(
+                RECEIVER_RING, member.id, member.user_id, distributor_id, evidence, now
+            )
     return flagged
 
 
-def check_order(order_id: int, now: datetime | None = None) -> int:
-    """Run the per-order signals on a paid order; how many new flags (flushes)."""
+def check_order(
+    order_id: int, now: datetime | None = None, bindings_checked: set[int] | None = None
+) -> int:
+    """Run the per-order signals on a paid order; how many new flags (flushes).
+
+    ``bindings_checked``: distributors whose binding bursts a caller checking several
+    orders at one ``now`` has checked already (the check is per distributor and hour, and
+    a seller earns on most of a batch's orders); filled in here.
+    """
     now = now or utcnow()
+    if bindings_checked is None:
+        bindings_checked = set()
     order = db.session.get(Order, order_id)
     if order is None or order.paid_at is None:
         return 0
     settings = get_risk_settings()
     buyer = db.session.get(User, order.user_id)
     flagged = 0
+    phone, place = normalise_phone(order.receiver_phone), order_address(order)
+    payer = payer_openid(order_id) if settings.shared_payer_on else None
     for distributor in earning_distributors(order_id):
         if distributor.user_id == order.user_id:
             continue  # the buyer's own earning: self-purchase is a setting, not a risk
         owner = db.session.get(User, distributor.user_id)
         if settings.shared_receiver_on:
             phones, places = receivers_of(distributor.user_id)
-            phone, place = normalise_phone(order.receiver_phone), order_address(order)
             same = [
                 k for k, hit in (("phone", phone in phones), ("address", place in places)) if hit
             ]
             if same:
                 evidence = {"shared": same, "phone": phone, "address": place}
                 flagged += _flag_order(SHARED_RECEIVER, order, distributor.id, evidence, now)
-        if settings.shared_payer_on:
-            payer = payer_openid(order_id)
-            if payer is not None and payer == owner.openid:
-                evidence = {"payer_openid": payer, "buyer_openid": buyer.openid}
-                flagged += _flag_order(SHARED_PAYER, order, distributor.id, evidence, now)
+        if payer is not None and payer == owner.openid:  # None when the signal is off
+            evidence = {"payer_openid": payer, "buyer_openid": buyer.openid}
+            flagged += _flag_order(SHARED_PAYER, order, distributor.id, evidence, now)
         if settings.shared_device_on:
             devices = shared_devices(order.user_id, distributor.user_id)
             if devices:
@@ -281,7 +329,8 @@ def check_order(order_id: int, now: datetime | None = None) -> int:
                 flagged += _flag_order(SHARED_DEVICE, order, distributor.id, evidence, now)
         if settings.receiver_ring_on:
             flagged += _ring(settings, order, distributor.id, now)
-        if settings.binding_burst_on:
+        if settings.binding_burst_on and distributor.id not in bindings_checked:
+            bindings_checked.add(distributor.id)
             flagged += check_bindings(distributor.id, now)
     return flagged
 
