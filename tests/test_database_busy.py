@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app import create_app
 from app.catalog.models import Category
 from app.distribution.distributors import create_distributor
 from app.extensions import db
 from tests.support.admin import post, text
+from tests.support.apps import second_app
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.postgresql  # lock timeouts
@@ -20,20 +20,7 @@ pytestmark = pytest.mark.postgresql  # lock timeouts
 
 def variant(app, **overrides):
     """The same app on the same database, with ``overrides`` in its config."""
-    keys = (
-        "ENV_NAME",
-        "SQLALCHEMY_DATABASE_URI",
-        "REDIS_URL",
-        "UPLOAD_DIR",
-        "PUBLIC_BASE_URL",
-        "WECHAT_API_BASE",
-        "WECHAT_OPEN_BASE",
-        "WECHAT_MP_BASE",
-        "WECHAT_PAY_API_BASE",
-    )
-    other = create_app({**{key: app.config[key] for key in keys}, **overrides})
-    other.test_client_class = app.test_client_class
-    return other
+    return second_app(app, **overrides)
 
 
 @pytest.fixture

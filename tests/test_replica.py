@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event
 
-from app import create_app
 from app.core.replica import REPLICA_BIND
 from app.extensions import db
 from tests.support.admin import fresh_client, login_staff
 from tests.support.aftersale import paid_order
+from tests.support.apps import second_app_running
 
 ARGS = "from=2025-03-01&to=2025-03-10&grain=day"
 
@@ -25,33 +25,9 @@ pytestmark = pytest.mark.postgresql
 @pytest.fixture
 def replica_app(app):
     """The app under test again, with the test database named as its replica too."""
-    config = {
-        key: app.config[key]
-        for key in (
-            "SQLALCHEMY_DATABASE_URI",
-            "REDIS_URL",
-            "UPLOAD_DIR",
-            "PUBLIC_BASE_URL",
-            "WECHAT_API_BASE",
-            "WECHAT_OPEN_BASE",
-            "WECHAT_MP_BASE",
-            "WECHAT_PAY_API_BASE",
-            "KUAIDI100_BASE_URL",
-        )
-    }
-    second = create_app(
-        {
-            "ENV_NAME": "test",
-            **config,
-            "SQLALCHEMY_BINDS": {REPLICA_BIND: app.config["SQLALCHEMY_DATABASE_URI"]},
-        }
-    )
-    second.test_client_class = app.test_client_class
-    yield second
-    with second.app_context():
-        db.session.remove()
-        for engine in db.engines.values():
-            engine.dispose()
+    binds = {REPLICA_BIND: app.config["SQLALCHEMY_DATABASE_URI"]}
+    with second_app_running(app, SQLALCHEMY_BINDS=binds) as second:
+        yield second
 
 
 def statements_on(app_, bind):

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from app import create_app
 from app.admin.login_limits import (
     ACCOUNT_FREE_FAILURES,
     ACCOUNT_MAX_LOCK_SECONDS,
@@ -25,6 +24,7 @@ from app.core.redis import get_redis
 from app.extensions import db
 from config import config_for
 from tests.support.admin import fresh_client, sign_in, text
+from tests.support.apps import second_app_running
 
 ATTACKER = "203.0.113.5"
 OWNER_HOME = "198.51.100.7"
@@ -34,23 +34,8 @@ OWNER_TRAVELLING = "198.51.100.99"
 @pytest.fixture
 def proxied_app(app) -> Iterator:
     """The same app (database, Redis) as deployed behind one proxy: TRUSTED_PROXIES=1."""
-    keys = (
-        "SQLALCHEMY_DATABASE_URI",
-        "REDIS_URL",
-        "UPLOAD_DIR",
-        "PUBLIC_BASE_URL",
-        "WECHAT_API_BASE",
-        "WECHAT_OPEN_BASE",
-        "WECHAT_MP_BASE",
-        "WECHAT_PAY_API_BASE",
-    )
-    behind = create_app(
-        {"ENV_NAME": "test", "TRUSTED_PROXIES": 1, **{k: app.config[k] for k in keys}}
-    )
-    yield behind
-    with behind.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with second_app_running(app, TRUSTED_PROXIES=1) as behind:
+        yield behind
 
 
 @pytest.fixture
