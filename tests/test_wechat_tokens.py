@@ -8,7 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from app.core.redis import redis_for
-from app.wechat.clients import get_jsapi_ticket, get_wechat_client
+from app.wechat.clients import (
+    TICKET_SAFETY_MARGIN,
+    TOKEN_SAFETY_MARGIN,
+    get_jsapi_ticket,
+    get_wechat_client,
+)
 
 CALLERS = 20
 
@@ -34,6 +39,18 @@ def stand_in(sandbox):
     return sandbox.server.app.extensions["wechat_sandbox"]
 
 
+def assert_kept_for(app, key: str, seconds_left: float, margin: int) -> None:
+    """Redis keeps ``key`` for what WeChat said was left, less the safety margin.
+
+    The stand-in lives for the whole test session and hands out the same token or ticket
+    while it is valid, so what is left depends on when the session first asked for it:
+    the expected TTL comes from the stand-in, not from a fixed 7200.
+    """
+    ttl = redis_for(app).ttl(key)
+    expected = round(seconds_left) - margin
+    assert expected - 60 <= ttl <= expected + 1, (ttl, expected)
+
+
 def test_twenty_concurrent_callers_fetch_the_token_once(app, sandbox):
     before = calls(sandbox)
     tokens = concurrently(app, lambda: get_wechat_client().access_token)
@@ -51,7 +68,10 @@ def test_token_survives_a_restart_because_it_lives_in_redis(app, sandbox):
     with app.app_context():  # a new process would build a new client the same way
         assert get_wechat_client().access_token == token
     assert calls(sandbox)["/cgi-bin/stable_token"] == before
-    assert redis_for(app).ttl(f"wechat:{app.config['WECHAT_APPID']}_access_token") > 6000
+    state = stand_in(sandbox)
+    left = state.base_tokens[token].expires_at - state.now()
+    key = f"wechat:{app.config['WECHAT_APPID']}_access_token"
+    assert_kept_for(app, key, left, TOKEN_SAFETY_MARGIN)
 
 
 def test_expired_token_is_refreshed_once_under_twenty_concurrent_callers(app, sandbox):
@@ -84,4 +104,7 @@ def test_twenty_concurrent_callers_fetch_the_jsapi_ticket_once(app, sandbox):
     with app.app_context():
         assert get_jsapi_ticket() == tickets[0]  # from Redis
     assert calls(sandbox)["/cgi-bin/ticket/getticket"] == before + 1
-    assert redis_for(app).ttl(f"wechat:{app.config['WECHAT_APPID']}_jsapi_ticket") > 6000
+    state = stand_in(sandbox)
+    left = state.jsapi().expires_at - state.now()
+    key = f"wechat:{app.config['WECHAT_APPID']}_jsapi_ticket"
+    assert_kept_for(app, key, left, TICKET_SAFETY_MARGIN)
