@@ -473,39 +473,9 @@ def clone_unpaid(template_id: int, count: int, tag: str) -> None:
     ``clone_orders`` but awaiting payment): order, lines, attributions (fixed at placement),
     merchant row; each copy's buyer a fresh customer bound like the template's."""
     from app.extensions import db
+    from bench.commissions import clone_buyers, clone_order_rows
 
-    sql = db.text
-    db.session.execute(
-        sql(
-            """
-            CREATE TEMP TABLE clone_users ON COMMIT DROP AS
-            SELECT g AS n, nextval(pg_get_serial_sequence('users', 'id')) AS id
-            FROM generate_series(1, :count) g
-            """
-        ),
-        {"count": count},
-    )
-    db.session.execute(
-        sql(
-            """
-            INSERT INTO users (id, openid, nickname, avatar_url, created_at)
-            SELECT id, 'oclone_' || :tag || '_' || n, '顾客', '', now() FROM clone_users
-            """
-        ),
-        {"tag": tag},
-    )
-    db.session.execute(
-        sql(
-            """
-            INSERT INTO bindings (user_id, distributor_id, source, bound_at, expires_at,
-                                  protected_until)
-            SELECT c.id, b.distributor_id, b.source, now(), b.expires_at, b.protected_until
-            FROM clone_users c, orders t JOIN bindings b ON b.user_id = t.user_id
-            WHERE t.id = :template
-            """
-        ),
-        {"template": template_id},
-    )
+    clone_buyers(template_id, count, tag)
     columns = (
         "items_fen, shipping_fen, total_fen, refunded_fen, receiver_name, province, city, "
         "district, district_code, remark"
@@ -513,7 +483,7 @@ def clone_unpaid(template_id: int, count: int, tag: str) -> None:
     # Each buyer ships to their own phone and door, as real customers do: one phone for
     # thousands of buyers would be a receiver ring (app/risk/signals.py) in every order.
     db.session.execute(
-        sql(
+        db.text(
             f"""
             INSERT INTO orders (number, user_id, status, paid_fen, created_at, pay_deadline,
                                 receiver_phone, address_detail, {columns})
@@ -525,56 +495,7 @@ def clone_unpaid(template_id: int, count: int, tag: str) -> None:
         ),
         {"tag": tag, "template": template_id},
     )
-    # A merchant order's buyer is the merchant itself: keep the template's buyer there.
-    db.session.execute(
-        sql(
-            """
-            UPDATE orders o SET user_id = t.user_id
-            FROM orders t JOIN merchant_orders m ON m.order_id = t.id
-            WHERE t.id = :template AND o.number LIKE 'C' || :tag || '-%'
-            """
-        ),
-        {"tag": tag, "template": template_id},
-    )
-    line_columns = (
-        "product_id, sku_id, title, spec_text, image_filename, unit_price_fen, quantity, "
-        "amount_fen, refunded_quantity, refunded_fen, commission_exempt"
-    )
-    db.session.execute(
-        sql(
-            f"""
-            INSERT INTO order_lines (order_id, {line_columns})
-            SELECT o.id, {", ".join("l." + c for c in line_columns.split(", "))}
-            FROM orders o, order_lines l
-            WHERE o.number LIKE 'C' || :tag || '-%' AND l.order_id = :template
-            ORDER BY o.id, l.id
-            """  # noqa: S608 (the column lists are this file's constants)
-        ),
-        {"tag": tag, "template": template_id},
-    )
-    db.session.execute(
-        sql(
-            """
-            INSERT INTO order_attributions (order_id, level, distributor_id, self_purchase,
-                                            team_sales_fen)
-            SELECT o.id, a.level, a.distributor_id, a.self_purchase, 0
-            FROM orders o, order_attributions a
-            WHERE o.number LIKE 'C' || :tag || '-%' AND a.order_id = :template
-            """
-        ),
-        {"tag": tag, "template": template_id},
-    )
-    db.session.execute(
-        sql(
-            """
-            INSERT INTO merchant_orders (order_id, merchant_id, level, customer_name)
-            SELECT o.id, m.merchant_id, m.level, m.customer_name
-            FROM orders o, merchant_orders m
-            WHERE o.number LIKE 'C' || :tag || '-%' AND m.order_id = :template
-            """
-        ),
-        {"tag": tag, "template": template_id},
-    )
+    clone_order_rows(template_id, tag)
     db.session.commit()
 
 

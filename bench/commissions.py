@@ -328,10 +328,9 @@ def template_orders(shop: dict) -> list[tuple[str, int, int]]:
     return shapes
 
 
-def clone_orders(template_id: int, count: int, tag: str) -> None:
-    """``count`` copies of a paid template order (orders, lines, attributions, merchant
-    row), paid now, no follow-up: bulk SQL. Each copy's buyer is a fresh customer bound
-    like the template's, so joining and invite rewards see many customers."""
+def clone_buyers(template_id: int, count: int, tag: str) -> None:
+    """``count`` fresh customers in a temporary table ``clone_users`` (n, id), each bound
+    like the template's buyer; the table goes at the commit (bulk SQL)."""
     from app.extensions import db
 
     sql = db.text
@@ -366,22 +365,15 @@ def clone_orders(template_id: int, count: int, tag: str) -> None:
         ),
         {"template": template_id},
     )
-    columns = (
-        "status, items_fen, shipping_fen, total_fen, paid_fen, refunded_fen, receiver_name, "
-        "receiver_phone, province, city, district, district_code, address_detail, remark, "
-        "created_at, pay_deadline, paid_at"
-    )
-    db.session.execute(
-        sql(
-            f"""
-            INSERT INTO orders (number, user_id, transaction_id, {columns})
-            SELECT 'C' || :tag || '-' || c.n, c.id, 'TC' || :tag || '-' || c.n, {columns}
-            FROM orders t, clone_users c WHERE t.id = :template
-            """  # noqa: S608 (the column lists are this file's constants)
-        ),
-        {"tag": tag, "template": template_id},
-    )
-    # A merchant order's buyer is the merchant itself: keep the template's buyer there.
+
+
+def clone_order_rows(template_id: int, tag: str) -> None:
+    """What hangs off the clones numbered ``C<tag>-n`` (their order rows already written),
+    copied from the template: lines, attributions (fixed at placement), the merchant row;
+    a merchant order's buyer is the merchant itself, so the template's buyer stays there."""
+    from app.extensions import db
+
+    sql = db.text
     db.session.execute(
         sql(
             """
@@ -394,7 +386,7 @@ def clone_orders(template_id: int, count: int, tag: str) -> None:
     )
     line_columns = (
         "product_id, sku_id, title, spec_text, image_filename, unit_price_fen, quantity, "
-        "amount_fen, refunded_quantity, refunded_fen"
+        "amount_fen, refunded_quantity, refunded_fen, commission_exempt"
     )
     db.session.execute(
         sql(
@@ -431,6 +423,31 @@ def clone_orders(template_id: int, count: int, tag: str) -> None:
         ),
         {"tag": tag, "template": template_id},
     )
+
+
+def clone_orders(template_id: int, count: int, tag: str) -> None:
+    """``count`` copies of a paid template order (orders, lines, attributions, merchant
+    row), paid now, no follow-up: bulk SQL. Each copy's buyer is a fresh customer bound
+    like the template's, so joining and invite rewards see many customers."""
+    from app.extensions import db
+
+    clone_buyers(template_id, count, tag)
+    columns = (
+        "status, items_fen, shipping_fen, total_fen, paid_fen, refunded_fen, receiver_name, "
+        "receiver_phone, province, city, district, district_code, address_detail, remark, "
+        "created_at, pay_deadline, paid_at"
+    )
+    db.session.execute(
+        db.text(
+            f"""
+            INSERT INTO orders (number, user_id, transaction_id, {columns})
+            SELECT 'C' || :tag || '-' || c.n, c.id, 'TC' || :tag || '-' || c.n, {columns}
+            FROM orders t, clone_users c WHERE t.id = :template
+            """  # noqa: S608 (the column lists are this file's constants)
+        ),
+        {"tag": tag, "template": template_id},
+    )
+    clone_order_rows(template_id, tag)
     db.session.commit()
 
 
