@@ -67,6 +67,7 @@ from bench.pages import (  # noqa: E402  (same server setup)
     free_port,
     production_settings,
 )
+from bench.pay_notify import paid_resource  # noqa: E402
 from bench.postgres import start_postgres  # noqa: E402
 
 SHOP_TZ = dt.timezone(dt.timedelta(hours=8))
@@ -182,19 +183,7 @@ def client(args) -> int:
             return "GET", "/__null", {}, b""
         number, total, openid = orders[index]
         now = dt.datetime.now(SHOP_TZ).isoformat(timespec="seconds")
-        resource = {
-            "appid": BENCH_APPID,
-            "mchid": BENCH_MCHID,
-            "out_trade_no": number,
-            "transaction_id": f"4200{number}",
-            "trade_type": "JSAPI",
-            "trade_state": "SUCCESS",
-            "trade_state_desc": "支付成功",
-            "bank_type": "OTHERS",
-            "success_time": now,
-            "payer": {"openid": openid},
-            "amount": {"total": total, "payer_total": total, "currency": "CNY"},
-        }
+        resource = paid_resource(number, total, openid, now)
         # A notice sent again (a duplicate, a retry) keeps its id, as WeChat's do.
         notice_id = notice_ids.setdefault(index, f"bench-{index}-{args.seed}")
         headers, body = signed_notice(keys, BENCH_APIV3_KEY, resource, notice_id=notice_id)

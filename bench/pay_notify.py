@@ -61,6 +61,23 @@ APPID = BENCH_APPID
 APIV3_KEY = BENCH_APIV3_KEY
 
 
+def paid_resource(number: str, total_fen: int, payer_openid: str, success_time: str) -> dict:
+    """The decrypted ``resource`` of WeChat Pay's paid notice for one order (APIv3)."""
+    return {
+        "appid": APPID,
+        "mchid": MCHID,
+        "out_trade_no": number,
+        "transaction_id": f"4200{number}",
+        "trade_type": "JSAPI",
+        "trade_state": "SUCCESS",
+        "trade_state_desc": "支付成功",
+        "bank_type": "OTHERS",
+        "success_time": success_time,
+        "payer": {"openid": payer_openid},
+        "amount": {"total": total_fen, "payer_total": total_fen, "currency": "CNY"},
+    }
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -152,19 +169,7 @@ def child(args) -> int:
     orders = json.loads(Path(args.orders_file).read_text())
     notices = []
     for number, total in orders:
-        resource = {
-            "appid": APPID,
-            "mchid": MCHID,
-            "out_trade_no": number,
-            "transaction_id": f"4200{number}",
-            "trade_type": "JSAPI",
-            "trade_state": "SUCCESS",
-            "trade_state_desc": "支付成功",
-            "bank_type": "OTHERS",
-            "success_time": "2026-11-26T12:00:00+08:00",
-            "payer": {"openid": "o_bench"},
-            "amount": {"total": total, "payer_total": total, "currency": "CNY"},
-        }
+        resource = paid_resource(number, total, "o_bench", "2026-11-26T12:00:00+08:00")
         headers, body = signed_notice(keys, APIV3_KEY, resource)
         notices.append(("POST", "/pay/notify", headers, body.encode()))
     # Warm up every gunicorn thread (imports, keys, connections) on orders not measured.
