@@ -31,7 +31,7 @@ from app.cloud.models import (
 )
 from app.core.batch import memo
 from app.core.models import StatusChange
-from app.core.sql import dialect_insert
+from app.core.sql import dialect_insert, single_row
 from app.core.status import move_status, record_creation
 from app.core.time import utcnow
 from app.distribution.distributors import (
@@ -82,11 +82,7 @@ def get_cloud_settings() -> CloudSettings:
 
 
 def _load_cloud_settings() -> CloudSettings:
-    settings = db.session.get(CloudSettings, 1)
-    if settings is None:
-        db.session.execute(dialect_insert(CloudSettings).values(id=1).on_conflict_do_nothing())
-        settings = db.session.get(CloudSettings, 1)
-    return settings
+    return single_row(CloudSettings)
 
 
 def level_rate_bp(settings: CloudSettings, level: str) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table, TextClause, bindparam, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,10 +31,26 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.extensions import db
 
+T = TypeVar("T")
+
 
 def dialect_insert(entity: Any):
     """``insert(entity)`` of the current database's dialect (with ``on_conflict_*``)."""
     return (pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(entity)
+
+
+def single_row(model: type[T]) -> T:
+    """A settings table's one row (id 1), created with its defaults on first use.
+
+    Race-safe: two workers meeting an empty table both ``INSERT ... ON CONFLICT DO
+    NOTHING`` and read the row one of them wrote (an ORM add would fail the second with
+    a unique violation). Flushes only.
+    """
+    row = db.session.get(model, 1)
+    if row is None:
+        db.session.execute(dialect_insert(model).values(id=1).on_conflict_do_nothing())
+        row = db.session.get(model, 1)
+    return row
 
 
 def insert_on_conflict(

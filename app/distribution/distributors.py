@@ -11,7 +11,7 @@ import secrets
 from sqlalchemy import Integer, bindparam, delete, func, insert, literal, select, true
 
 from app.core.batch import memo
-from app.core.sql import dialect_insert
+from app.core.sql import single_row
 from app.core.time import utcnow
 from app.distribution.models import DistributionSettings, Distributor, DistributorPath
 from app.distribution.team import move_branch_sales
@@ -37,13 +37,7 @@ def get_distribution_settings() -> DistributionSettings:
 
 
 def _load_distribution_settings() -> DistributionSettings:
-    settings = db.session.get(DistributionSettings, 1)
-    if settings is None:
-        db.session.execute(
-            dialect_insert(DistributionSettings).values(id=1).on_conflict_do_nothing()
-        )
-        settings = db.session.get(DistributionSettings, 1)
-    return settings
+    return single_row(DistributionSettings)
 
 
 def new_code() -> str:

@@ -23,6 +23,7 @@ from datetime import datetime
 
 from sqlalchemy import String, cast, exists, literal, select
 
+from app.core.sql import single_row
 from app.core.time import utcnow
 from app.distribution.distributors import distributor_for_user
 from app.distribution.models import Distributor
@@ -37,13 +38,8 @@ from app.orders.models import Order
 
 
 def get_incentive_settings() -> IncentiveSettings:
-    """The single settings row (id 1), created with defaults when first read (flushes)."""
-    row = db.session.get(IncentiveSettings, 1)
-    if row is None:
-        row = IncentiveSettings(id=1)
-        db.session.add(row)
-        db.session.flush()
-    return row
+    """The single settings row (id 1), created with defaults when first read (race-safe)."""
+    return single_row(IncentiveSettings)
 
 
 MAX_INVITE_REWARD_FEN = 100_000_00

@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Product, Sku
 from app.core.models import StatusChange
-from app.core.sql import dialect_insert
+from app.core.sql import single_row
 from app.core.status import InvalidTransition, record_creation, record_transition
 from app.core.time import utcnow
 from app.discounts.pricing import unit_prices
@@ -74,11 +74,7 @@ class ItemRequest:
 
 def get_settings() -> ShopSettings:
     """The shop's single settings row, created with defaults on first use (race-safe)."""
-    settings = db.session.get(ShopSettings, 1)
-    if settings is None:
-        db.session.execute(dialect_insert(ShopSettings).values(id=1).on_conflict_do_nothing())
-        settings = db.session.get(ShopSettings, 1)
-    return settings
+    return single_row(ShopSettings)
 
 
 def shipping_fee_for(items_fen: int, settings: ShopSettings) -> int:

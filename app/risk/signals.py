@@ -34,7 +34,7 @@ from sqlalchemy import func, or_, select
 
 from app.accounts.models import User
 from app.accounts.traces import SignInTrace
-from app.core.sql import dialect_insert
+from app.core.sql import dialect_insert, single_row
 from app.core.time import utcnow
 from app.distribution.models import Binding, Distributor
 from app.extensions import db
@@ -91,13 +91,8 @@ def order_address(order: Order) -> str:
 
 
 def get_risk_settings() -> RiskSettings:
-    """The settings row, created with the defaults on first use (flushes)."""
-    row = db.session.get(RiskSettings, 1)
-    if row is None:
-        row = RiskSettings(id=1)
-        db.session.add(row)
-        db.session.flush()
-    return row
+    """The settings row, created with the defaults on first use (race-safe)."""
+    return single_row(RiskSettings)
 
 
 # --- flags ----------------------------------------------------------------------------------
