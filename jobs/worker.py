@@ -54,7 +54,7 @@ from jobs.commissions import schedule_settlement
 from jobs.funnel import schedule_funnel_rollup
 from jobs.incentives import schedule_incentives
 from jobs.maintenance import record_heartbeat, schedule_pruning
-from jobs.notifications import schedule_outbox_sweep
+from jobs.notifications import schedule_outbox_sweep, sweep_outbox_soon
 from jobs.payments import resume_lost_follow_ups, schedule_timers
 from jobs.queues import (
     enqueue_due_jobs,
@@ -145,6 +145,8 @@ def run_recovery(queues: list[Queue], worker_name: str | None = None) -> dict:
     ``worker_name`` is the worker whose ticker runs the pass: alive, whatever its key says.
     """
     abandoned = requeue_abandoned_jobs(queues, alive_worker=worker_name)
+    if abandoned:  # a job that died after its commit may not have queued its messages
+        sweep_outbox_soon()
     resumed = resume_lost_follow_ups()
     if abandoned or resumed:
         log.warning(
