@@ -82,7 +82,9 @@ SWEEP_MAX_QUEUED = 5000  # rows queued again per sweep at most
 # may have missed their enqueue: a sweep this soon takes rows this old.
 PROMPT_SWEEP_DELAY = timedelta(seconds=30)
 PROMPT_MIN_AGE = timedelta(seconds=30)
-SEND_LOCK_SECONDS = 120  # a row's sending lock: longer than a send with a token refresh
+# A row's sending lock (``WECHAT_SEND_LOCK_SECONDS``): longer than a send with a token
+# refresh (10 s timeout each, 30 s lock wait); a dead sender's lock lapses after it.
+SEND_LOCK_SECONDS = 120
 
 
 class SendFailed(Exception):
@@ -104,7 +106,8 @@ def _is_last_try() -> bool:
 
 
 def _lock(message_id: int):
-    return get_redis().lock(f"wechat:outbound:{message_id}:sending", timeout=SEND_LOCK_SECONDS)
+    seconds = int(current_app.config.get("WECHAT_SEND_LOCK_SECONDS", SEND_LOCK_SECONDS))
+    return get_redis().lock(f"wechat:outbound:{message_id}:sending", timeout=seconds)
 
 
 def _send_locked(message_id: int, last_try) -> tuple[str, str]:
@@ -335,10 +338,9 @@ def sweep_outbox_soon() -> str | None:
     ``PROMPT_MIN_AGE`` old (the recovery pass calls it when it found a dead worker's job);
     at most one per delay. Returns the job id, or None when one is already on its way."""
     delay = int(PROMPT_SWEEP_DELAY.total_seconds())
-    slot = int(utcnow().timestamp() // delay)
-    if not get_redis().set(f"wechat:outbox:prompt:{slot}", 1, nx=True, ex=delay * 4):
+    if not get_redis().set("wechat:outbox:prompt", 1, nx=True, ex=delay):
         return None
-    job_id = f"outbox-sweep-prompt-{slot}"
+    job_id = f"outbox-sweep-prompt-{int(utcnow().timestamp())}"
     get_queue("high").enqueue_in(
         PROMPT_SWEEP_DELAY,
         run_prompt_outbox_sweep,
