@@ -21,7 +21,9 @@ small daemon thread (``Ticker``) that every ``WORKER_TICK_SECONDS`` (default 5):
 4. every ``RECOVERY_INTERVAL_SECONDS`` (default 10; one worker per interval, one pass at
    a time) runs the recovery pass: the started jobs of workers that are no longer alive
    go to RQ's abandoned-job handling at once (retried, or failed), then paid orders whose
-   follow-up never committed are queued again (``resume_lost_follow_ups``).
+   follow-up never committed are queued again (``resume_lost_follow_ups``). When it
+   handed back a dead worker's job, it also schedules one outbox sweep 30 s later for
+   rows 30 s old (``sweep_outbox_soon``): messages that job committed but never queued.
 
 There is no scheduler process to lose: while any worker runs, all of this goes on, and a
 periodic run that died with its worker is retried once its lock has lapsed. A ``SIGKILL``
