@@ -43,12 +43,14 @@ import bisect
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from flask import current_app
 from rq import Queue, Retry, get_current_job
 from rq.utils import as_text
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from wechatpy.exceptions import WeChatClientException
 
 from app.core.params import MAX_ID
@@ -110,19 +112,31 @@ def _lock(message_id: int):
     return get_redis().lock(f"wechat:outbound:{message_id}:sending", timeout=seconds)
 
 
-def _send_locked(message_id: int, last_try) -> tuple[str, str]:
+@contextmanager
+def _autocommit() -> Iterator[Connection]:
+    """A pooled connection in autocommit for a job's sends, checked out once per job.
+
+    Each row's status read and its conditional update are single statements, atomic on
+    their own: in autocommit each is one round trip (no BEGIN, COMMIT, nor the pool's
+    ping at every checkout a session would make twice per row), and no transaction is
+    ever open while WeChat answers.
+    """
+    with db.engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _send_locked(conn: Connection, message_id: int, last_try) -> tuple[str, str]:
     """Send one row whose lock the caller holds: (outcome, error text).
 
     The outcome is ``sent``, ``failed`` (recorded for good), ``retry`` (recorded as a failed
     try, ``pending``: the caller schedules the next one), or the row's status when it was
     not ``pending`` (``sent``/``failed`` already: nothing done), or ``missing``.
     """
-    row = db.session.execute(
+    row = conn.execute(
         select(OutboundMessage.status, OutboundMessage.payload).where(
             OutboundMessage.id == message_id
         )
     ).one_or_none()
-    db.session.rollback()  # hold no transaction open while WeChat answers
     if row is None:
         return "missing", ""
     if row.status != "pending":
@@ -130,14 +144,14 @@ def _send_locked(message_id: int, last_try) -> tuple[str, str]:
     try:
         payload = json.loads(row.payload)
     except ValueError:
-        _record(message_id, "failed", "消息内容不是有效的 JSON")
+        _record(conn, message_id, "failed", "消息内容不是有效的 JSON")
         return "failed", ""
     try:
         get_wechat_client().post("message/template/send", data=payload)
     except (WeChatClientException, OSError) as err:
         errcode, text = _describe(err)
         final = errcode in PERMANENT_ERRCODES or last_try()
-        _record(message_id, "failed" if final else "pending", text)
+        _record(conn, message_id, "failed" if final else "pending", text)
         log.warning(
             "outbound message %s (%s) failed%s: %s",
             message_id,
@@ -146,7 +160,7 @@ def _send_locked(message_id: int, last_try) -> tuple[str, str]:
             text,
         )
         return ("failed" if final else "retry"), text
-    _record(message_id, "sent", "")
+    _record(conn, message_id, "sent", "")
     return "sent", ""
 
 
@@ -166,7 +180,8 @@ def send_outbound_message(message_id: int) -> str:
     if not lock.acquire(blocking=False):
         return "busy"  # another worker is sending it right now
     try:
-        outcome, text = _send_locked(message_id, _is_last_try)
+        with _autocommit() as conn:
+            outcome, text = _send_locked(conn, message_id, _is_last_try)
     finally:
         _release(lock, message_id)
     if outcome == "retry":
@@ -187,23 +202,24 @@ def send_outbound_messages(message_ids: list[int]) -> dict[str, int]:
     """
     ids = sorted({int(i) for i in message_ids if isinstance(i, int) and 0 < i <= MAX_ID})
     outcomes: Counter[str] = Counter()
-    for message_id in ids:
-        lock = _lock(message_id)
-        if not lock.acquire(blocking=False):
-            # Another job sends it now: if its sender dies, this row's own job sends it
-            # once the lock has lapsed (and finds it sent otherwise).
-            if not job_is_live(outbound_job_id(message_id)):
-                wait = get_redis().pttl(lock.name) or 0
-                _queue_retry(message_id, max(wait, 0) // 1000 + 1)
-            outcomes["busy"] += 1
-            continue
-        try:
-            outcome, _text = _send_locked(message_id, _no_retries_configured)
-        finally:
-            _release(lock, message_id)
-        if outcome == "retry" and not job_is_live(outbound_job_id(message_id)):
-            _queue_retry(message_id)
-        outcomes[outcome] += 1
+    with _autocommit() as conn:
+        for message_id in ids:
+            lock = _lock(message_id)
+            if not lock.acquire(blocking=False):
+                # Another job sends it now: if its sender dies, this row's own job sends
+                # it once the lock has lapsed (and finds it sent otherwise).
+                if not job_is_live(outbound_job_id(message_id)):
+                    wait = get_redis().pttl(lock.name) or 0
+                    _queue_retry(message_id, max(wait, 0) // 1000 + 1)
+                outcomes["busy"] += 1
+                continue
+            try:
+                outcome, _text = _send_locked(conn, message_id, _no_retries_configured)
+            finally:
+                _release(lock, message_id)
+            if outcome == "retry" and not job_is_live(outbound_job_id(message_id)):
+                _queue_retry(message_id)
+            outcomes[outcome] += 1
     return dict(outcomes)
 
 
@@ -231,7 +247,8 @@ def _queue_retry(message_id: int, delay: int | None = None) -> None:
         queue.enqueue(SEND_JOB, message_id, **options)
 
 
-def _record(message_id: int, status: str, error: str) -> None:
+def _record(conn: Connection, message_id: int, status: str, error: str) -> None:
+    """Write a try's outcome to a row still ``pending`` (one autocommitted statement)."""
     values: dict = {
         "status": status,
         "attempts": OutboundMessage.attempts + 1,
@@ -239,13 +256,11 @@ def _record(message_id: int, status: str, error: str) -> None:
     }
     if status == "sent":
         values["sent_at"] = utcnow()
-    db.session.execute(
+    conn.execute(
         update(OutboundMessage)
         .where(OutboundMessage.id == message_id, OutboundMessage.status == "pending")
         .values(**values)
-        .execution_options(synchronize_session=False)
     )
-    db.session.commit()
 
 
 # --- the sweep ----------------------------------------------------------------------------
