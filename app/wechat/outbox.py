@@ -33,6 +33,9 @@ SEND_CHUNK_JOB = "jobs.notifications.send_outbound_messages"
 #: rows per chunk job (``WECHAT_SEND_CHUNK`` overrides)
 SEND_CHUNK = 50
 CHUNK_JOB_PREFIX = "outbound-chunk-"
+#: a chunk job's time limit: a minute, plus per row a send's 10 s timeout with room
+CHUNK_TIMEOUT_BASE = 60
+CHUNK_TIMEOUT_PER_ROW = 15
 #: seconds between tries after the first (``WECHAT_NOTIFY_RETRY_INTERVALS`` overrides)
 RETRY_INTERVALS = (30, 120, 600)
 
@@ -110,6 +113,10 @@ def enqueue_sends(message_ids: list[int]) -> None:
                     # A chunk's retry is for a worker killed mid-chunk (the recovery pass
                     # hands it back): its sent rows are skipped, the rest sent.
                     retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+                    # RQ's default 180 s would stop a chunk whose WeChat is slow mid-way.
+                    job_timeout=None
+                    if one
+                    else CHUNK_TIMEOUT_BASE + CHUNK_TIMEOUT_PER_ROW * len(chunk),
                     result_ttl=86400,
                     failure_ttl=7 * 86400,
                     pipeline=pipe,
