@@ -18,8 +18,9 @@ workers never send it at the same moment), then its status read under the lock (
 ``pending`` row is sent), the send with no transaction open, then its own conditional
 update (``... WHERE status = 'pending'``), autocommitted: ``sent``, or a failure written
 to the row (``attempts``, ``last_error``). The job holds one pooled connection in
-autocommit for all its rows: two round trips to the database per row. A failure a retry can fix leaves the row
-``pending``: the one-row job raises so RQ retries it; in a chunk the row gets its own
+autocommit for all its rows: two round trips to the database per row. A failure a
+retry can fix leaves the row ``pending``: the one-row job raises so RQ retries it; in a
+chunk the row gets its own
 ``outbound-<id>`` job with the backoff and the chunk goes on with the next row. The last
 try, or an error a retry cannot fix, marks the row ``failed`` (the row is the record,
 not RQ's failed registry). A worker that dies after WeChat accepted a message but before

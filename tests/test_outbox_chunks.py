@@ -21,6 +21,7 @@ import pytest
 import requests
 from rq import Queue
 from rq.executions import Execution
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, update
 
@@ -116,6 +117,8 @@ def test_a_commit_of_many_rows_queues_one_job_per_chunk(app, log, enabled, monke
         f"outbound-chunk-{ids[2]}-{ids[3]}",
         f"outbound-{ids[4]}",  # a lone row: the one-row job
     ]
+    chunk = Job.fetch(f"outbound-chunk-{ids[0]}-{ids[1]}", connection=redis_for(app))
+    assert chunk.timeout == 60 + 15 * 2  # time for each row's slow send, not RQ's 180 s
     work(app)
     assert _state(ids) == dict.fromkeys(ids, ("sent", 1))
     assert sorted(m["touser"] for m in sent(log)) == sorted(

@@ -114,7 +114,7 @@ def enqueue_sends(message_ids: list[int]) -> None:
                     # hands it back): its sent rows are skipped, the rest sent.
                     retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
                     # RQ's default 180 s would stop a chunk whose WeChat is slow mid-way.
-                    job_timeout=None
+                    timeout=None
                     if one
                     else CHUNK_TIMEOUT_BASE + CHUNK_TIMEOUT_PER_ROW * len(chunk),
                     result_ttl=86400,
