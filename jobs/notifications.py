@@ -20,14 +20,13 @@ update (``... WHERE status = 'pending'``), autocommitted: ``sent``, or a failure
 to the row (``attempts``, ``last_error``). The job holds one pooled connection in
 autocommit for all its rows: two round trips to the database per row. A failure a
 retry can fix leaves the row ``pending``: the one-row job raises so RQ retries it; in a
-chunk the row gets its own
-``outbound-<id>`` job with the backoff and the chunk goes on with the next row. The last
-try, or an error a retry cannot fix, marks the row ``failed`` (the row is the record,
-not RQ's failed registry). A worker that dies after WeChat accepted a message but before
-the commit leaves it ``pending``; the next try sends it again with the same
-``client_msg_id``, which WeChat uses to drop repeats within 10 minutes. A chunk killed
-mid-way is handed back by the recovery pass (jobs/worker.py) and retried: its sent rows
-are skipped.
+chunk the row gets its own ``outbound-<id>`` job with the backoff and the chunk goes on
+with the next row. The last try, or an error a retry cannot fix, marks the row
+``failed`` (the row is the record, not RQ's failed registry). A worker that dies after
+WeChat accepted a message but before its update leaves it ``pending``; the next try
+sends it again with the same ``client_msg_id``, which WeChat uses to drop repeats within
+10 minutes. A chunk killed mid-way is handed back by the recovery pass (jobs/worker.py)
+and retried: its sent rows are skipped.
 
 ``sweep_outbox`` re-queues ``pending`` rows older than a few minutes whose job is gone (Redis
 was down at commit time, a job expired or failed, a job popped by a worker killed before it
