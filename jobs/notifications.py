@@ -194,7 +194,7 @@ def send_outbound_messages(message_ids: list[int]) -> dict[str, int]:
     """Send a chunk of outbox rows one by one, in id order; return how many ended how.
 
     Each row is claimed (its Redis lock, then ``pending`` read under it) and recorded
-    (a conditional update and a commit) on its own, exactly as ``send_outbound_message``
+    (its conditional update, autocommitted) on its own, exactly as ``send_outbound_message``
     does: a worker killed mid-chunk leaves the rows before it ``sent``, and the chunk's
     retry (the recovery pass hands the abandoned job back) skips them. A row that fails
     is recorded and gets its own retry job (``outbound-<id>``, the configured backoff),
