@@ -23,6 +23,7 @@ from rq import Queue
 from rq.executions import Execution
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
+from rq.utils import import_attribute
 from sqlalchemy import select, update
 
 from app.core.redis import redis_for
@@ -31,9 +32,10 @@ from app.extensions import db
 from app.wechat.clients import get_wechat_client, kept_http_session
 from app.wechat.models import OutboundMessage
 from app.wechat.notify import KINDS, notification_setting, queue_notifications, save_setting
-from app.wechat.outbox import enqueue_send, enqueue_sends
+from app.wechat.outbox import SEND_CHUNK_JOB, SEND_JOB, enqueue_send, enqueue_sends
 from jobs.notifications import (
     PROMPT_MIN_AGE,
+    send_outbound_message,
     send_outbound_messages,
     sweep_outbox,
     sweep_outbox_soon,
@@ -107,6 +109,11 @@ def _queued(app) -> list[str]:
 
 
 # --- chunks -------------------------------------------------------------------------------
+
+
+def test_the_jobs_the_app_names_are_the_workers():
+    assert import_attribute(SEND_CHUNK_JOB) is send_outbound_messages
+    assert import_attribute(SEND_JOB) is send_outbound_message
 
 
 def test_a_commit_of_many_rows_queues_one_job_per_chunk(app, log, enabled, monkeypatch):
