@@ -134,6 +134,8 @@ class Config:
     WORKER_ALIVE_SECONDS = 15  # a worker not heard of for this long is dead
     FOLLOW_UP_GRACE_SECONDS = 20  # a paid order this young may still have its job on the way
     FOLLOW_UP_BATCH_SIZE = 100  # paid orders a sweep (or commission job) follows up per transaction
+    WECHAT_SEND_CHUNK = 50  # template messages one send job sends (app/wechat/outbox.py)
+    WECHAT_SEND_LOCK_SECONDS = 120  # a message's sending lock; a dead sender's lapses after it
     # Customer pages (issue 17). Nickname and avatar are asked again (snsapi_userinfo) when
     # older than this; a search term shows under 热门搜索 once searched this often.
     WECHAT_PROFILE_REFRESH_DAYS = 30
@@ -154,6 +156,8 @@ class Config:
         "WORKER_ALIVE_SECONDS",
         "FOLLOW_UP_GRACE_SECONDS",
         "FOLLOW_UP_BATCH_SIZE",
+        "WECHAT_SEND_CHUNK",
+        "WECHAT_SEND_LOCK_SECONDS",
     )
 
     @classmethod

@@ -865,7 +865,9 @@ def run(args, workdir: Path) -> int:
         notices = run_client("notices", ports, args, workdir, keys_dir)
         restarted = killed = False
         restart_thread = None
-        notices_done = followed_at = None
+        notices_done = followed_at = outbox_empty_at = None
+        backlog = 0
+        cpu_drained: dict[str, float] = {}
         deadline = time.time() + args.timeout
         restart_web = 1 % args.web
 
@@ -928,6 +930,10 @@ def run(args, workdir: Path) -> int:
             if followed_at is None and followed >= len(orders):
                 followed_at = now
                 cpu_follow = {g: meter.total(g) for g in ("workers", "postgres", "stand-in")}
+                backlog = pending  # messages left to send once every order is followed up
+            if followed_at is not None and outbox_empty_at is None and pending == 0:
+                outbox_empty_at = now
+                cpu_drained = {g: meter.total(g) for g in ("workers", "stand-in")}
             if (
                 notices_done is not None
                 and followed_at is not None
@@ -1042,6 +1048,19 @@ def run(args, workdir: Path) -> int:
             f"template messages: {messages:,} sent through the stand-in in {drain_wall:.1f} s "
             f"= {messages / drain_wall:.0f}/s ({messages / n:.1f} per order)"
         )
+        if outbox_empty_at is not None and backlog:
+            # Once the follow-ups are done, the workers do little but send: the backlog's
+            # drain is the send rate (the risk checks on the low queue wait behind it).
+            drain = max(outbox_empty_at - followed_at, 0.5)
+            send_cpu = cpu_drained["workers"] - cpu_follow["workers"]
+            print(
+                f"outbox drain: {backlog:,} messages pending at the last follow-up, sent in "
+                f"{drain:.1f} s = {backlog / drain:.0f} messages/s, "
+                f"{backlog / drain / live:.1f}/s per worker; worker CPU {send_cpu:.1f} s "
+                f"({backlog / max(send_cpu, 0.01):.0f} messages per worker CPU second), "
+                f"stand-in CPU {cpu_drained['stand-in'] - cpu_follow['stand-in']:.1f} s; "
+                f"load {os.getloadavg()[0]:.1f}"
+            )
         if cpu_follow.get("postgres"):
             pg_cpu = cpu_follow["postgres"] - cpu0["postgres"]
             print(

@@ -21,7 +21,9 @@ small daemon thread (``Ticker``) that every ``WORKER_TICK_SECONDS`` (default 5):
 4. every ``RECOVERY_INTERVAL_SECONDS`` (default 10; one worker per interval, one pass at
    a time) runs the recovery pass: the started jobs of workers that are no longer alive
    go to RQ's abandoned-job handling at once (retried, or failed), then paid orders whose
-   follow-up never committed are queued again (``resume_lost_follow_ups``).
+   follow-up never committed are queued again (``resume_lost_follow_ups``). When it
+   handed back a dead worker's job, it also schedules one outbox sweep 30 s later for
+   rows 30 s old (``sweep_outbox_soon``): messages that job committed but never queued.
 
 There is no scheduler process to lose: while any worker runs, all of this goes on, and a
 periodic run that died with its worker is retried once its lock has lapsed. A ``SIGKILL``
@@ -54,7 +56,7 @@ from jobs.commissions import schedule_settlement
 from jobs.funnel import schedule_funnel_rollup
 from jobs.incentives import schedule_incentives
 from jobs.maintenance import record_heartbeat, schedule_pruning
-from jobs.notifications import schedule_outbox_sweep
+from jobs.notifications import schedule_outbox_sweep, sweep_outbox_soon
 from jobs.payments import resume_lost_follow_ups, schedule_timers
 from jobs.queues import (
     enqueue_due_jobs,
@@ -145,6 +147,8 @@ def run_recovery(queues: list[Queue], worker_name: str | None = None) -> dict:
     ``worker_name`` is the worker whose ticker runs the pass: alive, whatever its key says.
     """
     abandoned = requeue_abandoned_jobs(queues, alive_worker=worker_name)
+    if abandoned:  # a job that died after its commit may not have queued its messages
+        sweep_outbox_soon()
     resumed = resume_lost_follow_ups()
     if abandoned or resumed:
         log.warning(

@@ -373,6 +373,7 @@ def make(app_ctx):
 # Modules whose tests take minutes (the worker kill sweep, the property tests' examples).
 SLOW_FIRST = (
     "tests/test_worker_recovery.py",
+    "tests/test_outbox_chunks.py::test_a_worker_killed_mid_chunk",
     "tests/test_commissions_properties.py",
     "tests/test_cloud_properties.py",
 )

@@ -10,12 +10,21 @@ and lets every worker refetch at once when it goes stale (wechat-protocol.md §7
 WeChat's ``/cgi-bin/token`` also invalidates the previous token on each fetch, so a
 refresh storm logs everybody out. We use ``/cgi-bin/stable_token`` instead, which
 returns the same token while it is valid.
+
+The HTTP connection is kept: a client is made per app context (cheap), but its
+``requests.Session`` (the connection pool) is one per thread and process
+(``kept_http_session``), so a worker sending thousands of template messages opens one
+HTTPS connection to WeChat and reuses it (keep-alive), instead of a TCP and TLS handshake
+per message. The session keeps no cookies; the origin still comes from the config on
+every call (a pool per host and port).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
@@ -275,6 +284,25 @@ class WeChatOAuth(_WeChatOAuth):
         return super()._request(method, url_or_endpoint, **kwargs)
 
 
+_kept = threading.local()
+
+
+def kept_http_session() -> requests.Session:
+    """This thread's ``requests.Session`` for WeChat's APIs, made once per thread and
+    process (a forked child makes its own: sockets are never shared across a fork).
+
+    Threads never share one (``requests.Session`` is not documented as thread-safe); the
+    web threads, each worker's job thread and its ticker have one each. Cookies are
+    refused: WeChat's APIs use none, and nothing of one call may leak into the next.
+    """
+    session = getattr(_kept, "session", None)
+    if session is None or _kept.pid != os.getpid():
+        session = requests.Session()
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        _kept.session, _kept.pid = session, os.getpid()
+    return session
+
+
 def client_for_context(key: str, appid_setting: str, secret_setting: str) -> WeChatClient:
     """An API client for the app id and secret named by two settings, made once per app
     context and kept on ``g`` under ``key`` (the official account, the mini-program)."""
@@ -288,6 +316,7 @@ def client_for_context(key: str, appid_setting: str, secret_setting: str) -> WeC
             api_base=config["WECHAT_API_BASE"],
             mp_base=config.get("WECHAT_MP_BASE"),
         )
+        client._http = kept_http_session()  # keep-alive across app contexts (jobs)
         setattr(g, key, client)
     return client
 

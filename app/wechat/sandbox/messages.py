@@ -21,7 +21,8 @@ WeChat paths (all need ``?access_token=`` of a live base token, else 41001/40001
   /cgi-bin/media/get`` returns it until then, 40007 after).
 
 Developer page ``/sandbox/messages``: what the shop sent, newest first (images shown).
-Test switches: ``GET /_sandbox/messages`` (the log as JSON), ``POST /_sandbox/messages/clear``,
+Test switches: ``GET /_sandbox/messages`` (the log as JSON, and ``repeats``: how many
+template sends were dropped as repeats of a ``client_msg_id``), ``POST /_sandbox/messages/clear``,
 ``GET/POST /_sandbox/messages/settings`` (``fail_errcode``: every send answers this errcode
 while set, ``fail_times`` limits it to the next N sends; ``templates``: the registered
 template ids, ``[]`` to accept any).
@@ -135,6 +136,7 @@ class MessagesState:
         self.fail_errcode: int | None = None
         self.fail_times: int | None = None  # None = every send while fail_errcode is set
         self.client_ids: dict[tuple[str, str], tuple[int, float]] = {}
+        self.repeats = 0  # template sends dropped as repeats of a client_msg_id
         self._ids = itertools.count(1)
         self._msgids = itertools.count(2_000_000_001)
 
@@ -313,6 +315,7 @@ def template_send():
         with messages.lock:
             seen = messages.client_ids.get((touser, client_id))
             if seen and now - seen[1] < CLIENT_MSG_TTL:
+                messages.repeats += 1
                 return jsonify(errcode=0, errmsg="ok", msgid=seen[0])
     sent = messages.record(
         "template",
@@ -459,7 +462,7 @@ def log_page():
 @bp.get("/_sandbox/messages")
 def log_json():
     """The log as JSON, newest first (tests)."""
-    return jsonify(messages=_log_rows())
+    return jsonify(messages=_log_rows(), repeats=get_messages_state().repeats)
 
 
 @bp.post("/_sandbox/messages/clear")
@@ -469,6 +472,7 @@ def log_clear():
     with messages.lock:
         messages.log.clear()
         messages.client_ids.clear()
+        messages.repeats = 0
     return jsonify(ok=True)
 
 
