@@ -104,9 +104,15 @@ def waiting_sweep() -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def wake_follow_ups(*, at_front: bool = False) -> str | None:
+def wake_follow_ups() -> str | None:
     """Queue a sweep unless one is waiting already; the new job's id, or None. One
-    ``SET NX`` when a sweep is waiting."""
+    ``SET NX`` when a sweep is waiting.
+
+    The sweep goes to the front of its queue: money before messages. Follow-ups queue
+    template messages by the hundred (a chunk job per 50), and a sweep queued behind a
+    sale day's backlog of them waited a minute or more (bench/cluster.py). Only one sweep
+    ever waits, so it never holds the queue for long.
+    """
     redis = get_redis()
     job_id = f"{SWEEP_JOB_PREFIX}-{uuid.uuid4().hex[:16]}"
     if not redis.set(WAKE_KEY, job_id, nx=True, ex=WAKE_SECONDS):
@@ -118,7 +124,7 @@ def wake_follow_ups(*, at_front: bool = False) -> str | None:
             job_id=job_id,
             result_ttl=86400,
             retry=Retry(max=3, interval=[5, 30, 60]),
-            at_front=at_front,
+            at_front=True,
         )
     except Exception:
         _forget_token(job_id)
@@ -306,7 +312,7 @@ def follow_up_pending() -> dict:
         total["batches"] += done["batches"]
         if done["more"]:
             total["more"] = True
-            wake_follow_ups(at_front=True)  # the rest in a fresh job, ahead of the queue
+            wake_follow_ups()  # the rest in a fresh job, ahead of the queue
             break
         # The lock released, then the flag: a sweep asked for meanwhile runs here.
         if not redis.exists(RERUN_KEY):
