@@ -1,10 +1,14 @@
-"""Sending the outbox (app/wechat/notify.py) to WeChat: one job per message, and a sweep.
+"""Sending the outbox (app/wechat/notify.py) to WeChat: jobs, and a sweep.
 
 ``send_outbound_message`` posts one ``OutboundMessage``'s payload to
 ``/cgi-bin/message/template/send``. It is queued after the commit that recorded the row
 (by ``app/wechat/outbox.enqueue_send``, which names this job by its dotted path),
 with the job id ``outbound-<id>`` and ``Retry`` backoff (``WECHAT_NOTIFY_RETRY_INTERVALS``,
-default 30 s, 2 min, 10 min). Each failure is written to the row (``attempts``,
+default 30 s, 2 min, 10 min). A commit that recorded several rows queues
+``send_outbound_messages`` instead, one job per ``outbox.SEND_BATCH`` rows: it tries each
+row once, as above, and a row whose try failed and may be retried gets its own
+``send_outbound_message`` job after the first interval with the remaining tries (same
+number of tries in all). Each failure is written to the row (``attempts``,
 ``last_error``) and raised so RQ retries; the last try, or an error a retry cannot fix,
 marks the row ``failed`` and returns normally (the row is the record, not RQ's failed
 registry).
@@ -36,7 +40,7 @@ from app.core.time import utcnow
 from app.extensions import db
 from app.wechat.clients import get_wechat_client
 from app.wechat.models import OutboundMessage
-from app.wechat.outbox import enqueue_send, outbound_job_id
+from app.wechat.outbox import enqueue_retry, enqueue_send, outbound_job_id, retry_intervals
 from jobs.queues import job_is_live, schedule_in_slot, single_flight
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,28 @@ def send_outbound_message(message_id: int) -> str:
 
     Raises ``SendFailed`` after recording a failure that RQ will retry.
     """
+    return _send(message_id, _is_last_try)
+
+
+def send_outbound_messages(message_ids: list[int]) -> dict[str, int]:
+    """Send several outbox rows (``outbox.enqueue_sends``), each as ``send_outbound_message``
+    would; how many ended each way. A row whose try failed and may be retried is left
+    ``pending`` with its error and gets its own job (``outbox.enqueue_retry``: after the
+    first interval, with the remaining tries), so one bad row neither stops the others
+    nor sends them twice."""
+    done: dict[str, int] = {}
+    no_retries = not retry_intervals()
+    for message_id in message_ids:
+        try:
+            status = _send(message_id, lambda: no_retries)
+        except SendFailed:
+            enqueue_retry(message_id)
+            status = "retry"
+        done[status] = done.get(status, 0) + 1
+    return done
+
+
+def _send(message_id: int, last_try) -> str:
     lock = get_redis().lock(f"wechat:outbound:{message_id}:sending", timeout=120)
     if not lock.acquire(blocking=False):
         return "busy"  # another worker is sending it right now
@@ -92,7 +118,7 @@ def send_outbound_message(message_id: int) -> str:
             get_wechat_client().post("message/template/send", data=payload)
         except (WeChatClientException, OSError) as err:
             errcode, text = _describe(err)
-            final = errcode in PERMANENT_ERRCODES or _is_last_try()
+            final = errcode in PERMANENT_ERRCODES or last_try()
             _record(message_id, "failed" if final else "pending", text)
             log.warning(
                 "outbound message %s (%s) failed%s: %s",

@@ -34,6 +34,7 @@ from app.extensions import db
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.states import move_order
+from app.wechat import outbox as outbox_module
 from app.wechat.models import OutboundMessage
 from app.wechat.notify import (
     KINDS,
@@ -44,8 +45,9 @@ from app.wechat.notify import (
     set_staff_openids,
     staff_openids,
 )
+from app.wechat.outbox import outbound_batch_job_id
 from jobs.commissions import compute_order_commissions, run_settlement
-from jobs.notifications import send_outbound_message, sweep_outbox
+from jobs.notifications import send_outbound_message, send_outbound_messages, sweep_outbox
 from jobs.payments import on_order_paid
 from jobs.worker import AppWorker
 from tests.support.admin import csrf_token, fresh_client, text
@@ -625,3 +627,55 @@ def test_settled_notices_name_dividends_and_price_differences(app, make, log, en
         "district": ("¥4.50", "2笔区域分红已结算，可申请提现", f"{base}/agent/dividends"),
         "plain": ("¥5.00", "1笔佣金已结算，可申请提现", f"{base}/distributor"),
     }
+
+
+# --- several rows in one commit: one job per SEND_BATCH rows --------------------------------
+
+
+def queue_several(make, count: int) -> list[int]:
+    """``count`` messages for as many distributors, recorded in one commit."""
+    sellers = [distributor(make) for _ in range(count)]
+    ids = [
+        queue_notification("member_bound", s.user.openid, {"thing1": "李雷"}, f"member_bound:b{n}")
+        for n, s in enumerate(sellers)
+    ]
+    db.session.commit()
+    return ids
+
+
+def test_rows_of_one_commit_go_in_batch_jobs_each_sent_once(app, make, log, enabled, monkeypatch):
+    monkeypatch.setattr(outbox_module, "SEND_BATCH", 2)
+    ids = queue_several(make, 3)
+    queue = Queue("default", connection=redis_for(app))
+    assert sorted(queue.get_job_ids()) == sorted(
+        [outbound_batch_job_id(ids[:2]), outbound_batch_job_id(ids[2:])]
+    )
+    work(app)
+    assert [(r.id, r.status, r.attempts) for r in outbox()] == [(i, "sent", 1) for i in ids]
+    assert sorted(m["touser"] for m in sent(log)) == sorted(r.openid for r in outbox())
+
+    # The batch job again (a retry after its worker died): rows sent are not sent again.
+    assert send_outbound_messages(ids) == {"sent": 3}
+    assert len(sent(log)) == 3
+
+
+def test_a_failing_row_of_a_batch_gets_its_own_job_with_backoff(app, make, log, enabled):
+    stand_in_settings(log, fail_errcode=-1, fail_times=1)  # the first send fails
+    ids = queue_several(make, 3)
+    work(app)
+    rows = outbox()
+    assert [(r.status, r.attempts) for r in rows] == [("pending", 1), ("sent", 1), ("sent", 1)]
+    assert rows[0].last_error.startswith("-1 system error")
+    registry = ScheduledJobRegistry("default", connection=redis_for(app))
+    assert registry.get_job_ids() == [f"outbound-{ids[0]}"]
+    retry_at = registry.get_scheduled_time(f"outbound-{ids[0]}")
+    assert timedelta(seconds=20) < retry_at - utcnow() <= timedelta(seconds=31)
+    assert len(sent(log)) == 2
+
+
+def test_a_row_of_a_batch_gets_as_many_tries_as_alone(app, make, log, enabled, quick_retries):
+    stand_in_settings(log, fail_errcode=-1)  # always failing
+    queue_several(make, 2)
+    work(app)
+    assert [(r.status, r.attempts) for r in outbox()] == [("failed", 3), ("failed", 3)]
+    assert sent(log) == []

@@ -9,6 +9,7 @@ the worker), so queuing a message after a commit does not make ``app`` import ``
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import current_app
 from rq import Retry
@@ -20,8 +21,13 @@ log = logging.getLogger(__name__)
 
 #: the job that sends one row; RQ resolves the path in the worker
 SEND_JOB = "jobs.notifications.send_outbound_message"
+#: the job that sends several rows, each once; a row that fails gets its own job
+SEND_MANY_JOB = "jobs.notifications.send_outbound_messages"
 #: seconds between tries after the first (``WECHAT_NOTIFY_RETRY_INTERVALS`` overrides)
 RETRY_INTERVALS = (30, 120, 600)
+#: rows per ``SEND_MANY_JOB``: a batch of paid orders records hundreds of messages in one
+#: commit, and an RQ job (queue, fetch, bookkeeping) costs more than the send itself
+SEND_BATCH = 25
 
 
 def outbound_job_id(message_id: int) -> str:
@@ -51,9 +57,15 @@ def enqueue_send(message_id: int) -> None:
         log.exception("could not queue outbound message %s", message_id)
 
 
+def outbound_batch_job_id(message_ids: list[int]) -> str:
+    """The job id of the send of several rows (its first id and how many)."""
+    return f"outbound-{message_ids[0]}-x{len(message_ids)}"
+
+
 def enqueue_sends(message_ids: list[int]) -> None:
-    """``enqueue_send`` for many rows in one Redis round trip (a batch of paid orders
-    records dozens of messages in one commit). Never raises, like ``enqueue_send``."""
+    """Queue the send of many rows (a batch of paid orders records hundreds of messages in
+    one commit): one ``SEND_MANY_JOB`` per ``SEND_BATCH`` rows, all in one Redis round
+    trip. Never raises, like ``enqueue_send``."""
     if len(message_ids) == 1:
         enqueue_send(message_ids[0])
         return
@@ -63,11 +75,13 @@ def enqueue_sends(message_ids: list[int]) -> None:
     queue = TracedQueue("default", connection=get_redis())
     try:
         with queue.connection.pipeline() as pipe:
-            for message_id in message_ids:
+            for at in range(0, len(message_ids), SEND_BATCH):
+                chunk = list(message_ids[at : at + SEND_BATCH])
                 queue.enqueue_call(
-                    SEND_JOB,
-                    args=(message_id,),
-                    job_id=outbound_job_id(message_id),
+                    SEND_MANY_JOB,
+                    args=(chunk,),
+                    job_id=outbound_batch_job_id(chunk),
+                    # A job lost with its worker runs again: rows sent are not pending.
                     retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
                     result_ttl=86400,
                     failure_ttl=7 * 86400,
@@ -76,3 +90,28 @@ def enqueue_sends(message_ids: list[int]) -> None:
             pipe.execute()
     except Exception:  # the events are committed; the sweep will queue them later
         log.exception("could not queue %s outbound messages", len(message_ids))
+
+
+def enqueue_retry(message_id: int) -> None:
+    """After a row's first try failed in a ``SEND_MANY_JOB``: its own job (``SEND_JOB``,
+    id ``outbound-<id>``) after the first interval, with the remaining tries and intervals
+    (as many tries in all as a row sent alone gets). Never raises."""
+    intervals = retry_intervals()
+    if not intervals:
+        return
+    queue = TracedQueue("default", connection=get_redis())
+    options = {
+        "job_id": outbound_job_id(message_id),
+        "retry": Retry(max=len(intervals) - 1, interval=intervals[1:])
+        if len(intervals) > 1
+        else None,
+        "result_ttl": 86400,
+        "failure_ttl": 7 * 86400,
+    }
+    try:
+        if intervals[0] > 0:
+            queue.enqueue_in(timedelta(seconds=intervals[0]), SEND_JOB, message_id, **options)
+        else:  # as RQ re-queues a retry at once for a zero interval
+            queue.enqueue(SEND_JOB, message_id, **options)
+    except Exception:  # the row stays pending; the sweep will queue it later
+        log.exception("could not queue the retry of outbound message %s", message_id)
