@@ -142,6 +142,14 @@ def _address(user_id: int, place: tuple[str, str, str, str]):
     return address
 
 
+def refuse_past_cap() -> None:
+    """Raise ``PayoutCapExceeded`` when the seeded rates could pay out past the cap."""
+    from app.distribution.payout_cap import cap_guard
+
+    with cap_guard(everything=True):
+        pass  # nothing changes: the guard compares every worst case with the cap
+
+
 def seed_shop() -> dict:
     """The shop around the backlog (services, committed); what the templates need."""
     from app.catalog.models import Product, Sku
@@ -161,12 +169,16 @@ def seed_shop() -> dict:
     settings.join_mode = "threshold"  # a customer who buys enough joins (checked per order)
     settings.join_threshold_fen = 50_000
     silver = Grade(name="银牌", rank=1, level1_bp=1200, level2_bp=600, level3_bp=300)
+    # Gold pays more but stays within the payout cap (30% by default) with the region
+    # dividends on top (6%): 14 + 6 + 3 + 6 = 29%. A grade past the cap is one the admin
+    # refuses; the earning job would trim dividends from every order after a seller's
+    # upgrade, and a clone would no longer earn as many rows as its template.
     gold = Grade(
         name="金牌",
         rank=2,
-        level1_bp=1500,
-        level2_bp=800,
-        level3_bp=400,
+        level1_bp=1400,
+        level2_bp=600,
+        level3_bp=300,
         upgrade_team_sales_fen=3_000_000,  # ¥30,000 of team sales: reached during the run
     )
     db.session.add_all([silver, gold])
@@ -250,6 +262,9 @@ def seed_shop() -> dict:
                 approved_at=now,
             )
         )
+    # The shop is one its owner could save: the admin's guard refuses any rule set whose
+    # worst case breaks the payout cap (app/distribution/payout_cap.py).
+    refuse_past_cap()
     # Ordering merchants 总代 > 省代 > 市代 (each a distributor, as the service makes them).
     top = create_merchant(people[17], 1, None, "staff:1")
     mid = create_merchant(people[18], 2, top.id, "staff:1")
