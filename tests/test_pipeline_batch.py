@@ -202,6 +202,12 @@ def _shop(make) -> list[int]:
     bind(merchant_customer.id, low.distributor, "link")
     db.session.commit()
     orders.append(paid(merchant_customer, [ItemRequest(tee.skus[0].id, 2)]))
+    # A second retail order through the same merchant and SKU: the batch reads the
+    # merchant chain's steps once for both (``price_difference.chain_steps``).
+    second_customer = make.user(nickname="商户顾客二")
+    bind(second_customer.id, low.distributor, "link")
+    db.session.commit()
+    orders.append(paid(second_customer, [ItemRequest(tee.skus[0].id, 1)]))
     own = place_merchant_order(
         low,
         [ItemRequest(dress.skus[0].id, 3)],
@@ -276,7 +282,7 @@ def test_a_batch_leaves_exactly_what_one_order_at_a_time_leaves(app, make, bind_
     order_ids = _shop(make)
     get_distribution_settings().bind_mode = bind_mode
     db.session.commit()
-    assert len(order_ids) == 12
+    assert len(order_ids) == 13
 
     with _Statements() as singles:
         for order_id in order_ids:

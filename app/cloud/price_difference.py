@@ -50,6 +50,7 @@ from app.catalog.models import Sku
 from app.cloud.merchants import chain_up, is_active
 from app.cloud.models import OrderingMerchant
 from app.cloud.pricing import level_names, level_prices, list_levels, set_prices
+from app.core.batch import memo
 from app.core.money import format_yuan
 from app.distribution.rules import EarningRow
 from app.extensions import db
@@ -123,7 +124,18 @@ def line_shares(
 
 
 def chain_steps(merchant: OrderingMerchant, sku_id: int, retail_fen: int) -> list[Step]:
-    """The merchant chain from ``merchant`` up, with each one's unit price for the SKU."""
+    """The merchant chain from ``merchant`` up, with each one's unit price for the SKU
+    (in a batch of follow-ups, read once per merchant, SKU and retail price: the
+    pipeline writes no merchant, level or price; ``app/core/batch.py``)."""
+    return list(
+        memo(
+            ("price_difference_steps", merchant.id, sku_id, retail_fen),
+            lambda: tuple(_chain_steps(merchant, sku_id, retail_fen)),
+        )
+    )
+
+
+def _chain_steps(merchant: OrderingMerchant, sku_id: int, retail_fen: int) -> list[Step]:
     levels = list_levels()
     prices = level_prices(sku_id, retail_fen, levels, set_prices([sku_id]))
     top = min(prices.values()) if prices else retail_fen
@@ -154,7 +166,7 @@ def price_difference_rows(
     for line in lines:
         if line.amount_fen - line.refunded_fen <= 0 or line.sku_id is None:
             continue
-        sku = db.session.get(Sku, line.sku_id)
+        sku = memo(("sku", line.sku_id), lambda: db.session.get(Sku, line.sku_id))  # noqa: B023
         if sku is None:
             continue
         # Discounted level prices are taken off the retail the customer saw (the line's
