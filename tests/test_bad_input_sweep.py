@@ -101,14 +101,19 @@ def refused_by_csrf(response) -> bool:
 
 
 def post_junk_everywhere(app, browser, posts, args, token) -> None:
-    """POST every junk variant to every rule with a valid CSRF token (``token()``); no
-    server errors, and the posts must reach their handlers rather than all be refused."""
+    """POST every junk variant to every rule with a valid CSRF token (``token()``, taken
+    again only when the session's token changed); no server errors, and the posts must
+    reach their handlers rather than all be refused."""
     failures = Failures()
     reached = 0
+    current = token()
     for value in JUNK:
         for rule in posts:
             url = url_for_rule(app, rule, args)
-            response = browser.post(url, data={"csrf_token": token(), **junk(value)})
+            response = browser.post(url, data={"csrf_token": current, **junk(value)})
+            if refused_by_csrf(response):  # the session's token changed: send a fresh one
+                current = token()
+                response = browser.post(url, data={"csrf_token": current, **junk(value)})
             failures.check(response, (url, value))
             reached += not refused_by_csrf(response)
     assert not failures, "\n".join(map(str, failures))
