@@ -370,12 +370,21 @@ def make(app_ctx):
     return factories
 
 
-# Modules whose tests take minutes (the worker kill sweep, the property tests' examples).
+# Modules and tests that take minutes of wall time (the worker kill sweep, the property
+# tests' examples, real workers, gunicorn, hundreds of threads racing), mostly waiting:
+# started first, their waits overlap the other tests' CPU instead of ending the run alone.
 SLOW_FIRST = (
     "tests/test_worker_recovery.py",
     "tests/test_outbox_chunks.py::test_a_worker_killed_mid_chunk",
     "tests/test_commissions_properties.py",
     "tests/test_cloud_properties.py",
+    "tests/test_pay_notify.py::test_a_thousand_concurrent_duplicate_notices",
+    "tests/test_pay_timers.py::test_jobs_run_in_a_real_worker",
+    "tests/test_orders_api.py::test_200_buyers_race_for_50_units",
+    "tests/test_orders_services.py::test_concurrent_buyers_never_oversell",
+    "tests/test_commissions_batch.py",
+    "tests/test_commissions_jobs.py::test_two_real_workers_at_once_and_again",
+    "tests/test_bad_input_sweep.py",
 )
 
 

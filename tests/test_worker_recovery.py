@@ -9,6 +9,7 @@ same worker made to kill itself after its Nth database statement (or to slow dow
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -195,8 +196,11 @@ def test_worker_killed_at_every_statement_of_the_follow_up(
     dividends, incentives and notices) is run by a worker that dies right after its Nth
     statement or commit; a normal worker is then started, and within a minute every
     earning of every order so far exists exactly once. N goes over the follow-up's
-    statements, all of them with KILL_SWEEP_POINTS=0, else that many spread evenly
-    (default 8, the first, second and last among them: each kill costs two worker starts)."""
+    statements, all of them with KILL_SWEEP_POINTS=0, else a sample (``kill_points``): the
+    first, second and last, one of each kind of statement (SELECT, INSERT, UPDATE, DELETE,
+    COMMIT...), the rest drawn from the others up to KILL_SWEEP_POINTS (default 6; each
+    kill costs two worker starts). The draw is seeded (KILL_SWEEP_SEED, default 0), so a
+    run is repeatable; another seed rotates the sample over other statements."""
     seller, parent, customer = _chain_and_customer(make, notices=True)
     env = _env(database_url, redis_url, sandbox)
     # A first order's follow-up does some things once (team totals rows...): run it here.
@@ -206,18 +210,19 @@ def test_worker_killed_at_every_statement_of_the_follow_up(
     assert _hooked_worker(env, "--burst").wait(120) == 0
     # One follow-up run through without a kill: how many statements it has.
     order_ids.append(_paid_order(make, customer))
-    count_file = tmp_path / "statements"
-    counter = _hooked_worker(dict(env, STATEMENT_COUNT_FILE=str(count_file)), "--burst")
+    count_file, log_file = tmp_path / "statements", tmp_path / "statement-log"
+    counter = _hooked_worker(
+        dict(env, STATEMENT_COUNT_FILE=str(count_file), STATEMENT_LOG_FILE=str(log_file)),
+        "--burst",
+    )
     assert counter.wait(120) == 0
     assert _earnings(order_ids) == _expected(order_ids, seller, parent)
     total = int(count_file.read_text())
     assert total > 10, total
-    wanted = int(os.environ.get("KILL_SWEEP_POINTS", "8"))
-    if wanted <= 0 or wanted >= total:
-        points = list(range(1, total + 1))
-    else:
-        step = (total - 1) / (wanted - 1)
-        points = sorted({1, 2, total} | {round(1 + i * step) for i in range(wanted)})
+    kinds = statement_kinds(log_file.read_text())
+    assert len(kinds) == total and {"SELECT", "INSERT", "COMMIT"} <= set(kinds.values()), kinds
+    seed = int(os.environ.get("KILL_SWEEP_SEED", "0"))
+    points = kill_points(kinds, int(os.environ.get("KILL_SWEEP_POINTS", "6")), seed)
 
     kills = 0
     for n in points:
@@ -238,7 +243,7 @@ def test_worker_killed_at_every_statement_of_the_follow_up(
             wait_until(
                 lambda: _earnings(order_ids) == _expected(order_ids, seller, parent),
                 timeout=RECOVERY_BUDGET,
-                interval=0.5,
+                interval=0.2,
             )
             assert time.monotonic() - started < RECOVERY_BUDGET
             # Let the worker finish what is left (notices...), so the next kill lands in
@@ -246,11 +251,51 @@ def test_worker_killed_at_every_statement_of_the_follow_up(
             _wait_idle(app, 30)
         except AssertionError:
             got = _earnings(order_ids)
-            raise AssertionError(f"killed after statement {n} of {total}: {got}") from None
+            raise AssertionError(
+                f"killed after statement {n} of {total} ({kinds[n]}, KILL_SWEEP_SEED={seed}): {got}"
+            ) from None
         finally:
             stop(worker)
     assert kills >= len(points) - 1
     assert _earnings(order_ids) == _expected(order_ids, seller, parent)
+
+
+def statement_kinds(log: str) -> dict[int, str]:
+    """Each counted point of a STATEMENT_LOG_FILE (tests/support/kill_worker.py) and its
+    kind: the SQL's first word (SELECT, INSERT, UPDATE, DELETE, SAVEPOINT...) or COMMIT."""
+    kinds = {}
+    for line in log.splitlines():
+        number, _tab, sql = line.partition("\t")
+        kinds[int(number)] = (sql.split() or ["?"])[0].upper()
+    return kinds
+
+
+def kill_points(kinds: dict[int, str], wanted: int, seed: int) -> list[int]:
+    """The statements to kill a worker after: all of them if ``wanted`` is 0 or covers
+    them; else the first, the second, the last and one of each kind (drawn with ``seed``),
+    then more drawn from the rest up to ``wanted``."""
+    total = len(kinds)
+    if wanted <= 0 or wanted >= total:
+        return list(range(1, total + 1))
+    draw = random.Random(seed)
+    points = {1, 2, total}
+    for kind in sorted(set(kinds.values())):
+        if not any(kinds[n] == kind for n in points):
+            points.add(draw.choice([n for n in sorted(kinds) if kinds[n] == kind]))
+    rest = [n for n in sorted(kinds) if n not in points]
+    points |= set(draw.sample(rest, max(0, min(len(rest), wanted - len(points)))))
+    return sorted(points)
+
+
+def test_kill_points_cover_every_kind_and_the_ends_and_repeat_with_their_seed():
+    kinds = dict(enumerate(["SELECT"] * 20 + ["INSERT", "UPDATE", "COMMIT"], 1))
+    points = kill_points(kinds, 6, seed=0)
+    assert {1, 2, 23} <= set(points) and len(points) == 6
+    assert {kinds[n] for n in points} == {"SELECT", "INSERT", "UPDATE", "COMMIT"}
+    assert kill_points(kinds, 6, seed=0) == points  # repeatable
+    assert {tuple(kill_points(kinds, 6, seed=s)) for s in range(5)} != {tuple(points)}
+    assert kill_points(kinds, 0, seed=0) == list(range(1, 24))
+    assert kill_points(kinds, 2, seed=0) == [1, 2, 21, 22, 23]  # never fewer than the kinds
 
 
 # --- lost follow-ups: the database says what is missing, RQ whether it will still run ----
@@ -399,7 +444,7 @@ def test_periodic_work_goes_on_when_the_worker_that_ticked_dies(
     env = _env(database_url, redis_url, sandbox, SETTLEMENT_INTERVAL_SECONDS="2")
     first = _flask_worker(env)
     try:
-        wait_until(lambda: _finished_runs(app, "commissions-settlement-"), timeout=60, interval=0.5)
+        wait_until(lambda: _finished_runs(app, "commissions-settlement-"), timeout=60, interval=0.2)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(10)
@@ -413,7 +458,7 @@ def test_periodic_work_goes_on_when_the_worker_that_ticked_dies(
                 if job.ended_at.timestamp() > killed_at + 1
             ],
             timeout=RECOVERY_BUDGET,
-            interval=0.5,
+            interval=0.2,
         )
         assert time.time() - killed_at < RECOVERY_BUDGET
     finally:
@@ -492,7 +537,7 @@ def test_default_settings_recover_a_killed_commission_job_within_a_minute(
         wait_until(
             lambda: _earnings(order_ids) == _expected(order_ids, seller, parent),
             timeout=RECOVERY_BUDGET,
-            interval=0.5,
+            interval=0.2,
         )
         assert time.monotonic() - up < RECOVERY_BUDGET
     finally:

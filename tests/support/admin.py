@@ -12,11 +12,12 @@ from flask.testing import FlaskClient
 
 from app.accounts.staff_sessions import STAFF_SESSION_KEY, start_session
 from app.extensions import db
+from tests.support.servers import QuickCookieJar
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
-class FreshClient(FlaskClient):
+class FreshClient(QuickCookieJar, FlaskClient):
     """A test client whose every request starts with Flask-Login and Flask-WTF forgetting.
 
     A test holding an app context (the ``make`` fixture) shares its ``g`` with the

@@ -3,9 +3,10 @@
 PostgreSQL's ``TRUNCATE`` of every table costs a new file per table, about 0.3-0.7 s for
 the whole schema, paid after each of a thousand tests. Most tests touch a handful of
 tables, so only the tables that hold rows are emptied, with ``DELETE`` (children first),
-and only the sequences that moved are restarted: ids start at 1 again as after a
-``TRUNCATE ... RESTART IDENTITY``. SQLite's ``DELETE`` is cheap either way and hands out
-ids from 1 again on an empty table.
+and only the sequences that moved are set back (``setval``): ids start at 1 again as after
+a ``TRUNCATE ... RESTART IDENTITY``. On PostgreSQL the deletes and the ``setval`` go in one
+round trip (0.05-0.1 s → 0.015 s per test on a busy machine). SQLite's ``DELETE`` is cheap
+either way and hands out ids from 1 again on an empty table.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ def empty_database(engine: Engine | None = None) -> None:
             for index, name in enumerate(tables)
         )
         filled = {row[0] for row in conn.exec_driver_sql(probe)}
-        for index in sorted(filled, reverse=True):  # children before their parents
-            conn.exec_driver_sql(f'DELETE FROM "{tables[index]}"')
-        moved = conn.exec_driver_sql(
-            "SELECT schemaname, sequencename FROM pg_sequences WHERE last_value IS NOT NULL"
-        ).all()
-        for schema, sequence in moved:
-            conn.exec_driver_sql(f'ALTER SEQUENCE "{schema}"."{sequence}" RESTART')
+        # One round trip for all of it (several statements in one simple query): children
+        # before their parents, then setval(.., 1, false) for every sequence that moved
+        # (the next id is 1, as after ``ALTER SEQUENCE .. RESTART``, without DDL).
+        statements = [f'DELETE FROM "{tables[index]}"' for index in sorted(filled, reverse=True)]
+        statements.append(
+            "SELECT setval(quote_ident(schemaname) || '.' || quote_ident(sequencename), 1, false)"
+            " FROM pg_sequences WHERE last_value IS NOT NULL"
+        )
+        conn.exec_driver_sql("; ".join(statements))

@@ -6,6 +6,7 @@ Call inside an app context (the ``make`` fixture gives one).
 from __future__ import annotations
 
 import itertools
+from functools import cache
 
 from app.accounts.models import Staff, User
 from app.catalog.models import Category, Product, Sku
@@ -69,10 +70,20 @@ def user(openid: str | None = None, nickname: str = "测试粉丝") -> User:
 def staff(username: str | None = None, password: str = "password123", role: str = "staff") -> Staff:
     """A merchant staff account with a known password."""
     row = Staff(username=username or f"staff{next(_seq)}", role=role)
-    row.set_password(password)
+    row.password_hash = _password_hash(password)
     db.session.add(row)
     db.session.commit()
     return row
+
+
+@cache
+def _password_hash(password: str) -> str:
+    """The real ``set_password`` hash of ``password``, made once per test process: scrypt
+    costs ~0.15 s of CPU, and hundreds of tests make staff with the same password. Each
+    sign-in still checks it with scrypt; tests of ``set_password`` itself call it."""
+    row = Staff()
+    row.set_password(password)
+    return row.password_hash
 
 
 def address(owner: User | int, **fields) -> Address:
