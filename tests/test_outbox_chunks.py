@@ -41,8 +41,8 @@ from jobs.notifications import (
     sweep_outbox_soon,
 )
 from jobs.worker import app_queues, run_recovery
+from tests.support.messages import message_log, sent, stand_in_settings, work
 from tests.support.processes import app_env, start_worker, stop, wait_for
-from tests.test_wechat_notify import sent, stand_in_settings, work
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "tests" / "support" / "kill_worker.py"
@@ -51,9 +51,7 @@ LAUNCHER = ROOT / "tests" / "support" / "kill_worker.py"
 @pytest.fixture
 def log(sandbox):
     """The stand-in's message log, emptied first; its switches reset afterwards."""
-    requests.post(f"{sandbox.url}/_sandbox/messages/clear", timeout=5)
-    yield sandbox
-    stand_in_settings(sandbox, fail_errcode=None, templates=[])
+    yield from message_log(sandbox)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, update
 
@@ -47,26 +47,13 @@ from app.wechat.notify import (
 from jobs.commissions import compute_order_commissions, run_settlement
 from jobs.notifications import send_outbound_message, sweep_outbox
 from jobs.payments import on_order_paid
-from jobs.worker import AppWorker
 from tests.support.admin import csrf_token, fresh_client, text
 from tests.support.commissions import configure, customer_of, distributor
+from tests.support.messages import message_log, sent, stand_in_settings, work
 from tests.support.pay import fresh, new_order, notice_for, post_notice, transaction_resource
 
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_OPENIDS = ["oStaffBoss000000000000000001", "oStaffClerk00000000000000002"]
-
-
-class InProcessWorker(AppWorker, SimpleWorker):
-    """The app's worker (an app context per job) without forking a work horse."""
-
-
-def work(app) -> None:
-    """Run every queued job (and immediate retries) until the queues are empty."""
-    queues = [Queue(name, connection=redis_for(app)) for name in ("high", "default", "low")]
-    worker = InProcessWorker(queues, connection=queues[0].connection)
-    worker.flask_app = app
-    worker.work(burst=True, with_scheduler=False)
-    db.session.rollback()  # see what the jobs committed
 
 
 def subprocess_worker(database_url, redis_url, sandbox) -> None:
@@ -88,25 +75,10 @@ def subprocess_worker(database_url, redis_url, sandbox) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def sent(sandbox, kind: str | None = None) -> list[dict]:
-    """Template messages in the stand-in's log, oldest first (optionally of one template)."""
-    rows = requests.get(f"{sandbox.url}/_sandbox/messages", timeout=5).json()["messages"]
-    rows = [r for r in reversed(rows) if r["kind"] == "template"]
-    return [r for r in rows if kind is None or r["template_id"] == f"TPL_{kind}"]
-
-
-def stand_in_settings(sandbox, **values) -> dict:
-    res = requests.post(f"{sandbox.url}/_sandbox/messages/settings", json=values, timeout=5)
-    res.raise_for_status()
-    return res.json()
-
-
 @pytest.fixture
 def log(sandbox):
     """The stand-in's message log, emptied first; its switches reset afterwards."""
-    requests.post(f"{sandbox.url}/_sandbox/messages/clear", timeout=5)
-    yield sandbox
-    stand_in_settings(sandbox, fail_errcode=None, templates=[])
+    yield from message_log(sandbox)
 
 
 @pytest.fixture
