@@ -196,7 +196,9 @@ def test_approve_disable_and_conflicts(api, app_ctx, make, token):
     error_of(api("post", f"/distributors/{pending.id}/disable", json={}), 409, "invalid_transition")
     error_of(api("post", "/distributors/999999/approve"), 404, "not_found")
     history = db.session.scalars(
-        select(StatusChange).where(StatusChange.subject == "distributor")
+        select(StatusChange)
+        .where(StatusChange.subject == "distributor")
+        .order_by(StatusChange.id)  # without it PostgreSQL may return them in any order
     ).all()
     assert [(h.to_status, h.actor.startswith("api:")) for h in history] == [
         ("active", True),
